@@ -1,0 +1,58 @@
+# Two commands on a fresh machine with Python 3.11 and make: `make preview` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STACK ?= dev
+
+.PHONY: preview plan test lint format demo bench-serving bench-drift bench-inference diagram policy lock clean
+
+$(BIN)/.installed: requirements/dev.lock
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 is required, found {sys.version}"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/dev.lock
+	touch $@
+
+venv: $(BIN)/.installed
+
+## The offline plan of a stack (no cloud account, no credentials): make preview STACK=prod
+preview: venv
+	$(BIN)/python -m infra.plan --stack $(STACK)
+
+plan: preview
+
+## The whole test suite: infra under Pulumi mocks, app and jobs against real moto/PostgreSQL on loopback.
+test: venv
+	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## Offline demo: synthetic data -> train -> package -> verify -> serve -> a few requests.
+demo: venv
+	$(BIN)/python -m retrain.demo
+
+bench-serving: venv
+	$(BIN)/python -m bench.serving
+
+bench-drift: venv
+	$(BIN)/python -m bench.drift
+
+bench-inference: venv
+	$(BIN)/python -m bench.inference
+
+## Regenerates the Mermaid diagram the README embeds.
+diagram: venv
+	$(BIN)/python -m infra.plan --stack $(STACK) --diagram > docs/diagram.mmd
+
+lock: venv
+	{ echo "# Full pinned lock of the development/CI environment (pip freeze). Regenerate with 'make lock'."; \
+	  $(BIN)/pip freeze --exclude-editable; } > requirements/dev.lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
