@@ -1,0 +1,1 @@
+"""The ml-delivery Pulumi program: one ComponentResource per concern, wired in ``stack.py``."""

@@ -1,0 +1,76 @@
+"""The one alerts topic: service alarms, pipeline events, approvals and every job's alerts end here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from infra import iam
+
+
+@dataclass(frozen=True)
+class AlertsArgs:
+    kms_key_arn: pulumi.Input[str]
+    account_id: pulumi.Input[str]
+    emails: tuple[str, ...]
+    sms_numbers: tuple[str, ...]
+
+
+class Alerts(pulumi.ComponentResource):
+    def __init__(self, name: str, args: AlertsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("ml-delivery:alerts:Alerts", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.topic = aws.sns.Topic(
+            f"{name}-topic",
+            aws.sns.TopicArgs(kms_master_key_id=args.kms_key_arn, display_name=f"ml-delivery {pulumi.get_stack()}"),
+            opts=child,
+        )
+        # EventBridge rules and CloudWatch alarms publish as service principals, which need the topic
+        # policy (SNS Developer Guide, "Amazon SNS topic policies for EventBridge / CloudWatch"); the
+        # account's own roles publish through IAM. Publishing without TLS is denied.
+        aws.sns.TopicPolicy(
+            f"{name}-topic-policy",
+            aws.sns.TopicPolicyArgs(
+                arn=self.topic.arn,
+                policy=iam.document(
+                    [
+                        {
+                            "Sid": "ServicesPublishAlerts",
+                            "Effect": "Allow",
+                            "Principal": {"Service": ["events.amazonaws.com", "cloudwatch.amazonaws.com"]},
+                            "Action": "sns:Publish",
+                            "Resource": self.topic.arn,
+                            "Condition": {"StringEquals": {"aws:SourceAccount": args.account_id}},
+                        },
+                        {
+                            "Sid": "DenyInsecureTransport",
+                            "Effect": "Deny",
+                            "Principal": "*",
+                            "Action": "sns:Publish",
+                            "Resource": self.topic.arn,
+                            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                        },
+                    ]
+                ),
+            ),
+            opts=child,
+        )
+        for index, email in enumerate(args.emails):
+            aws.sns.TopicSubscription(
+                f"{name}-email-{index}",
+                aws.sns.TopicSubscriptionArgs(topic=self.topic.arn, protocol="email", endpoint=email),
+                opts=child,
+            )
+        for index, number in enumerate(args.sms_numbers):
+            aws.sns.TopicSubscription(
+                f"{name}-sms-{index}",
+                aws.sns.TopicSubscriptionArgs(topic=self.topic.arn, protocol="sms", endpoint=number),
+                opts=child,
+            )
+        self.topic_arn = self.topic.arn
+        self.register_outputs({"topicArn": self.topic.arn})
+
+    def publish_grant(self) -> iam.Statement:
+        return iam.allow(["sns:Publish"], [self.topic.arn], sid="PublishAlerts")

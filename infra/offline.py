@@ -1,0 +1,340 @@
+"""Run the Pulumi program without a cloud account: Pulumi's mock runtime plus a monitor that records
+every registration (type, parent, inputs, dependencies), for the offline plan and the tests.
+
+Each run happens on a fresh thread with a fresh event loop, so its contextvars (Pulumi settings, the
+root stack, config) start empty: two stacks built one after the other cannot leak into each other.
+Config comes from the real ``Pulumi.<stack>.yaml``. Only the invokes the program uses are answered;
+any other raises, so a new data source cannot slip in untested.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+from pulumi.runtime.config import set_all_config
+from pulumi.runtime.stack import run_pulumi_func
+
+PROJECT = "ml-delivery"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ACCOUNT_ID = "123456789012"
+SECRET = "[secret]"  # noqa: S105 - the mask shown in place of secret values
+_SECRET_SIG = rpc._special_secret_sig
+_SIG_KEY = rpc._special_sig_key
+
+
+class UnknownInvokeError(RuntimeError):
+    """The program called a data source the offline runtime does not know; add it deliberately."""
+
+
+@dataclass
+class RegisteredResource:
+    urn: str
+    type: str
+    name: str
+    parent: str | None
+    custom: bool
+    inputs: dict[str, Any]
+    dependencies: list[str]
+    protect: bool = False
+    ignore_changes: list[str] = field(default_factory=list)
+
+    def as_plan_entry(self) -> dict[str, Any]:
+        return {
+            "urn": self.urn,
+            "type": self.type,
+            "name": self.name,
+            "parent": self.parent,
+            "custom": self.custom,
+            "inputs": self.inputs,
+            "dependencies": self.dependencies,
+        }
+
+
+@dataclass
+class OfflineRun:
+    project: str
+    stack: str
+    resources: list[RegisteredResource]
+    outputs: dict[str, Any]
+    warnings: list[str]
+
+    def of_type(self, type_token: str) -> list[RegisteredResource]:
+        return [r for r in self.resources if r.type == type_token]
+
+    def one(self, type_token: str, name: str) -> RegisteredResource:
+        matches = [r for r in self.resources if r.type == type_token and r.name == name]
+        if len(matches) != 1:
+            raise LookupError(f"expected one {type_token} named {name!r}, found {len(matches)}")
+        return matches[0]
+
+    def by_urn(self, urn: str) -> RegisteredResource:
+        return next(r for r in self.resources if r.urn == urn)
+
+    def children(self, parent: RegisteredResource) -> list[RegisteredResource]:
+        return [r for r in self.resources if r.parent == parent.urn]
+
+    def as_plan(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "stack": self.stack,
+            "resources": [r.as_plan_entry() for r in self.resources],
+            "outputs": self.outputs,
+        }
+
+
+def _mask_secrets(value: Any) -> Any:
+    if isinstance(value, dict):
+        if value.get(_SIG_KEY) == _SECRET_SIG:
+            return SECRET
+        return {k: _mask_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_secrets(v) for v in value]
+    if isinstance(value, pulumi.Resource):  # resource references (e.g. providers)
+        return "<resource>"
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # the wire carries every number as a double
+    return value
+
+
+def _engine_urn(urn: str) -> str:
+    """The mock monitor prefixes the root stack's type to top-level types; the engine does not."""
+    return urn.replace("::pulumi:pulumi:Stack$", "::")
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """The SDK's mock monitor, also keeping what ``pulumi preview`` would show for each resource."""
+
+    def __init__(self, mocks: pulumi_mocks.Mocks) -> None:
+        super().__init__(mocks)
+        self.registered: list[RegisteredResource] = []
+        self._lock = threading.Lock()
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+        response = super().RegisterResource(request)
+        inputs = _mask_secrets(rpc.deserialize_properties(request.object, keep_unknowns=True))
+        dependencies = {_engine_urn(request.parent)} if request.parent else set()
+        dependencies.update(_engine_urn(u) for u in request.dependencies)
+        for deps in request.propertyDependencies.values():
+            dependencies.update(_engine_urn(u) for u in deps.urns)
+        with self._lock:
+            self.registered.append(
+                RegisteredResource(
+                    urn=_engine_urn(response.urn),
+                    type=request.type,
+                    name=request.name,
+                    parent=_engine_urn(request.parent) if request.parent else None,
+                    custom=bool(request.custom),
+                    inputs=inputs,
+                    dependencies=sorted(dependencies),
+                    protect=bool(request.protect),
+                    ignore_changes=list(request.ignoreChanges),
+                )
+            )
+        return response
+
+
+def _service_of(type_token: str) -> str:
+    module = type_token.split(":")[1].split("/", maxsplit=1)[0]
+    return {"cloudwatch": "logs", "lb": "elasticloadbalancing", "appautoscaling": "application-autoscaling",
+            "scheduler": "scheduler", "cloudwatchEventRule": "events"}.get(module, module)  # fmt: skip
+
+
+class AwsMocks(pulumi_mocks.Mocks):
+    """Plausible outputs for every resource; answers for exactly the invokes the program uses."""
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+
+    def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict, list[tuple[str, str]]]:
+        account, region = ACCOUNT_ID, self.region
+        answers: dict[str, Callable[[], dict[str, Any]]] = {
+            "aws:index/getCallerIdentity:getCallerIdentity": lambda: {
+                "accountId": account, "arn": f"arn:aws:iam::{account}:user/offline", "userId": "AIDAOFFLINE",
+                "id": account},
+            "aws:index/getRegion:getRegion": lambda: {
+                "region": region, "name": region, "id": region, "description": region,
+                "endpoint": f"ec2.{region}.amazonaws.com"},
+            "aws:index/getPartition:getPartition": lambda: {
+                "partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws", "reverseDnsPrefix": "com.amazonaws"},
+            "aws:index/getAvailabilityZones:getAvailabilityZones": lambda: {
+                "names": [f"{region}{z}" for z in "abcdef"], "zoneIds": [f"use1-az{i}" for i in range(1, 7)],
+                "id": region, "groupNames": [region]},
+        }  # fmt: skip
+        if args.token not in answers:
+            raise UnknownInvokeError(
+                f"offline runtime: unknown invoke {args.token!r}; known: {sorted(answers)} (infra/offline.py)"
+            )
+        return answers[args.token](), []
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict]:
+        inputs = dict(args.inputs)
+        physical = inputs.get("name") or f"{args.name}-0a1b2c3"
+        if args.typ == "aws:s3/bucket:Bucket":
+            bucket = inputs.get("bucket") or physical
+            state = {**inputs, "bucket": bucket, "arn": f"arn:aws:s3:::{bucket}", "id": bucket,
+                     "bucketRegionalDomainName": f"{bucket}.s3.{self.region}.amazonaws.com"}  # fmt: skip
+            return bucket, state
+        arn = f"arn:aws:{_service_of(args.typ)}:{self.region}:{ACCOUNT_ID}:{args.typ.split(':')[-1].lower()}/{physical}"
+        state = {**inputs, "arn": arn, "name": physical}
+        extra = _STATE.get(args.typ)
+        if extra is not None:
+            state.update(extra(_Names(self.region, ACCOUNT_ID, physical, inputs)))
+        return f"{args.name}-id", state
+
+
+@dataclass(frozen=True)
+class _Names:
+    region: str
+    account: str
+    physical: str
+    inputs: dict[str, Any]
+
+    def arn(self, service: str, resource: str) -> str:
+        return f"arn:aws:{service}:{self.region}:{self.account}:{resource}"
+
+
+_LB_ID, _TG_ID, _KEY_ID = "50dc6c495c0c9188", "73e2d6bc24d8a067", "1234abcd-12ab-34cd-56ef-1234567890ab"
+# Output properties a real create would return, for the types whose outputs the program reads.
+_STATE: dict[str, Callable[[_Names], dict[str, Any]]] = {
+    "aws:iam/role:Role": lambda n: {"arn": f"arn:aws:iam::{n.account}:role/{n.physical}"},
+    "aws:ecr/repository:Repository": lambda n: {
+        "repositoryUrl": f"{n.account}.dkr.ecr.{n.region}.amazonaws.com/{n.physical}",
+        "registryId": n.account, "arn": n.arn("ecr", f"repository/{n.physical}")},
+    "aws:cloudwatch/logGroup:LogGroup": lambda n: {"arn": n.arn("logs", f"log-group:{n.physical}")},
+    "aws:lb/loadBalancer:LoadBalancer": lambda n: {
+        "dnsName": f"{n.physical}-123456.{n.region}.elb.amazonaws.com",
+        "arnSuffix": f"app/{n.physical}/{_LB_ID}",
+        "arn": n.arn("elasticloadbalancing", f"loadbalancer/app/{n.physical}/{_LB_ID}")},
+    "aws:lb/targetGroup:TargetGroup": lambda n: {
+        "arnSuffix": f"targetgroup/{n.physical}/{_TG_ID}",
+        "arn": n.arn("elasticloadbalancing", f"targetgroup/{n.physical}/{_TG_ID}")},
+    "aws:kms/key:Key": lambda n: {"keyId": _KEY_ID, "arn": n.arn("kms", f"key/{_KEY_ID}")},
+    "aws:sns/topic:Topic": lambda n: {"arn": n.arn("sns", n.physical)},
+    "aws:ssm/parameter:Parameter": lambda n: {"arn": n.arn("ssm", f"parameter{n.inputs.get('name', '/x')}")},
+    "aws:ecs/cluster:Cluster": lambda n: {"arn": n.arn("ecs", f"cluster/{n.physical}")},
+    "aws:ecs/taskDefinition:TaskDefinition": lambda n: {
+        "arn": n.arn("ecs", f"task-definition/{n.inputs.get('family')}:1"), "revision": 1},
+    "aws:secretsmanager/secret:Secret": lambda n: {"arn": n.arn("secretsmanager", f"secret:{n.physical}-AbCdEf")},
+    "aws:codecommit/repository:Repository": lambda n: {
+        "cloneUrlHttp": f"https://git-codecommit.{n.region}.amazonaws.com/v1/repos/{n.inputs.get('repositoryName')}",
+        "arn": n.arn("codecommit", str(n.inputs.get("repositoryName")))},
+    "aws:codepipeline/pipeline:Pipeline": lambda n: {"arn": n.arn("codepipeline", n.physical)},
+    "aws:codebuild/project:Project": lambda n: {"arn": n.arn("codebuild", f"project/{n.physical}")},
+    "aws:batch/jobQueue:JobQueue": lambda n: {"arn": n.arn("batch", f"job-queue/{n.physical}")},
+    "aws:batch/jobDefinition:JobDefinition": lambda n: {
+        "arn": n.arn("batch", f"job-definition/{n.physical}:1"),
+        "arnPrefix": n.arn("batch", f"job-definition/{n.physical}"), "revision": 1},
+    "aws:batch/computeEnvironment:ComputeEnvironment": lambda n: {
+        "arn": n.arn("batch", f"compute-environment/{n.physical}")},
+    "aws:cloudwatch/eventRule:EventRule": lambda n: {"arn": n.arn("events", f"rule/{n.physical}")},
+    "aws:glue/catalogDatabase:CatalogDatabase": lambda n: {"arn": n.arn("glue", f"database/{n.physical}")},
+    "aws:athena/workgroup:Workgroup": lambda n: {"arn": n.arn("athena", f"workgroup/{n.physical}")},
+}  # fmt: skip
+
+
+def stack_config_path(stack: str) -> Path:
+    return PROJECT_ROOT / f"Pulumi.{stack}.yaml"
+
+
+def load_stack_config(stack: str) -> tuple[dict[str, str], list[str]]:
+    """The stack file's config as the Pulumi engine hands it to the program: every value a string
+    (structured values as JSON); ``secure:`` values are masked and marked secret (no key to decrypt)."""
+    path = stack_config_path(stack)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no stack file {path.name}; stacks are the Pulumi.<stack>.yaml files in {PROJECT_ROOT}"
+        )
+    document = yaml.safe_load(path.read_text()) or {}
+    config, secret_keys = {}, []
+    for key, value in (document.get("config") or {}).items():
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            config[key] = "offline-secret-value"
+            secret_keys.append(key)
+        elif isinstance(value, str):
+            config[key] = value
+        else:
+            config[key] = json.dumps(value)
+    return config, secret_keys
+
+
+def run_offline(
+    stack: str,
+    program: Callable[[], None] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    secret_overrides: Mapping[str, str] | None = None,
+) -> OfflineRun:
+    """Build a stack under mocks and return everything it registered.
+
+    ``overrides`` replace config keys (``"ml-delivery:azCount": 3``); ``None`` removes a key.
+    """
+    config, secret_keys = load_stack_config(stack)
+    for key, value in (overrides or {}).items():
+        if value is None:
+            config.pop(key, None)
+        else:
+            config[key] = value if isinstance(value, str) else json.dumps(value)
+    for key, value in (secret_overrides or {}).items():
+        config[key] = value
+        secret_keys.append(key)
+    region = config.get("aws:region", "us-east-1")
+    if program is None:
+        from infra.stack import build_stack
+
+        program = build_stack
+
+    result: dict[str, Any] = {}
+
+    def worker() -> None:
+        warnings: list[str] = []
+
+        class _Collect(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                if record.levelno >= logging.WARNING:
+                    warnings.append(record.getMessage())
+
+        logger = logging.getLogger(f"ml-delivery.offline.{stack}.{id(warnings)}")
+        logger.propagate = False
+        logger.addHandler(_Collect())
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            mocks = AwsMocks(region)
+            monitor = RecordingMonitor(mocks)
+            pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, logger=logger, monitor=monitor)
+            set_all_config(config, secret_keys)
+            loop.run_until_complete(run_pulumi_func(program))
+            root = pulumi.runtime.settings.get_root_resource()
+            outputs = loop.run_until_complete(_resolve_outputs(getattr(root, "outputs", {})))
+            registered = sorted(monitor.registered, key=lambda r: r.urn)
+            result["run"] = OfflineRun(PROJECT, stack, registered, outputs, warnings)
+        except BaseException as exc:
+            result["error"] = exc
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=worker, name=f"offline-{stack}")
+    thread.start()
+    thread.join()
+    if "error" in result:
+        raise result["error"]
+    return result["run"]
+
+
+async def _resolve_outputs(outputs: Mapping[str, Any]) -> dict[str, Any]:
+    resolved: dict[str, Any] = {}
+    for key, value in outputs.items():
+        output = pulumi.Output.from_input(value)
+        is_secret = await output.is_secret()
+        resolved[key] = SECRET if is_secret else _mask_secrets(await output.future())
+    return resolved

@@ -1,0 +1,296 @@
+"""Typed stack configuration, read once before any resource is declared.
+
+Every ``ml-delivery:*`` key of ``Pulumi.<stack>.yaml`` is parsed into :class:`StackSettings`. A bad
+value fails the whole program with one :class:`ConfigError` naming the key, the value and what is
+allowed, instead of surfacing as an AWS API error halfway through an update. ``docs/configuration.md``
+and the README's reference table list the same keys; ``tests/infra/test_settings.py`` keeps them in step.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+import pulumi
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+NAMESPACE = "ml-delivery"
+
+# Fargate task sizes (ECS Developer Guide, "Task CPU and memory"; the same table applies to AWS Batch on
+# Fargate): cpu units -> allowed memory MiB.
+FARGATE_MEMORY: dict[int, tuple[int, ...]] = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4097, 1024)),
+    1024: tuple(range(2048, 8193, 1024)),
+    2048: tuple(range(4096, 16385, 1024)),
+    4096: tuple(range(8192, 30721, 1024)),
+    8192: tuple(range(16384, 61441, 4096)),
+    16384: tuple(range(32768, 122881, 8192)),
+}
+# CloudWatch Logs PutRetentionPolicy accepts only these values.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+                      3288, 3653)  # fmt: skip
+# AWS Batch on Fargate: vCPU -> allowed memory MiB (Batch User Guide, "resourceRequirements").
+BATCH_FARGATE_MEMORY: dict[float, tuple[int, ...]] = {
+    0.25: (512, 1024, 2048),
+    0.5: tuple(range(1024, 4097, 1024)),
+    1.0: tuple(range(2048, 8193, 1024)),
+    2.0: tuple(range(4096, 16385, 1024)),
+    4.0: tuple(range(8192, 30721, 1024)),
+    8.0: tuple(range(16384, 61441, 4096)),
+    16.0: tuple(range(32768, 122881, 8192)),
+}
+
+_EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$")
+_CONNECTION_ARN = re.compile(
+    r"^arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:\d{12}:connection/[0-9a-f-]{36}$"
+)
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_CRON = re.compile(r"^cron\((.+)\)$")
+_AT = re.compile(r"^at\(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\)$")
+
+
+class ConfigError(ValueError):
+    """One message naming every bad key, its value and what is allowed."""
+
+
+def validate_schedule_expression(expression: str) -> str:
+    """EventBridge Scheduler syntax ("Schedule types on EventBridge Scheduler", User Guide).
+
+    ``rate(value unit)`` with a positive value and a singular unit only for 1; ``cron(...)`` with six
+    fields where exactly one of day-of-month / day-of-week is ``?``; ``at(yyyy-mm-ddThh:mm:ss)``.
+    """
+    if rate := _RATE.match(expression):
+        value, unit = int(rate.group(1)), rate.group(2)
+        if value < 1:
+            raise ValueError("a rate must be at least 1")
+        if (value == 1) == unit.endswith("s"):
+            raise ValueError(f"use '{unit.rstrip('s')}' for a value of 1 and '{unit.rstrip('s')}s' otherwise")
+        return expression
+    if cron := _CRON.match(expression):
+        fields = cron.group(1).split()
+        if len(fields) != 6:
+            raise ValueError(
+                f"cron() needs 6 fields (minutes hours day-of-month month day-of-week year), got {len(fields)}"
+            )
+        day_of_month, day_of_week = fields[2], fields[4]
+        if (day_of_month == "?") == (day_of_week == "?"):
+            raise ValueError("exactly one of day-of-month and day-of-week must be '?'")
+        allowed = re.compile(r"^[0-9A-Za-z*?,/#LW-]+$")
+        bad = [f for f in fields if not allowed.match(f)]
+        if bad:
+            raise ValueError(f"cron fields contain characters that are not allowed: {bad}")
+        return expression
+    if _AT.match(expression):
+        return expression
+    raise ValueError(
+        "allowed forms: rate(<n> minute|minutes|hour|hours|day|days), cron(<6 fields>), at(yyyy-mm-ddThh:mm:ss)"
+    )
+
+
+def _cidr(value: str) -> str:
+    try:
+        network = ipaddress.IPv4Network(value, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"not an IPv4 CIDR block with its host bits zero ({exc})") from None
+    return str(network)
+
+
+class StackSettings(BaseModel):
+    """Everything a stack may configure. Field names are the camelCase config keys in snake_case."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+    # --- platform ---
+    environment: Literal["dev", "prod"]
+    vpc_cidr: str = "10.0.0.0/16"
+    az_count: Annotated[int, Field(ge=2, le=4)] = 2
+    nat_gateways: Annotated[int, Field(ge=1, le=4)] = 1
+    ingress_cidrs: tuple[str, ...] = ()
+    certificate_arn: str | None = None
+    deletion_protection: bool = False
+    log_retention_days: int = 14
+    # --- services (stage and prod use the same component) ---
+    container_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,255}$")] = "app"
+    container_port: Annotated[int, Field(ge=1024, le=65535)] = 8080
+    health_check_path: Annotated[str, Field(pattern=r"^/[A-Za-z0-9/_.-]*$", max_length=1024)] = "/health"
+    bootstrap_image: Annotated[str, Field(min_length=1)] = "docker.io/traefik/whoami:v1.10.3"
+    task_cpu: int = 512
+    task_memory: int = 1024
+    stage_desired_count: Annotated[int, Field(ge=1, le=50)] = 1
+    stage_max_count: Annotated[int, Field(ge=1, le=100)] = 2
+    prod_desired_count: Annotated[int, Field(ge=1, le=50)] = 1
+    prod_max_count: Annotated[int, Field(ge=1, le=100)] = 4
+    cpu_target_percent: Annotated[int, Field(ge=20, le=90)] = 60
+    alarm_5xx_threshold: Annotated[int, Field(ge=1)] = 5
+    alarm_p99_latency_ms: Annotated[int, Field(ge=1, le=60000)] = 250
+    # --- alerts ---
+    alert_emails: tuple[str, ...] = ()
+    alert_sms_numbers: tuple[str, ...] = ()
+    # --- storage ---
+    model_key: Annotated[str, Field(pattern=r"^[A-Za-z0-9!_.*'()/-]+\.zip$")] = "model.zip"
+    capture_retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
+    artifact_retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
+    image_retention_count: Annotated[int, Field(ge=1, le=1000)] = 30
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _vpc_cidr(cls, value: str) -> str:
+        network = ipaddress.IPv4Network(_cidr(value))
+        if not 16 <= network.prefixlen <= 24:
+            raise ValueError("a VPC CIDR must be between /16 and /24 (Amazon VPC User Guide, 'VPC CIDR blocks')")
+        return str(network)
+
+    @field_validator("ingress_cidrs")
+    @classmethod
+    def _ingress(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_cidr(v) for v in value)
+
+    @field_validator("certificate_arn")
+    @classmethod
+    def _certificate(cls, value: str | None) -> str | None:
+        if value is not None and not _ACM_ARN.match(value):
+            raise ValueError("expected an ACM certificate ARN: arn:aws:acm:<region>:<account>:certificate/<uuid>")
+        return value
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            raise ValueError(f"CloudWatch Logs accepts only {list(LOG_RETENTION_DAYS)}")
+        return value
+
+    @field_validator("task_cpu")
+    @classmethod
+    def _cpu(cls, value: int) -> int:
+        if value not in FARGATE_MEMORY:
+            raise ValueError(f"Fargate offers cpu units {sorted(FARGATE_MEMORY)}")
+        return value
+
+    @field_validator("alert_emails")
+    @classmethod
+    def _emails(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [v for v in value if not _EMAIL.match(v)]
+        if bad:
+            raise ValueError(f"not e-mail addresses: {bad}")
+        return value
+
+    @field_validator("alert_sms_numbers")
+    @classmethod
+    def _sms(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [v for v in value if not _E164.match(v)]
+        if bad:
+            raise ValueError(f"not E.164 phone numbers (+<country><number>): {bad}")
+        return value
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> StackSettings:
+        problems: list[tuple[str, Any, str]] = []
+        if self.task_memory not in FARGATE_MEMORY.get(self.task_cpu, ()):
+            allowed = FARGATE_MEMORY[self.task_cpu]
+            problems.append(("taskMemory", self.task_memory,
+                             f"with taskCpu {self.task_cpu} Fargate offers memory {allowed[0]}..{allowed[-1]} MiB "
+                             f"in steps of {allowed[1] - allowed[0]}"))  # fmt: skip
+        if self.nat_gateways > self.az_count:
+            problems.append(("natGateways", self.nat_gateways, f"at most azCount ({self.az_count}), one per AZ"))
+        minimum = self.minimum_desired_count
+        for key, desired, maximum in (
+            ("stageDesiredCount", self.stage_desired_count, self.stage_max_count),
+            ("prodDesiredCount", self.prod_desired_count, self.prod_max_count),
+        ):
+            if key == "prodDesiredCount" and desired < minimum:
+                problems.append((key, desired, f"at least {minimum} in a {self.environment} stack"))
+            if maximum < desired:
+                problems.append((key.replace("Desired", "Max"), maximum, f"at least {key} ({desired})"))
+        if self.environment == "prod":
+            if self.az_count < 2 or self.nat_gateways < 2:
+                problems.append(
+                    ("natGateways", self.nat_gateways, "at least 2 in prod, so one AZ failing keeps egress")
+                )
+            if not self.deletion_protection:
+                problems.append(("deletionProtection", self.deletion_protection, "true in prod"))
+            if self.log_retention_days < 365:
+                problems.append(("logRetentionDays", self.log_retention_days, "at least 365 in prod"))
+        if not self.ingress_cidrs:
+            problems.append(("ingressCidrs", list(self.ingress_cidrs), "at least one CIDR allowed to reach the ALB"))
+        if problems:
+            raise ConfigError("\n".join(_describe(k, v, allowed) for k, v, allowed in problems))
+        return self
+
+    @property
+    def minimum_desired_count(self) -> int:
+        return 2 if self.environment == "prod" else 1
+
+    @property
+    def is_prod(self) -> bool:
+        return self.environment == "prod"
+
+
+def _describe(key: str, value: Any, allowed: str) -> str:
+    return f"{NAMESPACE}:{key} = {json.dumps(value)} is not allowed: {allowed}"
+
+
+def _decode(value: Any) -> Any:
+    """Pulumi hands structured config (lists, objects) to the program as JSON strings."""
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+SECRET_KEYS = frozenset({"sentryDsn"})
+
+
+def parse_settings(raw_config: Mapping[str, Any]) -> StackSettings:
+    """Parse ``{"ml-delivery:key": value}``; unknown keys and bad values raise one ConfigError."""
+    values = {k.split(":", 1)[1]: _decode(v) for k, v in raw_config.items() if k.startswith(f"{NAMESPACE}:")}
+    values = {k: v for k, v in values.items() if k not in SECRET_KEYS}
+    known = {field.alias or name for name, field in StackSettings.model_fields.items()}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(
+            "\n".join(
+                _describe(key, values[key], f"unknown key; known keys are {sorted(known | SECRET_KEYS)}")
+                for key in unknown
+            )
+        )
+    try:
+        return StackSettings.model_validate(values)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            if isinstance(error.get("ctx", {}).get("error"), ConfigError):
+                lines.append(str(error["ctx"]["error"]))
+                continue
+            key = str(error["loc"][0]) if error["loc"] else "<stack>"
+            key = StackSettings.model_fields[key].alias if key in StackSettings.model_fields else key
+            value = values.get(key, error.get("input"))
+            message = error["msg"].removeprefix("Value error, ")
+            if error["type"] == "missing":
+                message = "the key is required"
+            lines.append(_describe(key, value, message))
+        raise ConfigError("\n".join(lines)) from None
+
+
+def current_raw_config() -> dict[str, Any]:
+    """All config of the running program: the engine's environment plus anything set in-process (tests)."""
+    from pulumi.runtime import config as runtime_config
+
+    return {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+
+
+def load_settings() -> StackSettings:
+    return parse_settings(current_raw_config())
+
+
+def sentry_dsn() -> pulumi.Output[str] | None:
+    """The optional Sentry DSN, only ever as a Pulumi secret (``pulumi config set --secret sentryDsn``)."""
+    return pulumi.Config(NAMESPACE).get_secret("sentryDsn")

@@ -1,0 +1,177 @@
+"""Wires the components into one stack. Reads config once, declares, exports; no logic of its own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.alerts import Alerts, AlertsArgs
+from infra.encryption import DataKey, DataKeyArgs
+from infra.model_service import ModelService, ModelServiceArgs, ServiceSizing
+from infra.network import Network, NetworkArgs
+from infra.registry import Registry, RegistryArgs
+from infra.settings import StackSettings, load_settings, sentry_dsn
+from infra.storage import Buckets, BucketsArgs
+from infra.tagging import register_required_tags
+
+
+@dataclass(frozen=True)
+class Account:
+    """Facts about the target account, from the provider's invokes (mocked offline)."""
+
+    account_id: str
+    region: str
+    partition: str
+    availability_zones: list[str]
+
+    @classmethod
+    def lookup(cls) -> Account:
+        return cls(
+            account_id=aws.get_caller_identity().account_id,
+            region=aws.get_region().region,
+            partition=aws.get_partition().partition,
+            availability_zones=list(aws.get_availability_zones(state="available").names),
+        )
+
+
+@dataclass(frozen=True)
+class Platform:
+    """What every later component builds on; passed around instead of a dozen loose values."""
+
+    settings: StackSettings
+    account: Account
+    data_key: DataKey
+    network: Network
+    buckets: Buckets
+    registry: Registry
+    alerts: Alerts
+    sentry_secret: aws.secretsmanager.Secret | None
+
+
+def build_platform(settings: StackSettings, account: Account) -> Platform:
+    if len(account.availability_zones) < settings.az_count:
+        raise ValueError(
+            f"ml-delivery:azCount = {settings.az_count} but region {account.region} offers only "
+            f"{len(account.availability_zones)} available AZs: {account.availability_zones}"
+        )
+    data_key = DataKey(
+        "data",
+        DataKeyArgs(
+            account_id=account.account_id,
+            partition=account.partition,
+            deletion_window_days=30 if settings.is_prod else 7,
+        ),
+    )
+    network = Network(
+        "network",
+        NetworkArgs(
+            cidr=settings.vpc_cidr,
+            availability_zones=account.availability_zones[: settings.az_count],
+            nat_gateways=settings.nat_gateways,
+            log_retention_days=settings.log_retention_days,
+            region=account.region,
+            account_id=account.account_id,
+        ),
+    )
+    buckets = Buckets(
+        "buckets",
+        BucketsArgs(
+            kms_key_arn=data_key.arn,
+            capture_retention_days=settings.capture_retention_days,
+            artifact_retention_days=settings.artifact_retention_days,
+            protect=settings.deletion_protection,
+        ),
+    )
+    registry = Registry(
+        "registry",
+        RegistryArgs(
+            image_retention_count=settings.image_retention_count, force_delete=not settings.deletion_protection
+        ),
+    )
+    alerts = Alerts(
+        "alerts",
+        AlertsArgs(
+            kms_key_arn=data_key.arn,
+            account_id=account.account_id,
+            emails=settings.alert_emails,
+            sms_numbers=settings.alert_sms_numbers,
+        ),
+    )
+    dsn = sentry_dsn()
+    sentry_secret = None
+    if dsn is not None:
+        sentry_secret = aws.secretsmanager.Secret(
+            "sentry-dsn", aws.secretsmanager.SecretArgs(description="Sentry DSN for the serving app")
+        )
+        aws.secretsmanager.SecretVersion(
+            "sentry-dsn-value",
+            aws.secretsmanager.SecretVersionArgs(secret_id=sentry_secret.id, secret_string=dsn),
+            opts=pulumi.ResourceOptions(parent=sentry_secret),
+        )
+    return Platform(settings, account, data_key, network, buckets, registry, alerts, sentry_secret)
+
+
+def build_service(platform: Platform, service: str) -> ModelService:
+    settings = platform.settings
+    desired, maximum = (
+        (settings.stage_desired_count, settings.stage_max_count)
+        if service == "stage"
+        else (settings.prod_desired_count, settings.prod_max_count)
+    )
+    return ModelService(
+        service,
+        ModelServiceArgs(
+            service=service,  # type: ignore[arg-type]
+            sizing=ServiceSizing(
+                cpu=settings.task_cpu,
+                memory=settings.task_memory,
+                desired_count=desired,
+                max_count=maximum,
+                cpu_target_percent=settings.cpu_target_percent,
+            ),
+            container_name=settings.container_name,
+            container_port=settings.container_port,
+            health_check_path=settings.health_check_path,
+            bootstrap_image=settings.bootstrap_image,
+            ingress_cidrs=settings.ingress_cidrs,
+            certificate_arn=settings.certificate_arn,
+            deletion_protection=settings.deletion_protection,
+            log_retention_days=settings.log_retention_days,
+            alarm_5xx_threshold=settings.alarm_5xx_threshold,
+            alarm_p99_latency_ms=settings.alarm_p99_latency_ms,
+            vpc_id=platform.network.vpc_id,
+            public_subnet_ids=platform.network.public_subnet_ids,
+            private_subnet_ids=platform.network.private_subnet_ids,
+            alerts_topic_arn=platform.alerts.topic_arn,
+            capture_bucket_name=platform.buckets.capture.name,
+            capture_bucket_arn=platform.buckets.capture.arn,
+            data_key_grant=platform.data_key.grant(),
+            app_repository_arn=platform.registry.app.arn,
+            sentry_secret_arn=platform.sentry_secret.arn if platform.sentry_secret else None,
+            account_id=platform.account.account_id,
+            region=platform.account.region,
+        ),
+    )
+
+
+def build_stack() -> None:
+    """The whole program: ``infra/__main__.py`` calls this, and so does the offline plan."""
+    settings = load_settings()
+    register_required_tags(settings.environment)
+    platform = build_platform(settings, Account.lookup())
+    stage = build_service(platform, "stage")
+    prod = build_service(platform, "prod")
+
+    pulumi.export("stageUrl", stage.url)
+    pulumi.export("prodUrl", prod.url)
+    pulumi.export("artifactBucket", platform.buckets.artifacts.name)
+    pulumi.export("modelBucket", platform.buckets.models.name)
+    pulumi.export("captureBucket", platform.buckets.capture.name)
+    pulumi.export("modelObjectKey", settings.model_key)
+    pulumi.export("appRepositoryUrl", platform.registry.app.repository_url)
+    pulumi.export("jobsRepositoryUrl", platform.registry.jobs.repository_url)
+    pulumi.export("alertsTopicArn", platform.alerts.topic_arn)
+    pulumi.export("containerName", settings.container_name)
+    pulumi.export("vpcId", platform.network.vpc_id)

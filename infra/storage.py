@@ -1,0 +1,206 @@
+"""The three buckets: pipeline artifacts, models (the pipeline's S3 source), captured payloads.
+
+Every bucket gets the same baseline from :class:`SecureBucket`, so a new bucket cannot forget one:
+SSE-KMS with the stack key and an S3 Bucket Key, all public access blocked, bucket-owner-enforced
+ownership (ACLs off), and a policy that denies any request not made over TLS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+from infra import iam
+
+
+@dataclass(frozen=True)
+class SecureBucketArgs:
+    kms_key_arn: pulumi.Input[str]
+    versioned: bool = False
+    eventbridge: bool = False
+    lifecycle_rules: list[aws.s3.BucketLifecycleConfigurationRuleArgs] = field(default_factory=list)
+    protect: bool = False
+
+
+class SecureBucket(pulumi.ComponentResource):
+    def __init__(self, name: str, args: SecureBucketArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("ml-delivery:storage:SecureBucket", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.bucket = aws.s3.Bucket(
+            name,
+            aws.s3.BucketArgs(force_destroy=not args.protect),
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+        )
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-sse",
+            aws.s3.BucketServerSideEncryptionConfigurationInitArgs(
+                bucket=self.bucket.id,
+                rules=[
+                    aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                        apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                            sse_algorithm="aws:kms", kms_master_key_id=args.kms_key_arn
+                        ),
+                        bucket_key_enabled=True,
+                    )
+                ],
+            ),
+            opts=child,
+        )
+        access_block = aws.s3.BucketPublicAccessBlock(
+            f"{name}-public-access-block",
+            aws.s3.BucketPublicAccessBlockArgs(
+                bucket=self.bucket.id,
+                block_public_acls=True,
+                block_public_policy=True,
+                ignore_public_acls=True,
+                restrict_public_buckets=True,
+            ),
+            opts=child,
+        )
+        aws.s3.BucketOwnershipControls(
+            f"{name}-ownership",
+            aws.s3.BucketOwnershipControlsArgs(
+                bucket=self.bucket.id,
+                rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
+            ),
+            opts=child,
+        )
+        # S3 User Guide, "Security best practices": deny requests where aws:SecureTransport is false.
+        # A Deny on every S3 action is the documented form; it grants nothing.
+        aws.s3.BucketPolicy(
+            f"{name}-tls-only",
+            aws.s3.BucketPolicyArgs(
+                bucket=self.bucket.id,
+                policy=iam.document(
+                    [
+                        {
+                            "Sid": "DenyInsecureTransport",
+                            "Effect": "Deny",
+                            "Principal": "*",
+                            "Action": "s3:*",
+                            "Resource": [self.bucket.arn, self.bucket.arn.apply(lambda arn: f"{arn}/*")],
+                            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                        }
+                    ]
+                ),
+            ),
+            # The public access block must exist first or S3 may judge the policy public.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[access_block]),
+        )
+        if args.versioned:
+            aws.s3.BucketVersioning(
+                f"{name}-versioning",
+                aws.s3.BucketVersioningInitArgs(
+                    bucket=self.bucket.id,
+                    versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
+                ),
+                opts=child,
+            )
+        if args.eventbridge:
+            # S3 User Guide, "Using EventBridge": one switch sends every object event to the default bus,
+            # where the pipeline's rule picks out the model key.
+            aws.s3.BucketNotification(
+                f"{name}-eventbridge",
+                aws.s3.BucketNotificationArgs(bucket=self.bucket.id, eventbridge=True),
+                opts=child,
+            )
+        if args.lifecycle_rules:
+            aws.s3.BucketLifecycleConfiguration(
+                f"{name}-lifecycle",
+                aws.s3.BucketLifecycleConfigurationArgs(bucket=self.bucket.id, rules=args.lifecycle_rules),
+                opts=child,
+            )
+        self.name = self.bucket.bucket
+        self.arn = self.bucket.arn
+        self.register_outputs({"name": self.bucket.bucket, "arn": self.bucket.arn})
+
+
+def _expire(rule_id: str, days: int, prefix: str = "") -> aws.s3.BucketLifecycleConfigurationRuleArgs:
+    return aws.s3.BucketLifecycleConfigurationRuleArgs(
+        id=rule_id,
+        status="Enabled",
+        filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=prefix),
+        expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=days),
+        abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
+            days_after_initiation=7
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class BucketsArgs:
+    kms_key_arn: pulumi.Input[str]
+    capture_retention_days: int
+    artifact_retention_days: int
+    protect: bool
+
+
+class Buckets(pulumi.ComponentResource):
+    def __init__(self, name: str, args: BucketsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("ml-delivery:storage:Buckets", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.artifacts = SecureBucket(
+            f"{name}-artifacts",
+            SecureBucketArgs(
+                kms_key_arn=args.kms_key_arn,
+                lifecycle_rules=[_expire("expire-pipeline-artifacts", args.artifact_retention_days)],
+            ),
+            opts=child,
+        )
+        # Versioning is required by the CodePipeline S3 source action (CodePipeline User Guide, "Amazon S3
+        # source action") and keeps every model ever uploaded; old versions expire after a year.
+        self.models = SecureBucket(
+            f"{name}-models",
+            SecureBucketArgs(
+                kms_key_arn=args.kms_key_arn,
+                versioned=True,
+                eventbridge=True,
+                protect=args.protect,
+                lifecycle_rules=[
+                    aws.s3.BucketLifecycleConfigurationRuleArgs(
+                        id="expire-old-model-versions",
+                        status="Enabled",
+                        filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+                        noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
+                            noncurrent_days=365, newer_noncurrent_versions=10
+                        ),
+                        abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
+                            days_after_initiation=7
+                        ),
+                    )
+                ],
+            ),
+            opts=child,
+        )
+        self.capture = SecureBucket(
+            f"{name}-capture",
+            SecureBucketArgs(
+                kms_key_arn=args.kms_key_arn,
+                protect=args.protect,
+                lifecycle_rules=[
+                    aws.s3.BucketLifecycleConfigurationRuleArgs(
+                        id="capture-to-infrequent-access-then-expire",
+                        status="Enabled",
+                        filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix="capture/"),
+                        transitions=[
+                            aws.s3.BucketLifecycleConfigurationRuleTransitionArgs(days=30, storage_class="STANDARD_IA")
+                        ]
+                        if args.capture_retention_days > 60
+                        else [],
+                        expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(
+                            days=args.capture_retention_days
+                        ),
+                        abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
+                            days_after_initiation=7
+                        ),
+                    ),
+                    _expire("expire-athena-results", 30, prefix="athena-results/"),
+                ],
+            ),
+            opts=child,
+        )
+        self.register_outputs(
+            {"artifacts": self.artifacts.name, "models": self.models.name, "capture": self.capture.name}
+        )
