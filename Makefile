@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STACK ?= dev
 
-.PHONY: preview plan test lint format demo bench-serving bench-drift bench-inference diagram policy lock clean
+.PHONY: preview plan test lint format demo bench-serving bench-drift bench-inference diagram docs policy lock clean venv
 
 $(BIN)/.installed: requirements/dev.lock
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 is required, found {sys.version}"'
@@ -49,6 +49,10 @@ bench-inference: venv
 ## Regenerates the Mermaid diagram the README embeds.
 diagram: venv
 	$(BIN)/python -m infra.plan --stack $(STACK) --diagram > docs/diagram.mmd
+
+## Regenerates the README's configuration reference from infra/settings.py.
+docs: venv
+	$(BIN)/python -m infra.config_reference --write
 
 lock: venv
 	{ echo "# Full pinned lock of the development/CI environment (pip freeze). Regenerate with 'make lock'."; \

@@ -128,7 +128,7 @@ class StackSettings(BaseModel):
     prod_desired_count: Annotated[int, Field(ge=1, le=50)] = 1
     prod_max_count: Annotated[int, Field(ge=1, le=100)] = 4
     cpu_target_percent: Annotated[int, Field(ge=20, le=90)] = 60
-    alarm_5xx_threshold: Annotated[int, Field(ge=1)] = 5
+    alarm_5xx_threshold: Annotated[int, Field(ge=1, alias="alarm5xxThreshold")] = 5
     alarm_p99_latency_ms: Annotated[int, Field(ge=1, le=60000)] = 250
     # --- alerts ---
     alert_emails: tuple[str, ...] = ()
@@ -138,6 +138,37 @@ class StackSettings(BaseModel):
     capture_retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
     artifact_retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
     image_retention_count: Annotated[int, Field(ge=1, le=1000)] = 30
+    # --- pipeline ---
+    source_provider: Literal["codecommit", "codeconnections"] = "codecommit"
+    repository_name: Annotated[str, Field(pattern=r"^[\w.-]{1,100}$")] = "ml-delivery"
+    branch: Annotated[str, Field(pattern=r"^[A-Za-z0-9._/-]{1,255}$")] = "main"
+    connection_arn: str | None = None
+    full_repository_id: Annotated[str, Field(pattern=r"^[\w.-]+(/[\w.-]+)+$")] | None = None
+    build_compute_type: Literal["BUILD_GENERAL1_SMALL", "BUILD_GENERAL1_MEDIUM", "BUILD_GENERAL1_LARGE"] = (
+        "BUILD_GENERAL1_MEDIUM"
+    )
+    build_timeout_minutes: Annotated[int, Field(ge=5, le=480)] = 60
+    # --- retrain job ---
+    retrain_schedule: str = "cron(0 3 ? * MON *)"
+    schedule_timezone: Annotated[str, Field(min_length=1)] = "UTC"
+    retrain_vcpu: float = 1.0
+    retrain_memory_mib: int = 4096
+    retrain_timeout_minutes: Annotated[int, Field(ge=10, le=1440)] = 120
+    training_data_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*/$")] = (
+        "training-data/"
+    )
+    gate_metric: Literal["roc_auc", "log_loss", "lift"] = "roc_auc"
+    gate_tolerance: Annotated[float, Field(ge=0, le=0.5)] = 0.005
+    gate_floor: float = 0.6
+    min_training_rows: Annotated[int, Field(ge=100)] = 500
+    # --- monitoring and batch inference ---
+    drift_schedule: str = "rate(1 day)"
+    summary_schedule: str = "rate(10 minutes)"
+    drift_retrain_enabled: bool = False
+    alert_window_minutes: Annotated[int, Field(ge=1, le=10080)] = 360
+    summary_min_count: Annotated[int, Field(ge=1)] = 1
+    jobs_vcpu: float = 1.0
+    jobs_memory_mib: int = 4096
 
     @field_validator("vpc_cidr")
     @classmethod
@@ -173,6 +204,35 @@ class StackSettings(BaseModel):
             raise ValueError(f"Fargate offers cpu units {sorted(FARGATE_MEMORY)}")
         return value
 
+    @field_validator("branch")
+    @classmethod
+    def _branch(cls, value: str) -> str:
+        # git check-ref-format rules that matter for a branch name in an event pattern.
+        if value.startswith("/") or value.endswith("/") or "//" in value or ".." in value or value.endswith(".lock"):
+            raise ValueError("not a valid git branch name (no leading/trailing '/', '//', '..' or '.lock' suffix)")
+        return value
+
+    @field_validator("retrain_schedule", "drift_schedule", "summary_schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        return validate_schedule_expression(value)
+
+    @field_validator("retrain_vcpu", "jobs_vcpu")
+    @classmethod
+    def _vcpu(cls, value: float) -> float:
+        if value not in BATCH_FARGATE_MEMORY:
+            raise ValueError(f"AWS Batch on Fargate offers vCPU {sorted(BATCH_FARGATE_MEMORY)}")
+        return value
+
+    @field_validator("connection_arn")
+    @classmethod
+    def _connection(cls, value: str | None) -> str | None:
+        if value is not None and not _CONNECTION_ARN.match(value):
+            raise ValueError(
+                "expected a CodeConnections ARN: arn:aws:codeconnections:<region>:<account>:connection/<uuid>"
+            )
+        return value
+
     @field_validator("alert_emails")
     @classmethod
     def _emails(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -191,37 +251,68 @@ class StackSettings(BaseModel):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> StackSettings:
+        problems = [*self._sizing_problems(), *self._count_problems(), *self._prod_problems(),
+                    *self._pipeline_and_gate_problems()]  # fmt: skip
+        if problems:
+            raise ConfigError("\n".join(_describe(k, v, allowed) for k, v, allowed in problems))
+        return self
+
+    def _sizing_problems(self) -> list[tuple[str, Any, str]]:
+        """Fargate offers fixed cpu/memory pairs, for ECS tasks and Batch jobs alike."""
         problems: list[tuple[str, Any, str]] = []
         if self.task_memory not in FARGATE_MEMORY.get(self.task_cpu, ()):
             allowed = FARGATE_MEMORY[self.task_cpu]
             problems.append(("taskMemory", self.task_memory,
                              f"with taskCpu {self.task_cpu} Fargate offers memory {allowed[0]}..{allowed[-1]} MiB "
                              f"in steps of {allowed[1] - allowed[0]}"))  # fmt: skip
+        for key, vcpu, memory in (
+            ("retrainMemoryMib", self.retrain_vcpu, self.retrain_memory_mib),
+            ("jobsMemoryMib", self.jobs_vcpu, self.jobs_memory_mib),
+        ):
+            allowed = BATCH_FARGATE_MEMORY.get(vcpu, ())
+            if allowed and memory not in allowed:
+                problems.append((key, memory, f"with {vcpu} vCPU, Batch on Fargate offers memory {allowed[0]}.."
+                                 f"{allowed[-1]} MiB in steps of {allowed[1] - allowed[0]}"))  # fmt: skip
+        return problems
+
+    def _count_problems(self) -> list[tuple[str, Any, str]]:
+        problems: list[tuple[str, Any, str]] = []
         if self.nat_gateways > self.az_count:
             problems.append(("natGateways", self.nat_gateways, f"at most azCount ({self.az_count}), one per AZ"))
-        minimum = self.minimum_desired_count
         for key, desired, maximum in (
             ("stageDesiredCount", self.stage_desired_count, self.stage_max_count),
             ("prodDesiredCount", self.prod_desired_count, self.prod_max_count),
         ):
-            if key == "prodDesiredCount" and desired < minimum:
-                problems.append((key, desired, f"at least {minimum} in a {self.environment} stack"))
+            if key == "prodDesiredCount" and desired < self.minimum_desired_count:
+                problems.append((key, desired, f"at least {self.minimum_desired_count} in a {self.environment} stack"))
             if maximum < desired:
                 problems.append((key.replace("Desired", "Max"), maximum, f"at least {key} ({desired})"))
-        if self.environment == "prod":
-            if self.az_count < 2 or self.nat_gateways < 2:
-                problems.append(
-                    ("natGateways", self.nat_gateways, "at least 2 in prod, so one AZ failing keeps egress")
-                )
-            if not self.deletion_protection:
-                problems.append(("deletionProtection", self.deletion_protection, "true in prod"))
-            if self.log_retention_days < 365:
-                problems.append(("logRetentionDays", self.log_retention_days, "at least 365 in prod"))
         if not self.ingress_cidrs:
             problems.append(("ingressCidrs", list(self.ingress_cidrs), "at least one CIDR allowed to reach the ALB"))
-        if problems:
-            raise ConfigError("\n".join(_describe(k, v, allowed) for k, v, allowed in problems))
-        return self
+        return problems
+
+    def _prod_problems(self) -> list[tuple[str, Any, str]]:
+        if self.environment != "prod":
+            return []
+        problems: list[tuple[str, Any, str]] = []
+        if self.nat_gateways < 2:
+            problems.append(("natGateways", self.nat_gateways, "at least 2 in prod, so one AZ failing keeps egress"))
+        if not self.deletion_protection:
+            problems.append(("deletionProtection", self.deletion_protection, "true in prod"))
+        if self.log_retention_days < 365:
+            problems.append(("logRetentionDays", self.log_retention_days, "at least 365 in prod"))
+        return problems
+
+    def _pipeline_and_gate_problems(self) -> list[tuple[str, Any, str]]:
+        problems: list[tuple[str, Any, str]] = []
+        if self.source_provider == "codeconnections" and not (self.connection_arn and self.full_repository_id):
+            problems.append(("sourceProvider", self.source_provider,
+                             "codeconnections needs connectionArn and fullRepositoryId (owner/repo) too"))  # fmt: skip
+        if self.gate_metric == "log_loss" and self.gate_floor <= 0:
+            problems.append(("gateFloor", self.gate_floor, "a positive maximum log loss when gateMetric is log_loss"))
+        if self.gate_metric == "roc_auc" and not 0.5 <= self.gate_floor <= 1:
+            problems.append(("gateFloor", self.gate_floor, "between 0.5 and 1 when gateMetric is roc_auc"))
+        return problems
 
     @property
     def minimum_desired_count(self) -> int:

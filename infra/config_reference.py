@@ -1,0 +1,134 @@
+"""The README's configuration reference, generated from :class:`StackSettings` and the stack files.
+
+``python -m infra.config_reference`` prints the table; ``make docs`` writes it into the README between
+the ``config-reference`` markers, and a test fails when the README and the code disagree.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+from pydantic_core import PydanticUndefined
+
+from infra.offline import load_stack_config
+from infra.settings import SECRET_KEYS, StackSettings, parse_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+START, END = "<!-- config-reference:start -->", "<!-- config-reference:end -->"
+
+DESCRIPTIONS: dict[str, str] = {
+    "environment": "`dev` or `prod`; prod enforces the minimums below",
+    "vpcCidr": "VPC CIDR, /16 to /24; split into 16 blocks (public from the 1st, private from the 9th)",
+    "azCount": "availability zones used (2–4; an ALB needs 2)",
+    "natGateways": "NAT gateways, at most one per AZ; prod needs ≥ 2",
+    "ingressCidrs": "CIDRs allowed to reach the ALBs (nothing else can)",
+    "certificateArn": "ACM certificate ARN: HTTPS on 443 and HTTP→HTTPS redirect; unset = HTTP with a plan warning",
+    "deletionProtection": "ALB deletion protection and Pulumi `protect` on the model and capture buckets; true in prod",
+    "logRetentionDays": "CloudWatch Logs retention (a value CloudWatch accepts); ≥ 365 in prod",
+    "containerName": "container name in the task definitions and `imagedefinitions.json`",
+    "containerPort": "port the app listens on",
+    "healthCheckPath": "ALB target group health check path",
+    "bootstrapImage": "image the services run until the pipeline's first deploy (answers 200 on any path)",
+    "taskCpu": "Fargate task CPU units (256–16384)",
+    "taskMemory": "Fargate task memory MiB; must be a pair Fargate offers with `taskCpu`",
+    "stageDesiredCount": "stage tasks (autoscaling minimum)",
+    "stageMaxCount": "stage autoscaling maximum",
+    "prodDesiredCount": "prod tasks (autoscaling minimum); ≥ 2 in prod",
+    "prodMaxCount": "prod autoscaling maximum",
+    "cpuTargetPercent": "target-tracking CPU utilisation",
+    "alarm5xxThreshold": "5xx answers in 5 minutes that raise the 5xx alarm",
+    "alarmP99LatencyMs": "p99 response time (ms) that raises the latency alarm",
+    "alertEmails": "e-mail subscriptions of the alerts topic",
+    "alertSmsNumbers": "SMS subscriptions (E.164) of the alerts topic",
+    "modelKey": "object key of the model package in the model bucket: the pipeline's S3 source",
+    "captureRetentionDays": "days captured payloads are kept (to Standard-IA after 30 when > 60)",
+    "artifactRetentionDays": "days pipeline artifacts are kept",
+    "imageRetentionCount": "images kept per ECR repository",
+    "sourceProvider": "`codecommit` or `codeconnections` (GitHub, GitLab, Bitbucket)",
+    "repositoryName": "CodeCommit repository created for the app code",
+    "branch": "branch that triggers the pipeline",
+    "connectionArn": "CodeConnections connection ARN (with `codeconnections`)",
+    "fullRepositoryId": "`owner/repo` for the connection (with `codeconnections`)",
+    "buildComputeType": "CodeBuild compute type",
+    "buildTimeoutMinutes": "CodeBuild timeout",
+    "retrainSchedule": "EventBridge Scheduler expression that submits the retrain job",
+    "scheduleTimezone": "time zone of the cron schedules",
+    "retrainVcpu": "retrain job vCPU (Batch on Fargate)",
+    "retrainMemoryMib": "retrain job memory MiB; a pair Batch on Fargate offers with `retrainVcpu`",
+    "retrainTimeoutMinutes": "retrain job timeout",
+    "trainingDataPrefix": "prefix in the model bucket the retrain job reads training data from",
+    "gateMetric": "metric the gate compares: `roc_auc`, `log_loss` or `lift`",
+    "gateTolerance": "how much worse than the champion a candidate may be and still ship",
+    "gateFloor": "absolute bound a candidate must beat (max log loss for `log_loss`)",
+    "minTrainingRows": "fewer rows stop the retrain job",
+    "driftSchedule": "schedule of the drift job",
+    "summarySchedule": "schedule of the prediction summary",
+    "driftRetrainEnabled": "submit the retrain job when drift passes the retrain threshold",
+    "alertWindowMinutes": "the same job alert is not sent again within this window",
+    "summaryMinCount": "prediction count in a window that makes the summary a report",
+    "jobsVcpu": "drift, summary and inference jobs vCPU",
+    "jobsMemoryMib": "drift, summary and inference jobs memory MiB",
+    "sentryDsn": "Sentry DSN for the app, **secret** (`pulumi config set --secret sentryDsn …`); in Secrets Manager",
+}
+
+
+def _stack_values(stack: str) -> dict[str, Any]:
+    """Effective values of a stack: its file's keys over the defaults."""
+    config, _ = load_stack_config(stack)
+    return parse_settings(config).model_dump(by_alias=True)
+
+
+def _show(value: Any) -> str:
+    if value is None or value is PydanticUndefined:
+        return "—"
+    text = json.dumps(list(value) if isinstance(value, tuple) else value)
+    return f"`{text.strip(chr(34))}`" if isinstance(value, str) else f"`{text}`"
+
+
+def _type_name(annotation: Any) -> str:
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return _type_name(args[0])
+    if origin is Literal:
+        return " or ".join(f"`{a}`" for a in args)
+    if origin in (Union, UnionType):
+        present = [a for a in args if a is not type(None)]
+        return f"{_type_name(present[0])}, optional"
+    if origin is tuple:
+        return f"list of {_type_name(args[0])}"
+    return {int: "int", float: "number", bool: "bool", str: "string"}.get(annotation, str(annotation))
+
+
+def render_table() -> str:
+    dev, prod = _stack_values("dev"), _stack_values("prod")
+    rows = ["| key | type | default | dev | prod | meaning |", "|---|---|---|---|---|---|"]
+    for name, field in StackSettings.model_fields.items():
+        key = field.alias or name
+        default = "required" if field.is_required() else _show(field.default)
+        rows.append(f"| `{key}` | {_type_name(field.annotation)} | {default} | {_show(dev.get(key))} | "
+                    f"{_show(prod.get(key))} | {DESCRIPTIONS[key]} |")  # fmt: skip
+    for key in sorted(SECRET_KEYS):
+        rows.append(f"| `{key}` | secret string | — | — | — | {DESCRIPTIONS[key]} |")
+    return "\n".join(rows)
+
+
+def update_readme(path: Path = ROOT / "README.md") -> bool:
+    text = path.read_text()
+    before, rest = text.split(START, 1)
+    _, after = rest.split(END, 1)
+    updated = f"{before}{START}\n{render_table()}\n{END}{after}"
+    if updated != text:
+        path.write_text(updated)
+    return updated != text
+
+
+if __name__ == "__main__":
+    import sys
+
+    if "--write" in sys.argv:
+        print("README updated" if update_readme() else "README already up to date")
+    else:
+        print(render_table())
