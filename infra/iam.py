@@ -1,8 +1,8 @@
 """IAM policy documents as data, so every statement is visible (and testable) in the plan.
 
 Statements are plain dicts serialised with ``json.dumps`` once all ARNs resolve; no ``*`` actions are
-ever granted. Where AWS requires ``"Resource": "*"`` the caller passes ``resource_star_reason``
-naming the AWS doc, and it is recorded in the statement's ``Sid`` for reviewers.
+ever granted, and ``"Resource": "*"`` only for the actions in :data:`RESOURCE_STAR_ACTIONS`, each listed
+with the AWS doc that requires it.
 """
 
 from __future__ import annotations
@@ -17,13 +17,32 @@ import pulumi_aws as aws
 
 Statement = dict[str, Any]
 
+# The one list of actions this program grants on "Resource": "*", each because the action supports no
+# resource-level permissions; the value names the AWS doc that says so. iam.allow() refuses "*" for any
+# other action, and the guardrail tests read this table.
+RESOURCE_STAR_ACTIONS: dict[str, str] = {
+    "ecr:GetAuthorizationToken": "ECR User Guide, 'Private registry authentication' (no resource-level permissions)",
+    # CodeBuild User Guide, 'Allow CodeBuild access to AWS services required to create a VPC network interface'.
+    "ec2:CreateNetworkInterface": "CodeBuild User Guide, VPC network interface policy",
+    "ec2:DescribeDhcpOptions": "CodeBuild User Guide, VPC network interface policy",
+    "ec2:DescribeNetworkInterfaces": "CodeBuild User Guide, VPC network interface policy",
+    "ec2:DeleteNetworkInterface": "CodeBuild User Guide, VPC network interface policy",
+    "ec2:DescribeSubnets": "CodeBuild User Guide, VPC network interface policy",
+    "ec2:DescribeSecurityGroups": "CodeBuild User Guide, VPC network interface policy",
+    "ec2:DescribeVpcs": "CodeBuild User Guide, VPC network interface policy",
+    # Service Authorization Reference, Amazon ECS: these actions have no resource types.
+    "ecs:RegisterTaskDefinition": "Service Authorization Reference, Amazon ECS (no resource types)",
+    "ecs:DescribeTaskDefinition": "Service Authorization Reference, Amazon ECS (no resource types)",
+}
+
 
 def allow(actions: Sequence[str], resources: Sequence[pulumi.Input[str]], sid: str, **extra: Any) -> Statement:
     if any(a == "*" or a.endswith(":*") for a in actions):
         raise ValueError(f"{sid}: wildcard actions are not allowed: {list(actions)}")
-    if "*" in resources and "resource_star_reason" not in extra:
-        raise ValueError(f"{sid}: Resource '*' needs resource_star_reason naming the AWS doc that requires it")
-    extra.pop("resource_star_reason", None)
+    if "*" in resources:
+        unlisted = sorted(set(actions) - set(RESOURCE_STAR_ACTIONS))
+        if unlisted or len(resources) != 1:
+            raise ValueError(f"{sid}: Resource '*' only for actions in RESOURCE_STAR_ACTIONS, alone; not {unlisted}")
     return {"Sid": re.sub(r"[^A-Za-z0-9]", "", sid), "Effect": "Allow", "Action": sorted(actions),
             "Resource": list(resources), **extra}  # fmt: skip
 

@@ -116,8 +116,7 @@ class ModelService(pulumi.ComponentResource):
         execution_statements = [
             # ECR User Guide, "Private registry authentication": GetAuthorizationToken has no resource-level
             # permissions, so it must be granted on "*".
-            iam.allow(["ecr:GetAuthorizationToken"], ["*"], sid="EcrLogin",
-                      resource_star_reason="ECR GetAuthorizationToken supports no resource-level permissions"),
+            iam.allow(["ecr:GetAuthorizationToken"], ["*"], sid="EcrLogin"),
             iam.allow(["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
                       [args.app_repository_arn], sid="PullAppImage"),
             iam.allow(["logs:CreateLogStream", "logs:PutLogEvents"], [log_streams], sid="WriteServiceLogs"),

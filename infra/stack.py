@@ -2,52 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pulumi
 import pulumi_aws as aws
 
 from infra.alerts import Alerts, AlertsArgs
 from infra.encryption import DataKey, DataKeyArgs
+from infra.jobs import BatchJobs, BatchJobsArgs
 from infra.model_service import ModelService, ModelServiceArgs, ServiceSizing
 from infra.network import Network, NetworkArgs
+from infra.observability import Observability, ObservabilityArgs
+from infra.pipeline import DeliveryPipeline, DeliveryPipelineArgs
 from infra.registry import Registry, RegistryArgs
 from infra.settings import StackSettings, load_settings, sentry_dsn
+from infra.stack_types import Account, Platform
 from infra.storage import Buckets, BucketsArgs
 from infra.tagging import register_required_tags
-
-
-@dataclass(frozen=True)
-class Account:
-    """Facts about the target account, from the provider's invokes (mocked offline)."""
-
-    account_id: str
-    region: str
-    partition: str
-    availability_zones: list[str]
-
-    @classmethod
-    def lookup(cls) -> Account:
-        return cls(
-            account_id=aws.get_caller_identity().account_id,
-            region=aws.get_region().region,
-            partition=aws.get_partition().partition,
-            availability_zones=list(aws.get_availability_zones(state="available").names),
-        )
-
-
-@dataclass(frozen=True)
-class Platform:
-    """What every later component builds on; passed around instead of a dozen loose values."""
-
-    settings: StackSettings
-    account: Account
-    data_key: DataKey
-    network: Network
-    buckets: Buckets
-    registry: Registry
-    alerts: Alerts
-    sentry_secret: aws.secretsmanager.Secret | None
 
 
 def build_platform(settings: StackSettings, account: Account) -> Platform:
@@ -156,6 +125,27 @@ def build_service(platform: Platform, service: str) -> ModelService:
     )
 
 
+def build_jobs(platform: Platform) -> BatchJobs:
+    return BatchJobs(
+        "jobs",
+        BatchJobsArgs(
+            settings=platform.settings,
+            account_id=platform.account.account_id,
+            region=platform.account.region,
+            vpc_id=platform.network.vpc_id,
+            private_subnet_ids=platform.network.private_subnet_ids,
+            model_bucket_name=platform.buckets.models.name,
+            model_bucket_arn=platform.buckets.models.arn,
+            capture_bucket_name=platform.buckets.capture.name,
+            capture_bucket_arn=platform.buckets.capture.arn,
+            jobs_repository_url=platform.registry.jobs.repository_url,
+            jobs_repository_arn=platform.registry.jobs.arn,
+            alerts_topic_arn=platform.alerts.topic_arn,
+            data_key_grant=platform.data_key.grant(),
+        ),
+    )
+
+
 def build_stack() -> None:
     """The whole program: ``infra/__main__.py`` calls this, and so does the offline plan."""
     settings = load_settings()
@@ -163,6 +153,9 @@ def build_stack() -> None:
     platform = build_platform(settings, Account.lookup())
     stage = build_service(platform, "stage")
     prod = build_service(platform, "prod")
+    jobs = build_jobs(platform)
+    pipeline = DeliveryPipeline("delivery", DeliveryPipelineArgs(platform=platform, stage=stage, prod=prod, jobs=jobs))
+    Observability("observability", ObservabilityArgs(platform=platform, stage=stage, prod=prod, jobs=jobs))
 
     pulumi.export("stageUrl", stage.url)
     pulumi.export("prodUrl", prod.url)
@@ -175,3 +168,6 @@ def build_stack() -> None:
     pulumi.export("alertsTopicArn", platform.alerts.topic_arn)
     pulumi.export("containerName", settings.container_name)
     pulumi.export("vpcId", platform.network.vpc_id)
+    pulumi.export("pipelineName", pipeline.pipeline_name)
+    pulumi.export("pipelineConsoleUrl", pipeline.console_url)
+    pulumi.export("codeCommitCloneUrl", pipeline.clone_url)

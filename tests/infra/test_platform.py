@@ -8,6 +8,7 @@ import pytest
 from botocore.session import get_session
 from botocore.validate import ParamValidator
 
+from infra.iam import RESOURCE_STAR_ACTIONS
 from infra.offline import OfflineRun, run_offline
 from infra.tagging import REQUIRED_TAG_KEYS, _accepts_tags
 from tests.infra.plan_queries import allowed_actions, as_list, policy_documents, role_policy, statements
@@ -154,10 +155,7 @@ def test_resource_star_only_where_aws_requires_it(stack: OfflineRun) -> None:
             continue  # in a key policy "*" means the key itself
         for statement in statements(document):
             if statement["Effect"] == "Allow" and "*" in as_list(statement.get("Resource")):
-                assert set(as_list(statement["Action"])) <= {"ecr:GetAuthorizationToken",
-                    "ec2:CreateNetworkInterface", "ec2:DescribeDhcpOptions", "ec2:DescribeNetworkInterfaces",
-                    "ec2:DeleteNetworkInterface", "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups",
-                    "ec2:DescribeVpcs"}, f"{resource.name}: {statement}"  # fmt: skip
+                assert set(as_list(statement["Action"])) <= set(RESOURCE_STAR_ACTIONS), f"{resource.name}: {statement}"
 
 
 def test_task_role_writes_only_its_own_capture_prefix(stack: OfflineRun) -> None:

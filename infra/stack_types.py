@@ -1,0 +1,47 @@
+"""Values passed between components: the account facts and the platform every component builds on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi_aws as aws
+
+from infra.alerts import Alerts
+from infra.encryption import DataKey
+from infra.network import Network
+from infra.registry import Registry
+from infra.settings import StackSettings
+from infra.storage import Buckets
+
+
+@dataclass(frozen=True)
+class Account:
+    """Facts about the target account, from the provider's invokes (mocked offline)."""
+
+    account_id: str
+    region: str
+    partition: str
+    availability_zones: list[str]
+
+    @classmethod
+    def lookup(cls) -> Account:
+        return cls(
+            account_id=aws.get_caller_identity().account_id,
+            region=aws.get_region().region,
+            partition=aws.get_partition().partition,
+            availability_zones=list(aws.get_availability_zones(state="available").names),
+        )
+
+
+@dataclass(frozen=True)
+class Platform:
+    """What every later component builds on; passed around instead of a dozen loose values."""
+
+    settings: StackSettings
+    account: Account
+    data_key: DataKey
+    network: Network
+    buckets: Buckets
+    registry: Registry
+    alerts: Alerts
+    sentry_secret: aws.secretsmanager.Secret | None
