@@ -12,8 +12,8 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
 
+from infra import plan_cost, plan_diagram, plan_diff
 from infra.offline import OfflineRun, RegisteredResource, run_offline
 from infra.settings import ConfigError
 
@@ -89,6 +89,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m infra.plan", description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", default="dev", help="stack name: reads Pulumi.<stack>.yaml (default: dev)")
     parser.add_argument("--format", choices=("tree", "json"), default="tree")
+    review = parser.add_mutually_exclusive_group()
+    review.add_argument("--diagram", action="store_true", help="print a Mermaid diagram of the delivery flow")
+    review.add_argument("--diff", metavar="OTHER", help="show what differs from stack OTHER")
+    review.add_argument("--cost", action="store_true", help="print an itemised monthly cost estimate")
     return parser.parse_args(argv)
 
 
@@ -96,12 +100,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         run = run_offline(args.stack)
+        other = run_offline(args.diff) if args.diff else None
     except (ConfigError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    output: Any = render_json(run) if args.format == "json" else render_tree(run)
-    print(output)
+    if args.diagram:
+        output = plan_diagram.render(run)
+    elif other is not None:
+        output = plan_diff.render(plan_diff.diff(run, other))
+    elif args.cost:
+        output = plan_cost.render(plan_cost.estimate(run, region=_region(run)))
+    else:
+        output = render_json(run) if args.format == "json" else render_tree(run)
+    print(output.rstrip("\n"))
     return 0
+
+
+def _region(run: OfflineRun) -> str:
+    from infra.offline import load_stack_config
+
+    config, _ = load_stack_config(run.stack)
+    return str(config.get("aws:region", "us-east-1"))
 
 
 if __name__ == "__main__":
