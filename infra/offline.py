@@ -48,6 +48,7 @@ class RegisteredResource:
     dependencies: list[str]
     protect: bool = False
     ignore_changes: list[str] = field(default_factory=list)
+    property_dependencies: dict[str, list[str]] = field(default_factory=dict)
 
     def as_plan_entry(self) -> dict[str, Any]:
         return {
@@ -125,8 +126,11 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         inputs = _mask_secrets(rpc.deserialize_properties(request.object, keep_unknowns=True))
         dependencies = {_engine_urn(request.parent)} if request.parent else set()
         dependencies.update(_engine_urn(u) for u in request.dependencies)
-        for deps in request.propertyDependencies.values():
-            dependencies.update(_engine_urn(u) for u in deps.urns)
+        property_dependencies = {
+            key: sorted(_engine_urn(u) for u in deps.urns) for key, deps in request.propertyDependencies.items()
+        }
+        for urns in property_dependencies.values():
+            dependencies.update(urns)
         with self._lock:
             self.registered.append(
                 RegisteredResource(
@@ -139,6 +143,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     dependencies=sorted(dependencies),
                     protect=bool(request.protect),
                     ignore_changes=list(request.ignoreChanges),
+                    property_dependencies=property_dependencies,
                 )
             )
         return response
@@ -240,6 +245,13 @@ _STATE: dict[str, Callable[[_Names], dict[str, Any]]] = {
     "aws:cloudwatch/eventRule:EventRule": lambda n: {"arn": n.arn("events", f"rule/{n.physical}")},
     "aws:glue/catalogDatabase:CatalogDatabase": lambda n: {"arn": n.arn("glue", f"database/{n.physical}")},
     "aws:athena/workgroup:Workgroup": lambda n: {"arn": n.arn("athena", f"workgroup/{n.physical}")},
+    "aws:scheduler/scheduleGroup:ScheduleGroup": lambda n: {"arn": n.arn("scheduler", f"schedule-group/{n.physical}")},
+    "aws:scheduler/schedule:Schedule": lambda n: {
+        "arn": n.arn("scheduler", f"schedule/{n.inputs.get('groupName', 'default')}/{n.physical}")},
+    "aws:sqs/queue:Queue": lambda n: {
+        "arn": n.arn("sqs", n.physical), "url": f"https://sqs.{n.region}.amazonaws.com/{n.account}/{n.physical}"},
+    "aws:glue/catalogTable:CatalogTable": lambda n: {
+        "arn": n.arn("glue", f"table/{n.inputs.get('databaseName')}/{n.physical}")},
 }  # fmt: skip
 
 

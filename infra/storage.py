@@ -20,6 +20,7 @@ class SecureBucketArgs:
     kms_key_arn: pulumi.Input[str]
     versioned: bool = False
     eventbridge: bool = False
+    purpose: str = "data"
     lifecycle_rules: list[aws.s3.BucketLifecycleConfigurationRuleArgs] = field(default_factory=list)
     protect: bool = False
 
@@ -30,7 +31,8 @@ class SecureBucket(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         self.bucket = aws.s3.Bucket(
             name,
-            aws.s3.BucketArgs(force_destroy=not args.protect),
+            # The purpose tag lets policies find a bucket's role (e.g. the model bucket must be versioned).
+            aws.s3.BucketArgs(force_destroy=not args.protect, tags={"purpose": args.purpose}),
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
         aws.s3.BucketServerSideEncryptionConfiguration(
@@ -145,6 +147,7 @@ class Buckets(pulumi.ComponentResource):
             f"{name}-artifacts",
             SecureBucketArgs(
                 kms_key_arn=args.kms_key_arn,
+                purpose="artifacts",
                 lifecycle_rules=[_expire("expire-pipeline-artifacts", args.artifact_retention_days)],
             ),
             opts=child,
@@ -155,6 +158,7 @@ class Buckets(pulumi.ComponentResource):
             f"{name}-models",
             SecureBucketArgs(
                 kms_key_arn=args.kms_key_arn,
+                purpose="models",
                 versioned=True,
                 eventbridge=True,
                 protect=args.protect,
@@ -178,6 +182,7 @@ class Buckets(pulumi.ComponentResource):
             f"{name}-capture",
             SecureBucketArgs(
                 kms_key_arn=args.kms_key_arn,
+                purpose="capture",
                 protect=args.protect,
                 lifecycle_rules=[
                     aws.s3.BucketLifecycleConfigurationRuleArgs(
