@@ -100,6 +100,18 @@ class FeatureBaseline(_Frozen):
         return self
 
 
+class Lineage(_Frozen):
+    """Where this model came from: the champion it was refit from and the fingerprint of its inputs.
+
+    The fingerprint (training data sha256, champion sha256, hyperparameters, code git sha, ...) lets the
+    retrain job recognise a re-run on the same inputs and release nothing new.
+    """
+
+    parent_version: int | None = None
+    parent_sha256: Sha256 | None = None
+    fingerprint: Annotated[str, Field(min_length=1)]
+
+
 class Manifest(_Frozen):
     """The whole ``manifest.json``. ``files`` maps every other file in the package to its sha256."""
 
@@ -115,6 +127,7 @@ class Manifest(_Frozen):
     metrics: Metrics
     baseline: tuple[FeatureBaseline, ...]
     prediction_baseline: FeatureBaseline | None = None
+    lineage: Lineage | None = None
     libraries: dict[str, str]
     files: dict[str, Sha256]
 

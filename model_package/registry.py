@@ -45,6 +45,8 @@ class ReleaseRecord(_Record):
     model_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
     image_uri: str
     image_digest: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
+    jobs_image_uri: str | None = None
+    jobs_image_digest: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")] | None = None
     pipeline_execution_id: str
     released_at: datetime
 

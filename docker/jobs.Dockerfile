@@ -1,0 +1,31 @@
+# The jobs image: retrain, monitoring, batch inference and the release step (python -m <job>).
+# Build context is the repository root: docker build -f docker/jobs.Dockerfile .
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    MPLCONFIGDIR=/tmp/matplotlib
+
+WORKDIR /app
+
+# Dependencies first, so a code change does not reinstall them. Pinned in requirements/jobs.txt.
+COPY requirements/jobs.txt /tmp/requirements-jobs.txt
+RUN pip install --no-cache-dir -r /tmp/requirements-jobs.txt \
+    && rm /tmp/requirements-jobs.txt \
+    && groupadd --system --gid 10001 jobs \
+    && useradd --system --uid 10001 --gid jobs --home-dir /app --no-create-home --shell /usr/sbin/nologin jobs
+
+# Code is owned by root and read-only to the job user: a job cannot rewrite itself.
+COPY model_package/ model_package/
+COPY alerting/ alerting/
+COPY retrain/ retrain/
+COPY monitor/ monitor/
+COPY inference/ inference/
+COPY release/ release/
+
+USER 10001:10001
+
+ENTRYPOINT ["python", "-m"]
+CMD ["retrain", "run"]

@@ -1,0 +1,188 @@
+"""``python -m release``: the commands the two buildspecs run. ``--help`` on each lists its arguments.
+
+Exit status: 0 done; 2-6 a model package error (``model_package.errors``); 7-10 ``release.errors``;
+1 anything unexpected (a bug or an AWS outage), with the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from model_package import PackageError
+from release.errors import ConfigurationError, ReleaseError
+
+if TYPE_CHECKING:
+    from release.settings import ReleaseSettings
+
+LOG = logging.getLogger("release")
+
+
+def _model_info(args: argparse.Namespace) -> int:
+    from release.model_info import ModelIdentity
+
+    sys.stdout.write(ModelIdentity.from_package(args.model_dir).shell_exports())
+    return 0
+
+
+def _image_digest(args: argparse.Namespace) -> int:
+    import boto3
+
+    from release.images import EcrImageLookup, TaggedImage
+
+    image = TaggedImage.parse(args.image)
+    lookup = EcrImageLookup(boto3.client("ecr"))
+    digest = lookup.digest(image) if args.missing_ok else lookup.require_digest(image)
+    print(digest or "")
+    return 0
+
+
+def _imagedefinitions(args: argparse.Namespace) -> int:
+    from release.imagedefinitions import write_image_definitions
+
+    write_image_definitions(args.out, args.container_name, args.image)
+    LOG.info("wrote %s: container %s -> %s", args.out, args.container_name, args.image)
+    return 0
+
+
+def _build_record(args: argparse.Namespace) -> int:
+    from release.build_record import BuildRecordWriter, build_record
+    from release.model_info import ModelIdentity
+
+    model = ModelIdentity.from_package(args.model_dir)
+    record = build_record(
+        git_sha=args.git_sha,
+        model_name=model.name,
+        model_version=model.version,
+        model_sha256=model.sha256,
+        model_s3_version_id=args.model_s3_version_id,
+        app_image_uri=args.app_image,
+        app_image_digest=args.app_image_digest,
+        jobs_image_uri=args.jobs_image,
+        jobs_image_digest=args.jobs_image_digest,
+        built_at=args.built_at or datetime.now(UTC),
+    )
+    BuildRecordWriter().write(args.out, record)
+    LOG.info("wrote build record %s", args.out)
+    return 0
+
+
+def _record(args: argparse.Namespace) -> int:
+    import boto3
+
+    from release.build_record import BuildRecordReader
+    from release.job_definitions import JobDefinitionUpdater
+    from release.releaser import ModelBucket, Releaser
+    from release.settings import ReleaseSettings
+
+    settings = ReleaseSettings.from_env()
+    s3 = boto3.client("s3")
+    try:
+        build = BuildRecordReader().read(args.build_record)
+        releaser = Releaser(
+            ModelBucket(s3, settings.model_bucket),
+            JobDefinitionUpdater(boto3.client("batch")),
+            model_key=settings.model_key,
+        )
+        outcome = releaser.release(
+            build,
+            pipeline_execution_id=settings.pipeline_execution_id,
+            job_definition_names=settings.job_definition_names,
+        )
+    except Exception as exc:  # every failure after the prod deploy is worth a page, expected or not
+        _alert_release_failed(settings, s3, exc)
+        raise
+    print(f"s3://{settings.model_bucket}/{outcome.record_key}")
+    return 0
+
+
+def _alert_release_failed(settings: ReleaseSettings, s3: Any, exc: Exception) -> None:
+    """Page: prod runs the new build but the record, pointer or job definitions may not say so. Best effort."""
+    if not settings.alerts_topic_arn:
+        return
+    import boto3
+
+    from alerting import Alert, AlertPublisher, S3DedupStore, Severity
+
+    alert = Alert(
+        source="release",
+        kind="release-failed",
+        severity=Severity.CRITICAL,
+        summary=f"release step failed after the prod deploy: {type(exc).__name__}",
+        where_to_look=f"CodePipeline execution {settings.pipeline_execution_id}, Release action log",
+        details={
+            "error": str(exc),
+            "bucket": settings.model_bucket,
+            "effect": "releases/, champion.json or the Batch job definitions may not reflect what prod runs",
+        },
+        dedup_key=settings.pipeline_execution_id,
+    )
+    try:
+        AlertPublisher(boto3.client("sns"), settings.alerts_topic_arn, S3DedupStore(s3, settings.model_bucket)).publish(
+            alert
+        )
+    except Exception:  # the original failure must still surface
+        LOG.exception("could not publish the release-failed alert")
+
+
+def _aware_datetime(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{value!r} has no time zone; give e.g. 2026-01-01T00:00:00+00:00")
+    return parsed
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="python -m release", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+
+    info = commands.add_parser("model-info", help="verify a model package and print 'export MODEL_*=' lines")
+    info.add_argument("model_dir", help="unpacked package directory or model.zip")
+    info.set_defaults(run=_model_info)
+
+    digest = commands.add_parser("image-digest", help="print the ECR digest of <repository uri>:<tag>")
+    digest.add_argument("image")
+    digest.add_argument("--missing-ok", action="store_true", help="print an empty line (exit 0) if the tag is absent")
+    digest.set_defaults(run=_image_digest)
+
+    defs = commands.add_parser("imagedefinitions", help="write imagedefinitions.json for the ECS deploy actions")
+    defs.add_argument("--container-name", required=True)
+    defs.add_argument("--image", required=True, help="<repository uri>@sha256:<digest>")
+    defs.add_argument("--out", required=True)
+    defs.set_defaults(run=_imagedefinitions)
+
+    record = commands.add_parser("build-record", help="validate and write the build record")
+    record.add_argument("--out", required=True)
+    record.add_argument("--model-dir", required=True)
+    record.add_argument("--git-sha", required=True)
+    record.add_argument("--model-s3-version-id", required=True)
+    record.add_argument("--app-image", required=True, help="<repository uri>:<git sha>-m<model version>")
+    record.add_argument("--app-image-digest", required=True)
+    record.add_argument("--jobs-image", required=True, help="<repository uri>:<git sha>")
+    record.add_argument("--jobs-image-digest", required=True)
+    record.add_argument("--built-at", type=_aware_datetime, default=None, help="ISO-8601 with zone; default now")
+    record.set_defaults(run=_build_record)
+
+    release = commands.add_parser("record", help="write the release record, move champion, update job definitions")
+    release.add_argument("--build-record", required=True)
+    release.set_defaults(run=_record)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    args = parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except (ReleaseError, PackageError) as exc:
+        kind = "configuration" if isinstance(exc, ConfigurationError) else type(exc).__name__
+        print(f"release {args.command}: {kind}: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

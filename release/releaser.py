@@ -1,0 +1,149 @@
+"""The Release action: record what went live, then move the ``champion`` pointer, then the Batch jobs.
+
+Every check (the model objects in the bucket, the job definitions) runs before the first write, so
+a release that cannot complete changes nothing. The writes then go record first, pointer second,
+so the pointer never names a record that does not exist, and the job definitions last, because
+they are the only step a re-run repeats harmlessly (an unchanged image registers no revision).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from model_package import PackageError, open_package
+from model_package.registry import (
+    CHAMPION_KEY,
+    ChampionPointer,
+    ReleaseRecord,
+    release_key,
+    versioned_model_key,
+)
+from release.build_record import BuildRecord
+from release.errors import ReleaseStateError
+from release.job_definitions import JobDefinitionUpdater, PlannedRevision
+
+LOG = logging.getLogger(__name__)
+_MISSING_OBJECT_CODES = {"NoSuchKey", "NoSuchVersion", "InvalidArgument", "404", "NotFound"}
+
+
+@dataclass(frozen=True)
+class ReleaseOutcome:
+    record_key: str
+    record: ReleaseRecord
+    champion: ChampionPointer
+    job_definitions: list[str] = field(default_factory=list)
+
+
+class ModelBucket:
+    """Reads and writes of the model bucket that the release needs, behind one small class."""
+
+    def __init__(self, s3_client: Any, bucket: str) -> None:
+        self.s3, self.bucket = s3_client, bucket
+
+    def read(self, key: str, version_id: str | None = None) -> bytes:
+        request = {"Bucket": self.bucket, "Key": key}
+        if version_id is not None:
+            request["VersionId"] = version_id
+        where = f"s3://{self.bucket}/{key}" + (f" (version {version_id})" if version_id else "")
+        try:
+            return self.s3.get_object(**request)["Body"].read()
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in _MISSING_OBJECT_CODES:
+                raise ReleaseStateError(f"{where} does not exist ({code})") from exc
+            raise
+
+    def write_new(self, key: str, body: bytes) -> None:
+        """Create ``key``; refuse to replace an existing object (a release record is history)."""
+        try:
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType="application/json", IfNoneMatch="*")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "PreconditionFailed":
+                raise ReleaseStateError(
+                    f"s3://{self.bucket}/{key} already exists; release records are never replaced"
+                ) from exc
+            raise
+
+    def write(self, key: str, body: bytes) -> None:
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType="application/json")
+
+
+class Releaser:
+    """Turns a build record into a release record, a champion pointer and new job definition revisions."""
+
+    def __init__(
+        self,
+        bucket: ModelBucket,
+        job_definitions: JobDefinitionUpdater,
+        *,
+        model_key: str,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.bucket, self.job_definitions, self.model_key, self._now = bucket, job_definitions, model_key, clock
+
+    def _check_package(self, build: BuildRecord, data: bytes, where: str) -> None:
+        try:
+            package = open_package(data)
+        except PackageError as exc:
+            raise ReleaseStateError(f"{where} is not a valid model package: {exc}") from exc
+        if package.sha256 != build.model_sha256:
+            raise ReleaseStateError(
+                f"{where} has package sha256 {package.sha256}, the build record says {build.model_sha256}; "
+                "the image would serve a different model than the one released"
+            )
+        manifest = package.manifest
+        if (manifest.name, manifest.version) != (build.model_name, build.model_version):
+            raise ReleaseStateError(
+                f"{where} is model {manifest.name!r} version {manifest.version}, "
+                f"the build record says {build.model_name!r} version {build.model_version}"
+            )
+
+    def verify(self, build: BuildRecord) -> str:
+        """Check the bucket holds the very package the build baked in; returns the champion's package key."""
+        package_key = versioned_model_key(build.model_version)
+        where = f"s3://{self.bucket.bucket}/{package_key}"
+        self._check_package(build, self.bucket.read(package_key), where)
+        trigger = f"s3://{self.bucket.bucket}/{self.model_key} (version {build.model_s3_version_id})"
+        self._check_package(build, self.bucket.read(self.model_key, build.model_s3_version_id), trigger)
+        return package_key
+
+    def release(
+        self, build: BuildRecord, *, pipeline_execution_id: str, job_definition_names: Sequence[str]
+    ) -> ReleaseOutcome:
+        package_key = self.verify(build)
+        planned: list[PlannedRevision] = self.job_definitions.plan(job_definition_names, build.pinned_jobs_image)
+        released_at = self._now()
+        key = release_key(released_at, build.git_sha)
+        record = ReleaseRecord(
+            git_sha=build.git_sha,
+            model_name=build.model_name,
+            model_version=build.model_version,
+            model_s3_version_id=build.model_s3_version_id,
+            model_sha256=build.model_sha256,
+            image_uri=build.app_image_uri,
+            image_digest=build.app_image_digest,
+            jobs_image_uri=build.jobs_image_uri,
+            jobs_image_digest=build.jobs_image_digest,
+            pipeline_execution_id=pipeline_execution_id,
+            released_at=released_at,
+        )
+        self.bucket.write_new(key, (record.model_dump_json(indent=2) + "\n").encode())
+        LOG.info("wrote release record s3://%s/%s", self.bucket.bucket, key)
+        champion = ChampionPointer(
+            model_name=build.model_name,
+            model_version=build.model_version,
+            package_key=package_key,
+            model_sha256=build.model_sha256,
+            release_key=key,
+            updated_at=released_at,
+        )
+        self.bucket.write(CHAMPION_KEY, (champion.model_dump_json(indent=2) + "\n").encode())
+        LOG.info("champion is now %s version %d (%s)", build.model_name, build.model_version, package_key)
+        arns = self.job_definitions.apply(planned)
+        return ReleaseOutcome(record_key=key, record=record, champion=champion, job_definitions=arns)

@@ -1,0 +1,50 @@
+"""The Release action's configuration, read from the environment the infra gives the CodeBuild project."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from model_package.registry import DEFAULT_MODEL_KEY
+from release.errors import ConfigurationError
+from release.job_definitions import parse_names
+
+# S3 bucket naming rules (lower-case letters, digits, '.', '-'; 3-63 characters).
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+@dataclass(frozen=True)
+class ReleaseSettings:
+    model_bucket: str
+    model_key: str
+    pipeline_execution_id: str
+    job_definition_names: tuple[str, ...]
+    alerts_topic_arn: str | None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ReleaseSettings:
+        env = os.environ if environ is None else environ
+        bucket = env.get("MODEL_BUCKET", "").strip()
+        if not _BUCKET.match(bucket):
+            raise ConfigurationError(
+                f"MODEL_BUCKET={bucket!r} is not an S3 bucket name; the infra sets it to the model bucket"
+            )
+        execution_id = env.get("PIPELINE_EXECUTION_ID", "").strip()
+        if not execution_id or execution_id.startswith("#{"):
+            raise ConfigurationError(
+                f"PIPELINE_EXECUTION_ID={execution_id!r}: set it to #{{codepipeline.PipelineExecutionId}} "
+                "in the Release action's environment"
+            )
+        model_key = env.get("MODEL_KEY", "").strip() or DEFAULT_MODEL_KEY
+        topic = env.get("ALERTS_TOPIC_ARN", "").strip() or None
+        if topic is not None and not topic.startswith("arn:"):
+            raise ConfigurationError(f"ALERTS_TOPIC_ARN={topic!r} is not an ARN")
+        return cls(
+            model_bucket=bucket,
+            model_key=model_key,
+            pipeline_execution_id=execution_id,
+            job_definition_names=tuple(parse_names(env.get("JOB_DEFINITION_NAMES", ""))),
+            alerts_topic_arn=topic,
+        )

@@ -1,0 +1,185 @@
+"""Command line: ``python -m retrain {run,train,verify,synth}``.
+
+Exit codes (docs/retrain.md): 0 success (for ``run`` also a rejected or unchanged candidate);
+1 unexpected error; 2 package unusable; 3 manifest invalid; 4 integrity (sha256) mismatch;
+5 schema inconsistent; 6 ONNX/estimator parity failed; 7 bad training data; 8 invalid settings;
+9 upload refused; 64 bad command-line usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from model_package.errors import PackageError
+from retrain.errors import USAGE_EXIT_CODE, RetrainError
+from retrain.logs import configure_logging
+
+LOG = logging.getLogger("retrain")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(USAGE_EXIT_CODE, f"{self.prog}: error: {message}\n")
+
+
+def _csv_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m retrain", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--plain-logs", action="store_true", help="human-readable logs instead of JSON lines")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="the Batch retrain job (settings from the environment, flags override)")
+    for flag, dest, kind in [
+        ("--data", "data_uri", str),
+        ("--sql-name", "sql_name", str),
+        ("--database-url", "database_url", str),
+        ("--target", "target", str),
+        ("--time-column", "time_column", str),
+        ("--bucket", "model_bucket", str),
+        ("--model-key", "model_key", str),
+        ("--model-name", "model_name", str),
+        ("--topic-arn", "alerts_topic_arn", str),
+        ("--gate-metric", "gate_metric", str),
+        ("--gate-tolerance", "gate_tolerance", float),
+        ("--gate-floor", "gate_floor", float),
+        ("--min-rows", "min_rows", int),
+        ("--git-sha", "git_sha", str),
+        ("--seed", "seed", int),
+    ]:
+        run.add_argument(flag, dest=dest, type=kind, default=None)
+
+    train = sub.add_parser("train", help="train a package locally from a CSV or Parquet file")
+    train.add_argument("--data", required=True, help="CSV or Parquet file")
+    train.add_argument("--target", required=True, help="binary target column (0/1 or true/false)")
+    train.add_argument("--positive", default=None, help="target value meaning 1, for text labels such as yes/no")
+    train.add_argument("--out", required=True, help="where to write model.zip")
+    train.add_argument(
+        "--categorical", type=_csv_list, default=None, help="comma-separated columns to treat as categories"
+    )
+    train.add_argument("--numeric", type=_csv_list, default=None, help="comma-separated columns to treat as numbers")
+    train.add_argument("--time-column", default=None, help="date column: time-based holdout, not a feature")
+    train.add_argument("--name", default="model", help="model name (lowercase, digits, '-')")
+    train.add_argument("--version", type=int, default=1)
+    train.add_argument("--min-rows", type=int, default=50)
+    train.add_argument("--git-sha", default="unknown")
+    train.add_argument("--seed", type=int, default=0)
+
+    verify = sub.add_parser("verify", help="check a model.zip: integrity, schema, ONNX-vs-estimator parity")
+    verify.add_argument("package", help="model.zip or an unpacked package directory")
+    verify.add_argument("--tolerance", type=float, default=None, help="max |onnx - estimator| (default 1e-4)")
+    verify.add_argument("--json", action="store_true", help="print the result as JSON")
+    verify.add_argument("--expect-sha256", default=None, help="the manifest sha256 the package must have")
+
+    synth = sub.add_parser("synth", help="write deterministic synthetic churn data")
+    synth.add_argument("--rows", type=int, default=5000)
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--days", type=int, default=90)
+    synth.add_argument("--out", required=True, help=".csv or .parquet")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    import boto3
+
+    from retrain.job import RetrainJob
+    from retrain.settings import Settings
+
+    overrides = {k: getattr(args, k) for k in vars(args) if k not in ("command", "log_level", "plain_logs")}
+    settings = Settings.from_env(**overrides).for_run()
+    job = RetrainJob(settings, boto3.client("s3"), boto3.client("sns") if settings.alerts_topic_arn else None)
+    result = job.run()
+    print(json.dumps({"decision": str(result.decision), "reason": result.reason, "report": result.report_key}))
+    return result.exit_code
+
+
+def _train(args: argparse.Namespace) -> int:
+    from model_package.archive import write_atomically
+    from retrain.errors import DataError
+    from retrain.readers import LocalFileReader
+    from retrain.training import fit_candidate
+
+    data = LocalFileReader(args.data).read()
+    frame = data.frame
+    if args.positive is not None:
+        if args.target not in frame.columns:
+            raise DataError(f"target column {args.target!r} is missing; the data has {list(frame.columns)}")
+        labels = frame[args.target].dropna().astype(str).unique()
+        if len(labels) != 2 or args.positive not in labels:
+            raise DataError(f"--positive {args.positive!r}: target {args.target!r} has values {sorted(labels)[:10]}")
+        frame = frame.assign(**{args.target: (frame[args.target].astype(str) == args.positive).astype("int64")})
+    result = fit_candidate(
+        frame,
+        args.target,
+        name=args.name,
+        version=args.version,
+        data_uri=str(Path(args.data).resolve().as_uri()),
+        data_sha256=data.sha256,
+        git_sha=args.git_sha,
+        time_column=args.time_column,
+        seed=args.seed,
+        categorical=args.categorical,
+        numeric=args.numeric,
+        min_rows=args.min_rows,
+    )
+    write_atomically(args.out, result.data)
+    m = result.manifest.metrics
+    print(
+        f"wrote {args.out}: {result.manifest.name} v{result.manifest.version}, {len(result.manifest.features)} "
+        f"features, holdout roc_auc={m.roc_auc:.4f} log_loss={m.log_loss:.4f} lift={m.lift:.2f}"
+    )
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from retrain.verify import PARITY_TOLERANCE, verify_package
+
+    tolerance = args.tolerance if args.tolerance is not None else PARITY_TOLERANCE
+    result = verify_package(args.package, tolerance, expect_sha256=args.expect_sha256)
+    print(json.dumps(result.__dict__) if args.json else result.summary())
+    return 0
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from model_package.archive import write_atomically
+    from retrain.synthetic import generate_churn
+
+    frame = generate_churn(args.rows, seed=args.seed, days=args.days)
+    suffix = Path(args.out).suffix.lower()
+    if suffix == ".csv":
+        data = frame.to_csv(index=False).encode()
+    elif suffix in (".parquet", ".pq"):
+        data = frame.to_parquet(index=False)
+    else:
+        raise RetrainError(f"--out {args.out}: unknown format {suffix!r}; allowed: .csv, .parquet")
+    write_atomically(args.out, data)
+    print(f"wrote {args.out}: {len(frame)} rows, churn rate {frame['churn'].mean():.3f}")
+    return 0
+
+
+COMMANDS = {"run": _run, "train": _train, "verify": _verify, "synth": _synth}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_level, json_lines=not args.plain_logs)
+    try:
+        return COMMANDS[args.command](args)
+    except (PackageError, RetrainError) as exc:
+        LOG.error("%s", exc)
+        print(f"error ({type(exc).__name__}, exit {exc.exit_code}): {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

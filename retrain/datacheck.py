@@ -1,0 +1,107 @@
+"""Checks on training data before anything is fitted: bad data stops the job with every problem named."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from model_package.manifest import FeatureSpec
+from retrain.errors import DataError
+from retrain.schema import numeric_values
+
+# A feature mostly missing is an upstream failure, not a property of the customers.
+MAX_NULL_RATE = 0.5
+MIN_HISTORY = pd.Timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class DataRequirements:
+    target: str
+    min_rows: int = 500
+    time_column: str | None = None
+    require_time: bool = False  # the Batch job insists on history; local `train` does not
+    features: Sequence[FeatureSpec] = ()  # the champion's features, when refitting
+
+
+def parse_times(series: pd.Series, name: str) -> pd.Series:
+    parsed = pd.to_datetime(series, errors="coerce", utc=True)
+    bad = series.notna() & parsed.isna()
+    if bad.any():
+        examples = [str(v) for v in series[bad].unique()[:3]]
+        raise DataError(f"time column {name!r} has values that are not dates, such as {examples}")
+    return parsed
+
+
+def target_values(frame: pd.DataFrame, target: str) -> np.ndarray:
+    """The target as int64 0/1; raises unless every value is 0/1 (or bool) and not null."""
+    if target not in frame.columns:
+        raise DataError(f"target column {target!r} is missing; the data has {list(frame.columns)}")
+    series = frame[target]
+    if series.isna().any():
+        raise DataError(f"target {target!r} has {int(series.isna().sum())} null values; every row needs a label")
+    if pd.api.types.is_bool_dtype(series):
+        return series.to_numpy(dtype=np.int64)
+    values = pd.to_numeric(series, errors="coerce")
+    invalid = values.isna() | ~values.isin([0, 1])
+    if invalid.any():
+        examples = [str(v) for v in series[invalid].unique()[:5]]
+        raise DataError(f"target {target!r} must be binary (0/1 or true/false); found {examples}")
+    return values.to_numpy(dtype=np.int64)
+
+
+def _target_problems(frame: pd.DataFrame, req: DataRequirements) -> list[str]:
+    try:
+        y = target_values(frame, req.target)
+    except DataError as exc:
+        return [str(exc)]
+    if len(y) and len(np.unique(y)) < 2:
+        return [f"target {req.target!r} has only the value {int(y[0])}; both classes are required"]
+    return []
+
+
+def _feature_problems(frame: pd.DataFrame, req: DataRequirements) -> list[str]:
+    problems = []
+    missing = [f.name for f in req.features if f.name not in frame.columns]
+    if missing:
+        problems.append(f"features the model needs are missing: {missing}")
+    for spec in req.features:
+        if spec.is_numeric and spec.name in frame.columns:
+            try:
+                numeric_values(frame[spec.name], spec.name)
+            except DataError as exc:
+                problems.append(str(exc))
+    for name in frame.columns:
+        rate = float(frame[name].isna().mean()) if len(frame) else 0.0
+        if name != req.target and rate > MAX_NULL_RATE:
+            problems.append(f"column {name!r} is {rate:.0%} null; at most {MAX_NULL_RATE:.0%} is allowed")
+    return problems
+
+
+def _time_problems(frame: pd.DataFrame, req: DataRequirements) -> list[str]:
+    if not req.time_column or req.time_column not in frame.columns:
+        if req.require_time:
+            return [f"time column {req.time_column!r} is missing; it is needed for the holdout and history checks"]
+        return []
+    try:
+        times = parse_times(frame[req.time_column], req.time_column)
+    except DataError as exc:
+        return [str(exc)]
+    if times.isna().any():
+        return [f"time column {req.time_column!r} has {int(times.isna().sum())} null values"]
+    if len(times) and times.max() - times.min() < MIN_HISTORY:
+        span = times.max() - times.min()
+        return [f"time column {req.time_column!r} spans {span}; at least one day of history is required"]
+    return []
+
+
+def check_training_frame(frame: pd.DataFrame, req: DataRequirements) -> None:
+    """Raise one :class:`DataError` listing every problem, so one failed run tells the whole story."""
+    problems: list[str] = []
+    if len(frame) < req.min_rows:
+        problems.append(f"{len(frame)} rows; at least {req.min_rows} are required (MIN_ROWS)")
+    problems += _target_problems(frame, req) + _feature_problems(frame, req) + _time_problems(frame, req)
+    if problems:
+        raise DataError("the training data is not usable:\n  - " + "\n  - ".join(problems))

@@ -1,0 +1,198 @@
+"""Where training data comes from: a local file, an S3 object, or a SQL query kept beside the code.
+
+Each reader returns a :class:`DataSet` with the frame and the sha256 that identifies the data for lineage
+and re-run detection. Any failure to read is a :class:`DataError`, so missing or corrupt data stops the
+job before anything is trained or uploaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol
+
+import pandas as pd
+
+from retrain.errors import ConfigError, DataError
+
+LOG = logging.getLogger(__name__)
+FORMATS = (".csv", ".parquet", ".pq")
+SQL_DIR = Path(__file__).parent / "sql"
+SQL_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+def frame_sha256(frame: pd.DataFrame) -> str:
+    """Content hash of a frame (CSV of its values), for data without a source file (SQL results)."""
+    return hashlib.sha256(frame.to_csv(index=False).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class DataSet:
+    frame: pd.DataFrame
+    uri: str
+    sha256: str
+
+
+class DataReader(Protocol):
+    def read(self) -> DataSet: ...
+
+
+def _format(name: str) -> str:
+    suffix = PurePosixPath(name.lower().removesuffix(".gz")).suffix
+    if suffix not in FORMATS:
+        raise DataError(f"{name}: unknown data format {suffix or '(no extension)'!r}; allowed: {list(FORMATS)}")
+    return "csv" if suffix == ".csv" else "parquet"
+
+
+def parse_bytes(data: bytes, name: str) -> pd.DataFrame:
+    """CSV or Parquet by extension; a truncated/garbled file is a DataError naming the file."""
+    kind = _format(name)
+    if not data:
+        raise DataError(f"{name}: the file is empty")
+    try:
+        if kind == "csv":
+            compression = "gzip" if name.lower().endswith(".gz") else None
+            return pd.read_csv(io.BytesIO(data), compression=compression)
+        return pd.read_parquet(io.BytesIO(data))
+    except Exception as exc:  # pandas/pyarrow raise many types for a malformed file
+        raise DataError(f"{name}: cannot be read as {kind}: {type(exc).__name__}: {exc}") from exc
+
+
+class LocalFileReader:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def read(self) -> DataSet:
+        try:
+            data = self.path.read_bytes()
+        except OSError as exc:
+            raise DataError(f"{self.path}: cannot read the training data: {exc.strerror or exc}") from exc
+        return DataSet(parse_bytes(data, self.path.name), str(self.path), hashlib.sha256(data).hexdigest())
+
+
+class S3Reader:
+    """``s3://bucket/key``; the client comes from the caller (``AWS_ENDPOINT_URL`` is honoured by boto3)."""
+
+    def __init__(self, uri: str, s3_client: Any) -> None:
+        match = re.fullmatch(r"s3://([^/]+)/(.+)", uri)
+        if not match:
+            raise ConfigError(f"DATA_URI {uri!r} is not an s3://bucket/key URI")
+        self.uri, self.bucket, self.key, self.s3 = uri, match[1], match[2], s3_client
+
+    def read(self) -> DataSet:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            data = self.s3.get_object(Bucket=self.bucket, Key=self.key)["Body"].read()
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "?")
+            raise DataError(f"{self.uri}: cannot read the training data ({code})") from exc
+        except BotoCoreError as exc:
+            raise DataError(f"{self.uri}: cannot read the training data ({exc})") from exc
+        return DataSet(parse_bytes(data, self.key), self.uri, hashlib.sha256(data).hexdigest())
+
+
+@dataclass(frozen=True)
+class SqlFiles:
+    """``<name>_ddl.sql`` (schema), ``<name>_etl.sql`` (the one query), ``<name>_test.sql`` (checks: no rows)."""
+
+    name: str
+    ddl: str
+    etl: str
+    tests: tuple[str, ...]
+
+    @classmethod
+    def load(cls, name: str, directory: Path = SQL_DIR) -> SqlFiles:
+        if not SQL_NAME_PATTERN.fullmatch(name):
+            raise ConfigError(f"SQL_NAME {name!r} must match {SQL_NAME_PATTERN.pattern}")
+        paths = {part: directory / f"{name}_{part}.sql" for part in ("ddl", "etl", "test")}
+        missing = [p.name for p in paths.values() if not p.is_file()]
+        if missing:
+            known = sorted({p.name.rsplit("_", 1)[0] for p in directory.glob("*_etl.sql")})
+            raise ConfigError(f"SQL_NAME {name!r}: files {missing} not found in {directory}; known names: {known}")
+        etl = split_statements(paths["etl"].read_text())
+        if len(etl) != 1:
+            raise ConfigError(f"{paths['etl'].name} must hold exactly one SELECT statement, found {len(etl)}")
+        return cls(name, paths["ddl"].read_text(), etl[0], tuple(split_statements(paths["test"].read_text())))
+
+
+def split_statements(text: str) -> list[str]:
+    """Statements separated by ``;``; ``--`` comment lines are dropped (keep ``;`` out of string literals)."""
+    lines = [line for line in text.splitlines() if not line.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+def engine_url(url: str) -> str:
+    """Accept plain ``postgresql://`` (what a secret usually holds) and use the installed psycopg 3 driver."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _coerce(frame: pd.DataFrame) -> pd.DataFrame:
+    """Drivers return Decimal/None in object columns; make numeric columns numeric again."""
+    from decimal import Decimal
+
+    for name in frame.columns:
+        column = frame[name]
+        if column.dtype == object:
+            present = column.dropna()
+            if len(present) and all(isinstance(v, int | float | Decimal) and not isinstance(v, bool) for v in present):
+                frame[name] = pd.to_numeric(column.astype(object).where(column.notna(), None), errors="coerce")
+    return frame
+
+
+class SqlReader:
+    """Runs the ``_test.sql`` checks (each must return no rows), then the ``_etl.sql`` query, read-only."""
+
+    def __init__(self, files: SqlFiles, database_url: str) -> None:
+        self.files, self.database_url = files, database_url
+
+    def _engine(self) -> Any:
+        from sqlalchemy import create_engine
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+        try:
+            return create_engine(engine_url(self.database_url))
+        except (ArgumentError, NoSuchModuleError) as exc:
+            raise ConfigError(f"DATABASE_URL is not a usable SQLAlchemy URL ({exc}); e.g. sqlite:///x.db") from exc
+
+    def apply_ddl(self) -> None:
+        """Create the table from ``_ddl.sql`` (local runs, the demo and tests; the job never writes)."""
+        from sqlalchemy import text
+
+        with self._engine().begin() as conn:
+            for statement in split_statements(self.files.ddl):
+                conn.execute(text(statement))
+
+    def read(self) -> DataSet:
+        from sqlalchemy import text
+        from sqlalchemy.exc import SQLAlchemyError
+
+        engine = self._engine()
+        try:
+            with engine.connect() as conn:
+                for i, check in enumerate(self.files.tests, start=1):
+                    rows = conn.execute(text(check)).fetchmany(5)
+                    if rows:
+                        raise DataError(
+                            f"{self.files.name}_test.sql check {i} returned rows (it must return none): "
+                            f"{[tuple(r) for r in rows]}\n  check: {' '.join(check.split())[:300]}"
+                        )
+                result = conn.execute(text(self.files.etl))
+                frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        except SQLAlchemyError as exc:
+            raise DataError(f"SQL source {self.files.name!r}: {type(exc).__name__}: {exc}") from exc
+        finally:
+            engine.dispose()
+        frame = _coerce(frame)
+        from sqlalchemy.engine import make_url
+
+        # URI without credentials: the query name and the database's host/path only.
+        safe = make_url(engine_url(self.database_url)).render_as_string(hide_password=True)
+        return DataSet(frame, f"sql://{self.files.name}@{safe}", frame_sha256(frame))

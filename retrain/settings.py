@@ -1,0 +1,110 @@
+"""The job's settings: read from the environment once (the Batch job definition), flags override.
+
+Every value is checked here, so a typo in the job definition fails at start with the variable's name
+and what is allowed, instead of half-way through a run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from model_package.registry import DEFAULT_MODEL_KEY
+from retrain.errors import ConfigError
+from retrain.metrics import HIGHER_IS_BETTER
+
+# Environment variable -> (field, parser, default). Documented in docs/retrain.md.
+ENV: dict[str, tuple[str, type, Any]] = {
+    "DATA_URI": ("data_uri", str, None),
+    "DATABASE_URL": ("database_url", str, None),
+    "SQL_NAME": ("sql_name", str, None),
+    "TARGET": ("target", str, "churn"),
+    "TIME_COLUMN": ("time_column", str, "acquisition_date"),
+    "MODEL_BUCKET": ("model_bucket", str, None),
+    "MODEL_KEY": ("model_key", str, DEFAULT_MODEL_KEY),
+    "MODEL_NAME": ("model_name", str, "churn"),
+    "ALERTS_TOPIC_ARN": ("alerts_topic_arn", str, None),
+    "ALERT_WINDOW_MINUTES": ("alert_window_minutes", int, 360),
+    "GATE_METRIC": ("gate_metric", str, "roc_auc"),
+    "GATE_TOLERANCE": ("gate_tolerance", float, 0.005),
+    "GATE_FLOOR": ("gate_floor", float, 0.6),
+    "MIN_ROWS": ("min_rows", int, 500),
+    "GIT_SHA": ("git_sha", str, "unknown"),
+    "SEED": ("seed", int, 0),
+    "LOG_GROUP": ("log_group", str, "/aws/batch/job"),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_uri: str | None = None
+    database_url: str | None = None
+    sql_name: str | None = None
+    target: str = "churn"
+    time_column: str = "acquisition_date"
+    model_bucket: str | None = None
+    model_key: str = DEFAULT_MODEL_KEY
+    model_name: str = "churn"
+    alerts_topic_arn: str | None = None
+    alert_window_minutes: int = 360
+    gate_metric: str = "roc_auc"
+    gate_tolerance: float = 0.005
+    gate_floor: float = 0.6
+    min_rows: int = 500
+    git_sha: str = "unknown"
+    seed: int = 0
+    log_group: str = "/aws/batch/job"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Environment first, then non-None ``overrides`` (command-line flags); validated."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for var, (name, parser, _default) in ENV.items():
+            raw = env.get(var, "").strip()
+            if not raw:
+                continue
+            try:
+                values[name] = parser(raw)
+            except ValueError:
+                raise ConfigError(f"{var}={raw!r} is not a valid {parser.__name__}") from None
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ConfigError(f"unknown settings {unknown}")
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values).validated()
+
+    def validated(self) -> Settings:
+        problems = []
+        if self.gate_metric not in HIGHER_IS_BETTER:
+            problems.append(f"GATE_METRIC={self.gate_metric!r}; allowed: {sorted(HIGHER_IS_BETTER)}")
+        if self.gate_tolerance < 0:
+            problems.append(f"GATE_TOLERANCE={self.gate_tolerance} must be >= 0")
+        if self.min_rows < 1:
+            problems.append(f"MIN_ROWS={self.min_rows} must be >= 1")
+        if self.alert_window_minutes < 0:
+            problems.append(f"ALERT_WINDOW_MINUTES={self.alert_window_minutes} must be >= 0")
+        if not self.model_key or self.model_key.startswith("/"):
+            problems.append(f"MODEL_KEY={self.model_key!r} must be a relative S3 key such as model.zip")
+        if problems:
+            raise ConfigError("invalid settings: " + "; ".join(problems))
+        return self
+
+    def for_run(self) -> Settings:
+        """The extra requirements of ``retrain run``: a bucket and exactly one data source."""
+        problems = []
+        if not self.model_bucket:
+            problems.append("MODEL_BUCKET is required (the bucket holding models/, champion.json, reports/)")
+        if bool(self.data_uri) == bool(self.sql_name):
+            problems.append("set exactly one of DATA_URI (s3://... or a path) and SQL_NAME (a query in retrain/sql)")
+        if self.sql_name and not self.database_url:
+            problems.append("SQL_NAME needs DATABASE_URL (e.g. postgresql://user@host/db or sqlite:///file.db)")
+        if problems:
+            raise ConfigError("invalid settings: " + "; ".join(problems))
+        return self
+
+    def replace(self, **changes: Any) -> Settings:
+        return replace(self, **changes).validated()
