@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STACK ?= dev
 
-.PHONY: preview plan test lint format demo bench-serving bench-drift bench-inference diagram docs policy lock clean venv
+.PHONY: preview plan test lint format demo bench-serving bench-drift bench-inference diagram review docs policy lock clean venv
 
 $(BIN)/.installed: requirements/dev.lock
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 is required, found {sys.version}"'
@@ -46,9 +46,14 @@ bench-drift: venv
 bench-inference: venv
 	$(BIN)/python -m bench.inference
 
-## Regenerates the Mermaid diagram the README embeds.
+## Regenerates the Mermaid diagram (docs/diagram.mmd) and the README's copy from the dev plan.
 diagram: venv
-	$(BIN)/python -m infra.plan --stack $(STACK) --diagram > docs/diagram.mmd
+	$(BIN)/python -m infra.plan --stack dev --write-diagram
+
+## Offline review of a stack: cost estimate and the difference to prod.
+review: venv
+	$(BIN)/python -m infra.plan --stack $(STACK) --cost
+	$(BIN)/python -m infra.plan --stack dev --diff prod
 
 ## Regenerates the README's configuration reference from infra/settings.py.
 docs: venv

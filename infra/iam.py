@@ -23,16 +23,15 @@ Statement = dict[str, Any]
 RESOURCE_STAR_ACTIONS: dict[str, str] = {
     "ecr:GetAuthorizationToken": "ECR User Guide, 'Private registry authentication' (no resource-level permissions)",
     # CodeBuild User Guide, 'Allow CodeBuild access to AWS services required to create a VPC network interface'.
-    "ec2:CreateNetworkInterface": "CodeBuild User Guide, VPC network interface policy",
     "ec2:DescribeDhcpOptions": "CodeBuild User Guide, VPC network interface policy",
     "ec2:DescribeNetworkInterfaces": "CodeBuild User Guide, VPC network interface policy",
-    "ec2:DeleteNetworkInterface": "CodeBuild User Guide, VPC network interface policy",
     "ec2:DescribeSubnets": "CodeBuild User Guide, VPC network interface policy",
     "ec2:DescribeSecurityGroups": "CodeBuild User Guide, VPC network interface policy",
     "ec2:DescribeVpcs": "CodeBuild User Guide, VPC network interface policy",
     # Service Authorization Reference, Amazon ECS: these actions have no resource types.
-    "ecs:RegisterTaskDefinition": "Service Authorization Reference, Amazon ECS (no resource types)",
     "ecs:DescribeTaskDefinition": "Service Authorization Reference, Amazon ECS (no resource types)",
+    # Service Authorization Reference, AWS Batch: DescribeJobDefinitions lists no resource types.
+    "batch:DescribeJobDefinitions": "Service Authorization Reference, AWS Batch (no resource types)",
 }
 
 

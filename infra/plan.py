@@ -91,6 +91,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--format", choices=("tree", "json"), default="tree")
     review = parser.add_mutually_exclusive_group()
     review.add_argument("--diagram", action="store_true", help="print a Mermaid diagram of the delivery flow")
+    review.add_argument("--write-diagram", action="store_true", help="write docs/diagram.mmd and the README's copy")
     review.add_argument("--diff", metavar="OTHER", help="show what differs from stack OTHER")
     review.add_argument("--cost", action="store_true", help="print an itemised monthly cost estimate")
     return parser.parse_args(argv)
@@ -104,7 +105,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.diagram:
+    if args.write_diagram:
+        plan_diagram.write(run)
+        output = "wrote docs/diagram.mmd and the README diagram"
+    elif args.diagram:
         output = plan_diagram.render(run)
     elif other is not None:
         output = plan_diff.render(plan_diff.diff(run, other))
