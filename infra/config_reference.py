@@ -69,6 +69,8 @@ DESCRIPTIONS: dict[str, str] = {
     "driftRetrainEnabled": "submit the retrain job when drift passes the retrain threshold",
     "alertWindowMinutes": "the same job alert is not sent again within this window",
     "summaryMinCount": "prediction count in a window that makes the summary a report",
+    "jobsImageTag": "jobs image tag of the job definition revisions Pulumi registers; the pipeline's release "
+    "registers newer ones. Set it to the live release's git sha before changing a job setting (docs/jobs-infra.md)",
     "jobsVcpu": "drift, summary and inference jobs vCPU",
     "jobsMemoryMib": "drift, summary and inference jobs memory MiB",
     "sentryDsn": "Sentry DSN for the app, **secret** (`pulumi config set --secret sentryDsn …`); in Secrets Manager",

@@ -167,6 +167,7 @@ class StackSettings(BaseModel):
     drift_retrain_enabled: bool = False
     alert_window_minutes: Annotated[int, Field(ge=1, le=10080)] = 360
     summary_min_count: Annotated[int, Field(ge=1)] = 1
+    jobs_image_tag: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")] = "bootstrap"
     jobs_vcpu: float = 1.0
     jobs_memory_mib: int = 4096
 

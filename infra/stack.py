@@ -155,7 +155,9 @@ def build_stack() -> None:
     prod = build_service(platform, "prod")
     jobs = build_jobs(platform)
     pipeline = DeliveryPipeline("delivery", DeliveryPipelineArgs(platform=platform, stage=stage, prod=prod, jobs=jobs))
-    Observability("observability", ObservabilityArgs(platform=platform, stage=stage, prod=prod, jobs=jobs))
+    observability = Observability(
+        "observability", ObservabilityArgs(platform=platform, stage=stage, prod=prod, jobs=jobs)
+    )
 
     pulumi.export("stageUrl", stage.url)
     pulumi.export("prodUrl", prod.url)
@@ -171,3 +173,7 @@ def build_stack() -> None:
     pulumi.export("pipelineName", pipeline.pipeline_name)
     pulumi.export("pipelineConsoleUrl", pipeline.console_url)
     pulumi.export("codeCommitCloneUrl", pipeline.clone_url)
+    pulumi.export("jobQueueName", jobs.job_queue.name)
+    pulumi.export("jobDefinitionNames", jobs.job_definition_names)
+    pulumi.export("dashboardName", observability.dashboard.dashboard_name)
+    pulumi.export("athenaWorkgroup", observability.workgroup.name)

@@ -32,7 +32,7 @@ from retrain.verify import PARITY_TOLERANCE, verify_package
 
 LOG = logging.getLogger(__name__)
 HOLDOUT_FRACTION = 0.2
-REFERENCE_ROWS = 500
+REFERENCE_ROWS = 2000
 DEFAULT_HYPERPARAMETERS: dict[str, Any] = {
     "n_estimators": 150,
     "max_depth": 3,

@@ -75,9 +75,12 @@ def test_roles_reach_only_this_stacks_resources(stack: OfflineRun, role: str) ->
                 assert set(statement["Action"]) <= set(RESOURCE_STAR_ACTIONS), statement
                 continue
             if resource.endswith(":network-interface/*"):
-                # Scoped by its condition instead (CodeBuild VPC docs): only the stack's own subnets.
-                subnets = statement["Condition"]["StringEquals"]["ec2:Subnet"]
-                assert subnets and all(reaches_stack_resource(s, identifiers) for s in subnets)
+                # New interfaces have no name yet: scoped instead by a subnet condition, or (CreateNetworkInterface)
+                # by the stack's subnets and security group named in the same statement.
+                subnets = (statement.get("Condition") or {}).get("ArnEquals", {}).get("ec2:Subnet") or [
+                    r for r in as_list(statement["Resource"]) if ":subnet/" in r
+                ]
+                assert subnets and all(reaches_stack_resource(s, identifiers) for s in subnets), statement
                 continue
             assert reaches_stack_resource(resource, identifiers), f"{role}: {resource} is not this stack's"
 
@@ -161,27 +164,29 @@ def test_build_role_pushes_only_to_its_own_repositories(stack: OfflineRun) -> No
 
 @pytest.mark.parametrize("role", ["delivery-build-role", "delivery-release-role"])
 def test_codebuild_network_interfaces_as_the_codebuild_vpc_docs_list_them(stack: OfflineRun, role: str) -> None:
+    """The CodeBuild VPC doc's actions, with "*" only where EC2 has no resource types."""
     policy = role_policy(stack, role)
-    (star,) = [s for s in statements(policy) if s["Resource"] == ["*"] and "ec2:CreateNetworkInterface" in s["Action"]]
-    assert set(star["Action"]) == {
-        "ec2:CreateNetworkInterface",
-        "ec2:DescribeDhcpOptions",
-        "ec2:DescribeNetworkInterfaces",
-        "ec2:DeleteNetworkInterface",
-        "ec2:DescribeSubnets",
-        "ec2:DescribeSecurityGroups",
-        "ec2:DescribeVpcs",
-    }
-    (permission,) = [s for s in statements(policy) if s["Action"] == ["ec2:CreateNetworkInterfacePermission"]]
-    assert permission["Resource"] == ["arn:aws:ec2:us-east-1:123456789012:network-interface/*"]
+    actions = allowed_actions(policy)
+    for describe in ("ec2:DescribeDhcpOptions", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets",
+                     "ec2:DescribeSecurityGroups", "ec2:DescribeVpcs"):  # fmt: skip
+        assert actions[describe] == ["*"]
+    interfaces = "arn:aws:ec2:us-east-1:123456789012:network-interface/*"
     private = sorted(
         f"arn:aws:ec2:us-east-1:123456789012:subnet/{r.name}-id"
         for r in stack.of_type("aws:ec2/subnet:Subnet")
         if r.inputs["tags"]["tier"] == "private"
     )
-    condition = permission["Condition"]["StringEquals"]
-    assert sorted(condition["ec2:Subnet"]) == private
-    assert condition["ec2:AuthorizedService"] == "codebuild.amazonaws.com"
+    project = role.removesuffix("-role")
+    create = sorted(actions["ec2:CreateNetworkInterface"])
+    assert create == sorted(
+        [interfaces, *private, f"arn:aws:ec2:us-east-1:123456789012:security-group/{project}-sg-id"]
+    )
+    (delete,) = [s for s in statements(policy) if s["Action"] == ["ec2:DeleteNetworkInterface"]]
+    assert delete["Resource"] == [interfaces] and sorted(delete["Condition"]["ArnEquals"]["ec2:Subnet"]) == private
+    (permission,) = [s for s in statements(policy) if s["Action"] == ["ec2:CreateNetworkInterfacePermission"]]
+    assert permission["Resource"] == [interfaces]
+    assert sorted(permission["Condition"]["ArnEquals"]["ec2:Subnet"]) == private
+    assert permission["Condition"]["StringEquals"]["ec2:AuthorizedService"] == "codebuild.amazonaws.com"
 
 
 def test_release_role_writes_only_the_release_keys_and_its_job_definitions(stack: OfflineRun) -> None:

@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): ``make bench-serving``, ``make bench-drift``, ``make bench-inference``."""

@@ -1,0 +1,109 @@
+"""``python -m inference run``: score a CSV/Parquet table (local or s3://) with a model package.
+
+Flags win over the environment (MODEL_REF, MODEL_BUCKET, INPUT_URI, OUTPUT_URI, CHUNK_ROWS,
+ALERTS_TOPIC_ARN, ALERT_WINDOW_MINUTES; see docs/inference.md). Exit status: 0 done (rejected rows
+are reported, not a failure), 2 bad input or configuration, a ``PackageError``'s code for a bad model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from alerting import AlertPublisher, LocalDedupStore, S3DedupStore
+from inference.job import InferenceJob
+from inference.readers import DEFAULT_CHUNK_ROWS
+from model_package.errors import PackageError
+from monitor.models import resolve_model
+from monitor.settings import env_bool, env_int, env_str
+
+
+def _needs_s3(*values: str | None) -> bool:
+    return any(v and (v.startswith("s3://") or v == "champion" or v.isdigit()) for v in values)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    model_ref = args.model or env_str("MODEL_REF", "champion")
+    input_uri = args.input or env_str("INPUT_URI")
+    output_uri = args.output or env_str("OUTPUT_URI")
+    if not input_uri or not output_uri:
+        raise ValueError("set --input/--output (or INPUT_URI/OUTPUT_URI): where to read and where to write")
+    chunk_rows = args.chunk_rows or env_int("CHUNK_ROWS", DEFAULT_CHUNK_ROWS, minimum=1)
+    bucket = env_str("MODEL_BUCKET")
+    s3: Any = None
+    if _needs_s3(model_ref, input_uri, output_uri):
+        import boto3
+
+        s3 = boto3.client("s3")
+    package = resolve_model(str(model_ref), s3, bucket)
+    from model_package.runtime import load_predictor
+
+    predictor = load_predictor(package, runtime=args.runtime, allow_pickle=env_bool("ALLOW_PICKLE"))  # type: ignore[arg-type]
+    window = timedelta(minutes=env_int("ALERT_WINDOW_MINUTES", 360))
+    topic = env_str("ALERTS_TOPIC_ARN")
+    if bucket and s3 is not None:
+        sns = None
+        if topic:
+            import boto3
+
+            sns = boto3.client("sns")
+        publisher = AlertPublisher(sns, topic, S3DedupStore(s3, bucket), window=window)
+    else:
+        # Local runs: the de-dup state goes to the temp dir unless asked, never into the working tree.
+        default = Path(tempfile.gettempdir()) / "ml-delivery"
+        state = Path(os.environ.get("ALERT_STATE_DIR") or default) / ".alerts-sent.json"
+        publisher = AlertPublisher(None, None, LocalDedupStore(state), window=window)
+    job = InferenceJob(
+        package,
+        predictor,
+        chunk_rows=chunk_rows,
+        threshold=args.threshold,
+        out_of_range=args.out_of_range,
+        s3_client=s3,
+        publisher=publisher,
+    )
+    result = job.run(str(input_uri), str(output_uri))
+    print(json.dumps(result.to_dict(), indent=2, default=str))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="python -m inference", description=__doc__.splitlines()[0])
+    commands = root.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="score a table in chunks")
+    run.add_argument("--model", help="champion | <version> | s3://bucket/key | local model.zip (env MODEL_REF)")
+    run.add_argument("--input", help="CSV or Parquet, local or s3:// (env INPUT_URI)")
+    run.add_argument("--output", help=".csv or .parquet, local or s3:// (env OUTPUT_URI)")
+    run.add_argument("--chunk-rows", type=int, help=f"rows per chunk (env CHUNK_ROWS, default {DEFAULT_CHUNK_ROWS})")
+    run.add_argument("--threshold", type=float, default=0.5, help="probability at or above which prediction is 1")
+    run.add_argument("--out-of-range", default="warn", choices=["warn", "reject"])
+    run.add_argument("--runtime", default="onnx", choices=["onnx", "skops", "pickle"])
+    run.set_defaults(func=cmd_run)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parser().parse_args(argv)
+    if not 0 < args.threshold < 1:
+        print(f"error: --threshold must be between 0 and 1, got {args.threshold}", file=sys.stderr)
+        return 2
+    try:
+        return int(args.func(args))
+    except PackageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

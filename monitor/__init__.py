@@ -1,0 +1,4 @@
+"""Monitoring jobs: data and concept drift, drift sensitivity, prediction summaries.
+
+``python -m monitor drift|sensitivity|summary``; see docs/monitoring.md.
+"""

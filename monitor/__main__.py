@@ -1,0 +1,231 @@
+"""``python -m monitor drift|sensitivity|summary`` (the Batch jobs, and their local forms).
+
+Local runs name their inputs with flags (``--model``, ``--data``, ``--out``); without ``--model`` the
+job reads its environment (docs/monitoring.md lists every variable). Exit status: 0 done (drift or
+not: drift is reported, not a failure), 2 bad input or configuration, a ``PackageError``'s own code
+for an unusable model package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alerting import AlertPublisher, LocalDedupStore, S3DedupStore
+from model_package.errors import PackageError
+from monitor.drift import DriftAnalysis
+from monitor.drift_job import DriftJob, RetrainTrigger
+from monitor.models import live_model, resolve_model
+from monitor.render import render_sensitivity
+from monitor.sensitivity import SensitivityStudy, format_table
+from monitor.settings import MonitorSettings, env_int, env_str
+from monitor.sinks import LocalReportSink, MultiSink, ReportSink, S3ReportSink
+from monitor.sources import (
+    FileCaptureReader,
+    S3CaptureReader,
+    SqlCaptureReader,
+    attach_labels,
+    observations_from_records,
+    parse_time,
+    read_labels,
+    read_observations,
+)
+from monitor.summary import SummaryJob
+from monitor.thresholds import DriftThresholds
+
+LOG = logging.getLogger("monitor")
+LOCAL_DEDUP = ".alerts-sent.json"
+
+
+def _predictor(package: Any, runtime: str) -> Any:
+    from model_package.runtime import load_predictor
+
+    return load_predictor(package, runtime=runtime)  # type: ignore[arg-type]
+
+
+def _local_publisher(out: Path, window_minutes: int) -> AlertPublisher:
+    from datetime import timedelta
+
+    return AlertPublisher(None, None, LocalDedupStore(out / LOCAL_DEDUP), window=timedelta(minutes=window_minutes))
+
+
+def _cloud_publisher(s3: Any, settings: MonitorSettings) -> AlertPublisher:
+    import boto3
+
+    sns = boto3.client("sns") if settings.alerts_topic_arn else None
+    store = S3DedupStore(s3, settings.model_bucket)
+    return AlertPublisher(sns, settings.alerts_topic_arn, store, window=settings.alert_window)
+
+
+def cmd_drift(args: argparse.Namespace) -> int:
+    thresholds = DriftThresholds.from_file(args.thresholds or env_str("DRIFT_THRESHOLDS_FILE"))
+    if args.model:
+        if not args.data or not args.out:
+            raise ValueError("local drift needs --data PATH and --out DIR with --model")
+        package = resolve_model(args.model)
+        observations = read_observations(args.data, package.manifest)
+        if args.labels:
+            attach_labels(observations, read_labels(args.labels, package.manifest.target))
+        out = Path(args.out)
+        analysis = DriftAnalysis(
+            package, thresholds, _predictor(package, args.runtime), run_adversarial=not args.no_adversarial
+        )
+        job = DriftJob(analysis, LocalReportSink(out), _local_publisher(out, env_int("ALERT_WINDOW_MINUTES", 360)))
+        report = job.run(observations, {"source": args.data})
+    else:
+        report = _cloud_drift(args, thresholds)
+        if report is None:
+            return 0
+    print(
+        json.dumps(
+            {
+                "dataset_drift": report.dataset_drift,
+                "concept_drift": report.concept_drift,
+                "drifted_features": report.drifted_features,
+                "report": report.locations,
+            },
+            indent=2,
+        )
+    )
+    return 0
+
+
+def _cloud_drift(args: argparse.Namespace, thresholds: DriftThresholds) -> Any:
+    import boto3
+
+    settings = MonitorSettings.from_env()
+    s3 = boto3.client("s3")
+    package = live_model(s3, settings.model_bucket, settings.model_key)
+    manifest = package.manifest
+    since, until = manifest.created_at.astimezone(UTC), datetime.now(UTC)
+    reader = (
+        SqlCaptureReader(settings.capture_db_url)
+        if settings.capture_db_url
+        else S3CaptureReader(s3, settings.capture_bucket, settings.capture_prefix)
+    )
+    records = reader.read(manifest, since, until)
+    if not records:
+        LOG.warning(
+            "no captured predictions of %s v%s since %s; nothing to compare",
+            manifest.name,
+            manifest.version,
+            since.isoformat(),
+        )
+        return None
+    observations = observations_from_records(records, manifest.target)
+    if settings.labels_uri:
+        attach_labels(observations, read_labels(settings.labels_uri, manifest.target, s3))
+    prefix = f"{settings.report_prefix.strip('/')}/{manifest.name}/v{manifest.version}/{until:%Y%m%dT%H%M%SZ}"
+    sinks: list[ReportSink] = [S3ReportSink(s3, settings.model_bucket, prefix)]
+    if args.out:
+        sinks.append(LocalReportSink(args.out))
+    retrain = None
+    if settings.retrain_enabled:
+        retrain = RetrainTrigger(
+            boto3.client("batch"), str(settings.retrain_job_queue), str(settings.retrain_job_definition)
+        )
+    analysis = DriftAnalysis(package, thresholds, _predictor(package, args.runtime))
+    job = DriftJob(analysis, MultiSink(*sinks), _cloud_publisher(s3, settings), retrain)
+    return job.run(observations, {"since": since.isoformat(), "until": until.isoformat()})
+
+
+def cmd_sensitivity(args: argparse.Namespace) -> int:
+    package = resolve_model(args.model)
+    thresholds = DriftThresholds.from_file(args.thresholds)
+    observations = read_observations(args.data, package.manifest)
+    if observations.labels is None:
+        raise ValueError(f"{args.data}: sensitivity needs the target column {package.manifest.target!r}")
+    frame = observations.inputs.assign(**{package.manifest.target: observations.labels})
+    rows = SensitivityStudy(package, _predictor(package, args.runtime), thresholds).run(frame)
+    print(format_table(rows))
+    out = LocalReportSink(args.out)
+    title = f"Drift sensitivity: {package.manifest.name} v{package.manifest.version}"
+    json_path = out.write(
+        "sensitivity.json", (json.dumps({"rows": rows}, indent=2) + "\n").encode(), "application/json"
+    )
+    out.write("sensitivity.html", render_sensitivity(rows, title).encode(), "text/html; charset=utf-8")
+    print(f"written {json_path} and sensitivity.html", file=sys.stderr)
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    end = parse_time(args.now) if args.now else datetime.now(UTC)
+    if args.data:
+        window = timedelta(minutes=args.window_minutes or env_int("SUMMARY_WINDOW_MINUTES", 10, 1))
+        min_count = args.min_count if args.min_count is not None else env_int("SUMMARY_MIN_COUNT", 1)
+        out = Path(args.out or ".")
+        records = FileCaptureReader(args.data).read(None, end - window, end)
+        job = SummaryJob(
+            LocalReportSink(out), _local_publisher(out, env_int("ALERT_WINDOW_MINUTES", 360)), min_count, window
+        )
+    else:
+        import boto3
+
+        settings = MonitorSettings.from_env()
+        s3 = boto3.client("s3")
+        window, min_count = settings.summary_window, settings.summary_min_count
+        reader = (
+            SqlCaptureReader(settings.capture_db_url)
+            if settings.capture_db_url
+            else S3CaptureReader(s3, str(settings.capture_bucket), settings.capture_prefix)
+        )
+        records = reader.read(None, end - window, end)
+        prefix = settings.report_prefix.rsplit("/", 1)[0] + "/summary"
+        job = SummaryJob(
+            S3ReportSink(s3, settings.model_bucket, prefix), _cloud_publisher(s3, settings), min_count, window
+        )
+    print(json.dumps(job.run(records, end), indent=2))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="python -m monitor", description=__doc__.splitlines()[0])
+    commands = root.add_subparsers(dest="command", required=True)
+    drift = commands.add_parser("drift", help="data and concept drift report (+ alerts, optional retrain)")
+    drift.add_argument("--model", help="model.zip (local mode); without it the job reads its environment")
+    drift.add_argument("--data", help="production rows: CSV, Parquet or capture JSON lines (file or directory)")
+    drift.add_argument("--labels", help="ground truth by uid (CSV/Parquet/JSON lines with uid and the target)")
+    drift.add_argument("--out", help="directory for report.json and report.html")
+    drift.add_argument("--thresholds", help="JSON file overriding drift thresholds (see docs/monitoring.md)")
+    drift.add_argument("--no-adversarial", action="store_true", help="skip the adversarial classifier")
+    drift.add_argument("--runtime", default="onnx", choices=["onnx", "skops"])
+    drift.set_defaults(func=cmd_drift)
+    sens = commands.add_parser("sensitivity", help="how much simulated drift hurts log loss and lift")
+    sens.add_argument("--model", required=True)
+    sens.add_argument("--data", required=True, help="labelled holdout: CSV or Parquet with the target column")
+    sens.add_argument("--out", default="sensitivity-report", help="directory for sensitivity.json/.html")
+    sens.add_argument("--thresholds")
+    sens.add_argument("--runtime", default="onnx", choices=["onnx", "skops"])
+    sens.set_defaults(func=cmd_sensitivity)
+    summ = commands.add_parser("summary", help="prediction volume, mean prediction, latency for the last window")
+    summ.add_argument("--data", help="capture JSON lines (local mode); without it the job reads its environment")
+    summ.add_argument("--out", help="directory for the summary JSON (local mode)")
+    summ.add_argument("--window-minutes", type=int)
+    summ.add_argument("--min-count", type=int)
+    summ.add_argument("--now", help="end of the window (ISO-8601); default now")
+    summ.set_defaults(func=cmd_summary)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except PackageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

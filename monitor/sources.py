@@ -1,0 +1,285 @@
+"""Where production rows come from: capture JSON lines (local, S3, SQL), CSV/Parquet tables, labels.
+
+Every reader returns :class:`Observations`, so the drift job does not care whether the rows came
+from the app's capture or from a table somebody exported. Readers are small classes so a job can be
+handed another one (a test, a different store) without touching the analysis.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlparse
+
+import numpy as np
+import pandas as pd
+
+from model_package.manifest import Manifest
+from monitor.columns import csv_dtypes
+
+LOG = logging.getLogger(__name__)
+CAPTURE_SUFFIXES = (".jsonl", ".json", ".ndjson")
+TABLE_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", **dict.fromkeys(CAPTURE_SUFFIXES, "jsonl")}
+
+
+@dataclass
+class Observations:
+    """Production rows split into model inputs and what is known about each prediction."""
+
+    inputs: pd.DataFrame
+    labels: np.ndarray | None = None  # float, NaN where no label arrived
+    probability: np.ndarray | None = None
+    uid: np.ndarray | None = None
+    time: pd.Series | None = None  # tz-aware UTC
+    latency_ms: np.ndarray | None = None
+
+    @property
+    def rows(self) -> int:
+        return len(self.inputs)
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    parsed = urlparse(uri)
+    if parsed.scheme != "s3" or not parsed.netloc or not parsed.path.lstrip("/"):
+        raise ValueError(f"{uri!r} is not an s3://bucket/key URI")
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+def table_format(path: str) -> str:
+    name = path.lower().removesuffix(".gz")
+    for suffix, fmt in TABLE_FORMATS.items():
+        if name.endswith(suffix):
+            return fmt
+    raise ValueError(
+        f"{path}: cannot tell the format from the name; allowed: .csv, .parquet/.pq, .jsonl/.json/.ndjson (capture)"
+    )
+
+
+def parse_time(value: Any) -> datetime:
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def iter_json_lines(lines: Iterable[str | bytes], source: str) -> Iterator[dict[str, Any]]:
+    for number, line in enumerate(lines, start=1):
+        text = line.decode() if isinstance(line, bytes) else line
+        if not text.strip():
+            continue
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{source}: line {number} is not JSON ({exc}); capture files are JSON lines") from exc
+        if not isinstance(record, dict) or not isinstance(record.get("input"), dict):
+            raise ValueError(f"{source}: line {number} is not a capture record (an object with an 'input' object)")
+        yield record
+
+
+def observations_from_records(records: list[dict[str, Any]], target: str | None = None) -> Observations:
+    """Capture records (contract 3) -> inputs frame plus probability, uid, time, latency."""
+    inputs = pd.DataFrame.from_records([r["input"] for r in records])
+    if target is not None and target in inputs.columns:
+        inputs = inputs.drop(columns=[target])
+
+    def meta(key: str, default: Any = None) -> list[Any]:
+        return [r.get(key, default) for r in records]
+
+    outputs = [r.get("output") or {} for r in records]
+    probability = np.array([o.get("probability", np.nan) for o in outputs], dtype=np.float64)
+    times = pd.to_datetime(pd.Series(meta("time")), utc=True, errors="coerce", format="ISO8601")
+    latency = np.array([np.nan if v is None else v for v in meta("latency_ms")], dtype=np.float64)
+    return Observations(
+        inputs=inputs,
+        probability=probability,
+        uid=np.array(meta("uid"), dtype=object),
+        time=times,
+        latency_ms=latency,
+    )
+
+
+def observations_from_frame(frame: pd.DataFrame, manifest: Manifest) -> Observations:
+    """A table of features, optionally with the target (labels) and the training time column."""
+    labels = None
+    if manifest.target in frame.columns:
+        labels = pd.to_numeric(frame[manifest.target], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    time_column = manifest.training_data.time_column
+    time = None
+    if time_column and time_column in frame.columns and time_column not in manifest.feature_names:
+        time = pd.to_datetime(frame[time_column], utc=True, errors="coerce")
+    drop = [c for c in (manifest.target, time_column) if c and c in frame.columns and c not in manifest.feature_names]
+    return Observations(inputs=frame.drop(columns=drop), labels=labels, time=time)
+
+
+class ObjectStore(Protocol):
+    def download(self, uri: str, path: Path) -> None: ...
+
+
+class S3Download:
+    """``s3://`` objects to local files (a temp file, never memory: inputs can be large)."""
+
+    def __init__(self, s3_client: Any) -> None:
+        self.s3 = s3_client
+
+    def download(self, uri: str, path: Path) -> None:
+        bucket, key = split_uri(uri)
+        self.s3.download_file(bucket, key, str(path))
+
+
+def read_capture_file(path: Path) -> list[dict[str, Any]]:
+    files = sorted(p for p in path.rglob("*") if p.suffix in CAPTURE_SUFFIXES) if path.is_dir() else [path]
+    records: list[dict[str, Any]] = []
+    for file in files:
+        with file.open() as handle:
+            records.extend(iter_json_lines(handle, str(file)))
+    return records
+
+
+def read_observations(uri: str, manifest: Manifest, s3_client: Any | None = None) -> Observations:
+    """Local path or ``s3://`` URI of CSV, Parquet or capture JSON lines (a directory: all JSON lines in it)."""
+    if uri.startswith("s3://"):
+        if s3_client is None:
+            raise ValueError(f"{uri}: an S3 client is needed to read s3:// data")
+        with tempfile.TemporaryDirectory() as tmp:
+            local = Path(tmp) / Path(split_uri(uri)[1]).name
+            S3Download(s3_client).download(uri, local)
+            return read_observations(str(local), manifest)
+    path = Path(uri)
+    if not path.exists():
+        raise ValueError(f"{uri}: no such file or directory")
+    fmt = "jsonl" if path.is_dir() else table_format(path.name)
+    if fmt == "jsonl":
+        records = read_capture_file(path)
+        if not records:
+            raise ValueError(f"{uri}: holds no capture records")
+        return observations_from_records(records, manifest.target)
+    frame = pd.read_csv(path, dtype=csv_dtypes(manifest)) if fmt == "csv" else pd.read_parquet(path)
+    return observations_from_frame(frame, manifest)
+
+
+class CaptureReader(Protocol):
+    def read(
+        self, manifest: Manifest | None, since: datetime, until: datetime | None = None
+    ) -> list[dict[str, Any]]: ...
+
+
+def _keep(record: dict[str, Any], manifest: Manifest | None, since: datetime, until: datetime | None) -> bool:
+    """In the window and, when ``manifest`` is given, made by that model version."""
+    if manifest is not None and (
+        record.get("model_name") not in (None, manifest.name) or record.get("model_version") != manifest.version
+    ):
+        return False
+    try:
+        at = parse_time(record.get("time"))
+    except ValueError:
+        return False
+    return at >= since and (until is None or at < until)
+
+
+class S3CaptureReader:
+    """Capture objects under ``<prefix>/dt=YYYY-MM-DD/hour=HH/`` from ``since`` on (S3 lists keys in order)."""
+
+    def __init__(self, s3_client: Any, bucket: str, prefix: str = "capture/prod") -> None:
+        self.s3, self.bucket, self.prefix = s3_client, bucket, prefix.strip("/")
+
+    def keys(self, since: datetime, until: datetime | None = None) -> Iterator[str]:
+        since = since.astimezone(UTC)
+        start_after = f"{self.prefix}/dt={since:%Y-%m-%d}/hour={since:%H}"
+        stop = f"{self.prefix}/dt={until.astimezone(UTC):%Y-%m-%d}/hour={until.astimezone(UTC):%H}/~" if until else None
+        paginator = self.s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{self.prefix}/dt=", StartAfter=start_after):
+            for item in page.get("Contents", []):
+                key = item["Key"]
+                if stop is not None and key > stop:
+                    return
+                if key.endswith(CAPTURE_SUFFIXES):
+                    yield key
+
+    def read(self, manifest: Manifest | None, since: datetime, until: datetime | None = None) -> list[dict[str, Any]]:
+        records: list[dict[str, Any]] = []
+        for key in self.keys(since, until):
+            body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"]
+            source = f"s3://{self.bucket}/{key}"
+            records.extend(r for r in iter_json_lines(body.iter_lines(), source) if _keep(r, manifest, since, until))
+        return records
+
+
+class SqlCaptureReader:
+    """The ``prediction_capture`` table (contract 3), filtered on model and time in the database."""
+
+    def __init__(self, url: str, table: str = "prediction_capture") -> None:
+        self.url, self.table = url, table
+
+    def read(self, manifest: Manifest | None, since: datetime, until: datetime | None = None) -> list[dict[str, Any]]:
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(self.url)
+        try:
+            table = sa.Table(self.table, sa.MetaData(), autoload_with=engine)
+            query = sa.select(table).where(table.c.time >= since)
+            if manifest is not None:
+                query = query.where(table.c.model_name == manifest.name, table.c.model_version == manifest.version)
+            if until is not None:
+                query = query.where(table.c.time < until)
+            with engine.connect() as connection:
+                rows = connection.execute(query.order_by(table.c.time)).mappings().all()
+        finally:
+            engine.dispose()
+        records = []
+        for row in rows:
+            record = dict(row)
+            for key in ("input", "output"):
+                if isinstance(record[key], str):
+                    record[key] = json.loads(record[key])
+            record["time"] = record["time"].isoformat() if isinstance(record["time"], datetime) else record["time"]
+            records.append(record)
+        return records
+
+
+class FileCaptureReader:
+    """Capture JSON lines on local disk (a file or a directory of the S3 layout), filtered like the others."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def read(self, manifest: Manifest | None, since: datetime, until: datetime | None = None) -> list[dict[str, Any]]:
+        return [r for r in read_capture_file(self.path) if _keep(r, manifest, since, until)]
+
+
+def read_labels(uri: str, target: str, s3_client: Any | None = None) -> pd.DataFrame:
+    """Ground truth: a table with ``uid`` and the target column (or ``label``), CSV/Parquet/JSON lines."""
+    if uri.startswith("s3://"):
+        if s3_client is None:
+            raise ValueError(f"{uri}: an S3 client is needed to read s3:// labels")
+        with tempfile.TemporaryDirectory() as tmp:
+            local = Path(tmp) / Path(split_uri(uri)[1]).name
+            S3Download(s3_client).download(uri, local)
+            return read_labels(str(local), target)
+    fmt = table_format(uri)
+    if fmt == "csv":
+        frame = pd.read_csv(uri, dtype={"uid": "object"})
+    elif fmt == "parquet":
+        frame = pd.read_parquet(uri)
+    else:
+        frame = pd.read_json(uri, lines=True, dtype={"uid": "object"})
+    column = target if target in frame.columns else "label" if "label" in frame.columns else None
+    if "uid" not in frame.columns or column is None:
+        raise ValueError(f"{uri}: labels need columns 'uid' and {target!r} (or 'label'); found {list(frame.columns)}")
+    labels = pd.to_numeric(frame[column], errors="coerce")
+    bad = ~labels.isin([0, 1])
+    if bad.any():
+        raise ValueError(f"{uri}: {int(bad.sum())} labels are not 0 or 1 (column {column!r})")
+    return pd.DataFrame({"uid": frame["uid"].astype(str), "label": labels.astype(np.float64)}).drop_duplicates("uid")
+
+
+def attach_labels(observations: Observations, labels: pd.DataFrame) -> Observations:
+    """Join labels to captured predictions by uid; unlabelled predictions get NaN."""
+    if observations.uid is None:
+        raise ValueError("labels can only be joined to capture records (they carry a uid)")
+    by_uid = dict(zip(labels["uid"], labels["label"], strict=True))
+    observations.labels = np.array([by_uid.get(str(u), np.nan) for u in observations.uid], dtype=np.float64)
+    return observations
