@@ -10,29 +10,20 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
+import yaml
 
 Statement = dict[str, Any]
 
 # The one list of actions this program grants on "Resource": "*", each because the action supports no
-# resource-level permissions; the value names the AWS doc that says so. iam.allow() refuses "*" for any
-# other action, and the guardrail tests read this table.
-RESOURCE_STAR_ACTIONS: dict[str, str] = {
-    "ecr:GetAuthorizationToken": "ECR User Guide, 'Private registry authentication' (no resource-level permissions)",
-    # CodeBuild User Guide, 'Allow CodeBuild access to AWS services required to create a VPC network interface'.
-    "ec2:DescribeDhcpOptions": "CodeBuild User Guide, VPC network interface policy",
-    "ec2:DescribeNetworkInterfaces": "CodeBuild User Guide, VPC network interface policy",
-    "ec2:DescribeSubnets": "CodeBuild User Guide, VPC network interface policy",
-    "ec2:DescribeSecurityGroups": "CodeBuild User Guide, VPC network interface policy",
-    "ec2:DescribeVpcs": "CodeBuild User Guide, VPC network interface policy",
-    # Service Authorization Reference, Amazon ECS: these actions have no resource types.
-    "ecs:DescribeTaskDefinition": "Service Authorization Reference, Amazon ECS (no resource types)",
-    # Service Authorization Reference, AWS Batch: DescribeJobDefinitions lists no resource types.
-    "batch:DescribeJobDefinitions": "Service Authorization Reference, AWS Batch (no resource types)",
-}
+# resource-level permissions, with the AWS doc that says so: policy/exceptions.yaml, the single file of
+# deliberate guardrail exceptions. iam.allow() refuses "*" for any other action.
+EXCEPTIONS_FILE = Path(__file__).resolve().parent.parent / "policy" / "exceptions.yaml"
+RESOURCE_STAR_ACTIONS: dict[str, str] = dict(yaml.safe_load(EXCEPTIONS_FILE.read_text())["resource_star_actions"])
 
 
 def allow(actions: Sequence[str], resources: Sequence[pulumi.Input[str]], sid: str, **extra: Any) -> Statement:
