@@ -125,7 +125,10 @@ def test_a_changed_byte_in_the_manifest_fails_verify(package_zip: bytes) -> None
 
 def test_parity_holds_and_is_checked(package_zip: bytes) -> None:
     result = verify_package(package_zip)
-    assert result.parity_rows == 500 and result.max_abs_diff <= PARITY_TOLERANCE
+    _, reference_target = read_reference(open_package(package_zip))
+    # Parity covers the whole reference sample stored in the package, not a few rows of it.
+    assert result.parity_rows == len(reference_target) >= 500
+    assert result.max_abs_diff <= PARITY_TOLERANCE
     # An ONNX graph from another model, sealed with valid sha256s, must fail parity, not integrity.
     other = fit_candidate(generate_churn(800, seed=9, concept=-1.0), "churn", name="churn")
     swapped = _reseal(package_zip, **{ONNX_NAME: open_package(other.data).read(ONNX_NAME)})
