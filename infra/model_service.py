@@ -176,8 +176,9 @@ class ModelService(pulumi.ComponentResource):
             "readonlyRootFilesystem": True,
             # The root filesystem is read-only; the capture spool and temp files go to an ephemeral volume.
             "mountPoints": [{"sourceVolume": "tmp", "containerPath": "/tmp", "readOnly": False}],  # noqa: S108
-            # Time for the app to flush captured payloads on SIGTERM before SIGKILL.
-            "stopTimeout": 30,
+            # Time for the app to flush captured payloads on SIGTERM before SIGKILL: uvicorn's graceful shutdown
+            # plus each capture sink's final flush (docs/app.md, "Shutdown"); Fargate allows up to 120 s.
+            "stopTimeout": 60,
             "logConfiguration": {
                 "logDriver": "awslogs",
                 "options": {

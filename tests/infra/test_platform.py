@@ -187,6 +187,8 @@ def test_container_definitions_valid_for_ecs_register_task_definition(stack: Off
         assert container["name"] == "app"
         assert container["portMappings"][0]["containerPort"] == 8080
         assert container["readonlyRootFilesystem"] is True
+        assert container["stopTimeout"] == 60  # the app flushes captured payloads on SIGTERM
+        assert container["mountPoints"] == [{"sourceVolume": "tmp", "containerPath": "/tmp", "readOnly": False}]
         env = {e["name"]: e["value"] for e in container["environment"]}
         service = "stage" if "stage" in inputs["family"] else "prod"
         assert env["CAPTURE_S3_URI"] == f"s3://buckets-capture-0a1b2c3/capture/{service}"

@@ -71,9 +71,9 @@ elif command == "build":
     context = Path(args[0])
     if not (context / dockerfile).is_file():
         sys.exit(f"docker build: {dockerfile} not found in context {context}")
-    model_dir = options["--build-arg"].get("MODEL_DIR")
+    model_dir = options["--build-arg"].get("MODEL_SRC")
     if model_dir is not None and not (context / model_dir / "manifest.json").is_file():
-        sys.exit(f"docker build: MODEL_DIR={model_dir} has no manifest.json in the context")
+        sys.exit(f"docker build: MODEL_SRC={model_dir} has no manifest.json in the context")
     state["local"][tag] = {"labels": options["--label"], "file": dockerfile, "build_args": options["--build-arg"]}
     save()
 elif command == "push":
@@ -324,7 +324,7 @@ def test_full_build_pushes_pinned_images_and_writes_the_records(sandbox: Sandbox
     assert tools.index("make test") < tools.index("retrain verify") < tools.index("docker login")
     assert tools.index("docker login") < tools.index("docker build") < tools.index("docker push")
     app_build = next(c for c in result.calls_of("docker", "build") if "docker/app.Dockerfile" in c)
-    assert "MODEL_DIR=build/model" in app_build
+    assert "MODEL_SRC=build/model" in app_build
     assert f"ml-delivery.model-sha256={sha256}" in app_build
     assert open_package(src / "build" / "model").sha256 == sha256, "the model in the build context is the source's"
 

@@ -85,3 +85,16 @@ def test_hadolint_does_fail_a_bad_dockerfile(tmp_path: Path) -> None:
     completed = subprocess.run([str(HADOLINT), "--no-color", str(bad)], capture_output=True, text=True, check=False)
     assert completed.returncode != 0
     assert "DL3007" in completed.stdout  # latest tag
+
+
+def test_dockerignore_keeps_what_the_images_copy_and_drops_the_rest() -> None:
+    ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")}  # fmt: skip
+    assert {".venv", ".git", "tests"} <= ignored
+    copied = set()
+    for dockerfile in _dockerfiles():
+        for line in dockerfile.read_text().splitlines():
+            if line.startswith("COPY") and "--from" not in line:
+                copied.add(line.split()[1].split("/")[0])
+    assert copied & ignored == set(), copied & ignored
+    assert "build" not in ignored  # the pipeline puts the unpacked model in build/model

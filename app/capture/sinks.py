@@ -1,0 +1,188 @@
+"""Where capture records end up: S3 (JSON lines, partitioned by dt/hour) and a SQL table.
+
+Both writes are idempotent so the spool can replay after an ambiguous failure: the S3 key is derived
+from the batch's first record, and the SQL insert ignores uids already stored.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from urllib.parse import urlparse
+
+import sqlalchemy as sa
+
+CAPTURE_TABLE = "prediction_capture"
+_COLUMNS = (
+    "uid",
+    "time",
+    "service",
+    "model_name",
+    "model_version",
+    "input",
+    "output",
+    "latency_ms",
+    "prediction",
+    "probability",
+)
+_compact = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+
+class Sink(Protocol):
+    name: str
+
+    def write(self, records: Sequence[dict[str, Any]]) -> None:
+        """Store all records or raise; a return means the sink has them durably."""
+
+
+def parse_s3_uri(uri: str, service: str) -> tuple[str, str]:
+    """``s3://bucket[/prefix]``; the prefix defaults to ``capture/<service>``."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "s3" or not parsed.netloc:
+        raise ValueError(f"capture S3 URI {uri!r}: expected s3://bucket[/prefix]")
+    prefix = parsed.path.strip("/") or f"capture/{service}"
+    return parsed.netloc, prefix
+
+
+def s3_key(prefix: str, records: Sequence[dict[str, Any]], worker: str) -> str:
+    first = records[0]
+    when = datetime.fromisoformat(first["time"])
+    stamp = when.strftime("%Y%m%dT%H%M%S%fZ")
+    return f"{prefix}/dt={when:%Y-%m-%d}/hour={when:%H}/{stamp}-{worker}-{first['uid']}.jsonl"
+
+
+class S3Sink:
+    """One object per batch. The client is injected (tests) or built with short timeouts (a down endpoint
+    must send records to the spool quickly, not hold the drain thread for minutes)."""
+
+    name = "s3"
+
+    def __init__(self, bucket: str, prefix: str, worker: str, client: Any = None) -> None:
+        self.bucket, self.prefix, self.worker = bucket, prefix.strip("/"), worker
+        if client is None:
+            import boto3
+            from botocore.config import Config
+
+            client = boto3.client(
+                "s3",
+                config=Config(connect_timeout=2, read_timeout=10, retries={"max_attempts": 2, "mode": "standard"}),
+            )
+        self.client = client
+
+    def write(self, records: Sequence[dict[str, Any]]) -> None:
+        if not records:
+            return
+        body = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records).encode()
+        self.client.put_object(
+            Bucket=self.bucket,
+            Key=s3_key(self.prefix, records, self.worker),
+            Body=body,
+            ContentType="application/x-ndjson",
+        )
+
+
+def _db_time(text: str, sqlite: bool) -> Any:
+    """UTC datetime for PostgreSQL/MySQL; for SQLite the text form SQLAlchemy's DateTime reads back."""
+    when = datetime.fromisoformat(text).astimezone(UTC)
+    return when.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else when
+
+
+def capture_table(metadata: sa.MetaData) -> sa.Table:
+    return sa.Table(
+        CAPTURE_TABLE,
+        metadata,
+        sa.Column("uid", sa.String(32), primary_key=True),
+        sa.Column("time", sa.DateTime(timezone=True), nullable=False, index=True),
+        sa.Column("service", sa.String(16), nullable=False),
+        sa.Column("model_name", sa.String(64), nullable=False),
+        sa.Column("model_version", sa.Integer, nullable=False),
+        sa.Column("input", sa.JSON, nullable=False),
+        sa.Column("output", sa.JSON, nullable=False),
+        sa.Column("latency_ms", sa.Float, nullable=False),
+        sa.Column("prediction", sa.Integer, nullable=False),
+        sa.Column("probability", sa.Float, nullable=False),
+    )
+
+
+class SqlSink:
+    """The ``prediction_capture`` table via SQLAlchemy; SQLite by default, PostgreSQL/MySQL by URL."""
+
+    name = "sql"
+
+    def __init__(self, url: str, engine: sa.Engine | None = None) -> None:
+        self.url = url
+        self.engine = engine or self._engine(url)
+        self.metadata = sa.MetaData()
+        self.table = capture_table(self.metadata)
+        self._sql: str | None = None
+
+    @staticmethod
+    def _engine(url: str) -> sa.Engine:
+        backend = sa.make_url(url).get_backend_name()
+        if backend == "sqlite":
+            # Several workers share the file: wait for the lock instead of failing the batch.
+            engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+            @sa.event.listens_for(engine, "connect")
+            def _wal(dbapi_connection: Any, _record: Any) -> None:
+                dbapi_connection.execute("PRAGMA journal_mode=WAL")
+
+            return engine
+        connect_args = {"connect_timeout": 3} if backend in ("postgresql", "mysql") else {}
+        return sa.create_engine(url, pool_pre_ping=True, pool_size=2, connect_args=connect_args)
+
+    def _statement(self) -> str:
+        """One raw INSERT per dialect, idempotent on uid, with the JSON columns passed as text.
+
+        Why raw DBAPI ``executemany``: SQLAlchemy's per-row bind processing cost twice the insert itself,
+        and this runs on a thread that shares the GIL with the request path.
+        """
+        dialect = self.engine.dialect.name
+        columns = ", ".join(_COLUMNS)
+        if dialect == "sqlite":
+            values = ", ".join("?" for _ in _COLUMNS)
+            return f"INSERT INTO {CAPTURE_TABLE} ({columns}) VALUES ({values}) ON CONFLICT (uid) DO NOTHING"  # noqa: S608
+        marks = ", ".join("%s::json" if c in ("input", "output") else "%s" for c in _COLUMNS)
+        if dialect == "postgresql":
+            return f"INSERT INTO {CAPTURE_TABLE} ({columns}) VALUES ({marks}) ON CONFLICT (uid) DO NOTHING"  # noqa: S608
+        if dialect in ("mysql", "mariadb"):
+            plain = ", ".join("%s" for _ in _COLUMNS)
+            return f"INSERT IGNORE INTO {CAPTURE_TABLE} ({columns}) VALUES ({plain})"  # noqa: S608
+        raise ValueError(f"capture database {dialect!r} is not supported; use sqlite, postgresql or mysql")
+
+    def write(self, records: Sequence[dict[str, Any]]) -> None:
+        if not records:
+            return
+        if self._sql is None:
+            self.metadata.create_all(self.engine, checkfirst=True)
+            self._sql = self._statement()
+        sqlite = self.engine.dialect.name == "sqlite"
+        dumps = _compact
+        rows = []
+        last_text, when = "", None
+        for r in records:
+            output = r["output"]
+            if r["time"] != last_text:  # records of one request share a time: convert once
+                last_text = r["time"]
+                when = _db_time(last_text, sqlite)
+            rows.append(
+                (
+                    r["uid"],
+                    when,
+                    r["service"],
+                    r["model_name"],
+                    r["model_version"],
+                    dumps(r["input"]),
+                    dumps(output),
+                    r["latency_ms"],
+                    output["prediction"],
+                    output["probability"],
+                )
+            )
+        with self.engine.begin() as connection:
+            connection.exec_driver_sql(self._sql, rows)
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,139 @@
+"""Process settings read once at start from the environment (the ECS task definition sets them).
+
+Runtime settings that change without a redeploy live in :mod:`app.runtime_settings`; these here need a
+restart. Every bad value stops the start with a message naming the variable and what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+SERVICES = ("stage", "prod", "local")
+# Inside the container /tmp is the task's own ephemeral storage, not a shared world-writable dir.
+DEFAULT_SPOOL_DIR = "/tmp/capture-spool"  # noqa: S108
+RUNTIME_CHOICES = ("onnx", "skops", "pickle")
+
+
+class ConfigError(ValueError):
+    """An environment variable has a value the app cannot use."""
+
+    exit_code = 64
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an integer; allowed {minimum}..{maximum}") from None
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{name}={value} is out of range; allowed {minimum}..{maximum}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float, maximum: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number; allowed {minimum}..{maximum}") from None
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{name}={value} is out of range; allowed {minimum}..{maximum}")
+    return value
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "0").strip().lower()
+    if raw in ("1", "true", "yes"):
+        return True
+    if raw in ("", "0", "false", "no"):
+        return False
+    raise ConfigError(f"{name}={raw!r}: allowed 1/0 (or true/false)")
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """Everything the process needs to start; see docs/app.md for the table of variables."""
+
+    model_dir: str = "/opt/model"
+    host: str = "0.0.0.0"  # noqa: S104 - the container must listen on its interface; local runs pass --host
+    port: int = 8080
+    workers: int = 2
+    service_name: str = "local"
+    capture_s3_uri: str | None = None
+    capture_db_url: str | None = None
+    spool_dir: str = DEFAULT_SPOOL_DIR
+    settings_source: str | None = None
+    settings_refresh_seconds: float = 30.0
+    sentry_dsn: str | None = None
+    allow_pickle: bool = False
+    model_runtime: str | None = None
+    max_batch_size: int = 64
+    max_batch_wait_ms: float = 2.0
+    max_body_bytes: int = 1 << 20
+    log_level: str = "INFO"
+    capture_flush_records: int = 1000
+    capture_flush_seconds: float = 5.0
+    capture_queue_size: int = 100_000
+    capture_retry_max_seconds: float = 30.0
+
+    @property
+    def db_url(self) -> str:
+        """SQLite under the spool dir by default: capture works with no database configured."""
+        if self.capture_db_url:
+            return self.capture_db_url
+        return f"sqlite:///{Path(self.spool_dir) / 'capture.db'}"
+
+    @property
+    def settings_location(self) -> str:
+        return self.settings_source or f"file:{Path(self.spool_dir) / 'runtime-settings.json'}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> AppConfig:
+        env = os.environ if env is None else env
+        service = env.get("SERVICE_NAME", "local").strip() or "local"
+        if service not in SERVICES:
+            raise ConfigError(f"SERVICE_NAME={service!r}: allowed {list(SERVICES)}")
+        s3_uri = env.get("CAPTURE_S3_URI", "").strip() or None
+        if s3_uri is not None and (not s3_uri.startswith("s3://") or len(s3_uri) <= len("s3://")):
+            raise ConfigError(f"CAPTURE_S3_URI={s3_uri!r}: expected s3://bucket[/prefix]")
+        runtime = env.get("MODEL_RUNTIME", "").strip() or None
+        if runtime is not None and runtime not in RUNTIME_CHOICES:
+            raise ConfigError(
+                f"MODEL_RUNTIME={runtime!r}: allowed {list(RUNTIME_CHOICES)} (unset = onnx, skops fallback)"
+            )
+        source = env.get("SETTINGS_SOURCE", "").strip() or None
+        if source is not None and not source.startswith(("ssm:", "file:")):
+            raise ConfigError(f"SETTINGS_SOURCE={source!r}: expected 'ssm:/parameter/name' or 'file:/path.json'")
+        level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ConfigError(f"LOG_LEVEL={level!r}: allowed DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return cls(
+            model_dir=env.get("MODEL_DIR", "/opt/model").strip() or "/opt/model",
+            port=_int(env, "PORT", 8080, 1, 65535),
+            workers=_int(env, "WORKERS", 2, 1, 64),
+            service_name=service,
+            capture_s3_uri=s3_uri,
+            capture_db_url=env.get("CAPTURE_DB_URL", "").strip() or None,
+            spool_dir=env.get("SPOOL_DIR", "").strip() or DEFAULT_SPOOL_DIR,
+            settings_source=source,
+            settings_refresh_seconds=_float(env, "SETTINGS_REFRESH_SECONDS", 30.0, 0.05, 86400),
+            sentry_dsn=env.get("SENTRY_DSN", "").strip() or None,
+            allow_pickle=_flag(env, "ALLOW_PICKLE"),
+            model_runtime=runtime,
+            max_batch_size=_int(env, "MAX_BATCH_SIZE", 64, 1, 4096),
+            max_batch_wait_ms=_float(env, "MAX_BATCH_WAIT_MS", 2.0, 0.0, 1000.0),
+            max_body_bytes=_int(env, "MAX_BODY_BYTES", 1 << 20, 1024, 1 << 30),
+            log_level=level,
+            capture_flush_records=_int(env, "CAPTURE_FLUSH_RECORDS", 1000, 1, 1_000_000),
+            capture_flush_seconds=_float(env, "CAPTURE_FLUSH_SECONDS", 5.0, 0.01, 3600),
+            capture_queue_size=_int(env, "CAPTURE_QUEUE_SIZE", 100_000, 10, 10_000_000),
+            capture_retry_max_seconds=_float(env, "CAPTURE_RETRY_MAX_SECONDS", 30.0, 0.05, 3600),
+        )

@@ -1,0 +1,128 @@
+"""Builds the running app from :class:`AppConfig`: model, settings, capture sinks, Sentry, metrics.
+
+``create_app`` is what uvicorn's factory mode calls in each worker; ``python -m app`` and the image
+both go through it, so a local run exercises the same code path as production.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from typing import Any
+
+from app import metrics
+from app.capture import CaptureWriter, S3Sink, SinkWorker, Spool, SqlSink, claim_slot
+from app.capture.sinks import parse_s3_uri
+from app.config import AppConfig
+from app.handlers import LoadedModel, model_fn
+from app.runtime_settings import RuntimeSettings, SettingsRefresher, source_from_location
+from app.server import ASGIApp, PredictService, build_app
+
+log = logging.getLogger("app")
+
+
+def init_sentry(dsn: str | None, service: str) -> bool:
+    if not dsn:
+        return False
+    import sentry_sdk
+
+    sentry_sdk.init(dsn=dsn, environment=service, traces_sample_rate=0.0, send_default_pii=False)
+    return True
+
+
+def build_capture(config: AppConfig, *, s3_client: Any = None) -> tuple[CaptureWriter, Any]:
+    """One sink worker per configured sink, each with its spool under this worker's claimed slot."""
+    slot = claim_slot(config.spool_dir)
+    workers = []
+    options = {
+        "flush_records": config.capture_flush_records,
+        "flush_seconds": config.capture_flush_seconds,
+        "queue_size": config.capture_queue_size,
+        "retry_initial": min(0.5, config.capture_retry_max_seconds),
+        "retry_max": config.capture_retry_max_seconds,
+    }
+    if config.capture_s3_uri:
+        bucket, prefix = parse_s3_uri(config.capture_s3_uri, config.service_name)
+        worker_id = _host_worker(slot.name)
+        sink = S3Sink(bucket, prefix, worker=worker_id, client=s3_client)
+        log.info("capture to s3://%s/%s (worker %s)", bucket, prefix, worker_id)
+        workers.append(SinkWorker(sink, Spool(slot.directory / "s3"), **options))
+    sql = SqlSink(config.db_url)
+    log.info("capture to %s", sql.engine.url.render_as_string(hide_password=True))
+    workers.append(SinkWorker(sql, Spool(slot.directory / "sql"), **options))
+    return CaptureWriter(workers), slot
+
+
+def _host_worker(slot: str) -> str:
+    """Part of the S3 key: host + slot, so two tasks never write the same key for different batches."""
+    import socket
+
+    return f"{socket.gethostname().split('.')[0]}-{slot}"
+
+
+def create_app(
+    config: AppConfig | None = None, *, model: LoadedModel | None = None, s3_client: Any = None, ssm_client: Any = None
+) -> ASGIApp:
+    config = config or AppConfig.from_env()
+    init_sentry(config.sentry_dsn, config.service_name)
+    if model is None:
+        model = model_fn(config.model_dir, runtime=config.model_runtime, allow_pickle=config.allow_pickle)
+    manifest = model.manifest
+    log.info(
+        "model %s v%s (sha256 %s, runtime %s)",
+        manifest.name,
+        manifest.version,
+        model.package.sha256,
+        model.predictor.name,
+    )
+    metrics.MODEL_INFO.labels(manifest.name, str(manifest.version), model.predictor.name).set(1)
+
+    capture_holder: dict[str, Any] = {}
+
+    def apply(settings: RuntimeSettings) -> None:
+        writer = capture_holder.get("writer")
+        if writer is not None:
+            writer.enabled = settings.capture_enabled
+
+    refresher = SettingsRefresher(
+        source_from_location(config.settings_location, ssm_client), config.settings_refresh_seconds, on_change=apply
+    )
+    service = PredictService(
+        model,
+        service_name=config.service_name,
+        settings=refresher,
+        max_batch_size=config.max_batch_size,
+        max_batch_wait_ms=config.max_batch_wait_ms,
+        max_body_bytes=config.max_body_bytes,
+    )
+
+    def startup() -> None:
+        writer, slot = build_capture(config, s3_client=s3_client)
+        capture_holder.update(writer=writer, slot=slot)
+        service.capture = writer
+        refresher.start()
+        writer.enabled = refresher.current.capture_enabled
+        writer.start()
+        # The model, libraries and settings live as long as the process: move them out of the cyclic GC's
+        # way so full collections (triggered by per-request allocations) do not keep re-walking them.
+        gc.collect()
+        gc.freeze()
+
+    def shutdown() -> None:
+        refresher.stop()
+        writer = capture_holder.get("writer")
+        if writer is not None:
+            log.info("flushing capture before exit")
+            writer.close()
+            capture_holder["slot"].release()
+
+    app = build_app(service, on_startup=startup, on_shutdown=shutdown)
+    app.service = service  # type: ignore[attr-defined]  # tests and the bench read counters from here
+    return app
+
+
+def create_app_from_env() -> ASGIApp:
+    """uvicorn ``factory=True`` entry point (each worker process calls it)."""
+    config = AppConfig.from_env()
+    logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return create_app(config)

@@ -1,0 +1,51 @@
+"""Prometheus metrics of the app, shared by the HTTP layer, the batcher and capture.
+
+With several uvicorn workers every process has its own counters, so ``__main__`` sets
+``PROMETHEUS_MULTIPROC_DIR`` before the workers start and ``/metrics`` then aggregates all processes
+(prometheus_client's multiprocess mode); a single-process run uses the default registry.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
+
+REQUESTS = Counter("app_requests_total", "HTTP /predict requests by status code", ["status"])
+REQUEST_LATENCY = Histogram(
+    "app_request_latency_seconds", "Time from request start to answer for /predict", buckets=_LATENCY_BUCKETS
+)
+PREDICTIONS = Counter("app_predictions_total", "Records scored")
+BATCHES = Counter("app_predict_batches_total", "predict_fn calls made by the micro-batcher")
+BATCH_RECORDS = Histogram("app_batch_records", "Records per merged predict call", buckets=_BATCH_BUCKETS)
+BATCH_REQUESTS = Histogram("app_batch_requests", "HTTP requests merged into one predict call", buckets=_BATCH_BUCKETS)
+VIOLATIONS = Counter("app_violations_total", "Schema violations by kind and severity", ["kind", "severity"])
+CAPTURE_RECORDS = Counter(
+    "app_capture_records_total",
+    "Capture records by sink and outcome (delivered, spooled, replayed)",
+    ["sink", "outcome"],
+)
+CAPTURE_FAILURES = Counter("app_capture_sink_failures_total", "Failed writes to a capture sink", ["sink"])
+SPOOL_SEGMENTS = Gauge(
+    "app_capture_spool_segments", "Spooled segments waiting for a sink", ["sink"], multiprocess_mode="livesum"
+)
+MODEL_INFO = Gauge(
+    "app_model_info", "The loaded model (value 1)", ["model_name", "model_version", "runtime"], multiprocess_mode="max"
+)
+SETTINGS_REJECTED = Counter("app_settings_rejected_total", "Runtime settings documents refused")
+REQUESTS_OK = REQUESTS.labels("200")  # bound once: the hot path skips the label lookup
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text: all worker processes when running multi-process, else this one."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=directory)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST

@@ -1,0 +1,154 @@
+"""Settings operators change without a redeploy: decision threshold, out-of-range policy, capture on/off.
+
+They come from a :class:`SettingsSource` (SSM Parameter Store in AWS, a JSON file locally) and a
+:class:`SettingsRefresher` re-reads it on an interval. A bad document is refused with a log line and the
+last good settings stay in force, so a typo in the console can never take the service down.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from pathlib import Path
+from typing import Annotated, Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+log = logging.getLogger("app.settings")
+
+
+class RuntimeSettings(BaseModel):
+    """The settings document (JSON); unknown keys and wrong types are refused, missing keys take the defaults."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    decision_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+    out_of_range: Literal["warn", "reject"] = "warn"
+    capture_enabled: bool = True
+
+
+class SettingsError(ValueError):
+    """The settings document cannot be used; the message says which key and what is allowed."""
+
+
+def parse_settings(text: str | bytes, source: str) -> RuntimeSettings:
+    try:
+        raw = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{source}: not valid JSON ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise SettingsError(f"{source}: must be a JSON object with keys {sorted(RuntimeSettings.model_fields)}")
+    if isinstance(raw.get("decision_threshold"), int) and not isinstance(raw.get("decision_threshold"), bool):
+        raw["decision_threshold"] = float(raw["decision_threshold"])  # 1 is a fine threshold; strict mode refuses it
+    try:
+        return RuntimeSettings.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors())
+        raise SettingsError(f"{source}: {problems}") from exc
+
+
+class SettingsSource(Protocol):
+    """Where the document lives. ``read`` returns ``None`` when there is no document (= defaults)."""
+
+    description: str
+
+    def read(self) -> str | bytes | None: ...
+
+
+class FileSettingsSource:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.description = f"file:{self.path}"
+
+    def read(self) -> bytes | None:
+        try:
+            return self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+
+
+class SsmSettingsSource:
+    """An SSM String parameter; the client honours ``AWS_ENDPOINT_URL`` (tests point it at moto)."""
+
+    def __init__(self, name: str, client: Any = None) -> None:
+        self.name = name
+        self.description = f"ssm:{name}"
+        self._client = client
+
+    def read(self) -> str | None:
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("ssm")
+        try:
+            return self._client.get_parameter(Name=self.name, WithDecryption=True)["Parameter"]["Value"]
+        except self._client.exceptions.ParameterNotFound:
+            return None
+
+
+def source_from_location(location: str, client: Any = None) -> SettingsSource:
+    if location.startswith("ssm:"):
+        return SsmSettingsSource(location.removeprefix("ssm:"), client)
+    if location.startswith("file:"):
+        return FileSettingsSource(location.removeprefix("file:"))
+    raise SettingsError(f"settings source {location!r}: expected 'ssm:/name' or 'file:/path.json'")
+
+
+class SettingsRefresher:
+    """Holds the current settings; a daemon thread re-reads the source every ``interval`` seconds."""
+
+    def __init__(self, source: SettingsSource, interval: float, on_change: Any = None) -> None:
+        self.source = source
+        self.interval = interval
+        self.current = RuntimeSettings()
+        self.last_error: str | None = None
+        self.refreshes = 0
+        self._on_change = on_change
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def refresh(self) -> RuntimeSettings:
+        """One read. Unreadable source or bad document: log, keep the last good settings."""
+        try:
+            raw = self.source.read()
+            new = RuntimeSettings() if raw is None else parse_settings(raw, self.source.description)
+        except SettingsError as exc:
+            self._reject(str(exc))
+            return self.current
+        except Exception as exc:  # network/permission errors from the source: same policy as a bad value
+            self._reject(f"{self.source.description}: cannot be read ({type(exc).__name__}: {exc})")
+            return self.current
+        self.last_error = None
+        self.refreshes += 1
+        if new != self.current:
+            log.info("runtime settings from %s: %s", self.source.description, new.model_dump())
+            self.current = new
+            if self._on_change is not None:
+                self._on_change(new)
+        return self.current
+
+    def _reject(self, message: str) -> None:
+        from app import metrics
+
+        metrics.SETTINGS_REJECTED.inc()
+        if message != self.last_error:
+            log.error(
+                "runtime settings rejected, keeping the last good ones %s: %s", self.current.model_dump(), message
+            )
+        self.last_error = message
+        self.refreshes += 1
+
+    def start(self) -> None:
+        self.refresh()
+        self._thread = threading.Thread(target=self._run, name="settings-refresh", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.refresh()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)

@@ -1,0 +1,277 @@
+"""The HTTP app: FastAPI for the documented endpoints, a lean ASGI path for ``POST /predict``.
+
+Why two layers: ``/predict`` is the hot path and FastAPI's per-request machinery (routing, request
+objects, dependency resolution) costs as much as scoring a merged batch, so :class:`PredictEndpoint`
+serves it straight from ASGI. The FastAPI app still declares ``/predict`` with its full request and
+response schemas, so the published OpenAPI document describes the endpoint exactly (and the fuzz tests
+drive the real path from it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+from app import metrics
+from app.batching import MicroBatcher
+from app.capture import CaptureWriter, capture_records
+from app.handlers import LoadedModel, RequestError, accepted_type, input_fn, output_fn, predict_fn
+from app.openapi import predict_openapi
+from app.runtime_settings import RuntimeSettings, SettingsRefresher
+
+log = logging.getLogger("app.http")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class PredictService:
+    """Everything ``/predict`` needs; shared by the lean ASGI path and the FastAPI route."""
+
+    def __init__(
+        self,
+        model: LoadedModel,
+        *,
+        service_name: str = "local",
+        capture: CaptureWriter | None = None,
+        settings: SettingsRefresher | None = None,
+        max_batch_size: int = 64,
+        max_batch_wait_ms: float = 2.0,
+        max_body_bytes: int = 1 << 20,
+    ) -> None:
+        self.model = model
+        self.service_name = service_name
+        self.capture = capture
+        self.settings = settings
+        if settings is not None:
+            model.settings = lambda: settings.current
+        self.batcher = MicroBatcher(
+            lambda records: predict_fn(records, model), max_batch_size, max_batch_wait_ms / 1000
+        )
+        self.max_body_bytes = max_body_bytes
+        self.ready = False
+
+    @property
+    def runtime_settings(self) -> RuntimeSettings:
+        return self.model.settings()
+
+    async def handle(
+        self, body_source: Callable[[], Awaitable[bytes]], content_type: str | None, accept: str | None
+    ) -> tuple[int, bytes, str, str | None]:
+        """(status, body, content type, request id). Client mistakes are 4xx, never 5xx."""
+        started = time.perf_counter()
+        batcher = self.batcher
+        batcher.reading += 1
+        reading = True
+        try:
+            kind = accepted_type(accept)
+            body = await body_source()
+            records = input_fn(body, content_type, self.model)
+            batcher.reader_done()
+            reading = False
+            prediction = await batcher.submit(records)
+        except RequestError as exc:
+            if reading:
+                batcher.reader_done()
+            metrics.REQUESTS.labels(str(exc.status)).inc()
+            return exc.status, _error(exc.message), "application/json", None
+        except BaseException:
+            if reading:
+                batcher.reader_done()
+            raise
+        for violation in prediction.errors:
+            metrics.VIOLATIONS.labels(violation.kind, "error").inc()
+        for violation in prediction.warnings:
+            metrics.VIOLATIONS.labels(violation.kind, "warning").inc()
+        payload, content = output_fn(prediction, kind)
+        if not prediction.ok:
+            metrics.REQUESTS.labels("422").inc()
+            return 422, payload, content, None
+        latency = time.perf_counter() - started
+        metrics.REQUESTS_OK.inc()
+        metrics.REQUEST_LATENCY.observe(latency)
+        metrics.PREDICTIONS.inc(len(records))
+        if self.capture is not None and self.capture.enabled:
+            manifest = self.model.manifest
+            self.capture.submit(
+                capture_records(
+                    uids=prediction.uids,
+                    inputs=records,
+                    predictions=prediction.predictions,  # type: ignore[arg-type]
+                    probabilities=prediction.probabilities,  # type: ignore[arg-type]
+                    time=datetime.now(UTC).isoformat(),
+                    service=self.service_name,
+                    model_name=manifest.name,
+                    model_version=manifest.version,
+                    latency_ms=round(latency * 1000, 3),
+                )
+            )
+        return 200, payload, content, prediction.uids[0]
+
+
+def _error(message: str) -> bytes:
+    return json.dumps({"error": message}).encode()
+
+
+class BodyTooLargeError(RequestError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body is larger than the limit of {limit} bytes; send fewer records")
+
+
+class PredictEndpoint:
+    """The lean ASGI path for ``POST /predict``; anything else goes to the FastAPI app."""
+
+    def __init__(self, service: PredictService, fallback: ASGIApp) -> None:
+        self.service = service
+        self.fallback = fallback
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != "/predict" or scope["method"] != "POST":
+            await self.fallback(scope, receive, send)
+            return
+        content_type = accept = None
+        length = -1
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value.decode("latin-1")
+            elif name == b"accept":
+                accept = value.decode("latin-1")
+            elif name == b"content-length":
+                length = int(value) if value.isdigit() else -1
+        limit = self.service.max_body_bytes
+
+        async def read_body() -> bytes:
+            if length > limit:
+                raise BodyTooLargeError(limit)
+            chunks: list[bytes] = []
+            size = 0
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise RequestError(400, "client disconnected before the body was complete")
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise BodyTooLargeError(limit)
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+        try:
+            status, body, content, request_id = await self.service.handle(read_body, content_type, accept)
+        except Exception as exc:  # a bug, not bad input: answer 500, log, report; never kill the worker
+            log.exception("unexpected error in /predict")
+            _report(exc)
+            metrics.REQUESTS.labels("500").inc()
+            status, body, content, request_id = (
+                500,
+                _error("internal error; it has been logged"),
+                "application/json",
+                None,
+            )
+        headers = [(b"content-type", content.encode()), (b"content-length", str(len(body)).encode())]
+        headers.append((b"x-request-id", (request_id or uuid.uuid4().hex).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _report(exc: BaseException) -> None:
+    try:
+        import sentry_sdk
+
+        sentry_sdk.capture_exception(exc)
+    except Exception:  # Sentry must never turn an error into a worse one
+        log.debug("sentry capture failed", exc_info=True)
+
+
+def build_app(
+    service: PredictService,
+    *,
+    on_startup: Callable[[], None] | None = None,
+    on_shutdown: Callable[[], None] | None = None,
+) -> ASGIApp:
+    """The ASGI app: lifespan starts/stops capture and settings refresh (SIGTERM -> flush)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if on_startup is not None:
+            on_startup()
+        service.ready = True
+        try:
+            yield
+        finally:
+            service.ready = False
+            if on_shutdown is not None:
+                on_shutdown()
+
+    manifest = service.model.manifest
+    api = FastAPI(
+        title="ml-delivery model server",
+        version=f"{manifest.name}-{manifest.version}",
+        description=(
+            "Scores records with the packaged model. Every record is validated against the manifest's "
+            "feature schema; violations come back as a 422 list naming feature and kind."
+        ),
+        lifespan=lifespan,
+    )
+
+    @api.get("/health", summary="Liveness: the process answers")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @api.get(
+        "/ready",
+        summary="Readiness: the model is loaded and capture is running",
+        responses={503: {"description": "not ready yet"}},
+    )
+    async def ready() -> JSONResponse:
+        if not service.ready:
+            return JSONResponse({"ready": False}, status_code=503)
+        return JSONResponse({"ready": True, "model_version": manifest.version})
+
+    @api.get("/model", summary="The loaded model: version, git sha, trained at, metrics, schema")
+    async def model_info() -> dict[str, Any]:
+        return {
+            "name": manifest.name,
+            "version": manifest.version,
+            "git_sha": manifest.git_sha,
+            "trained_at": manifest.created_at.isoformat(),
+            "metrics": manifest.metrics.model_dump(),
+            "features": [f.model_dump(exclude_none=True) for f in manifest.features],
+            "runtime": service.model.predictor.name,
+            "sha256": service.model.package.sha256,
+            "settings": service.runtime_settings.model_dump(),
+        }
+
+    @api.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def prometheus() -> Response:
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    @api.post("/predict", summary="Score one record or a list of records", **predict_openapi(manifest))
+    async def predict(request: Request) -> Response:
+        # Reached only if the lean path is bypassed; same code underneath.
+        async def body() -> bytes:
+            data = await request.body()
+            if len(data) > service.max_body_bytes:
+                raise BodyTooLargeError(service.max_body_bytes)
+            return data
+
+        status, payload, content, request_id = await service.handle(
+            body, request.headers.get("content-type"), request.headers.get("accept")
+        )
+        return Response(payload, status_code=status, media_type=content, headers={"x-request-id": request_id or ""})
+
+    return PredictEndpoint(service, api)

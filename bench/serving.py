@@ -1,0 +1,221 @@
+"""``make bench-serving``: the app against the common Flask pattern and a constant-answer ceiling.
+
+All three serve the same trained model (the ceiling answers a constant) with 2 worker processes on
+127.0.0.1 and are driven by the same load generator, wrk, at concurrency 1, 16 and 64 with one JSON
+record per request. Prints requests/s, p50 and p99 for each, and the ratios app/baseline and app/ceiling;
+``--markdown PATH`` also writes the table. Not a test: the numbers depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.support.servers import LOOPBACK, free_port, wait_until
+
+REPO = Path(__file__).resolve().parents[1]
+CONCURRENCY = (1, 16, 64)
+TARGETS = {"vs_baseline": 25.0, "vs_ceiling": 0.5, "p99_ms": 10.0}
+
+
+@dataclass
+class Result:
+    server: str
+    concurrency: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def prepare_model(workdir: Path, rows: int) -> tuple[Path, Path, dict]:
+    """Train once; the app gets model.zip, the baseline the same fitted estimator as a joblib file."""
+    import joblib
+
+    from model_package import open_package
+    from model_package.runtime import load_skops_estimator
+    from retrain.synthetic import generate_churn
+    from retrain.training import train_package
+
+    _, data = train_package(generate_churn(rows, seed=0))
+    model_zip = workdir / "model.zip"
+    model_zip.write_bytes(data)
+    package = open_package(model_zip)
+    baseline = workdir / "model.joblib"
+    joblib.dump(load_skops_estimator(package), baseline)
+    frame = generate_churn(50, seed=1)
+    row = frame.iloc[int(frame[list(package.manifest.feature_names)].notna().all(axis=1).to_numpy().argmax())]
+    record = {}
+    for spec in package.manifest.features:
+        value = row[spec.name]
+        record[spec.name] = (
+            str(value) if spec.dtype == "string" else (int(value) if spec.dtype == "int" else float(value))
+        )
+    return model_zip, baseline, record
+
+
+def _wait_http(port: int, process: subprocess.Popen[bytes], body: bytes) -> None:
+    def ok() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        request = urllib.request.Request(
+            f"http://{LOOPBACK}:{port}/predict", data=body, headers={"content-type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    wait_until(ok, 90, f"server on port {port}")
+
+
+def start(kind: str, port: int, model_zip: Path, baseline: Path, workdir: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    bin_dir = Path(sys.executable).parent
+    if kind in ("app", "app-nocapture"):
+        env |= {"SPOOL_DIR": str(workdir / kind), "LOG_LEVEL": "WARNING", "SERVICE_NAME": "local"}
+        if kind == "app-nocapture":  # the same app with capture switched off: shows what capture costs
+            settings = workdir / "nocapture.json"
+            settings.write_text('{"capture_enabled": false}')
+            env["SETTINGS_SOURCE"] = f"file:{settings}"
+        argv = [sys.executable, "-m", "app", "--model", str(model_zip), "--host", LOOPBACK, "--port", str(port)]
+        argv += ["--workers", "2"]
+    elif kind == "baseline":
+        env["BASELINE_MODEL"] = str(baseline)
+        argv = [str(bin_dir / "gunicorn"), "-w", "2", "-b", f"{LOOPBACK}:{port}", "--log-level", "warning"]
+        argv += ["bench.serving_baseline.flask_app:app"]
+    else:
+        argv = [str(bin_dir / "uvicorn"), "bench.serving_baseline.constant_app:app", "--host", LOOPBACK]
+        argv += ["--port", str(port), "--workers", "2", "--loop", "uvloop", "--http", "httptools"]
+        argv += ["--no-access-log", "--log-level", "warning"]
+    log = (workdir / f"{kind}.log").open("wb")
+    return subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+
+
+def _ms(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def run_wrk(wrk: str, port: int, script: Path, concurrency: int, duration: int) -> tuple[float, float, float, int]:
+    threads = min(concurrency, 2)
+    argv = [wrk, f"-t{threads}", f"-c{concurrency}", f"-d{duration}s", "--latency", "-s", str(script)]
+    out = subprocess.run([*argv, f"http://{LOOPBACK}:{port}/predict"], capture_output=True, text=True, check=True)
+    text = out.stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", text, re.M).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", text, re.M).group(1))  # type: ignore[union-attr]
+    errors_match = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    errors = int(errors_match.group(1)) if errors_match else 0
+    if socket_errors:
+        errors += sum(int(g) for g in socket_errors.groups())
+    return rps, p50, p99, errors
+
+
+def table(results: list[Result]) -> str:
+    lines = ["| server | concurrency | requests/s | p50 ms | p99 ms | errors |", "|---|---:|---:|---:|---:|---:|"]
+    lines += [
+        f"| {r.server} | {r.concurrency} | {r.rps:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.errors} |"
+        for r in results
+    ]
+    by = {(r.server, r.concurrency): r for r in results}
+    lines += ["", "| concurrency | app/baseline | app/ceiling | app p99 ms |", "|---:|---:|---:|---:|"]
+    for c in sorted({r.concurrency for r in results}):
+        app, base, ceiling = by.get(("app", c)), by.get(("baseline", c)), by.get(("ceiling", c))
+        if app and base and ceiling:
+            lines.append(f"| {c} | {app.rps / base.rps:.1f}x | {app.rps / ceiling.rps:.0%} | {app.p99_ms:.2f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default 10)")
+    parser.add_argument("--rounds", type=int, default=3, help="runs per server and level; the median is kept")
+    parser.add_argument("--rows", type=int, default=3000, help="training rows for the benchmark model")
+    parser.add_argument(
+        "--servers", default="app,baseline,ceiling", help="comma list of app, app-nocapture, baseline, ceiling"
+    )
+    parser.add_argument("--concurrency", default=",".join(map(str, CONCURRENCY)))
+    parser.add_argument("--markdown", type=Path, help="also write the result tables here")
+    args = parser.parse_args(argv)
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        print("wrk is not installed. On Debian/Ubuntu: sudo apt-get install -y wrk  (macOS: brew install wrk)")
+        return 2
+    levels = [int(c) for c in args.concurrency.split(",")]
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
+        workdir = Path(tmp)
+        model_zip, baseline, record = prepare_model(workdir, args.rows)
+        body = json.dumps(record)
+        script = workdir / "post.lua"
+        script.write_text(
+            f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\nwrk.headers["Content-Type"] = "application/json"\n'
+        )
+        kinds = args.servers.split(",")
+        processes: dict[str, tuple[int, subprocess.Popen[bytes]]] = {}
+        try:
+            for kind in kinds:
+                port = free_port()
+                processes[kind] = (port, start(kind, port, model_zip, baseline, workdir))
+            for port, process in processes.values():
+                _wait_http(port, process, body.encode())
+                run_wrk(wrk, port, script, 16, 2)  # warm-up: caches, lazy imports, connection pools
+            # Interleaved rounds, median kept: background load on a shared machine then hits every server
+            # alike instead of whichever happened to run during a busy minute.
+            for concurrency in levels:
+                runs: dict[str, list[tuple[float, float, float, int]]] = {kind: [] for kind in processes}
+                for _ in range(args.rounds):
+                    for kind, (port, _process) in processes.items():
+                        runs[kind].append(run_wrk(wrk, port, script, concurrency, args.duration))
+                for kind, measured in runs.items():
+                    rps, p50, p99, errors = sorted(measured, key=lambda run: run[0])[len(measured) // 2]
+                    results.append(Result(kind, concurrency, rps, p50, p99, errors))
+                    summary = f"{rps:10,.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  errors {errors}"
+                    print(f"{kind:9s} c={concurrency:<3d} {summary}", flush=True)
+        finally:
+            for _, process in processes.values():
+                stop(process)
+    report = table(results)
+    print()
+    print(report)
+    by = {(r.server, r.concurrency): r for r in results}
+    if all(k in by for k in (("app", 64), ("baseline", 64), ("ceiling", 64))):
+        app, base, ceiling = by[("app", 64)], by[("baseline", 64)], by[("ceiling", 64)]
+        verdict = {
+            "app/baseline >= 25x": app.rps / base.rps >= TARGETS["vs_baseline"],
+            "app/ceiling >= 50%": app.rps / ceiling.rps >= TARGETS["vs_ceiling"],
+            "app p99 < 10 ms": app.p99_ms < TARGETS["p99_ms"],
+        }
+        print(
+            "\nTargets at concurrency 64: " + ", ".join(f"{k}: {'met' if v else 'MISSED'}" for k, v in verdict.items())
+        )
+    if args.markdown:
+        args.markdown.write_text(report + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""A package that is not exactly what was built must stop the app before it serves anything."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from model_package import extract_package, open_package
+from tests.app.conftest import TrainedPackage
+
+
+def _rezip(source: Path, target: Path, edit) -> Path:
+    with zipfile.ZipFile(source) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    files = edit(files)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    target.write_bytes(buffer.getvalue())
+    return target
+
+
+def _tamper_onnx(files: dict[str, bytes]) -> dict[str, bytes]:
+    onnx = bytearray(files["model.onnx"])
+    onnx[len(onnx) // 2] ^= 0xFF
+    return {**files, "model.onnx": bytes(onnx)}
+
+
+def _drop_manifest(files: dict[str, bytes]) -> dict[str, bytes]:
+    return {k: v for k, v in files.items() if k != "manifest.json"}
+
+
+def _drop_schema(files: dict[str, bytes]) -> dict[str, bytes]:
+    manifest = json.loads(files["manifest.json"])
+    del manifest["features"]
+    return {**files, "manifest.json": json.dumps(manifest).encode()}
+
+
+@pytest.mark.parametrize(
+    ("edit", "exit_code", "phrase"),
+    [
+        (_tamper_onnx, 4, "sha256 of model.onnx"),
+        (_drop_manifest, 3, "manifest.json is missing"),
+        (_drop_schema, 5, "feature schema"),
+    ],
+    ids=["tampered-sha256", "missing-manifest", "absent-schema"],
+)
+def test_bad_package_refuses_to_start(
+    trained: TrainedPackage, tmp_path: Path, app_process, edit, *, exit_code: int, phrase: str
+) -> None:
+    bad = _rezip(trained.path, tmp_path / "model.zip", edit)
+    app = app_process(bad, wait=False)
+    assert app.wait_exit(60) == exit_code
+    log = app.log()
+    assert "refusing to start" in log and phrase in log, log
+
+
+def test_unpacked_directory_serves_and_a_tampered_file_in_it_does_not(
+    trained: TrainedPackage, tmp_path: Path, app_process
+) -> None:
+    directory = extract_package(open_package(trained.path), tmp_path / "model")
+    app = app_process(directory)
+    assert app.terminate()
+    (directory / "reference.csv").write_text("churn\n1\n")
+    app = app_process(directory, wait=False)
+    assert app.wait_exit(60) == 4
+    assert "sha256 of reference.csv" in app.log()
+
+
+def test_bad_environment_refuses_to_start(trained: TrainedPackage, app_process) -> None:
+    app = app_process(trained.path, env={"MAX_BATCH_SIZE": "lots"}, wait=False)
+    assert app.wait_exit(60) == 64
+    assert "MAX_BATCH_SIZE='lots' is not an integer" in app.log()
