@@ -91,3 +91,16 @@ def test_tree_shows_components_resources_and_warnings(dev: OfflineRun, capsys: p
 def test_cli_reports_bad_config_with_exit_code_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--stack", "does-not-exist"]) == 2
     assert "Pulumi.does-not-exist.yaml" in capsys.readouterr().err
+
+
+def test_the_offline_runtime_refuses_an_invoke_it_does_not_know() -> None:
+    """A new data source must be added to the mocks deliberately, never answered with an empty guess."""
+    import pulumi_aws as aws
+
+    from infra.offline import UnknownInvokeError
+
+    def program() -> None:
+        aws.ec2.get_vpc(default=True)
+
+    with pytest.raises(UnknownInvokeError, match="aws:ec2/getVpc:getVpc"):
+        run_offline("dev", program=program)
