@@ -25,7 +25,7 @@ os.environ.update(
     }
 )
 
-from tests.support.servers import MotoServer, PostgresServer  # noqa: E402
+from tests.support.servers import MariaDbServer, MotoServer, PostgresServer  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -40,6 +40,14 @@ def moto_server() -> Iterator[MotoServer]:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     server = PostgresServer()
+    server.start()
+    yield server
+    server.destroy()
+
+
+@pytest.fixture(scope="session")
+def mariadb_server() -> Iterator[MariaDbServer]:
+    server = MariaDbServer()
     server.start()
     yield server
     server.destroy()

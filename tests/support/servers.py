@@ -172,3 +172,83 @@ class PostgresServer:
             self.stop("immediate")
         if self._base is not None:
             shutil.rmtree(self._base, ignore_errors=True)
+
+
+@dataclass
+class MariaDbServer:
+    """A throwaway MariaDB (Debian's ``mariadb-server``) on loopback, for the MySQL capture path.
+
+    Like PostgreSQL it is run as its own system user when the suite runs as root (CI does), and it
+    keeps its data between ``stop()`` and ``start()`` so an outage test sees the rows written before.
+    """
+
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    _base: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mysql+pymysql://capture:capture@{LOOPBACK}:{self.port}/capture"
+
+    @property
+    def _socket(self) -> Path:
+        assert self._base is not None
+        return self._base / "mysqld.sock"
+
+    def _init(self) -> None:
+        if shutil.which("mariadbd", path="/usr/sbin:/usr/bin") is None:
+            raise RuntimeError("MariaDB server not found; install Debian's 'mariadb-server' package (.ci/run does)")
+        self._base = Path(tempfile.mkdtemp(prefix="ml-delivery-mariadb-"))
+        (self._base / "data").mkdir()
+        if os.geteuid() == 0:
+            for path in (self._base, self._base / "data"):
+                shutil.chown(path, "mysql", "mysql")
+        user = ["--user=mysql"] if os.geteuid() == 0 else []
+        subprocess.run(
+            ["mariadb-install-db", "--no-defaults", *user, f"--datadir={self._base / 'data'}",
+             "--auth-root-authentication-method=normal", "--skip-test-db"],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+
+    def start(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            return
+        first_start = self._base is None
+        if first_start:
+            self._init()
+        assert self._base is not None
+        user = ["--user=mysql"] if os.geteuid() == 0 else []
+        self.process = subprocess.Popen(
+            ["/usr/sbin/mariadbd", "--no-defaults", *user, f"--datadir={self._base / 'data'}",
+             f"--port={self.port}", f"--bind-address={LOOPBACK}", f"--socket={self._socket}",
+             f"--pid-file={self._base / 'mysqld.pid'}", "--skip-name-resolve", "--skip-log-bin",
+             "--innodb-buffer-pool-size=32M", "--max-connections=200"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_until(lambda: _port_open(self.port) and self._socket.exists(), 60, "mariadb")
+        if first_start:
+            import pymysql
+
+            admin = pymysql.connect(unix_socket=str(self._socket), user="root", autocommit=True)
+            with admin.cursor() as cursor:
+                cursor.execute("CREATE DATABASE capture")
+                cursor.execute("CREATE USER 'capture'@'%' IDENTIFIED BY 'capture'")
+                cursor.execute("GRANT ALL ON capture.* TO 'capture'@'%'")
+            admin.close()
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+        self.process = None
+        wait_until(lambda: not _port_open(self.port), 30, "mariadb shutdown")
+
+    def destroy(self) -> None:
+        self.stop()
+        if self._base is not None:
+            shutil.rmtree(self._base, ignore_errors=True)
