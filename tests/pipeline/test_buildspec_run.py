@@ -28,7 +28,8 @@ import boto3
 import pytest
 import yaml
 
-from model_package import Manifest, extract_package, open_package, package_bytes
+from model_package import extract_package, open_package
+from tests.pipeline import packages
 
 ROOT = Path(__file__).resolve().parents[2]
 PHASES = ("install", "pre_build", "build", "post_build")
@@ -127,28 +128,7 @@ if sys.argv[1:2] != ["verify"] or not (Path(sys.argv[2]) / "manifest.json").is_f
 
 
 def make_package(version: int, salt: str = "") -> bytes:
-    manifest = Manifest.model_validate(
-        {
-            "name": "churn",
-            "version": version,
-            "created_at": "2026-02-01T00:00:00Z",
-            "git_sha": GIT_SHA,
-            "target": "churn",
-            "training_data": {"uri": "memory://", "sha256": "c" * 64, "rows": 100},
-            "features": [{"name": "score", "dtype": "float", "nullable": False}],
-            "metrics": {"roc_auc": 0.8, "log_loss": 0.4, "lift": 2.0, "holdout_rows": 20},
-            "baseline": [],
-            "libraries": {},
-            "files": {},
-        }
-    )
-    files = {
-        "model.onnx": f"onnx{salt}".encode(),
-        "model.skops": b"s",
-        "requirements.txt": b"",
-        "reference.csv": b"x\n",
-    }
-    return package_bytes(manifest, files)[1]
+    return packages.make_package(version, git_sha=GIT_SHA, salt=salt)
 
 
 @dataclass

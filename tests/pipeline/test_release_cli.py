@@ -16,9 +16,9 @@ import boto3
 import pytest
 from packaging.requirements import Requirement
 
-from model_package import extract_package, open_package, package_bytes
-from model_package.manifest import Manifest
+from model_package import extract_package, open_package
 from model_package.registry import ChampionPointer, ReleaseRecord, parse_record, versioned_model_key
+from tests.pipeline import packages
 
 ROOT = Path(__file__).resolve().parents[2]
 GIT_SHA = "fedcba9876543210fedcba9876543210fedcba98"
@@ -26,23 +26,7 @@ DIGEST = "sha256:" + "d" * 64
 
 
 def make_package(version: int) -> bytes:
-    manifest = Manifest.model_validate(
-        {
-            "name": "churn",
-            "version": version,
-            "created_at": "2026-02-01T00:00:00Z",
-            "git_sha": GIT_SHA,
-            "target": "churn",
-            "training_data": {"uri": "memory://", "sha256": "c" * 64, "rows": 100},
-            "features": [{"name": "score", "dtype": "float", "nullable": False}],
-            "metrics": {"roc_auc": 0.8, "log_loss": 0.4, "lift": 2.0, "holdout_rows": 20},
-            "baseline": [],
-            "libraries": {},
-            "files": {},
-        }
-    )
-    files = {"model.onnx": b"onnx", "model.skops": b"skops", "requirements.txt": b"", "reference.csv": b"score\n1\n"}
-    return package_bytes(manifest, files)[1]
+    return packages.make_package(version, git_sha=GIT_SHA)
 
 
 def run(args: list[str], endpoint: str, **env: str) -> subprocess.CompletedProcess[str]:

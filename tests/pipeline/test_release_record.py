@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 import pytest
 
-from model_package import Manifest, open_package, package_bytes
+from model_package import open_package
 from model_package.registry import (
     CHAMPION_KEY,
     ChampionPointer,
@@ -32,6 +32,7 @@ from release.errors import ConfigurationError, ReleaseError, ReleaseStateError
 from release.job_definitions import JobDefinitionUpdater, parse_names
 from release.releaser import ModelBucket, Releaser
 from release.settings import ReleaseSettings
+from tests.pipeline import packages
 
 GIT_SHA = "0123456789abcdef0123456789abcdef01234567"
 REGISTRY = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
@@ -41,29 +42,7 @@ T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 
 
 def make_package(version: int, *, salt: str = "") -> bytes:
-    """A structurally valid model.zip (verified by ``package_bytes``); the model bytes are placeholders."""
-    manifest = Manifest.model_validate(
-        {
-            "name": "churn",
-            "version": version,
-            "created_at": "2026-02-01T00:00:00Z",
-            "git_sha": GIT_SHA,
-            "target": "churn",
-            "training_data": {"uri": "memory://", "sha256": "c" * 64, "rows": 100},
-            "features": [{"name": "score", "dtype": "float", "nullable": False}],
-            "metrics": {"roc_auc": 0.8, "log_loss": 0.4, "lift": 2.0, "holdout_rows": 20},
-            "baseline": [],
-            "libraries": {"scikit-learn": "1.9.1"},
-            "files": {},
-        }
-    )
-    files = {
-        "model.onnx": f"onnx-{version}-{salt}".encode(),
-        "model.skops": b"skops",
-        "requirements.txt": b"scikit-learn==1.9.1\n",
-        "reference.csv": b"score,churn\n0.1,0\n",
-    }
-    return package_bytes(manifest, files)[1]
+    return packages.make_package(version, git_sha=GIT_SHA, salt=salt)
 
 
 @dataclass
