@@ -107,6 +107,11 @@ def _reject_constant(name: str) -> Any:
     raise RequestError(400, f"{name} is not valid JSON; send null for a missing value")
 
 
+# Built once: ``json.loads``/``json.dumps`` with options construct a new decoder/encoder on every call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_ENCODE_COMPACT = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def _base_type(content_type: str | None) -> str:
     return (content_type or "application/json").split(";", 1)[0].strip().lower() or "application/json"
 
@@ -123,7 +128,9 @@ def input_fn(body: bytes | str, content_type: str | None, model: LoadedModel | N
 
 def _json_records(body: bytes | str) -> list[dict[str, Any]]:
     try:
-        payload = json.loads(body, parse_constant=_reject_constant)
+        # What json.loads does with bytes (UTF-8/16/32 detection), without building a decoder per call.
+        text = body if isinstance(body, str) else body.decode(json.detect_encoding(body), "surrogatepass")
+        payload = _DECODER.decode(text)
     except RequestError:
         raise
     except (ValueError, RecursionError) as exc:
@@ -328,4 +335,4 @@ def output_fn(prediction: Prediction, accept: str | None) -> tuple[bytes, str]:
         "model_name": prediction.model_name,
         "warnings": [v.to_dict() for v in prediction.warnings],
     }
-    return json.dumps(body, separators=(",", ":")).encode(), "application/json"
+    return _ENCODE_COMPACT(body).encode(), "application/json"

@@ -85,6 +85,9 @@ class S3Sink:
 
 def _db_time(text: str, sqlite: bool) -> Any:
     """UTC datetime for PostgreSQL/MySQL; for SQLite the text form SQLAlchemy's DateTime reads back."""
+    if sqlite and len(text) == 32 and text.endswith("+00:00") and text[10] == "T":
+        # The app's own stamps (``datetime.now(UTC).isoformat()``): slice instead of parse + format.
+        return f"{text[:10]} {text[11:26]}"
     when = datetime.fromisoformat(text).astimezone(UTC)
     return when.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else when
 
