@@ -57,6 +57,38 @@ def service_trust(
     )
 
 
+def role_with_policy(
+    name: str,
+    *,
+    service: str,
+    account_id: pulumi.Input[str],
+    statements: Sequence[Statement],
+    parent: pulumi.Resource,
+    description: str,
+    source_arn: pulumi.Input[str] | None = None,
+) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
+    """A role trusted by one service with one inline least-privilege policy (``<name>-policy``).
+
+    The policy is returned too, for resources that must not exist before their role may act: CodePipeline
+    starts a first execution as soon as the pipeline is created.
+    """
+    created = aws.iam.Role(
+        name,
+        aws.iam.RoleArgs(
+            assume_role_policy=service_trust(service, account_id, source_arn),
+            description=description,
+            max_session_duration=3600,
+        ),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    policy = aws.iam.RolePolicy(
+        f"{name}-policy",
+        aws.iam.RolePolicyArgs(role=created.id, policy=document(statements)),
+        opts=pulumi.ResourceOptions(parent=created),
+    )
+    return created, policy
+
+
 def role(
     name: str,
     *,
@@ -67,19 +99,9 @@ def role(
     description: str,
     source_arn: pulumi.Input[str] | None = None,
 ) -> aws.iam.Role:
-    """A role trusted by one service with one inline least-privilege policy."""
-    created = aws.iam.Role(
-        name,
-        aws.iam.RoleArgs(
-            assume_role_policy=service_trust(service, account_id, source_arn),
-            description=description,
-            max_session_duration=3600,
-        ),
-        opts=pulumi.ResourceOptions(parent=parent),
-    )
-    aws.iam.RolePolicy(
-        f"{name}-policy",
-        aws.iam.RolePolicyArgs(role=created.id, policy=document(statements)),
-        opts=pulumi.ResourceOptions(parent=created),
-    )
+    """:func:`role_with_policy` for callers that need only the role."""
+    created, _policy = role_with_policy(
+        name, service=service, account_id=account_id, statements=statements, parent=parent,
+        description=description, source_arn=source_arn,
+    )  # fmt: skip
     return created

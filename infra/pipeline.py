@@ -25,7 +25,7 @@ import pulumi_aws as aws
 from infra import iam
 from infra.jobs import BatchJobs
 from infra.model_service import ModelService
-from infra.pipeline_build import BuildProject, BuildProjectArgs, EgressPort, role_with_policy
+from infra.pipeline_build import BuildProject, BuildProjectArgs, EgressPort
 from infra.pipeline_notifications import PipelineNotifications, PipelineNotificationsArgs
 from infra.pipeline_sources import CODE_ARTIFACT, MODEL_ARTIFACT, CodeSource, CodeSourceArgs, model_source_action
 from infra.pipeline_triggers import PipelineTriggers, PipelineTriggersArgs
@@ -86,7 +86,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
         self.code = CodeSource(f"{name}-code", CodeSourceArgs(settings=settings), opts=child)
         self.build = BuildProject(f"{name}-build", self._build_args(), opts=child)
         self.release = BuildProject(f"{name}-release", self._release_args(), opts=child)
-        self.role, role_policy = role_with_policy(
+        self.role, role_policy = iam.role_with_policy(
             f"{name}-pipeline-role",
             service="codepipeline.amazonaws.com",
             account_id=account.account_id,

@@ -32,35 +32,6 @@ VPC_DESCRIBE_ACTIONS = (
 )
 
 
-def role_with_policy(
-    name: str,
-    *,
-    service: str,
-    account_id: str,
-    source_arn: pulumi.Input[str],
-    statements: Sequence[iam.Statement],
-    parent: pulumi.Resource,
-    description: str,
-) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
-    """:func:`infra.iam.role` (same trust, same ``<name>-policy``), also returning the inline policy, so a
-    pipeline or project can depend on it: CodePipeline starts a first execution as soon as it exists."""
-    created = aws.iam.Role(
-        name,
-        aws.iam.RoleArgs(
-            assume_role_policy=iam.service_trust(service, account_id, source_arn),
-            description=description,
-            max_session_duration=3600,
-        ),
-        opts=pulumi.ResourceOptions(parent=parent),
-    )
-    policy = aws.iam.RolePolicy(
-        f"{name}-policy",
-        aws.iam.RolePolicyArgs(role=created.id, policy=iam.document(statements)),
-        opts=pulumi.ResourceOptions(parent=created),
-    )
-    return created, policy
-
-
 @dataclass(frozen=True)
 class EgressPort:
     port: int
@@ -104,7 +75,7 @@ class BuildProject(pulumi.ComponentResource):
             opts=child,
         )
         self.security_group = self._security_group(name, args)
-        self.role, self.role_policy = role_with_policy(
+        self.role, self.role_policy = iam.role_with_policy(
             f"{name}-role",
             service="codebuild.amazonaws.com",
             account_id=args.account_id,
