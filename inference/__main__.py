@@ -20,7 +20,7 @@ from typing import Any
 from alerting import AlertPublisher, LocalDedupStore, S3DedupStore
 from inference.job import InferenceJob
 from inference.readers import DEFAULT_CHUNK_ROWS
-from model_package.errors import PackageError
+from model_package.errors import run_command
 from monitor.models import resolve_model
 from monitor.settings import env_bool, env_int, env_str
 
@@ -95,14 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 < args.threshold < 1:
         print(f"error: --threshold must be between 0 and 1, got {args.threshold}", file=sys.stderr)
         return 2
-    try:
-        return int(args.func(args))
-    except PackageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except (ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_command(lambda: args.func(args))
 
 
 if __name__ == "__main__":

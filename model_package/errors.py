@@ -7,6 +7,9 @@ of their own.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+
 
 class PackageError(Exception):
     """A model package cannot be used. The message names the file or field and what is allowed."""
@@ -36,3 +39,20 @@ class ParityError(PackageError):
     """The ONNX model and the fitted estimator disagree on the stored parity sample."""
 
     exit_code = 6
+
+
+def run_command(command: Callable[[], int]) -> int:
+    """Run a job's command line and turn its failure into the documented exit status, with one clear line.
+
+    A :class:`PackageError` exits with its own code (2-6, ``docs/model-package.md``); bad input that a
+    command rejects (``ValueError``) or cannot read (``OSError``) exits 2. Anything else is a bug and keeps
+    its traceback.
+    """
+    try:
+        return int(command())
+    except PackageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

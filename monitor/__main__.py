@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from alerting import AlertPublisher, LocalDedupStore, S3DedupStore
-from model_package.errors import PackageError
+from model_package.errors import run_command
 from monitor.drift import DriftAnalysis
 from monitor.drift_job import DriftJob, RetrainTrigger
 from monitor.models import live_model, resolve_model
@@ -217,14 +217,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parser().parse_args(argv)
-    try:
-        return int(args.func(args))
-    except PackageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except (ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_command(lambda: args.func(args))
 
 
 if __name__ == "__main__":
