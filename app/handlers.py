@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import math
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from app import json_codec
 from app.runtime_settings import RuntimeSettings
 from model_package import Manifest, ModelPackage, PackageError, open_package
 from model_package.runtime import Predictor, load_predictor
@@ -103,15 +104,6 @@ def _load_with_fallback(package: ModelPackage, allow_pickle: bool) -> Predictor:
 # -- input ------------------------------------------------------------------------------------------------
 
 
-def _reject_constant(name: str) -> Any:
-    raise RequestError(400, f"{name} is not valid JSON; send null for a missing value")
-
-
-# Built once: ``json.loads``/``json.dumps`` with options construct a new decoder/encoder on every call.
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
-_ENCODE_COMPACT = json.JSONEncoder(separators=(",", ":")).encode
-
-
 def _base_type(content_type: str | None) -> str:
     return (content_type or "application/json").split(";", 1)[0].strip().lower() or "application/json"
 
@@ -128,13 +120,9 @@ def input_fn(body: bytes | str, content_type: str | None, model: LoadedModel | N
 
 def _json_records(body: bytes | str) -> list[dict[str, Any]]:
     try:
-        # What json.loads does with bytes (UTF-8/16/32 detection), without building a decoder per call.
-        text = body if isinstance(body, str) else body.decode(json.detect_encoding(body), "surrogatepass")
-        payload = _DECODER.decode(text)
-    except RequestError:
-        raise
-    except (ValueError, RecursionError) as exc:
-        raise RequestError(400, f"body is not valid JSON: {exc}") from None
+        payload = json_codec.loads(body)
+    except json_codec.InvalidJSONError as exc:
+        raise RequestError(400, str(exc)) from None
     records = payload if isinstance(payload, list) else [payload]
     if not records:
         raise RequestError(400, "the list of records is empty; send at least one record")
@@ -193,14 +181,19 @@ def _csv_records(body: bytes | str, manifest: Manifest | None) -> list[dict[str,
 
 
 def new_uids(count: int) -> list[str]:
-    """``count`` random UUID4s as hex: one ``os.urandom`` call per batch instead of one per record.
+    """``count`` time-ordered UUIDv7s (RFC 9562, section 5.7) as hex, with one ``os.urandom`` call per batch.
 
-    Why: under load each urandom syscall cost ~10 µs, which per record was more than validation.
+    Why version 7: ``uid`` is the capture table's primary key, and random (v4) keys land on a random
+    B-tree page each, so every 1,000-row commit rewrote ~1,000 index pages. Keys that start with the
+    millisecond append at the right edge of the index instead (in SQLite, PostgreSQL and MySQL alike).
+    Why one ``urandom`` per batch: under load each syscall cost ~10 µs, more than validating a record.
     """
+    stamp = (time.time_ns() // 1_000_000).to_bytes(6, "big")  # unix_ts_ms, 48 bits
     raw = bytearray(os.urandom(16 * count))
     for offset in range(0, 16 * count, 16):
-        raw[offset + 6] = (raw[offset + 6] & 0x0F) | 0x40  # version 4
-        raw[offset + 8] = (raw[offset + 8] & 0x3F) | 0x80  # RFC 4122 variant
+        raw[offset : offset + 6] = stamp
+        raw[offset + 6] = (raw[offset + 6] & 0x0F) | 0x70  # version 7, then 12 random bits (rand_a)
+        raw[offset + 8] = (raw[offset + 8] & 0x3F) | 0x80  # RFC 9562 variant, then 62 random bits (rand_b)
     text = raw.hex()
     return [text[i : i + 32] for i in range(0, 32 * count, 32)]
 
@@ -318,7 +311,7 @@ def violations_body(prediction: Prediction) -> dict[str, Any]:
 def output_fn(prediction: Prediction, accept: str | None) -> tuple[bytes, str]:
     kind = accepted_type(accept)
     if not prediction.ok:
-        return json.dumps(violations_body(prediction)).encode(), "application/json"
+        return json_codec.dumps(violations_body(prediction)), "application/json"
     if kind == "text/csv":
         lines = ["uid,prediction,probability,model_version"]
         lines += [
@@ -335,4 +328,4 @@ def output_fn(prediction: Prediction, accept: str | None) -> tuple[bytes, str]:
         "model_name": prediction.model_name,
         "warnings": [v.to_dict() for v in prediction.warnings],
     }
-    return _ENCODE_COMPACT(body).encode(), "application/json"
+    return json_codec.dumps(body), "application/json"

@@ -6,13 +6,14 @@ from the batch's first record, and the SQL insert ignores uids already stored.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
 import sqlalchemy as sa
+
+from app.json_codec import dumps, dumps_text
 
 CAPTURE_TABLE = "prediction_capture"
 _COLUMNS = (
@@ -27,7 +28,6 @@ _COLUMNS = (
     "prediction",
     "probability",
 )
-_compact = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
 class Sink(Protocol):
@@ -74,7 +74,7 @@ class S3Sink:
     def write(self, records: Sequence[dict[str, Any]]) -> None:
         if not records:
             return
-        body = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records).encode()
+        body = b"".join([dumps(r) + b"\n" for r in records])
         self.client.put_object(
             Bucket=self.bucket,
             Key=s3_key(self.prefix, records, self.worker),
@@ -109,6 +109,11 @@ def capture_table(metadata: sa.MetaData) -> sa.Table:
     )
 
 
+# Rows per INSERT statement: 90 rows x 10 columns = 900 bound values, under SQLite's historical limit of 999
+# (https://www.sqlite.org/limits.html#max_variable_number) and far under PostgreSQL's 65,535.
+ROWS_PER_STATEMENT = 90
+
+
 class SqlSink:
     """The ``prediction_capture`` table via SQLAlchemy; SQLite by default, PostgreSQL/MySQL by URL."""
 
@@ -119,7 +124,8 @@ class SqlSink:
         self.engine = engine or self._engine(url)
         self.metadata = sa.MetaData()
         self.table = capture_table(self.metadata)
-        self._sql: str | None = None
+        self._created = False
+        self._statements: dict[int, str] = {}
 
     @staticmethod
     def _engine(url: str) -> sa.Engine:
@@ -130,62 +136,79 @@ class SqlSink:
 
             @sa.event.listens_for(engine, "connect")
             def _wal(dbapi_connection: Any, _record: Any) -> None:
+                # WAL with synchronous=NORMAL, the combination SQLite recommends for WAL
+                # (https://www.sqlite.org/pragma.html#pragma_synchronous): a commit survives a crash of
+                # the app; only power loss or an OS crash may roll back the last commits, the same
+                # exposure the in-memory capture queue already has (docs/app.md).
                 dbapi_connection.execute("PRAGMA journal_mode=WAL")
+                dbapi_connection.execute("PRAGMA synchronous=NORMAL")
 
             return engine
         connect_args = {"connect_timeout": 3} if backend in ("postgresql", "mysql") else {}
         return sa.create_engine(url, pool_pre_ping=True, pool_size=2, connect_args=connect_args)
 
-    def _statement(self) -> str:
-        """One raw INSERT per dialect, idempotent on uid, with the JSON columns passed as text.
+    def _statement(self, rows: int) -> str:
+        """A raw multi-row INSERT per dialect, idempotent on uid, with the JSON columns passed as text.
 
-        Why raw DBAPI ``executemany``: SQLAlchemy's per-row bind processing cost twice the insert itself,
-        and this runs on a thread that shares the GIL with the request path.
+        Why raw DBAPI SQL: SQLAlchemy's per-row bind processing cost twice the insert itself. Why many rows
+        per statement: the driver releases the GIL around each statement it runs, and this thread shares the
+        GIL with the request path; one statement per row made the two threads trade the GIL per row.
         """
+        statement = self._statements.get(rows)
+        if statement is not None:
+            return statement
         dialect = self.engine.dialect.name
         columns = ", ".join(_COLUMNS)
         if dialect == "sqlite":
-            values = ", ".join("?" for _ in _COLUMNS)
-            return f"INSERT INTO {CAPTURE_TABLE} ({columns}) VALUES ({values}) ON CONFLICT (uid) DO NOTHING"  # noqa: S608
-        marks = ", ".join("%s::json" if c in ("input", "output") else "%s" for c in _COLUMNS)
-        if dialect == "postgresql":
-            return f"INSERT INTO {CAPTURE_TABLE} ({columns}) VALUES ({marks}) ON CONFLICT (uid) DO NOTHING"  # noqa: S608
-        if dialect in ("mysql", "mariadb"):
-            plain = ", ".join("%s" for _ in _COLUMNS)
-            return f"INSERT IGNORE INTO {CAPTURE_TABLE} ({columns}) VALUES ({plain})"  # noqa: S608
-        raise ValueError(f"capture database {dialect!r} is not supported; use sqlite, postgresql or mysql")
+            row = "(" + ", ".join("?" for _ in _COLUMNS) + ")"
+            head, tail = "INSERT", " ON CONFLICT (uid) DO NOTHING"
+        elif dialect == "postgresql":
+            row = "(" + ", ".join("%s::json" if c in ("input", "output") else "%s" for c in _COLUMNS) + ")"
+            head, tail = "INSERT", " ON CONFLICT (uid) DO NOTHING"
+        elif dialect in ("mysql", "mariadb"):
+            row = "(" + ", ".join("%s" for _ in _COLUMNS) + ")"
+            head, tail = "INSERT IGNORE", ""
+        else:
+            raise ValueError(f"capture database {dialect!r} is not supported; use sqlite, postgresql or mysql")
+        values = ", ".join([row] * rows)
+        statement = f"{head} INTO {CAPTURE_TABLE} ({columns}) VALUES {values}{tail}"
+        self._statements[rows] = statement
+        return statement
 
     def write(self, records: Sequence[dict[str, Any]]) -> None:
         if not records:
             return
-        if self._sql is None:
+        if not self._created:
             self.metadata.create_all(self.engine, checkfirst=True)
-            self._sql = self._statement()
+            self._statement(1)  # an unsupported dialect fails here, before any row is bound
+            self._created = True
         sqlite = self.engine.dialect.name == "sqlite"
-        dumps = _compact
-        rows = []
+        dumps = dumps_text
+        values: list[Any] = []
         last_text, when = "", None
         for r in records:
             output = r["output"]
             if r["time"] != last_text:  # records of one request share a time: convert once
                 last_text = r["time"]
                 when = _db_time(last_text, sqlite)
-            rows.append(
-                (
-                    r["uid"],
-                    when,
-                    r["service"],
-                    r["model_name"],
-                    r["model_version"],
-                    dumps(r["input"]),
-                    dumps(output),
-                    r["latency_ms"],
-                    output["prediction"],
-                    output["probability"],
-                )
+            values += (
+                r["uid"],
+                when,
+                r["service"],
+                r["model_name"],
+                r["model_version"],
+                dumps(r["input"]),
+                dumps(output),
+                r["latency_ms"],
+                output["prediction"],
+                output["probability"],
             )
+        width = len(_COLUMNS)
+        step = ROWS_PER_STATEMENT * width
         with self.engine.begin() as connection:
-            connection.exec_driver_sql(self._sql, rows)
+            for start in range(0, len(values), step):
+                chunk = values[start : start + step]
+                connection.exec_driver_sql(self._statement(len(chunk) // width), tuple(chunk))
 
     def close(self) -> None:
         self.engine.dispose()
