@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from urllib.parse import urlparse
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 
 from app.json_codec import dumps, dumps_text
 
@@ -92,20 +93,24 @@ def _db_time(text: str, sqlite: bool) -> Any:
     return when.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else when
 
 
+_CAPTURE_TIME = sa.DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+
+
 def capture_table(metadata: sa.MetaData) -> sa.Table:
     return sa.Table(
         CAPTURE_TABLE,
         metadata,
         sa.Column("uid", sa.String(32), primary_key=True),
-        sa.Column("time", sa.DateTime(timezone=True), nullable=False, index=True),
+        # MySQL's DATETIME keeps whole seconds unless given a precision; capture times keep microseconds.
+        sa.Column("time", _CAPTURE_TIME, nullable=False, index=True),
         sa.Column("service", sa.String(16), nullable=False),
         sa.Column("model_name", sa.String(64), nullable=False),
         sa.Column("model_version", sa.Integer, nullable=False),
         sa.Column("input", sa.JSON, nullable=False),
         sa.Column("output", sa.JSON, nullable=False),
-        sa.Column("latency_ms", sa.Float, nullable=False),
+        sa.Column("latency_ms", sa.Double, nullable=False),
         sa.Column("prediction", sa.Integer, nullable=False),
-        sa.Column("probability", sa.Float, nullable=False),
+        sa.Column("probability", sa.Double, nullable=False),  # Double: MySQL FLOAT is single precision
     )
 
 

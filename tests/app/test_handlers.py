@@ -114,3 +114,21 @@ def test_a_request_is_rejected_even_when_its_violations_fell_beyond_the_report_c
     assert not third.ok and not third.errors  # its violation was not kept, the row verdict was
     body, _ = output_fn(third, None)
     assert "violate the schema" in json.loads(body)["error"]
+
+
+def test_uids_are_uuid7_and_sort_by_creation_time() -> None:
+    """uid is the capture key: version 7 keeps the index append-only (time first, then random bits)."""
+    import time
+    import uuid
+
+    from app.handlers import new_uids
+
+    earlier = new_uids(50)
+    time.sleep(0.002)
+    later = new_uids(50)
+    parsed = [uuid.UUID(hex=u) for u in earlier + later]
+    assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in parsed)
+    assert len(set(earlier + later)) == 100
+    assert max(earlier) < min(later)
+    stamp_ms = int(earlier[0][:12], 16)
+    assert abs(stamp_ms - time.time() * 1000) < 60_000

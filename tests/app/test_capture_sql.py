@@ -1,0 +1,110 @@
+"""The SQL capture sink on each database it supports: multi-row INSERTs that are idempotent on ``uid``.
+
+A batch larger than one statement (90 rows) is split into several statements in one transaction; uids
+already stored, and uids repeated inside the batch (a replay after an ambiguous failure), are skipped.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from app.capture import SqlSink, capture_records
+from app.capture.sinks import ROWS_PER_STATEMENT
+from app.handlers import new_uids
+from app.json_codec import loads
+
+STAMP = "2026-11-22T07:10:11.123456+00:00"
+
+
+def _records(count: int, time: str = STAMP) -> list[dict]:
+    inputs = [{"tenure_months": i, "campaign_id": f"C{i % 3}", "note": "ünïcode"} for i in range(count)]
+    return capture_records(
+        uids=new_uids(count),
+        inputs=inputs,
+        predictions=[i % 2 for i in range(count)],
+        probabilities=[i / (count + 1) for i in range(count)],
+        time=time,
+        service="stage",
+        model_name="churn",
+        model_version=7,
+        latency_ms=1.25,
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'capture.db'}"
+        return
+    if request.param == "postgresql":
+        server = request.getfixturevalue("postgres_server")
+        schema = f"sink_{uuid.uuid4().hex[:8]}"
+        admin = sa.create_engine(server.url)
+        with admin.begin() as connection:
+            connection.execute(sa.text(f"create schema {schema}"))
+        admin.dispose()
+        yield f"{server.url}?options=-csearch_path%3D{schema}"
+        return
+    url = request.getfixturevalue("mariadb_server").url
+    yield url
+    engine = sa.create_engine(url)  # one shared database: leave it as the outage test expects to find it
+    with engine.begin() as connection:
+        connection.execute(sa.text("drop table if exists prediction_capture"))
+    engine.dispose()
+
+
+def _stored(url: str) -> list[sa.Row]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return list(
+                connection.execute(
+                    sa.text(
+                        "select uid, time, service, model_version, input, output, prediction, probability"
+                        " from prediction_capture order by uid"
+                    )
+                )
+            )
+    finally:
+        engine.dispose()
+
+
+def test_batches_beyond_one_statement_are_stored_once_each(database_url: str) -> None:
+    sink = SqlSink(database_url)
+    first = _records(10)
+    sink.write(first)
+    batch = _records(2 * ROWS_PER_STATEMENT + 20)
+    # A replay: rows already stored, and a row repeated inside the batch, must not fail or duplicate.
+    sink.write(first[:5] + batch + batch[:3])
+    sink.close()
+
+    rows = _stored(database_url)
+    expected = sorted(r["uid"] for r in first + batch)
+    assert [row.uid for row in rows] == expected
+    by_uid = {r["uid"]: r for r in first + batch}
+    for row in rows:
+        record = by_uid[row.uid]
+        stored_input = row.input if isinstance(row.input, dict) else loads(row.input)
+        stored_output = row.output if isinstance(row.output, dict) else loads(row.output)
+        assert stored_input == record["input"]
+        assert stored_output == record["output"]
+        assert row.prediction == record["output"]["prediction"]
+        assert row.probability == pytest.approx(record["output"]["probability"])
+        assert row.service == "stage" and row.model_version == 7
+        when = row.time if isinstance(row.time, datetime) else datetime.fromisoformat(str(row.time))
+        assert when.replace(tzinfo=UTC) == datetime.fromisoformat(STAMP)
+
+
+def test_times_in_other_offsets_are_stored_in_utc(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'capture.db'}"
+    sink = SqlSink(url)
+    sink.write(_records(2, time="2026-11-22T09:10:11+02:00"))
+    sink.close()
+    rows = _stored(url)
+    assert {str(row.time) for row in rows} == {"2026-11-22 07:10:11.000000"}
