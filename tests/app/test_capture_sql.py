@@ -52,8 +52,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield f"{server.url}?options=-csearch_path%3D{schema}"
         return
     url = request.getfixturevalue("mariadb_server").url
+    _drop_capture_table(url)  # one database per server, shared with the outage test: start and leave it empty
     yield url
-    engine = sa.create_engine(url)  # one shared database: leave it as the outage test expects to find it
+    _drop_capture_table(url)
+
+
+def _drop_capture_table(url: str) -> None:
+    engine = sa.create_engine(url)
     with engine.begin() as connection:
         connection.execute(sa.text("drop table if exists prediction_capture"))
     engine.dispose()
