@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         "loop": "uvloop",
         "http": "httptools",
         "access_log": False,
+        "server_header": False,  # do not advertise the server software to clients (OWASP: fingerprinting)
         "proxy_headers": False,
         "log_level": config.log_level.lower(),
         "timeout_graceful_shutdown": 20,

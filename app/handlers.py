@@ -9,6 +9,7 @@ runs under SageMaker (point its ``SAGEMAKER_PROGRAM`` at this module) and in thi
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import logging
 import math
@@ -104,6 +105,7 @@ def _load_with_fallback(package: ModelPackage, allow_pickle: bool) -> Predictor:
 # -- input ------------------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=256)  # clients send the same few header values; parse each once
 def _base_type(content_type: str | None) -> str:
     return (content_type or "application/json").split(";", 1)[0].strip().lower() or "application/json"
 
@@ -233,8 +235,8 @@ class Prediction:
             uids=self.uids[start:stop],
             probabilities=self.probabilities[start:stop],
             predictions=self.predictions[start:stop],
-            errors=inside(self.errors),
-            warnings=inside(self.warnings),
+            errors=inside(self.errors) if self.errors else [],
+            warnings=inside(self.warnings) if self.warnings else [],
             model_name=self.model_name,
             model_version=self.model_version,
             row_ok=self.row_ok[start:stop],
@@ -278,6 +280,7 @@ def predict_fn(data: Sequence[Mapping[str, Any]], model: LoadedModel) -> Predict
 # -- output -----------------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=256)  # an unacceptable value raises, and exceptions are not cached
 def accepted_type(accept: str | None) -> str:
     """The response type for an Accept header: JSON unless only CSV is acceptable; 406 otherwise."""
     if not accept:

@@ -154,6 +154,9 @@ class BodyTooLargeError(RequestError):
         super().__init__(413, f"request body is larger than the limit of {limit} bytes; send fewer records")
 
 
+_CONTENT_TYPES = {kind: (b"content-type", kind.encode()) for kind in ("application/json", "text/csv")}
+
+
 class PredictEndpoint:
     """The lean ASGI path for ``POST /predict``; anything else goes to the FastAPI app."""
 
@@ -205,8 +208,11 @@ class PredictEndpoint:
                 "application/json",
                 None,
             )
-        headers = [(b"content-type", content.encode()), (b"content-length", str(len(body)).encode())]
-        headers.append((b"x-request-id", (request_id or uuid.uuid4().hex).encode()))
+        headers = [
+            _CONTENT_TYPES.get(content) or (b"content-type", content.encode()),
+            (b"content-length", str(len(body)).encode()),
+            (b"x-request-id", (request_id or uuid.uuid4().hex).encode()),
+        ]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
