@@ -2,9 +2,11 @@
 
 Why: the per-call overhead of validation and ONNX Runtime dwarfs the per-row cost, so scoring 32
 requests in one call is nearly as cheap as scoring one. A batch is cut when it reaches
-``max_batch_size`` records, or on the next event-loop turn when no other request is still reading its
-body, or at the latest ``max_wait`` after its first request: a lone request is never held back, and
-requests that arrive together are scored together.
+``max_batch_size`` records, or on the first event-loop turn that brings no new request (and no request
+is still reading its body), or at the latest ``max_wait`` after its first request. A lone request
+therefore waits one loop turn (microseconds when nothing else is happening), while under load the
+requests that keep arriving turn after turn share one predict call: the CPU saved per request is what
+lets throughput approach the HTTP ceiling, and with a fixed number of clients it lowers latency too.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class MicroBatcher:
         self._rows = 0
         self._handle: asyncio.Handle | asyncio.TimerHandle | None = None
         self._deadline = 0.0
+        self._seen = 0  # pending requests at the last tick: growth means requests are still arriving
         self.batches = 0
 
     async def submit(self, records: Sequence[Mapping[str, Any]]) -> Prediction:
@@ -45,6 +48,7 @@ class MicroBatcher:
             self._flush()
         elif self._handle is None:
             self._deadline = loop.time() + self.max_wait_s
+            self._seen = 0
             self._handle = loop.call_soon(self._tick)
         elif self.reading == 0 and isinstance(self._handle, asyncio.TimerHandle):
             self._handle.cancel()
@@ -63,9 +67,16 @@ class MicroBatcher:
         if not self._pending:
             return
         loop = asyncio.get_running_loop()
-        if self.reading > 0 and loop.time() < self._deadline:
-            self._handle = loop.call_at(self._deadline, self._tick)
-            return
+        if loop.time() < self._deadline:
+            if len(self._pending) > self._seen:
+                # The last loop turn brought requests: give the next turn's arrivals a place in this batch
+                # too. A turn that brings none ends the wait, so a lone request waits one turn, no longer.
+                self._seen = len(self._pending)
+                self._handle = loop.call_soon(self._tick)
+                return
+            if self.reading > 0:
+                self._handle = loop.call_at(self._deadline, self._tick)
+                return
         self._flush()
 
     def _flush(self) -> None:

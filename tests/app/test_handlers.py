@@ -132,3 +132,30 @@ def test_uids_are_uuid7_and_sort_by_creation_time() -> None:
     assert max(earlier) < min(later)
     stamp_ms = int(earlier[0][:12], 16)
     assert abs(stamp_ms - time.time() * 1000) < 60_000
+
+
+def test_requests_arriving_on_following_loop_turns_join_the_batch(trained: TrainedPackage, model) -> None:
+    """Arrivals one loop turn apart are merged while they keep coming; a turn with none cuts the batch."""
+    calls: list[int] = []
+
+    def run(records):
+        calls.append(len(records))
+        return predict_fn(records, model)
+
+    async def scenario():
+        batcher = MicroBatcher(run, max_batch_size=64, max_wait_s=1.0)
+        started = asyncio.get_running_loop().time()
+
+        async def arrive(turns: int, record: dict):
+            for _ in range(turns):
+                await asyncio.sleep(0)  # one event-loop turn
+            return await batcher.submit([record])
+
+        merged = await asyncio.gather(*(arrive(i, r) for i, r in enumerate(trained.records[:4])))
+        alone = await batcher.submit([trained.records[5]])
+        return merged, alone, asyncio.get_running_loop().time() - started
+
+    merged, alone, elapsed = asyncio.run(scenario())
+    assert calls == [4, 1]
+    assert all(p.ok and len(p.uids) == 1 for p in merged) and alone.ok
+    assert elapsed < 0.5  # the lone request was not held until max_wait (1 s)
