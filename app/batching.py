@@ -39,7 +39,11 @@ class MicroBatcher:
         self._seen = 0  # pending requests at the last tick: growth means requests are still arriving
         self.batches = 0
 
-    async def submit(self, records: Sequence[Mapping[str, Any]]) -> Prediction:
+    def submit(self, records: Sequence[Mapping[str, Any]]) -> asyncio.Future[Prediction]:
+        """Queue ``records`` for the next merged call; await the returned future for their part of it.
+
+        A plain function returning the future, not a coroutine: one coroutine frame less per request.
+        """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Prediction] = loop.create_future()
         self._pending.append((records, future))
@@ -53,7 +57,7 @@ class MicroBatcher:
         elif self.reading == 0 and isinstance(self._handle, asyncio.TimerHandle):
             self._handle.cancel()
             self._handle = loop.call_soon(self._tick)
-        return await future
+        return future
 
     def reader_done(self) -> None:
         """A request stopped reading (submitted or failed): a waiting batch may not need to wait any more."""

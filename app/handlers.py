@@ -203,7 +203,7 @@ def new_uids(count: int) -> list[str]:
 # -- predict ----------------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class Prediction:
     """Scores for a list of records; rows with errors have no score and make the answer a 422."""
 
@@ -223,24 +223,25 @@ class Prediction:
 
     def slice(self, start: int, stop: int) -> Prediction:
         """The part of a merged batch that belongs to one request, with rows renumbered from 0."""
-
-        def inside(items: Sequence[Violation]) -> list[Violation]:
-            return [
-                Violation(v.feature, v.kind, v.value, v.expected, None if v.row is None else v.row - start)
-                for v in items
-                if v.row is None or start <= v.row < stop
-            ]
-
         return Prediction(
-            uids=self.uids[start:stop],
-            probabilities=self.probabilities[start:stop],
-            predictions=self.predictions[start:stop],
-            errors=inside(self.errors) if self.errors else [],
-            warnings=inside(self.warnings) if self.warnings else [],
-            model_name=self.model_name,
-            model_version=self.model_version,
-            row_ok=self.row_ok[start:stop],
+            self.uids[start:stop],
+            self.probabilities[start:stop],
+            self.predictions[start:stop],
+            _violations_within(self.errors, start, stop) if self.errors else [],
+            _violations_within(self.warnings, start, stop) if self.warnings else [],
+            self.model_name,
+            self.model_version,
+            self.row_ok[start:stop],
         )
+
+
+def _violations_within(items: Sequence[Violation], start: int, stop: int) -> list[Violation]:
+    """Violations of rows ``start:stop`` (and batch-wide ones), renumbered from 0."""
+    return [
+        Violation(v.feature, v.kind, v.value, v.expected, None if v.row is None else v.row - start)
+        for v in items
+        if v.row is None or start <= v.row < stop
+    ]
 
 
 def predict_fn(data: Sequence[Mapping[str, Any]], model: LoadedModel) -> Prediction:

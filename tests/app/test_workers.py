@@ -56,3 +56,33 @@ def test_capture_switched_off_by_runtime_setting(trained: TrainedPackage, app_pr
     _, _, body = post_json(app.url, trained.records[3])
     assert app.terminate()
     assert _uids(db) == [body["predictions"][0]["uid"]]  # only the request made while capture was on
+
+
+_FORKED_COUNTS = """
+import os, sys
+from app import metrics
+metrics.PREDICTIONS.inc(3)
+child = os.fork()
+if child == 0:
+    metrics.PREDICTIONS.inc(4)  # the child must write its own file, not the parent's
+    os._exit(0)
+os.waitpid(child, 0)
+metrics.PREDICTIONS.inc(5)
+print(metrics.render()[0].decode())
+"""
+
+
+def test_metrics_of_a_forked_process_count_separately(tmp_path: Path) -> None:
+    """The pid that names each process's metrics file is cached; a fork must still get its own file."""
+    import os
+    import subprocess
+    import sys
+
+    directory = tmp_path / "prometheus"
+    directory.mkdir()
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory), "PYTHONPATH": str(Path.cwd())}
+    result = subprocess.run(
+        [sys.executable, "-c", _FORKED_COUNTS], capture_output=True, text=True, check=True, env=env, timeout=60
+    )
+    assert "app_predictions_total 12.0" in result.stdout, result.stdout
+    assert len(list(directory.glob("counter_*.db"))) == 2
