@@ -112,7 +112,7 @@ def create_app(
         # The default first-generation threshold (700 net container allocations) fires every ~30 requests
         # under load, each collection re-walking requests in flight and queued capture records: ~8 % of a
         # worker's CPU in the in-process benchmark. Nearly all of those objects die by reference counting,
-        # not by the cyclic collector, so collecting rarely loses nothing; one collection then walks at
+        # not by the cyclic collector, so collecting rarely frees no less memory; one collection then walks at
         # most GC_GEN0_THRESHOLD young objects (~2 ms). See https://docs.python.org/3/library/gc.html.
         gc.set_threshold(GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
 

@@ -224,14 +224,14 @@ class Prediction:
     def slice(self, start: int, stop: int) -> Prediction:
         """The part of a merged batch that belongs to one request, with rows renumbered from 0."""
         return Prediction(
-            self.uids[start:stop],
-            self.probabilities[start:stop],
-            self.predictions[start:stop],
-            _violations_within(self.errors, start, stop) if self.errors else [],
-            _violations_within(self.warnings, start, stop) if self.warnings else [],
-            self.model_name,
-            self.model_version,
-            self.row_ok[start:stop],
+            uids=self.uids[start:stop],
+            probabilities=self.probabilities[start:stop],
+            predictions=self.predictions[start:stop],
+            errors=_violations_within(self.errors, start, stop) if self.errors else [],
+            warnings=_violations_within(self.warnings, start, stop) if self.warnings else [],
+            model_name=self.model_name,
+            model_version=self.model_version,
+            row_ok=self.row_ok[start:stop],
         )
 
 

@@ -95,16 +95,11 @@ def test_startup_freezes_the_loaded_process_and_collects_rarely(trained: Trained
 
     async def run_lifespan() -> tuple[int, int]:
         inbox: asyncio.Queue[dict[str, str]] = asyncio.Queue()
-        outbox: list[dict[str, str]] = []
+        outbox: asyncio.Queue[dict[str, str]] = asyncio.Queue()
         await inbox.put({"type": "lifespan.startup"})
-
-        async def send(message: dict[str, str]) -> None:
-            outbox.append(message)
-
-        task = asyncio.ensure_future(app({"type": "lifespan", "asgi": {"version": "3.0"}}, inbox.get, send))
-        while not outbox:
-            await asyncio.sleep(0.01)
-        assert outbox[0]["type"] == "lifespan.startup.complete", outbox
+        task = asyncio.ensure_future(app({"type": "lifespan", "asgi": {"version": "3.0"}}, inbox.get, outbox.put))
+        reply = await asyncio.wait_for(outbox.get(), 60)
+        assert reply["type"] == "lifespan.startup.complete", reply
         seen = (gc.get_threshold()[0], gc.get_freeze_count())
         await inbox.put({"type": "lifespan.shutdown"})
         await task

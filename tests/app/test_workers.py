@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import sqlalchemy as sa
 
-from tests.app.conftest import TrainedPackage, post_json
+from tests.app.conftest import REPO, TrainedPackage, post_json
 from tests.support.servers import wait_until
 
 
@@ -80,9 +80,15 @@ def test_metrics_of_a_forked_process_count_separately(tmp_path: Path) -> None:
 
     directory = tmp_path / "prometheus"
     directory.mkdir()
-    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory), "PYTHONPATH": str(Path.cwd())}
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory), "PYTHONPATH": str(REPO)}
     result = subprocess.run(
-        [sys.executable, "-c", _FORKED_COUNTS], capture_output=True, text=True, check=True, env=env, timeout=60
+        [sys.executable, "-c", _FORKED_COUNTS],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        timeout=60,
     )
     assert "app_predictions_total 12.0" in result.stdout, result.stdout
     assert len(list(directory.glob("counter_*.db"))) == 2
