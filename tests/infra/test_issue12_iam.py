@@ -41,3 +41,35 @@ def test_eventbridge_may_use_the_key_of_the_encrypted_topic_without_a_source_con
     (alarms,) = _service_statements(_key_policy(stack), "cloudwatch.amazonaws.com")
     assert alarms["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
     assert "events.amazonaws.com" not in as_list(alarms["Principal"]["Service"])
+
+
+def test_pipeline_lists_service_tasks_on_star_scoped_to_its_clusters(stack: OfflineRun) -> None:
+    """Defect 6: ListTasks over a cluster is authorized against "*" and scoped with ecs:cluster."""
+    policy = role_policy(stack, "delivery-pipeline-role")
+    (list_tasks,) = [s for s in statements(policy) if "ecs:ListTasks" in as_list(s["Action"])]
+    assert list_tasks["Action"] == ["ecs:ListTasks"]
+    assert list_tasks["Resource"] == ["*"]
+    ecs = "arn:aws:ecs:us-east-1:123456789012"
+    assert list_tasks["Condition"] == {
+        "ArnEquals": {"ecs:cluster": [f"{ecs}:cluster/{s}-cluster-0a1b2c3" for s in ("stage", "prod")]}
+    }
+    assert "ecs:ListTasks" in RESOURCE_STAR_ACTIONS
+
+
+def test_codeconnections_source_may_set_the_artifact_acl() -> None:
+    """Defect 7: CodePipeline User Guide, CodeStarSourceConnection service role permissions."""
+    run = run_offline(
+        "dev",
+        overrides={
+            "ml-delivery:sourceProvider": "codeconnections",
+            "ml-delivery:connectionArn": CONNECTION_ARN,
+            "ml-delivery:fullRepositoryId": "acme/churn",
+        },
+    )
+    actions = allowed_actions(role_policy(run, "delivery-pipeline-role"))
+    artifacts = run.outputs["artifactBucket"]
+    assert actions.get("s3:PutObjectAcl") == [f"arn:aws:s3:::{artifacts}/*"]
+
+
+def test_codecommit_source_needs_no_object_acl(dev: OfflineRun) -> None:
+    assert "s3:PutObjectAcl" not in allowed_actions(role_policy(dev, "delivery-pipeline-role"))
