@@ -73,3 +73,13 @@ def test_codeconnections_source_may_set_the_artifact_acl() -> None:
 
 def test_codecommit_source_needs_no_object_acl(dev: OfflineRun) -> None:
     assert "s3:PutObjectAcl" not in allowed_actions(role_policy(dev, "delivery-pipeline-role"))
+
+
+def test_flow_log_role_may_describe_log_groups(stack: OfflineRun) -> None:
+    """Defect 10: VPC User Guide, "IAM role for publishing flow logs to CloudWatch Logs"."""
+    actions = allowed_actions(role_policy(stack, "network-flow-logs-role"))
+    assert actions.get("logs:DescribeLogGroups") == ["*"]
+    assert "logs:DescribeLogGroups" in RESOURCE_STAR_ACTIONS
+    group = f"arn:aws:logs:us-east-1:123456789012:log-group:/ml-delivery/{stack.stack}/vpc-flow-logs"
+    for action in ("logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"):
+        assert group in actions[action] or f"{group}:*" in actions[action], action
