@@ -48,7 +48,7 @@ DESCRIPTIONS: dict[str, str] = {
     "artifactRetentionDays": "days pipeline artifacts are kept",
     "imageRetentionCount": "images kept per ECR repository",
     "sourceProvider": "`codecommit` or `codeconnections` (GitHub, GitLab, Bitbucket)",
-    "repositoryName": "CodeCommit repository created for the app code",
+    "repositoryName": "CodeCommit repository for the app code; unset: `ml-delivery-<stack>` (unique per account)",
     "branch": "branch that triggers the pipeline",
     "connectionArn": "CodeConnections connection ARN (with `codeconnections`)",
     "fullRepositoryId": "`owner/repo` for the connection (with `codeconnections`)",
