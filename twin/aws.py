@@ -37,6 +37,27 @@ groups, ECS, load balancers, CodePipeline/CodeBuild/CodeCommit, alarms, Glue/Ath
 with conditions (moto would apply the TLS-only Deny to every request; see ``_s3_policy``). Batch jobs are never
 submitted (moto's Batch would try to run docker); the queue and definitions exist so the release step can
 register and describe revisions. moto does not encrypt with KMS nor check key or topic policies.
+
+Why there is no ``credentials_for_role(name)`` (workloads under their own role with the plan's policies
+enforced). Investigated against moto 5.2.5 and not feasible cleanly:
+
+1. IAM enforcement is server-wide: ``INITIAL_NO_AUTH_ACTION_COUNT`` is read from the server process's
+   environment at start (``moto/settings.py``); after that many requests *every* request must be signed by
+   an IAM identity moto knows, the harness's included, so the server (``tests/support/servers.py``) would
+   need a start option and the harness an admin user whose policy allows ``*``.
+2. ``sts:AssumeRole`` on the plan's roles crashes moto: their trust policies name a service principal
+   (``ecs-tasks.amazonaws.com``), and moto's principal check does ``principal in None``
+   (``moto/iam/access_control.py`` ``_check_principal``: ``TypeError``, HTTP 500). Credentials "of the
+   role" would need a rewritten trust policy or an IAM user carrying copies of the role's policies.
+3. Only S3, SQS, IAM and STS authorize against the request's resource; SNS and SSM authorize every call
+   against resource ``*`` (``moto/core/responses.py`` ``call_action`` without ``_determine_resource``).
+   Checked: a user whose policy allows ``sns:Publish`` on the topic's ARN and ``ssm:GetParameter`` on the
+   parameter's ARN (the plan's least-privilege form) gets ``AccessDenied`` for both, while S3 allows
+   ``PutObject`` under the granted prefix and denies it elsewhere, as AWS would.
+
+So enforcement would be faithful for S3 only and would wrongly deny the plan's correct SNS/SSM grants;
+the plan's IAM policies are instead created verbatim (readable with ``get_role_policy``) and checked by the
+policy tests under ``tests/infra``.
 """
 
 from __future__ import annotations
@@ -164,18 +185,20 @@ class TwinAws:
         """
         deadline = time.monotonic() + timeout
         inbox = self._inbox.setdefault(queue_url, [])
+        received = False
         while True:
             for index, message in enumerate(inbox):
                 if _matches(predicate, message):
                     return inbox.pop(index)
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 and received:
                 seen = [json.dumps(m, default=str)[:300] for m in inbox]
                 raise TimeoutError(
                     f"no message matching the predicate on {queue_url} within {timeout}s; "
                     f"{len(inbox)} other message(s) received: {seen}"
                 )
             self._receive(queue_url, wait_seconds=1 if remaining >= 1 else 0)
+            received = True
 
     def drain(self, queue_url: str) -> list[dict[str, Any]]:
         """Every message on ``queue_url`` now (buffered ones included), removing them.

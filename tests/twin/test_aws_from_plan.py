@@ -28,26 +28,28 @@ def plans() -> dict[str, dict[str, Any]]:
     return {stack: json.loads(render_json(run_offline(stack))) for stack in ("dev", "prod")}
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[MotoServer]:
-    """A moto server of this module's own, so resetting it cannot disturb other tests."""
+def _server() -> Iterator[MotoServer]:
     moto = MotoServer()
     moto.start()
     yield moto
     moto.stop()
 
 
+shared_server = pytest.fixture(scope="module", name="shared_server")(_server)
+scratch_server = pytest.fixture(scope="module", name="scratch_server")(_server)
+
+
 @pytest.fixture
-def fresh(server: MotoServer) -> MotoServer:
-    server.reset()
-    return server
+def fresh(scratch_server: MotoServer) -> MotoServer:
+    """An empty moto server for a test that provisions its own (altered) plan; never the shared one."""
+    scratch_server.reset()
+    return scratch_server
 
 
 @pytest.fixture(scope="module")
-def twin(server: MotoServer, plans: dict[str, dict[str, Any]]) -> TwinAws:
-    """The dev plan on a clean server, shared by the read-mostly tests that run first in this module."""
-    server.reset()
-    return provision(plans["dev"], server.endpoint_url)
+def twin(shared_server: MotoServer, plans: dict[str, dict[str, Any]]) -> TwinAws:
+    """The dev plan on a server of this module's own, shared by the tests that only add objects/messages."""
+    return provision(plans["dev"], shared_server.endpoint_url)
 
 
 # --- plan look-ups ----------------------------------------------------------------------------------------
@@ -220,3 +222,164 @@ def test_an_altered_pattern_in_a_copy_of_the_plan_changes_what_matches(
     s3.put_object(Bucket=bucket, Key=f"incoming/{key}", Body=b"model")
     twin.wait_for(probe.queue_url, lambda m: s3_event_key(m) == f"incoming/{key}", TIMEOUT)
     assert twin.drain(probe.queue_url) == []
+
+
+def test_job_queue_and_definitions_carry_the_plans_container_properties_verbatim(
+    twin: TwinAws, plans: dict[str, dict[str, Any]]
+) -> None:
+    batch = twin.client("batch")
+    [queue] = of_type(plans["dev"], "aws:batch/jobQueue:JobQueue")
+    [described_queue] = batch.describe_job_queues(jobQueues=[twin.job_queue])["jobQueues"]
+    assert described_queue["jobQueueName"] == queue["inputs"]["name"]
+    assert described_queue["priority"] == queue["inputs"]["priority"]
+    definitions = of_type(plans["dev"], "aws:batch/jobDefinition:JobDefinition")
+    assert sorted(twin.job_definitions) == sorted(d["inputs"]["name"] for d in definitions)
+    for definition in definitions:
+        planned = twin.resolve(json.loads(definition["inputs"]["containerProperties"]))
+        [live] = batch.describe_job_definitions(jobDefinitionName=definition["inputs"]["name"], status="ACTIVE")[
+            "jobDefinitions"
+        ]
+        container = live["containerProperties"]
+        for key in ("image", "command", "environment", "resourceRequirements", "jobRoleArn", "executionRoleArn"):
+            assert container[key] == planned[key], (definition["name"], key)
+        assert live["platformCapabilities"] == definition["inputs"]["platformCapabilities"]
+        assert live["timeout"] == definition["inputs"]["timeout"]
+        assert live.get("parameters", {}) == definition["inputs"].get("parameters", {})
+
+
+def test_the_release_step_can_register_and_describe_a_new_revision(twin: TwinAws) -> None:
+    """What release/ does after DeployProd: a new revision with the new jobs image becomes the latest."""
+    batch = twin.client("batch")
+    name = sorted(twin.job_definitions)[0]
+    [current] = batch.describe_job_definitions(jobDefinitionName=name, status="ACTIVE")["jobDefinitions"]
+    repository = next(uri for repo, uri in twin.repositories.items() if "jobs" in repo)
+    container = {**current["containerProperties"], "image": f"{repository}:abc1234"}
+    registered = batch.register_job_definition(
+        jobDefinitionName=name,
+        type=current["type"],
+        containerProperties=container,
+        platformCapabilities=current["platformCapabilities"],
+    )
+    assert registered["revision"] == current["revision"] + 1
+    revisions = batch.describe_job_definitions(jobDefinitionName=name, status="ACTIVE")["jobDefinitions"]
+    latest = max(revisions, key=lambda d: d["revision"])
+    assert latest["containerProperties"]["image"] == f"{repository}:abc1234"
+
+
+def test_key_policy_and_role_policies_are_the_plans(twin: TwinAws, plans: dict[str, dict[str, Any]]) -> None:
+    plan = plans["dev"]
+    [key] = of_type(plan, "aws:kms/key:Key")
+    [alias] = of_type(plan, "aws:kms/alias:Alias")
+    kms = twin.client("kms")
+    key_id = kms.describe_key(KeyId=alias["inputs"]["name"])["KeyMetadata"]["KeyId"]
+    stored = json.loads(kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"])
+    assert stored == json.loads(twin.resolve(key["inputs"]["policy"]))
+    assert kms.get_key_rotation_status(KeyId=key_id)["KeyRotationEnabled"] is key["inputs"]["enableKeyRotation"]
+    iam = twin.client("iam")
+    roles = of_type(plan, "aws:iam/role:Role")
+    assert sorted(twin.roles) == sorted(r["name"] for r in roles)
+    for role in roles:
+        role_name = twin.roles[role["name"]].rsplit("/", 1)[1]
+        trust = iam.get_role(RoleName=role_name)["Role"]["AssumeRolePolicyDocument"]
+        assert trust == json.loads(role["inputs"]["assumeRolePolicy"])
+    for inline in of_type(plan, "aws:iam/rolePolicy:RolePolicy"):
+        role_name = twin.resolve(inline["inputs"]["role"])
+        [policy_name] = iam.list_role_policies(RoleName=role_name)["PolicyNames"]
+        document = iam.get_role_policy(RoleName=role_name, PolicyName=policy_name)["PolicyDocument"]
+        assert document == json.loads(twin.resolve(inline["inputs"]["policy"]))
+
+
+def test_repositories_schedules_and_log_groups_follow_the_plan(twin: TwinAws, plans: dict[str, dict[str, Any]]) -> None:
+    plan = plans["dev"]
+    ecr = twin.client("ecr")
+    repositories = of_type(plan, "aws:ecr/repository:Repository")
+    assert len(twin.repositories) == len(repositories)
+    for repo in ecr.describe_repositories()["repositories"]:
+        assert twin.repositories[repo["repositoryName"]] == repo["repositoryUri"]
+        assert repo["imageTagMutability"] == repositories[0]["inputs"]["imageTagMutability"]
+    scheduler = twin.client("scheduler")
+    schedules = of_type(plan, "aws:scheduler/schedule:Schedule")
+    assert sorted(twin.schedules) == sorted(s["name"] for s in schedules)
+    for schedule in schedules:
+        group, name = twin.schedules[schedule["name"]].split("/")
+        live = scheduler.get_schedule(GroupName=group, Name=name)
+        assert live["State"] == schedule["inputs"]["state"]
+        assert live["ScheduleExpression"] == schedule["inputs"]["scheduleExpression"]
+        assert json.loads(live["Target"]["Input"]) == json.loads(twin.resolve(schedule["inputs"]["target"]["input"]))
+    logs = twin.client("logs")
+    for group in of_type(plan, "aws:cloudwatch/logGroup:LogGroup"):
+        [live] = logs.describe_log_groups(logGroupNamePrefix=group["inputs"]["name"])["logGroups"][:1]
+        assert live["logGroupName"] == group["inputs"]["name"]
+        assert live["retentionInDays"] == group["inputs"]["retentionInDays"]
+
+
+def test_wait_for_names_what_arrived_when_nothing_matches(twin: TwinAws) -> None:
+    probe = next(iter(twin.topics.values()))
+    twin.client("sns").publish(TopicArn=probe.topic_arn, Message="something else")
+    with pytest.raises(TimeoutError, match="something else"):
+        twin.wait_for(probe.queue_url, lambda m: m["Message"] == "never sent", 0)
+    assert [m["Message"] for m in twin.drain(probe.queue_url)] == ["something else"]
+
+
+def test_a_subscription_filter_policy_in_the_plan_is_honoured(
+    fresh: MotoServer, plans: dict[str, dict[str, Any]]
+) -> None:
+    """A copy of the plan whose on-call subscription only takes alerts: an INFO summary must not reach it."""
+    plan = copy.deepcopy(plans["dev"])
+    [subscription] = [s for s in of_type(plan, "aws:sns/topicSubscription:TopicSubscription")
+                      if s["inputs"]["protocol"] == "email"][:1]  # fmt: skip
+    subscription["inputs"]["filterPolicy"] = json.dumps({"severity": ["ALERT"]})
+    twin = provision(plan, fresh.endpoint_url)
+    [topic] = twin.topics.values()
+    sns = twin.client("sns")
+    for severity in ("INFO", "ALERT"):
+        sns.publish(
+            TopicArn=topic.topic_arn,
+            Message=f"{severity} message",
+            MessageAttributes={"severity": {"DataType": "String", "StringValue": severity}},
+        )
+    on_call = twin.subscription_probes[subscription["name"]]
+    twin.wait_for(on_call, lambda m: m["Message"] == "ALERT message", TIMEOUT)
+    assert twin.drain(on_call) == []
+    # The unfiltered topic probe saw both.
+    assert sorted(m["Message"] for m in twin.drain(topic.queue_url)) == ["ALERT message", "INFO message"]
+
+
+def test_without_the_plans_eventbridge_notification_an_upload_triggers_nothing(
+    fresh: MotoServer, plans: dict[str, dict[str, Any]]
+) -> None:
+    plan = copy.deepcopy(plans["dev"])
+    plan["resources"] = [r for r in plan["resources"] if r["type"] != "aws:s3/bucketNotification:BucketNotification"]
+    rule, bucket, key = model_trigger(plan)
+    twin = provision(plan, fresh.endpoint_url)
+    probe = twin.rules[rule["name"]]
+    twin.client("s3").put_object(Bucket=bucket, Key=key, Body=b"model")
+    # Barrier: an event of the same shape put on the bus directly does arrive, the upload's did not.
+    detail = {"bucket": {"name": bucket}, "object": {"key": key}, "barrier": True}
+    twin.client("events").put_events(
+        Entries=[{"Source": "aws.s3", "DetailType": "Object Created", "Detail": json.dumps(detail)}]
+    )
+    twin.wait_for(probe.queue_url, lambda m: m["detail"].get("barrier") is True, TIMEOUT)
+    assert twin.drain(probe.queue_url) == []
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_each_stacks_plan_provisions_every_modelled_resource(
+    fresh: MotoServer, plans: dict[str, dict[str, Any]], stack: str
+) -> None:
+    plan = plans[stack]
+    twin = provision(plan, fresh.endpoint_url)
+    counts = {t: len(of_type(plan, t)) for t in {r["type"] for r in plan["resources"]}}
+    assert len(twin.buckets) == counts["aws:s3/bucket:Bucket"]
+    assert len(twin.rules) == counts["aws:cloudwatch/eventRule:EventRule"]
+    assert len(twin.topics) == counts["aws:sns/topic:Topic"]
+    assert len(twin.parameters) == counts["aws:ssm/parameter:Parameter"]
+    assert len(twin.job_definitions) == counts["aws:batch/jobDefinition:JobDefinition"]
+    assert len(twin.subscription_probes) == counts["aws:sns/topicSubscription:TopicSubscription"]
+    targets = of_type(plan, "aws:cloudwatch/eventTarget:EventTarget")
+    held = [t for t in targets if t["inputs"]["arn"].split(":")[2] in ("sqs", "logs", "events")]
+    assert len(twin.target_probes) == len(targets) - len(held)
+    assert twin.job_queue is not None
+    assert twin.client("s3").get_bucket_versioning(Bucket=twin.buckets["models"])["Status"] == "Enabled"
+    # Every type the twin skipped is named, and nothing it models is in that list.
+    assert not set(twin.not_modelled) & {"aws:s3/bucket:Bucket", "aws:sns/topic:Topic"}
