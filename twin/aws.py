@@ -155,16 +155,20 @@ class TwinAws:
     schedules: dict[str, str] = field(default_factory=dict)  # plan schedule resource name -> "group/name"
     subscription_probes: dict[str, str] = field(default_factory=dict)  # plan subscription name -> probe URL
     target_probes: dict[str, str] = field(default_factory=dict)  # plan event target name -> probe URL
+    target_arns: dict[str, str] = field(default_factory=dict)  # plan event target name -> its (resolved) ARN
     masked: list[str] = field(default_factory=list)  # plan resources whose value was "[secret]"
     not_modelled: dict[str, list[str]] = field(default_factory=dict)  # type -> plan resource names
     _substitutions: _Resolver = field(default_factory=_Resolver, repr=False)
+    _session: boto3.session.Session | None = field(default=None, repr=False)
     _clients: dict[str, BaseClient] = field(default_factory=dict, repr=False)
     _inbox: dict[str, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
 
     def client(self, service: str) -> BaseClient:
         """A boto3 client for ``service`` pointed at the twin's endpoint (cached per service)."""
         if service not in self._clients:
-            self._clients[service] = boto3.session.Session(region_name=self.region, **TWIN_CREDENTIALS).client(
+            if self._session is None:  # one session: its loader caches service models across clients
+                self._session = boto3.session.Session(region_name=self.region, **TWIN_CREDENTIALS)
+            self._clients[service] = self._session.client(
                 service,
                 endpoint_url=self.endpoint_url,
                 config=Config(retries={"max_attempts": 2, "mode": "standard"}),
@@ -211,6 +215,37 @@ class TwinAws:
         while self._receive_into(messages, queue_url, wait_seconds=0):
             pass
         return messages
+
+    def relay(self, target: str) -> int:
+        """Hand what the plan's SNS event target ``target`` received on its probe to its topic, as
+        EventBridge would; returns how many messages were published.
+
+        moto cannot deliver EventBridge events to SNS, so the target probe stands in; this is the last
+        hop, done on request. Each probe body (the event, or the target's transformed input, byte for
+        byte) becomes the SNS message, without message attributes, as EventBridge publishes
+        (so a subscription filter on attributes sees none). Messages already buffered by ``wait_for``
+        are re-encoded as JSON.
+        """
+        if target not in self.target_probes:
+            raise KeyError(f"{target!r} is not a probed event target; probed: {sorted(self.target_probes)}")
+        arn = self.target_arns[target]
+        if arn.split(":")[2] != "sns":
+            raise ValueError(f"event target {target!r} delivers to {arn}; relay supports SNS topic targets only")
+        queue_url = self.target_probes[target]
+        bodies = [json.dumps(m["body"] if set(m) == {"body"} else m) for m in self._inbox.pop(queue_url, [])]
+        sqs = self.client("sqs")
+        while True:
+            messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not messages:
+                break
+            bodies.extend(m["Body"] for m in messages)
+            sqs.delete_message_batch(
+                QueueUrl=queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+            )
+        for body in bodies:
+            self.client("sns").publish(TopicArn=arn, Message=body)
+        return len(bodies)
 
     def _receive(self, queue_url: str, wait_seconds: int) -> None:
         self._receive_into(self._inbox.setdefault(queue_url, []), queue_url, wait_seconds)
@@ -827,6 +862,7 @@ def _event_target(b: _Builder, r: dict[str, Any], i: dict[str, Any], m: _Mocked)
     probe_id = f"twin-{target_id}"[:64]
     events.put_targets(Rule=i["rule"], EventBusName=bus, Targets=[{"Id": probe_id, "Arn": probe_arn, **shape}])
     b.twin.target_probes[r["name"]] = url
+    b.twin.target_arns[r["name"]] = i["arn"]
 
 
 def _schedule_group(b: _Builder, r: dict[str, Any], i: dict[str, Any], m: _Mocked) -> None:

@@ -383,3 +383,40 @@ def test_each_stacks_plan_provisions_every_modelled_resource(
     assert twin.client("s3").get_bucket_versioning(Bucket=twin.buckets["models"])["Status"] == "Enabled"
     # Every type the twin skipped is named, and nothing it models is in that list.
     assert not set(twin.not_modelled) & {"aws:s3/bucket:Bucket", "aws:sns/topic:Topic"}
+
+
+def test_a_relayed_job_failed_alert_pages_on_call_through_the_plans_filter(
+    fresh: MotoServer, plans: dict[str, dict[str, Any]]
+) -> None:
+    """EventBridge publishes without message attributes: an on-call filter that drops INFO must still let
+    the Batch FAILED alert through (a filter keyed on a severity attribute alone would silence it)."""
+    plan = copy.deepcopy(plans["dev"])
+    [subscription] = [s for s in of_type(plan, "aws:sns/topicSubscription:TopicSubscription")
+                      if s["inputs"]["protocol"] == "email"][:1]  # fmt: skip
+    subscription["inputs"]["filterPolicy"] = json.dumps(
+        {"$or": [{"severity": [{"exists": False}]}, {"severity": [{"anything-but": ["INFO"]}]}]}
+    )
+    subscription["inputs"]["filterPolicyScope"] = "MessageAttributes"
+    twin = provision(plan, fresh.endpoint_url)
+    rule = rule_matching(plan, "aws.batch")
+    [target] = [t for t in of_type(plan, "aws:cloudwatch/eventTarget:EventTarget")
+                if t["inputs"]["rule"] == twin.rules[rule["name"]].rule_name]  # fmt: skip
+    detail = {"jobName": "scheduled-retrain", "jobQueue": twin.job_queue, "status": "FAILED",
+              "statusReason": "OutOfMemoryError", "jobDefinition": "ml-delivery-dev-retrain:1",
+              "container": {"logStreamName": "retrain/default/1"}}  # fmt: skip
+    twin.client("events").put_events(
+        Entries=[{"Source": "aws.batch", "DetailType": "Batch Job State Change", "Detail": json.dumps(detail)}]
+    )
+    [topic] = twin.topics.values()
+    twin.client("sns").publish(
+        TopicArn=topic.topic_arn,
+        Message="summary: 12 predictions",
+        MessageAttributes={"severity": {"DataType": "String", "StringValue": "INFO"}},
+    )
+    assert twin.relay(target["name"]) == 1
+    on_call = twin.subscription_probes[subscription["name"]]
+    paged = twin.wait_for(on_call, lambda m: "scheduled-retrain" in m["Message"], TIMEOUT)
+    assert "OutOfMemoryError" in paged["Message"] and "MessageAttributes" not in paged
+    assert twin.drain(on_call) == []  # the INFO summary (published before the relay) never arrived
+    with pytest.raises(ValueError, match="SNS topic targets only"):
+        twin.relay(next(t for t, arn in twin.target_arns.items() if ":codepipeline:" in arn))
