@@ -75,6 +75,7 @@ from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime.rpc import UNKNOWN
 
 from infra.offline import SECRET, AwsMocks, load_stack_config
 
@@ -216,6 +217,22 @@ class TwinAws:
             pass
         return messages
 
+    def register_image(self, repository: str, tag: str, manifest: str) -> str:
+        """Record in moto's ECR that ``<repository>:<tag>`` was pushed with ``manifest``; returns its digest.
+
+        The images themselves live in the local registry standing in for ECR; this makes ECR's answers
+        (``DescribeImages``, which the release step uses to pin images by digest) agree with it. The
+        digest is the sha256 of the manifest's exact bytes, as a registry computes it (OCI image spec,
+        "Descriptors": digests). ``repository`` is a plan repository's name or URI. The plan's tag
+        immutability holds: a second manifest under the same tag raises moto's ``ClientError``.
+        """
+        name = repository.split("/", 1)[1] if "/" in repository else repository
+        if name not in self.repositories:
+            raise KeyError(f"ECR repository {name!r} is not in the plan; the plan's: {sorted(self.repositories)}")
+        digest = "sha256:" + hashlib.sha256(manifest.encode()).hexdigest()
+        self.client("ecr").put_image(repositoryName=name, imageManifest=manifest, imageTag=tag, imageDigest=digest)
+        return digest
+
     def relay(self, target: str) -> int:
         """Hand what the plan's SNS event target ``target`` received on its probe to its topic, as
         EventBridge would; returns how many messages were published.
@@ -330,6 +347,11 @@ def _validated(plan: Any) -> list[dict[str, Any]]:
         missing = [k for k in required if not isinstance(resource, dict) or k not in resource]
         if missing:
             raise PlanError(f"plan resource #{index} lacks {missing}; every resource has {list(required)}")
+        if any(UNKNOWN in text for text in _strings(resource["inputs"])):
+            raise PlanError(
+                f"plan resource {resource['name']!r} ({resource['type']}) has an unknown (apply-time) input; the "
+                "twin needs the offline plan, where infra/offline.py's mocks give every output a value"
+            )
     return plan["resources"]
 
 

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
+from pulumi.runtime.rpc import UNKNOWN
 
 from infra.offline import run_offline
 from infra.plan import render_json
@@ -420,3 +422,29 @@ def test_a_relayed_job_failed_alert_pages_on_call_through_the_plans_filter(
     assert twin.drain(on_call) == []  # the INFO summary (published before the relay) never arrived
     with pytest.raises(ValueError, match="SNS topic targets only"):
         twin.relay(next(t for t, arn in twin.target_arns.items() if ":codepipeline:" in arn))
+
+
+def test_a_registered_image_is_what_the_release_steps_lookup_finds(twin: TwinAws) -> None:
+    from release.images import EcrImageLookup, TaggedImage
+
+    repository = next(uri for name, uri in twin.repositories.items() if "jobs" in name)
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                      "digest": "sha256:" + "a" * 64, "size": 2}, "layers": []})  # fmt: skip
+    digest = twin.register_image(repository, "1a2b3c4", manifest)
+    lookup = EcrImageLookup(twin.client("ecr"))
+    assert lookup.require_digest(TaggedImage.parse(f"{repository}:1a2b3c4")) == digest
+    assert lookup.digest(TaggedImage.parse(f"{repository}:never-pushed")) is None
+    # The plan's repositories are IMMUTABLE: the same tag cannot be pointed at other bytes.
+    with pytest.raises(ClientError):
+        twin.register_image(repository, "1a2b3c4", manifest.replace("a" * 64, "b" * 64))
+    with pytest.raises(KeyError, match="not in the plan"):
+        twin.register_image("elsewhere/other", "x", manifest)
+
+
+def test_a_plan_with_unknown_values_is_refused(fresh: MotoServer, plans: dict[str, dict[str, Any]]) -> None:
+    plan = copy.deepcopy(plans["dev"])
+    bucket = of_type(plan, "aws:s3/bucketVersioning:BucketVersioning")[0]
+    bucket["inputs"]["bucket"] = UNKNOWN
+    with pytest.raises(PlanError, match=r"buckets-models-versioning.*unknown \(apply-time\) input"):
+        provision(plan, fresh.endpoint_url)
