@@ -4,10 +4,10 @@
 creates, on a moto server, every resource moto can hold with the inputs the plan gives it: the KMS key and
 its key policy, IAM roles with their inline/attached policies, the VPC pieces Batch needs, the buckets
 (versioning, SSE-KMS, public access block, ownership, policy, lifecycle, EventBridge notification), SQS
-queues, SNS topics and subscriptions, SSM parameters, log groups, ECR repositories, the Batch compute
-environment, job queue and job definitions (container properties verbatim), EventBridge rules (patterns
-verbatim) and targets, and the EventBridge Scheduler schedules. Nothing is hand-copied: change the plan
-and the twin changes.
+queues, SNS topics and subscriptions, SSM parameters, Secrets Manager secrets, log groups, ECR
+repositories, the Batch compute environment, job queue and job definitions (container properties
+verbatim), EventBridge rules (patterns verbatim) and targets, and the EventBridge Scheduler schedules.
+Nothing is hand-copied: change the plan and the twin changes.
 
 How the plan's mocked values are resolved. The plan comes from Pulumi's mock runtime (``infra/offline.py``),
 so every output another resource reads (an id, ARN, URL) is a value ``AwsMocks`` made up. The twin runs
@@ -19,7 +19,8 @@ them) and ARNs/URLs/key ids moto generates itself (the KMS key id, SQS queue URL
 occur, e.g. inside a policy document or a job definition's environment). Later resources get their inputs
 through that mapping, and ``TwinAws.resolve`` gives callers the same translation. moto's default account is
 the plan's ``123456789012``, so ARNs built from names agree; the region is the stack's ``aws:region``.
-Values the plan masks as ``[secret]`` are stored as that mask (listed in ``TwinAws.masked``).
+Values the plan masks as ``[secret]`` (an SSM value, a Secrets Manager secret string) are stored as that
+mask (listed in ``TwinAws.masked``): the real value is never in the plan.
 
 Observing what AWS would deliver. moto's ``TestEventPattern`` returns no result, but ``PutEvents`` and S3's
 EventBridge notifications are matched against rules and delivered to SQS targets. So every plan rule gets
@@ -709,6 +710,28 @@ def _ssm_parameter(b: _Builder, r: dict[str, Any], i: dict[str, Any], m: _Mocked
     b.resolve.add_whole(m.id, name)
 
 
+def _secret(b: _Builder, r: dict[str, Any], i: dict[str, Any], m: _Mocked) -> None:
+    secret = b.c("secretsmanager").create_secret(
+        **_drop_none(
+            {"Name": m.physical, "Description": i.get("description"), "KmsKeyId": i.get("kmsKeyId"),
+             "Tags": _tags_kv(i.get("tags"))}
+        )
+    )  # fmt: skip
+    # moto picks its own 6-character ARN suffix; the plan's mocked ARN (used as ``valueFrom``) maps to it.
+    b.resolve.add_whole(m.id, secret["ARN"])  # a Pulumi Secret's id is its ARN
+    b.resolve.add_within(m.state.get("arn"), secret["ARN"])
+
+
+def _secret_version(b: _Builder, r: dict[str, Any], i: dict[str, Any], m: _Mocked) -> None:
+    value = i.get("secretString")
+    if value is None:
+        b.note(r["type"], f"{r['name']} (secretBinary)")
+        return
+    if value == SECRET:
+        b.twin.masked.append(r["name"])
+    b.c("secretsmanager").put_secret_value(SecretId=i["secretId"], SecretString=str(value))
+
+
 def _log_group(b: _Builder, r: dict[str, Any], i: dict[str, Any], m: _Mocked) -> None:
     logs = b.c("logs")
     name = m.physical
@@ -931,6 +954,8 @@ HANDLERS: dict[str, Handler] = {
     "aws:sns/topicPolicy:TopicPolicy": _sns_topic_policy,
     "aws:sns/topicSubscription:TopicSubscription": _sns_subscription,
     "aws:ssm/parameter:Parameter": _ssm_parameter,
+    "aws:secretsmanager/secret:Secret": _secret,
+    "aws:secretsmanager/secretVersion:SecretVersion": _secret_version,
     "aws:cloudwatch/logGroup:LogGroup": _log_group,
     "aws:ecr/repository:Repository": _ecr_repository,
     "aws:ecr/lifecyclePolicy:LifecyclePolicy": _ecr_lifecycle,

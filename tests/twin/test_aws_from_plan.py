@@ -448,3 +448,17 @@ def test_a_plan_with_unknown_values_is_refused(fresh: MotoServer, plans: dict[st
     bucket["inputs"]["bucket"] = UNKNOWN
     with pytest.raises(PlanError, match=r"buckets-models-versioning.*unknown \(apply-time\) input"):
         provision(plan, fresh.endpoint_url)
+
+
+def test_a_configured_secret_exists_under_the_plans_reference_with_the_mask(fresh: MotoServer) -> None:
+    """With a Sentry DSN set, the task definition names the secret by the plan's (mocked) ARN; resolved, that
+    ARN reads back from moto, holding the plan's mask (the real value is never in the plan)."""
+    plan = json.loads(
+        render_json(run_offline("dev", secret_overrides={"ml-delivery:sentryDsn": "https://k@s.example/1"}))
+    )
+    twin = provision(plan, fresh.endpoint_url)
+    [task] = of_type(plan, "aws:ecs/taskDefinition:TaskDefinition")[:1]
+    [reference] = [s["valueFrom"] for c in json.loads(task["inputs"]["containerDefinitions"]) for s in c["secrets"]]
+    value = twin.client("secretsmanager").get_secret_value(SecretId=twin.resolve(reference))["SecretString"]
+    assert value == "[secret]"
+    assert twin.masked == ["sentry-dsn-value"]
