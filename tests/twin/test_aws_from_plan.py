@@ -112,6 +112,13 @@ def test_buckets_exist_with_the_plans_versioning_and_encryption(
     s3.put_object(Bucket=models, Key="versioning-check", Body=b"2")
     versions = s3.list_object_versions(Bucket=models, Prefix="versioning-check")["Versions"]
     assert len(versions) == 2
+    # Objects are written under the plan's default encryption: SSE-KMS with the stack key.
+    head = s3.head_object(Bucket=models, Key="versioning-check")
+    assert head["ServerSideEncryption"] == "aws:kms"
+    sse_type = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+    [sse] = [r for r in of_type(plan, sse_type) if r["inputs"]["bucket"] == models]
+    planned_key = sse["inputs"]["rules"][0]["applyServerSideEncryptionByDefault"]["kmsMasterKeyId"]
+    assert head["SSEKMSKeyId"] == twin.resolve(planned_key) != planned_key
 
 
 def test_model_upload_matches_the_pipeline_trigger_rule_and_other_keys_do_not(
@@ -163,6 +170,8 @@ def test_batch_job_failed_event_matches_the_alert_rule_and_succeeded_does_not(
     assert pattern["detail"]["status"] == ["FAILED"]
     probe = twin.rules[rule["name"]]
     assert probe.pattern == pattern
+    stored = twin.client("events").describe_rule(Name=probe.rule_name, EventBusName=probe.event_bus)
+    assert stored["EventPattern"] == rule["inputs"]["eventPattern"]  # verbatim
     events = twin.client("events")
 
     def job_event(status: str) -> dict[str, Any]:
