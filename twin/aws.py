@@ -897,9 +897,12 @@ def _event_target(b: _Builder, r: dict[str, Any], i: dict[str, Any], m: _Mocked)
     service = i["arn"].split(":")[2] if i["arn"].startswith("arn:") else ""
     shape = _event_target_shape(i)
     if service in MOTO_DELIVERABLE_TARGETS:
-        target = {"Id": target_id, "Arn": i["arn"], **shape}
-        if i.get("sqsTarget"):
-            target["SqsParameters"] = _pascal(i["sqsTarget"])
+        target = {
+            "Id": target_id, "Arn": i["arn"], **shape,
+            **_drop_none({"RoleArn": i.get("roleArn"), "RetryPolicy": _pascal(i.get("retryPolicy")),
+                          "DeadLetterConfig": _pascal(i.get("deadLetterConfig")),
+                          "SqsParameters": _pascal(i.get("sqsTarget"))}),
+        }  # fmt: skip
         events.put_targets(Rule=i["rule"], EventBusName=bus, Targets=[target])
         return
     # moto cannot deliver to this target; a probe with the target's own input shape shows what it would get.

@@ -471,3 +471,30 @@ def test_a_configured_secret_exists_under_the_plans_reference_with_the_mask(fres
     value = twin.client("secretsmanager").get_secret_value(SecretId=twin.resolve(reference))["SecretString"]
     assert value == "[secret]"
     assert twin.masked == ["sentry-dsn-value"]
+
+
+def test_a_plan_target_moto_can_deliver_to_is_installed_as_the_plan_says(
+    fresh: MotoServer, plans: dict[str, dict[str, Any]]
+) -> None:
+    """A copy of the plan whose job-failed target is an SQS queue of the plan: the queue itself gets the
+    target's transformed input (no stand-in probe), by the plan's own reference to it."""
+    plan = copy.deepcopy(plans["dev"])
+    rule = rule_matching(plan, "aws.batch")
+    [queue] = of_type(plan, "aws:sqs/queue:Queue")
+    # The plan's reference to that queue's ARN, as another resource (a schedule's dead-letter config) uses it.
+    [queue_arn] = {
+        s["inputs"]["target"]["deadLetterConfig"]["arn"] for s in of_type(plan, "aws:scheduler/schedule:Schedule")
+    }
+    # The rule's target is its child in the plan (the component tree), whatever the rule's physical name.
+    [target] = [t for t in of_type(plan, "aws:cloudwatch/eventTarget:EventTarget") if t["parent"] == rule["urn"]]
+    target["inputs"]["arn"] = queue_arn
+    twin = provision(plan, fresh.endpoint_url)
+    assert target["name"] not in twin.target_probes
+    detail = {"jobName": "scheduled-summary", "jobQueue": twin.job_queue, "status": "FAILED",
+              "statusReason": "Task failed to start", "jobDefinition": "ml-delivery-dev-summary:1",
+              "container": {"logStreamName": "summary/default/2"}}  # fmt: skip
+    twin.client("events").put_events(
+        Entries=[{"Source": "aws.batch", "DetailType": "Batch Job State Change", "Detail": json.dumps(detail)}]
+    )
+    delivered = twin.wait_for(twin.queues[queue["name"]], lambda m: "scheduled-summary" in m["body"], TIMEOUT)
+    assert "Task failed to start" in delivered["body"]
