@@ -28,16 +28,18 @@ an SQS *probe* target (the raw event, ``TwinAws.rules``). moto delivers only to 
 event-bus targets and fails the whole ``PutEvents`` on any other (SNS, CodePipeline), so a plan target of
 another kind is not installed; instead a *target probe* queue gets that target's own ``Input`` /
 ``InputPath`` / ``InputTransformer``, so it receives exactly the message the target would
-(``TwinAws.target_probes``). Each SNS topic gets an unfiltered SQS probe subscription (raw delivery off,
-so the SNS envelope is what arrives, ``TwinAws.topics``) and, for every plan subscription (e-mail, SMS,
-...), a probe subscription with that subscription's filter policy and scope (``TwinAws.subscription_probes``):
-what reaches it is what that endpoint would get.
+(``TwinAws.target_probes``); ``TwinAws.relay`` hands an SNS target's messages on to its topic. Each SNS
+topic gets an unfiltered SQS probe subscription (raw delivery off, so the SNS envelope is what arrives,
+``TwinAws.topics``) and, for every plan subscription (e-mail, SMS, ...), a probe subscription with that
+subscription's filter policy and scope (``TwinAws.subscription_probes``): what reaches it is what that
+endpoint would get. moto notifies a multipart upload twice (same object version; S3 once) and its
+``detail.reason`` is always ``ObjectCreated``: count objects, not events.
 
 Not emulated here (listed per type in ``TwinAws.not_modelled``): networking beyond VPC/subnets/security
 groups, ECS, load balancers, CodePipeline/CodeBuild/CodeCommit, alarms, Glue/Athena, and bucket policies
-with conditions (moto would apply the TLS-only Deny to every request; see ``_s3_policy``). Batch jobs are never
-submitted (moto's Batch would try to run docker); the queue and definitions exist so the release step can
-register and describe revisions. moto does not encrypt with KMS nor check key or topic policies.
+with conditions (moto would apply the TLS-only Deny to every request; see ``_s3_policy``). Batch jobs are
+never submitted (moto's Batch would try to run docker); the queue and definitions exist so the release
+step can register and describe revisions. moto does not encrypt with KMS nor check key or topic policies.
 
 Why there is no ``credentials_for_role(name)`` (workloads under their own role with the plan's policies
 enforced). Investigated against moto 5.2.5 and not feasible cleanly:

@@ -7,6 +7,7 @@ properties), so these tests follow the plan; the altered-copy tests prove the tw
 from __future__ import annotations
 
 import copy
+import io
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -498,3 +499,30 @@ def test_a_plan_target_moto_can_deliver_to_is_installed_as_the_plan_says(
     )
     delivered = twin.wait_for(twin.queues[queue["name"]], lambda m: "scheduled-summary" in m["body"], TIMEOUT)
     assert "Task failed to start" in delivered["body"]
+
+
+def test_every_way_of_creating_the_model_key_triggers_and_deleting_it_does_not(
+    twin: TwinAws, plans: dict[str, dict[str, Any]]
+) -> None:
+    """A large model.zip goes up in parts (boto3's upload_file above its threshold) and a promotion may copy:
+    both are "Object Created" for S3's EventBridge notification; a delete is "Object Deleted"."""
+    from boto3.s3.transfer import TransferConfig
+
+    rule, bucket, key = model_trigger(plans["dev"])
+    probe = twin.rules[rule["name"]]
+    s3 = twin.client("s3")
+    twin.drain(probe.queue_url)
+    part = 5 * 1024 * 1024  # S3's minimum part size
+    config = TransferConfig(multipart_threshold=part, multipart_chunksize=part)
+    s3.upload_fileobj(io.BytesIO(b"m" * (part + 1)), bucket, key, Config=config)
+    created = twin.wait_for(probe.queue_url, lambda m: s3_event_key(m) == key, TIMEOUT)
+    assert created["detail"]["object"]["size"] == part + 1  # (moto's "reason" is generic, so not asserted)
+    # moto notifies a multipart upload twice (S3 once); any repeat is the same object version.
+    repeats = twin.drain(probe.queue_url)
+    assert all(m["detail"]["object"] == created["detail"]["object"] for m in repeats)
+    s3.delete_object(Bucket=bucket, Key=key)
+    s3.put_object(Bucket=bucket, Key="candidates/next.zip", Body=b"candidate")
+    s3.copy_object(Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": "candidates/next.zip"})
+    copied = twin.wait_for(probe.queue_url, lambda m: s3_event_key(m) == key, TIMEOUT)
+    assert copied["detail"]["object"]["size"] == len(b"candidate")
+    assert twin.drain(probe.queue_url) == []  # neither the delete nor the candidate's upload matched
