@@ -399,9 +399,15 @@ class _Builder:
                     raise TwinProvisionError(
                         f"moto refused {resource['type']} {resource['name']!r} (physical {mocked.physical!r}): {exc}"
                     ) from exc
+                except KeyError as exc:
+                    raise PlanError(
+                        f"plan resource {resource['name']!r} ({resource['type']}) lacks input {exc}, which the twin "
+                        "needs to create it"
+                    ) from exc
         for type_token, rest in sorted(by_type.items()):
-            if not type_token.startswith(("pulumi:", "ml-delivery:")):
-                self.twin.not_modelled[type_token] = [r["name"] for r in rest]
+            custom = [r["name"] for r in rest if r.get("custom", True)]  # components create nothing themselves
+            if custom:
+                self.twin.not_modelled[type_token] = custom
 
     def _mocked(self, resource: dict[str, Any]) -> _Mocked:
         args = pulumi_mocks.MockResourceArgs(resource["type"], resource["name"], dict(resource["inputs"]))
@@ -695,7 +701,7 @@ def _sns_subscription(b: _Builder, r: dict[str, Any], i: dict[str, Any], m: _Moc
 def _ssm_parameter(b: _Builder, r: dict[str, Any], i: dict[str, Any], m: _Mocked) -> None:
     value = i.get("value") if i.get("value") is not None else i.get("insecureValue")
     if value is None:
-        raise PlanError(f"SSM parameter {r['name']!r} has neither 'value' nor 'insecureValue' in the plan")
+        raise PlanError(f"plan resource {r['name']!r} ({r['type']}) has neither 'value' nor 'insecureValue'")
     if value == SECRET:
         b.twin.masked.append(r["name"])
     name = i.get("name") or m.physical

@@ -217,6 +217,17 @@ def test_bad_plan_is_refused_with_what_is_expected(fresh: MotoServer) -> None:
         provision({"stack": "dev", "resources": "all of them"}, fresh.endpoint_url)
     with pytest.raises(PlanError, match=r"lacks \['inputs'\]"):
         provision({"stack": "dev", "resources": [{"urn": "u", "type": "t", "name": "n"}]}, fresh.endpoint_url)
+    broken = {
+        "urn": "u",
+        "type": "aws:ssm/parameter:Parameter",
+        "name": "p",
+        "inputs": {"name": "/p", "type": "String"},
+    }
+    with pytest.raises(PlanError, match=r"'p' \(aws:ssm/parameter:Parameter\) has neither 'value' nor 'insecureValue'"):
+        provision({"stack": "dev", "resources": [broken]}, fresh.endpoint_url)
+    no_pattern_target = {"urn": "t", "type": "aws:cloudwatch/eventTarget:EventTarget", "name": "t", "inputs": {}}
+    with pytest.raises(PlanError, match=r"'t' \(aws:cloudwatch/eventTarget:EventTarget\) lacks input 'rule'"):
+        provision({"stack": "dev", "resources": [no_pattern_target]}, fresh.endpoint_url)
 
 
 def test_an_altered_pattern_in_a_copy_of_the_plan_changes_what_matches(
