@@ -68,6 +68,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -1020,3 +1021,42 @@ def _strings(value: Any) -> Iterator[str]:
     elif isinstance(value, list):
         for item in value:
             yield from _strings(item)
+
+
+def summary(twin: TwinAws) -> dict[str, Any]:
+    """What was created and how to observe it, as JSON-ready data (what ``python -m twin.aws`` prints)."""
+    return {
+        "endpoint_url": twin.endpoint_url, "region": twin.region, "account_id": twin.account_id,
+        "buckets": twin.buckets, "topics": {k: v._asdict() for k, v in twin.topics.items()},
+        "rules": {k: v._asdict() for k, v in twin.rules.items()}, "parameters": twin.parameters,
+        "job_queue": twin.job_queue, "job_definitions": twin.job_definitions, "repositories": twin.repositories,
+        "roles": twin.roles, "queues": twin.queues, "schedules": twin.schedules,
+        "subscription_probes": twin.subscription_probes, "target_probes": twin.target_probes,
+        "masked": twin.masked, "not_modelled": twin.not_modelled,
+    }  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m twin.aws --stack dev --endpoint-url http://127.0.0.1:5000``: provision a running (empty)
+    moto server from the stack's offline plan and print where everything is, for poking at it by hand."""
+    import argparse
+
+    from infra.offline import run_offline
+    from infra.plan import render_json
+
+    parser = argparse.ArgumentParser(prog="python -m twin.aws", description=(main.__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--stack", default="dev", help="stack whose plan to provision (default: dev)")
+    parser.add_argument("--endpoint-url", required=True, help="the moto server, e.g. http://127.0.0.1:5000")
+    args = parser.parse_args(argv)
+    plan = json.loads(render_json(run_offline(args.stack)))
+    try:
+        twin = provision(plan, args.endpoint_url)
+    except (PlanError, TwinProvisionError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary(twin), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -537,3 +537,18 @@ def test_every_way_of_creating_the_model_key_triggers_and_deleting_it_does_not(
     copied = twin.wait_for(probe.queue_url, lambda m: s3_event_key(m) == key, TIMEOUT)
     assert copied["detail"]["object"]["size"] == len(b"candidate")
     assert twin.drain(probe.queue_url) == []  # neither the delete nor the candidate's upload matched
+
+
+def test_the_command_line_provisions_a_stack_and_refuses_a_second_time(
+    fresh: MotoServer, plans: dict[str, dict[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from twin.aws import main
+
+    assert main(["--stack", "prod", "--endpoint-url", fresh.endpoint_url]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    purposes = {b["inputs"]["tags"]["purpose"] for b in of_type(plans["prod"], "aws:s3/bucket:Bucket")}
+    assert set(printed["buckets"]) == purposes
+    assert printed["rules"] and all(r["queue_url"].startswith(fresh.endpoint_url) for r in printed["rules"].values())
+    # The server is no longer empty: the first plan resource that exists already is named.
+    assert main(["--stack", "prod", "--endpoint-url", fresh.endpoint_url]) == 2
+    assert "moto refused" in capsys.readouterr().err
