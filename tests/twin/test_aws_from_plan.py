@@ -22,7 +22,7 @@ from tests.support.servers import MotoServer
 from twin.aws import PlanError, TwinAws, provision
 
 TIMEOUT = 20.0
-S3_RULE_TYPE = "aws:cloudwatch/eventRule:EventRule"
+RULE_TYPE = "aws:cloudwatch/eventRule:EventRule"
 
 
 @pytest.fixture(scope="module")
@@ -62,14 +62,9 @@ def of_type(plan: dict[str, Any], type_token: str) -> list[dict[str, Any]]:
     return [r for r in plan["resources"] if r["type"] == type_token]
 
 
-def one(plan: dict[str, Any], type_token: str, name: str) -> dict[str, Any]:
-    [found] = [r for r in of_type(plan, type_token) if r["name"] == name]
-    return found
-
-
 def rule_matching(plan: dict[str, Any], source: str) -> dict[str, Any]:
     """The one plan rule whose event pattern is about ``source`` events."""
-    [found] = [r for r in of_type(plan, S3_RULE_TYPE)
+    [found] = [r for r in of_type(plan, RULE_TYPE)
                if source in json.loads(r["inputs"].get("eventPattern") or "{}").get("source", [])]  # fmt: skip
     return found
 
@@ -259,15 +254,20 @@ def test_job_queue_and_definitions_carry_the_plans_container_properties_verbatim
     assert sorted(twin.job_definitions) == sorted(d["inputs"]["name"] for d in definitions)
     for definition in definitions:
         planned = twin.resolve(json.loads(definition["inputs"]["containerProperties"]))
-        [live] = batch.describe_job_definitions(jobDefinitionName=definition["inputs"]["name"], status="ACTIVE")[
-            "jobDefinitions"
-        ]
+        described = batch.describe_job_definitions(jobDefinitionName=definition["inputs"]["name"], status="ACTIVE")
+        live = min(described["jobDefinitions"], key=lambda d: d["revision"])  # the plan's, not a later release
         container = live["containerProperties"]
         for key in ("image", "command", "environment", "resourceRequirements", "jobRoleArn", "executionRoleArn"):
             assert container[key] == planned[key], (definition["name"], key)
         assert live["platformCapabilities"] == definition["inputs"]["platformCapabilities"]
         assert live["timeout"] == definition["inputs"]["timeout"]
         assert live.get("parameters", {}) == definition["inputs"].get("parameters", {})
+        retry = definition["inputs"]["retryStrategy"]
+        assert live["retryStrategy"]["attempts"] == retry["attempts"]
+        # moto stores the action lower-cased; the conditions themselves are the plan's.
+        assert [{**e, "action": e["action"].upper()} for e in live["retryStrategy"]["evaluateOnExit"]] == retry[
+            "evaluateOnExits"
+        ]
 
 
 def test_the_release_step_can_register_and_describe_a_new_revision(twin: TwinAws) -> None:
