@@ -270,23 +270,25 @@ def test_job_queue_and_definitions_carry_the_plans_container_properties_verbatim
         ]
 
 
-def test_the_release_step_can_register_and_describe_a_new_revision(twin: TwinAws) -> None:
-    """What release/ does after DeployProd: a new revision with the new jobs image becomes the latest."""
+def test_the_release_steps_own_updater_moves_every_job_definition_to_the_new_image(twin: TwinAws) -> None:
+    """release/job_definitions.py against the twin: a new revision per name, the image swapped, the rest kept."""
+    from release.job_definitions import JobDefinitionUpdater
+
     batch = twin.client("batch")
-    name = sorted(twin.job_definitions)[0]
-    [current] = batch.describe_job_definitions(jobDefinitionName=name, status="ACTIVE")["jobDefinitions"]
+    names = sorted(twin.job_definitions)
     repository = next(uri for repo, uri in twin.repositories.items() if "jobs" in repo)
-    container = {**current["containerProperties"], "image": f"{repository}:abc1234"}
-    registered = batch.register_job_definition(
-        jobDefinitionName=name,
-        type=current["type"],
-        containerProperties=container,
-        platformCapabilities=current["platformCapabilities"],
-    )
-    assert registered["revision"] == current["revision"] + 1
-    revisions = batch.describe_job_definitions(jobDefinitionName=name, status="ACTIVE")["jobDefinitions"]
-    latest = max(revisions, key=lambda d: d["revision"])
-    assert latest["containerProperties"]["image"] == f"{repository}:abc1234"
+    pinned = f"{repository}@sha256:{'c' * 64}"
+    updater = JobDefinitionUpdater(batch)
+    arns = updater.apply(updater.plan(names, pinned))
+    assert arns == [twin.job_definitions[n].rsplit(":", 1)[0] + ":2" for n in names]
+    for name in names:
+        revisions = batch.describe_job_definitions(jobDefinitionName=name, status="ACTIVE")["jobDefinitions"]
+        first, latest = sorted(revisions, key=lambda d: d["revision"])
+        assert latest["containerProperties"]["image"] == pinned
+        assert {**latest["containerProperties"], "image": None} == {**first["containerProperties"], "image": None}
+        assert latest["retryStrategy"] == first["retryStrategy"] and latest["timeout"] == first["timeout"]
+    # Releasing the same image again registers nothing.
+    assert updater.apply(updater.plan(names, pinned)) == arns
 
 
 def test_key_policy_and_role_policies_are_the_plans(twin: TwinAws, plans: dict[str, dict[str, Any]]) -> None:
