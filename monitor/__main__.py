@@ -25,7 +25,7 @@ from monitor.drift_job import DriftJob, RetrainTrigger
 from monitor.models import live_model, resolve_model
 from monitor.render import render_sensitivity
 from monitor.sensitivity import SensitivityStudy, format_table
-from monitor.settings import MonitorSettings, env_int, env_str
+from monitor.settings import DEFAULT_MIN_ROWS, MIN_ROWS_ENV, MonitorSettings, env_int, env_str
 from monitor.sinks import LocalReportSink, MultiSink, ReportSink, S3ReportSink
 from monitor.sources import (
     FileCaptureReader,
@@ -77,7 +77,8 @@ def cmd_drift(args: argparse.Namespace) -> int:
         analysis = DriftAnalysis(
             package, thresholds, _predictor(package, args.runtime), run_adversarial=not args.no_adversarial
         )
-        job = DriftJob(analysis, LocalReportSink(out), _local_publisher(out, env_int("ALERT_WINDOW_MINUTES", 360)))
+        publisher = _local_publisher(out, env_int("ALERT_WINDOW_MINUTES", 360))
+        job = DriftJob(analysis, LocalReportSink(out), publisher, min_rows=env_int(MIN_ROWS_ENV, DEFAULT_MIN_ROWS, 1))
         report = job.run(observations, {"source": args.data})
     else:
         report = _cloud_drift(args, thresholds)
@@ -132,7 +133,7 @@ def _cloud_drift(args: argparse.Namespace, thresholds: DriftThresholds) -> Any:
             boto3.client("batch"), str(settings.retrain_job_queue), str(settings.retrain_job_definition)
         )
     analysis = DriftAnalysis(package, thresholds, _predictor(package, args.runtime))
-    job = DriftJob(analysis, MultiSink(*sinks), _cloud_publisher(s3, settings), retrain)
+    job = DriftJob(analysis, MultiSink(*sinks), _cloud_publisher(s3, settings), retrain, settings.drift_min_rows)
     return job.run(observations, {"since": since.isoformat(), "until": until.isoformat()})
 
 

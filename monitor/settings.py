@@ -8,6 +8,9 @@ from datetime import timedelta
 
 from model_package.errors import JobConfigError
 
+# Below this many rows drift tests have no power: 1 row "passes" every test and reads as "no drift".
+DEFAULT_MIN_ROWS = 100
+MIN_ROWS_ENV = "DRIFT_MIN_ROWS"
 TRUE = {"1", "true", "yes", "on"}
 FALSE = {"0", "false", "no", "off", ""}
 
@@ -65,6 +68,7 @@ class MonitorSettings:
     summary_min_count: int
     summary_window: timedelta
     thresholds_file: str | None
+    drift_min_rows: int = DEFAULT_MIN_ROWS
 
     @classmethod
     def from_env(cls) -> MonitorSettings:
@@ -84,6 +88,7 @@ class MonitorSettings:
             summary_min_count=env_int("SUMMARY_MIN_COUNT", 1),
             summary_window=timedelta(minutes=env_int("SUMMARY_WINDOW_MINUTES", 10, minimum=1)),
             thresholds_file=env_str("DRIFT_THRESHOLDS_FILE"),
+            drift_min_rows=env_int(MIN_ROWS_ENV, DEFAULT_MIN_ROWS, minimum=1),
         )
         if settings.capture_bucket is None and settings.capture_db_url is None:
             raise JobConfigError("set CAPTURE_BUCKET (S3 capture) or CAPTURE_DB_URL (SQL capture): the job has no data")

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from model_package.errors import JobConfigError
+
 
 class DriftThresholds(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -47,7 +49,8 @@ class DriftThresholds(BaseModel):
             raw = json.loads(Path(path).read_text())
             return cls.model_validate(raw)
         except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"thresholds file {path}: cannot be read as JSON: {exc}") from exc
+            raise JobConfigError(f"thresholds file {path}: cannot be read as JSON: {exc}") from exc
         except ValidationError as exc:
             allowed = ", ".join(cls.model_fields)
-            raise ValueError(f"thresholds file {path}: {exc.errors()[0]['msg']} (allowed fields: {allowed})") from exc
+            message = f"thresholds file {path}: {exc.errors()[0]['msg']} (allowed fields: {allowed})"
+            raise JobConfigError(message) from exc

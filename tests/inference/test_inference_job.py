@@ -16,6 +16,7 @@ import pytest
 from inference.__main__ import main
 from inference.job import InferenceJob
 from inference.readers import CsvChunkReader
+from model_package.exit_codes import ExitCode
 from model_package.registry import CHAMPION_KEY, ChampionPointer, versioned_model_key
 from model_package.runtime import load_predictor
 from model_package.validation import SchemaValidator
@@ -178,7 +179,7 @@ def test_s3_end_to_end_by_champion_with_notification(trained, s3, moto_server, m
     assert "scored 2997 rows, rejected 3" in text and "s3://" in text and '"seconds"' in text
 
     monkeypatch.setenv("MODEL_REF", "2")  # a version that was never uploaded
-    assert main(["run"]) == 2
+    assert main(["run"]) == ExitCode.PACKAGE_UNUSABLE
     assert "models/2/model.zip: no such model package" in capsys.readouterr().err
 
 
@@ -189,6 +190,6 @@ def test_missing_feature_column_is_refused_before_anything_is_written(
     source = tmp_path / "in.csv"
     input_frame().iloc[:100].drop(columns=["campaign_id"]).to_csv(source, index=False)
     code = main(["run", "--model", str(trained.path), "--input", str(source), "--output", str(tmp_path / "o.parquet")])
-    assert code == 2
+    assert code == ExitCode.BAD_DATA
     assert "feature columns ['campaign_id'] are missing" in capsys.readouterr().err
     assert not (tmp_path / "o.parquet").exists()

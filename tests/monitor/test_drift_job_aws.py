@@ -11,6 +11,7 @@ import boto3
 import pytest
 import sqlalchemy as sa
 
+from model_package.exit_codes import ExitCode
 from model_package.registry import CHAMPION_KEY, ChampionPointer, versioned_model_key
 from monitor.__main__ import main
 from monitor.sources import SqlCaptureReader
@@ -172,10 +173,10 @@ def test_retrain_is_submitted_once_when_drift_passes_the_retrain_threshold(
 def test_missing_configuration_is_named(monkeypatch, capsys) -> None:
     for name in ("MODEL_BUCKET", "CAPTURE_BUCKET", "CAPTURE_DB_URL"):
         monkeypatch.delenv(name, raising=False)
-    assert main(["drift"]) == 2
+    assert main(["drift"]) == ExitCode.CONFIG
     assert "MODEL_BUCKET is not set" in capsys.readouterr().err
     monkeypatch.setenv("MODEL_BUCKET", "b")
-    assert main(["drift"]) == 2
+    assert main(["drift"]) == ExitCode.CONFIG
     assert "CAPTURE_BUCKET" in capsys.readouterr().err
 
 
