@@ -193,3 +193,18 @@ def test_missing_feature_column_is_refused_before_anything_is_written(
     assert code == ExitCode.BAD_DATA
     assert "feature columns ['campaign_id'] are missing" in capsys.readouterr().err
     assert not (tmp_path / "o.parquet").exists()
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_infinite_cells_reject_their_rows_only(trained, tmp_path: Path, fmt: str) -> None:
+    """``inf`` is documented as a ``data_type`` violation of its row (never a training value), not a crash."""
+    frame = generate_churn(200, seed=66).drop(columns=["churn"])
+    frame.loc[[5, 9], "monthly_spend"] = [np.inf, -np.inf]
+    source = tmp_path / f"in.{fmt}"
+    frame.to_csv(source, index=False) if fmt == "csv" else frame.to_parquet(source, index=False)
+    output = tmp_path / "scores.parquet"
+    result = InferenceJob(trained.package, load_predictor(trained.package)).run(str(source), str(output))
+    assert (result.rows_in, result.rows_out, result.rows_rejected) == (200, 198, 2)
+    rejected = pq.read_table(tmp_path / "scores.rejected.parquet").to_pandas()
+    assert rejected["_row"].tolist() == [5, 9]
+    assert all("data_type:monthly_spend" in e for e in rejected["_errors"])

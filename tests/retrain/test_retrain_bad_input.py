@@ -196,3 +196,21 @@ def test_retrain_cli_refuses_a_large_file_with_exit_bad_data(tmp_path: Path, mon
     assert main(args) == ExitCode.BAD_DATA
     monkeypatch.setenv("MAX_DATA_BYTES", "ten")
     assert main(args) == ExitCode.CONFIG
+
+
+def test_retrain_job_reports_a_too_large_object_as_bad_data_and_uploads_nothing(
+    s3: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Batch job path: the size refusal is a bad-data run (report, notice, exit 7), not an OOM kill."""
+    from retrain.job import Decision, RetrainJob
+    from retrain.settings import Settings
+
+    s3.put_object(Bucket=bucket, Key="data/train.csv", Body=generate_churn(2000, seed=1).to_csv(index=False).encode())
+    monkeypatch.setenv("MAX_DATA_BYTES", "50K")
+    settings = Settings(data_uri=f"s3://{bucket}/data/train.csv", model_bucket=bucket).validated()
+    result = RetrainJob(settings, s3).run()
+    assert result.decision == Decision.BAD_DATA and result.exit_code == ExitCode.BAD_DATA
+    assert "over MAX_DATA_BYTES=50.0 KiB" in result.reason
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert not any(k.startswith("models/") or k == "model.zip" for k in keys)
+    assert any(k.startswith("reports/retrain/") for k in keys)
