@@ -112,9 +112,18 @@ def _cloud_drift(args: argparse.Namespace, thresholds: DriftThresholds) -> Any:
     reader = (
         SqlCaptureReader(settings.capture_db_url)
         if settings.capture_db_url
-        else S3CaptureReader(s3, settings.capture_bucket, settings.capture_prefix, settings.capture_read_workers)
+        else S3CaptureReader(
+            s3,
+            settings.capture_bucket,
+            settings.capture_prefix,
+            settings.capture_read_workers,
+            max_records=settings.drift_max_rows,
+        )
     )
     records = reader.read(manifest, window.since, window.until)
+    window_info = window.to_dict()
+    if isinstance(reader, S3CaptureReader) and reader.last_seen > len(records):
+        window_info["sampled"] = f"{len(records)} of {reader.last_seen} records (DRIFT_MAX_ROWS)"
     observations = observations_from_records(records, manifest.target)
     if settings.labels_uri:
         attach_labels(observations, read_labels(settings.labels_uri, manifest.target, s3))
@@ -128,7 +137,7 @@ def _cloud_drift(args: argparse.Namespace, thresholds: DriftThresholds) -> Any:
         )
     analysis = DriftAnalysis(package, thresholds, _predictor(package, args.runtime))
     job = DriftJob(analysis, MultiSink(*sinks), _cloud_publisher(s3, settings), retrain, settings.drift_min_rows)
-    report = job.run(observations, window.to_dict())
+    report = job.run(observations, window_info)
     ledger.record_success(window, report.locations.get("json"))  # last: only a finished run moves the window
     return report
 

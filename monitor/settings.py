@@ -75,6 +75,7 @@ class MonitorSettings:
     drift_window: timedelta | None = None  # None: since the last successful report (monitor.window)
     drift_max_window: timedelta = timedelta(hours=168)
     capture_read_workers: int = 8
+    drift_max_rows: int = 200_000
 
     @classmethod
     def from_env(cls) -> MonitorSettings:
@@ -98,6 +99,7 @@ class MonitorSettings:
             drift_window=timedelta(hours=hours) if (hours := env_int("DRIFT_WINDOW_HOURS", 0)) else None,
             drift_max_window=timedelta(hours=env_int("DRIFT_MAX_WINDOW_HOURS", 168, minimum=1)),
             capture_read_workers=env_int("CAPTURE_READ_WORKERS", 8, minimum=1),
+            drift_max_rows=env_int("DRIFT_MAX_ROWS", 200_000, minimum=1),
         )
         if settings.capture_bucket is None and settings.capture_db_url is None:
             raise JobConfigError("set CAPTURE_BUCKET (S3 capture) or CAPTURE_DB_URL (SQL capture): the job has no data")

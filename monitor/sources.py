@@ -181,6 +181,40 @@ def _keep(record: dict[str, Any], manifest: Manifest | None, since: datetime, un
     return at >= since and (until is None or at < until)
 
 
+class Reservoir:
+    """At most ``size`` records, a uniform random sample of all offered (Vitter's algorithm R), seeded.
+
+    Why: the window is bounded in time, but traffic is not; drift statistics on a uniform sample of the
+    window are valid, and the sample keeps the job's memory fixed whatever the volume. ``size=None`` keeps
+    everything (the summary job counts every prediction).
+    """
+
+    def __init__(self, size: int | None, seed: int = 0) -> None:
+        self.size, self.seen = size, 0
+        self.items: list[dict[str, Any]] = []
+        self._rng = np.random.default_rng(seed)
+
+    def offer(self, records: Iterable[dict[str, Any]]) -> None:
+        for record in records:
+            self.seen += 1
+            if self.size is None or len(self.items) < self.size:
+                self.items.append(record)
+                continue
+            slot = int(self._rng.integers(0, self.seen))
+            if slot < self.size:
+                self.items[slot] = record
+
+    @property
+    def sampled(self) -> bool:
+        return self.seen > len(self.items)
+
+    def result(self) -> list[dict[str, Any]]:
+        """The kept records in time order (a sample is shuffled by replacement)."""
+        if self.sampled:
+            self.items.sort(key=lambda r: str(r.get("time")))
+        return list(self.items)
+
+
 class S3CaptureReader:
     """Capture objects of the window [since, until), listed by hour partition and fetched in parallel.
 
@@ -189,14 +223,24 @@ class S3CaptureReader:
     holds, not what the bucket has accumulated. ``workers`` GETs run at once through one shared client
     (boto3 low-level clients are thread-safe once created: boto3 guide "Low-level clients", section
     "Multithreading or multiprocessing with clients"); at most ``2 * workers`` objects are in flight, and
-    only records of the window are kept, so memory holds the window's records plus a few bodies.
+    only records of the window are kept — at most ``max_records`` of them, a uniform sample when the
+    window holds more (:class:`Reservoir`) — so memory is bounded whatever the traffic.
     ``workers`` stays below botocore's default pool of 10 connections (``max_pool_connections``).
     """
 
-    def __init__(self, s3_client: Any, bucket: str, prefix: str = "capture/prod", workers: int = 8) -> None:
+    def __init__(
+        self,
+        s3_client: Any,
+        bucket: str,
+        prefix: str = "capture/prod",
+        workers: int = 8,
+        max_records: int | None = None,
+    ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
         self.s3, self.bucket, self.prefix, self.workers = s3_client, bucket, prefix.strip("/"), workers
+        self.max_records = max_records
+        self.last_seen = 0  # records of the window seen by the last read (before sampling)
 
     def keys(self, since: datetime, until: datetime | None = None) -> Iterator[str]:
         """Capture object keys under the window's hour prefixes, oldest hour first."""
@@ -218,25 +262,28 @@ class S3CaptureReader:
         from collections import deque
         from concurrent.futures import Future, ThreadPoolExecutor
 
-        records: list[dict[str, Any]] = []
+        kept = Reservoir(self.max_records)
         objects = 0
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="capture-get") as pool:
             pending: deque[Future[list[dict[str, Any]]]] = deque()
             for key in self.keys(since, until):
                 pending.append(pool.submit(self._fetch, key, manifest, since, until))
                 objects += 1
-                if len(pending) >= 2 * self.workers:  # bounded in flight; results kept in key (time) order
-                    records.extend(pending.popleft().result())
+                if len(pending) >= 2 * self.workers:  # bounded in flight; results taken in key (time) order
+                    kept.offer(pending.popleft().result())
             while pending:
-                records.extend(pending.popleft().result())
+                kept.offer(pending.popleft().result())
+        records = kept.result()
+        self.last_seen = kept.seen
         LOG.info(
-            "read %d capture records of s3://%s/%s from %d objects in [%s, %s)",
-            len(records),
+            "read %d capture records of s3://%s/%s from %d objects in [%s, %s)%s",
+            kept.seen,
             self.bucket,
             self.prefix,
             objects,
             since.isoformat(),
             until.isoformat() if until else "now",
+            f"; kept a uniform sample of {len(records)} (max_records)" if kept.sampled else "",
         )
         return records
 

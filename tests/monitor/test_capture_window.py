@@ -176,3 +176,20 @@ def test_window_rules() -> None:
     assert drift_window(manifest, now, None, fixed=timedelta(hours=2)).since == now - timedelta(hours=2)
     young: Any = type("Y", (), {"created_at": now - timedelta(hours=1)})()
     assert drift_window(young, now, None).since == now - timedelta(hours=1)  # never before training
+
+
+def test_a_window_with_more_records_than_the_cap_keeps_a_uniform_sample(trained, aws) -> None:
+    """Memory is bounded by DRIFT_MAX_ROWS whatever the traffic: a seeded uniform sample, in time order."""
+    records = capture_records(fresh(400, seed=66), trained.package, start="2026-06-01T00:00:00+00:00", seconds_apart=60)
+    put_batches(aws, records, 10)
+    since, until = datetime(2026, 6, 1, 1, 0, tzinfo=UTC), datetime(2026, 6, 1, 5, 0, tzinfo=UTC)
+    reader = S3CaptureReader(aws["s3"], aws["capture"], "capture/prod", workers=2, max_records=50)
+    got = reader.read(trained.manifest, since, until)
+    in_window = {r["uid"] for r in records if "2026-06-01T01:00:00" <= r["time"] < "2026-06-01T05:00:00"}
+    assert reader.last_seen == len(in_window) == 240
+    assert len(got) == 50 and len({r["uid"] for r in got}) == 50 and {r["uid"] for r in got} <= in_window
+    assert [r["time"] for r in got] == sorted(r["time"] for r in got)
+    times = sorted(r["time"] for r in got)  # spread over the window, not its first 50 rows
+    assert times[0] < "2026-06-01T02:00:00" and times[-1] >= "2026-06-01T04:00:00"
+    again = S3CaptureReader(aws["s3"], aws["capture"], "capture/prod", workers=2, max_records=50)
+    assert [r["uid"] for r in again.read(trained.manifest, since, until)] == [r["uid"] for r in got]  # seeded
