@@ -25,7 +25,7 @@ from monitor.drift_job import DriftJob, RetrainTrigger
 from monitor.models import live_model, resolve_model
 from monitor.render import render_sensitivity
 from monitor.sensitivity import SensitivityStudy, format_table
-from monitor.settings import DEFAULT_MIN_ROWS, MIN_ROWS_ENV, MonitorSettings, env_int, env_str
+from monitor.settings import MonitorSettings, env_int, env_str
 from monitor.sinks import LocalReportSink, MultiSink, ReportSink, S3ReportSink
 from monitor.sources import (
     FileCaptureReader,
@@ -66,7 +66,7 @@ def _cloud_publisher(s3: Any, settings: MonitorSettings) -> AlertPublisher:
 
 
 def cmd_drift(args: argparse.Namespace) -> int:
-    thresholds = DriftThresholds.from_file(args.thresholds or env_str("DRIFT_THRESHOLDS_FILE"))
+    thresholds = DriftThresholds.from_file(args.thresholds or env_str("DRIFT_THRESHOLDS_FILE")).with_env()
     if args.model:
         if not args.data or not args.out:
             raise ValueError("local drift needs --data PATH and --out DIR with --model")
@@ -79,7 +79,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
             package, thresholds, _predictor(package, args.runtime), run_adversarial=not args.no_adversarial
         )
         publisher = _local_publisher(out, env_int("ALERT_WINDOW_MINUTES", 360))
-        job = DriftJob(analysis, LocalReportSink(out), publisher, min_rows=env_int(MIN_ROWS_ENV, DEFAULT_MIN_ROWS, 1))
+        job = DriftJob(analysis, LocalReportSink(out), publisher)
         report = job.run(observations, {"source": args.data})
     else:
         report = _cloud_drift(args, thresholds)
@@ -114,7 +114,7 @@ def _cloud_drift(args: argparse.Namespace, thresholds: DriftThresholds) -> Any:
         if settings.capture_db_url
         else S3CaptureReader(
             s3,
-            settings.capture_bucket,
+            str(settings.capture_bucket),
             settings.capture_prefix,
             settings.capture_read_workers,
             max_records=settings.drift_max_rows,
@@ -136,7 +136,7 @@ def _cloud_drift(args: argparse.Namespace, thresholds: DriftThresholds) -> Any:
             boto3.client("batch"), str(settings.retrain_job_queue), str(settings.retrain_job_definition)
         )
     analysis = DriftAnalysis(package, thresholds, _predictor(package, args.runtime))
-    job = DriftJob(analysis, MultiSink(*sinks), _cloud_publisher(s3, settings), retrain, settings.drift_min_rows)
+    job = DriftJob(analysis, MultiSink(*sinks), _cloud_publisher(s3, settings), retrain)
     report = job.run(observations, window_info)
     ledger.record_success(window, report.locations.get("json"))  # last: only a finished run moves the window
     return report

@@ -18,9 +18,9 @@ from model_package.errors import InputDataError, InsufficientDataError
 from model_package.manifest import Manifest
 from monitor.drift import DriftAnalysis, DriftReport
 from monitor.render import render_drift_report
-from monitor.settings import DEFAULT_MIN_ROWS, MIN_ROWS_ENV
 from monitor.sinks import ReportSink
 from monitor.sources import Observations
+from monitor.thresholds import MIN_ROWS_ENV
 
 LOG = logging.getLogger(__name__)
 SOURCE = "monitor.drift"
@@ -44,8 +44,8 @@ def check_window(observations: Observations, manifest: Manifest, min_rows: int, 
         raise InputDataError(f"{source}: none of the model's features {features} is a column; found {columns[:10]}")
     if observations.rows < min_rows:
         raise InsufficientDataError(
-            f"{source}: {observations.rows} row(s); drift needs at least {min_rows} ({MIN_ROWS_ENV}) to conclude "
-            "anything, so no report was written. Widen the window or wait for more traffic"
+            f"{source}: {observations.rows} row(s); drift needs at least {min_rows} (thresholds min_rows, "
+            f"{MIN_ROWS_ENV}) to conclude anything, so no report was written. Widen the window or wait for traffic"
         )
 
 
@@ -120,14 +120,13 @@ class DriftJob:
         sink: ReportSink,
         publisher: AlertPublisher,
         retrain: RetrainTrigger | None = None,
-        min_rows: int = DEFAULT_MIN_ROWS,
     ) -> None:
         self.analysis, self.sink, self.publisher, self.retrain = analysis, sink, publisher, retrain
-        self.min_rows = min_rows
 
     def run(self, observations: Observations, window: dict[str, str | None] | None = None) -> DriftReport:
         source = ", ".join(f"{k}={v}" for k, v in (window or {}).items() if v) or "the drift window"
-        check_window(observations, self.analysis.manifest, self.min_rows, source)
+        # The same minimum below which a feature is not tested (thresholds.min_rows): one number.
+        check_window(observations, self.analysis.manifest, self.analysis.thresholds.min_rows, source)
         report = self.analysis.run(observations, window)
         # HTML first so the JSON can name it; both before any alert, so alerts point at something real.
         report.locations["html"] = self.sink.write(

@@ -8,9 +8,6 @@ from datetime import timedelta
 
 from model_package.errors import JobConfigError
 
-# Below this many rows drift tests have no power: 1 row "passes" every test and reads as "no drift".
-DEFAULT_MIN_ROWS = 100
-MIN_ROWS_ENV = "DRIFT_MIN_ROWS"
 # Parallel capture GETs share one client, whose default pool holds 10 connections (botocore Config
 # max_pool_connections); more threads would only wait for a connection.
 MAX_READ_WORKERS = 10
@@ -71,7 +68,6 @@ class MonitorSettings:
     summary_min_count: int
     summary_window: timedelta
     thresholds_file: str | None
-    drift_min_rows: int = DEFAULT_MIN_ROWS
     drift_window: timedelta | None = None  # None: since the last successful report (monitor.window)
     drift_max_window: timedelta = timedelta(hours=168)
     capture_read_workers: int = 8
@@ -95,7 +91,6 @@ class MonitorSettings:
             summary_min_count=env_int("SUMMARY_MIN_COUNT", 1),
             summary_window=timedelta(minutes=env_int("SUMMARY_WINDOW_MINUTES", 10, minimum=1)),
             thresholds_file=env_str("DRIFT_THRESHOLDS_FILE"),
-            drift_min_rows=env_int(MIN_ROWS_ENV, DEFAULT_MIN_ROWS, minimum=1),
             drift_window=timedelta(hours=hours) if (hours := env_int("DRIFT_WINDOW_HOURS", 0)) else None,
             drift_max_window=timedelta(hours=env_int("DRIFT_MAX_WINDOW_HOURS", 168, minimum=1)),
             capture_read_workers=env_int("CAPTURE_READ_WORKERS", 8, minimum=1),

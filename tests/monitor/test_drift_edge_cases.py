@@ -28,7 +28,7 @@ def test_csv_window_below_the_minimum_is_refused(trained, tmp_path: Path, capsys
     out = tmp_path / "out"
     assert drift(trained, tmp_path / "window.csv", out) == ExitCode.INSUFFICIENT_DATA
     err = capsys.readouterr().err
-    assert f"{rows} row(s)" in err and "at least 100 (DRIFT_MIN_ROWS)" in err
+    assert f"{rows} row(s)" in err and "at least 100 (thresholds min_rows, DRIFT_MIN_ROWS)" in err
     assert not (out / "report.json").exists()  # no "no drift" report, no alert
 
 
@@ -44,8 +44,13 @@ def test_minimum_is_configurable(trained, tmp_path: Path, monkeypatch: pytest.Mo
     out = tmp_path / "out"
     assert drift(trained, tmp_path / "window.csv", out) == ExitCode.OK
     assert json.loads((out / "report.json").read_text())["rows"] == 30
-    monkeypatch.setenv("DRIFT_MIN_ROWS", "0")
+    monkeypatch.setenv("DRIFT_MIN_ROWS", "5")  # below the thresholds' own floor (10)
     assert drift(trained, tmp_path / "window.csv", out) == ExitCode.CONFIG
+    monkeypatch.delenv("DRIFT_MIN_ROWS")
+    thresholds = tmp_path / "t.json"
+    thresholds.write_text('{"min_rows": 20}')  # the same number, from the thresholds file
+    args = ["drift", "--model", str(trained.path), "--data", str(tmp_path / "window.csv"), "--out", str(out)]
+    assert main([*args, "--no-adversarial", "--thresholds", str(thresholds)]) == ExitCode.OK
 
 
 @pytest.mark.parametrize("separator", [";", "\t", "|"])
