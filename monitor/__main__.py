@@ -1,9 +1,10 @@
 """``python -m monitor drift|sensitivity|summary`` (the Batch jobs, and their local forms).
 
 Local runs name their inputs with flags (``--model``, ``--data``, ``--out``); without ``--model`` the
-job reads its environment (docs/monitoring.md lists every variable). Exit status: 0 done (drift or
-not: drift is reported, not a failure), 2 bad input or configuration, a ``PackageError``'s own code
-for an unusable model package.
+job reads its environment (docs/monitoring.md lists every variable). Exit status
+(``model_package.exit_codes.ExitCode``, docs/exit-codes.md): 0 done (drift or not: drift is reported, not
+a failure), 7 bad input data, 8 bad configuration, 16 too few rows to judge, 64 usage, a
+``PackageError``'s own code for an unusable model package.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from alerting import AlertPublisher, LocalDedupStore, S3DedupStore
 from model_package.errors import run_command
+from model_package.exit_codes import ExitCode, UsageArgumentParser
 from monitor.drift import DriftAnalysis
 from monitor.drift_job import DriftJob, RetrainTrigger
 from monitor.models import live_model, resolve_model
@@ -80,7 +82,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
     else:
         report = _cloud_drift(args, thresholds)
         if report is None:
-            return 0
+            return ExitCode.OK
     print(
         json.dumps(
             {
@@ -92,7 +94,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
             indent=2,
         )
     )
-    return 0
+    return ExitCode.OK
 
 
 def _cloud_drift(args: argparse.Namespace, thresholds: DriftThresholds) -> Any:
@@ -150,7 +152,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     )
     out.write("sensitivity.html", render_sensitivity(rows, title).encode(), "text/html; charset=utf-8")
     print(f"written {json_path} and sensitivity.html", file=sys.stderr)
-    return 0
+    return ExitCode.OK
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -182,12 +184,12 @@ def cmd_summary(args: argparse.Namespace) -> int:
             S3ReportSink(s3, settings.model_bucket, prefix), _cloud_publisher(s3, settings), min_count, window
         )
     print(json.dumps(job.run(records, end), indent=2))
-    return 0
+    return ExitCode.OK
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="python -m monitor", description=__doc__.splitlines()[0])
-    commands = root.add_subparsers(dest="command", required=True)
+    root = UsageArgumentParser(prog="python -m monitor", description=__doc__.splitlines()[0])
+    commands = root.add_subparsers(dest="command", required=True, parser_class=UsageArgumentParser)
     drift = commands.add_parser("drift", help="data and concept drift report (+ alerts, optional retrain)")
     drift.add_argument("--model", help="model.zip (local mode); without it the job reads its environment")
     drift.add_argument("--data", help="production rows: CSV, Parquet or capture JSON lines (file or directory)")

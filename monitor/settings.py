@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from datetime import timedelta
 
+from model_package.errors import JobConfigError
+
 TRUE = {"1", "true", "yes", "on"}
 FALSE = {"0", "false", "no", "off", ""}
 
@@ -18,7 +20,7 @@ def env_bool(name: str, default: bool = False) -> bool:
         return True
     if value.strip().lower() in FALSE:
         return False
-    raise ValueError(f"{name}={value!r}: expected one of true/false, 1/0, yes/no, on/off")
+    raise JobConfigError(f"{name}={value!r}: expected one of true/false, 1/0, yes/no, on/off")
 
 
 def env_int(name: str, default: int, minimum: int = 0) -> int:
@@ -28,9 +30,9 @@ def env_int(name: str, default: int, minimum: int = 0) -> int:
     try:
         number = int(value)
     except ValueError:
-        raise ValueError(f"{name}={value!r}: expected an integer") from None
+        raise JobConfigError(f"{name}={value!r}: expected an integer") from None
     if number < minimum:
-        raise ValueError(f"{name}={value!r}: must be at least {minimum}")
+        raise JobConfigError(f"{name}={value!r}: must be at least {minimum}")
     return number
 
 
@@ -42,7 +44,7 @@ def env_str(name: str, default: str | None = None) -> str | None:
 def require(name: str) -> str:
     value = os.environ.get(name)
     if not value:
-        raise ValueError(f"{name} is not set; the job needs it (see docs/monitoring.md)")
+        raise JobConfigError(f"{name} is not set; the job needs it (see docs/monitoring.md)")
     return value
 
 
@@ -84,7 +86,9 @@ class MonitorSettings:
             thresholds_file=env_str("DRIFT_THRESHOLDS_FILE"),
         )
         if settings.capture_bucket is None and settings.capture_db_url is None:
-            raise ValueError("set CAPTURE_BUCKET (S3 capture) or CAPTURE_DB_URL (SQL capture): the job has no data")
+            raise JobConfigError("set CAPTURE_BUCKET (S3 capture) or CAPTURE_DB_URL (SQL capture): the job has no data")
         if settings.retrain_enabled and not (settings.retrain_job_queue and settings.retrain_job_definition):
-            raise ValueError("DRIFT_RETRAIN_ENABLED is true: RETRAIN_JOB_QUEUE and RETRAIN_JOB_DEFINITION are required")
+            raise JobConfigError(
+                "DRIFT_RETRAIN_ENABLED is true: RETRAIN_JOB_QUEUE and RETRAIN_JOB_DEFINITION are required"
+            )
         return settings
