@@ -113,3 +113,29 @@ def test_times_in_other_offsets_are_stored_in_utc(tmp_path: Path) -> None:
     sink.close()
     rows = _stored(url)
     assert {str(row.time) for row in rows} == {"2026-11-22 07:10:11.000000"}
+
+
+def test_a_model_version_beyond_32_bits_is_stored(database_url: str) -> None:
+    """Issue #13: a manifest ``version`` >= 2**31 stopped PostgreSQL capture entirely (INTEGER column)."""
+    records = _records(3)
+    for record in records:
+        record["model_version"] = 2**31 + 5
+    sink = SqlSink(database_url)
+    sink.write(records)
+    sink.close()
+    assert [row.model_version for row in _stored(database_url)] == [2**31 + 5] * 3
+
+
+def test_a_row_the_database_refuses_is_a_permanent_error(database_url: str) -> None:
+    """The writer quarantines such a row instead of retrying it forever (and blocking all behind it)."""
+    bad = _records(1)
+    bad[0]["uid"] = "x" * 40  # longer than the uid column
+    sink = SqlSink(database_url)
+    if sa.make_url(database_url).get_backend_name() != "postgresql":
+        sink.close()
+        pytest.skip("SQLite does not enforce VARCHAR lengths; MySQL's INSERT IGNORE turns the error into a warning")
+    with pytest.raises(Exception) as caught:
+        sink.write(bad)
+    sink.close()
+    assert SqlSink.permanent(caught.value), caught.value
+    assert not SqlSink.permanent(sa.exc.OperationalError("insert", {}, ConnectionError("server closed")))
