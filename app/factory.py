@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
+from pathlib import Path
 from typing import Any
 
 from app import metrics
@@ -17,8 +19,10 @@ from app.config import AppConfig
 from app.handlers import LoadedModel, model_fn
 from app.runtime_settings import RuntimeSettings, SettingsRefresher, source_from_location
 from app.server import ASGIApp, PredictService, build_app
+from model_package.exit_codes import ExitCode
 
 GC_GEN0_THRESHOLD = 20_000
+STATUS_DIR_ENV = "APP_STATUS_DIR"  # set by ``python -m app`` for its workers; not an operator setting
 
 log = logging.getLogger("app")
 
@@ -33,26 +37,53 @@ def init_sentry(dsn: str | None, service: str) -> bool:
 
 
 def build_capture(config: AppConfig, *, s3_client: Any = None) -> tuple[CaptureWriter, Any]:
-    """One sink worker per configured sink, each with its spool under this worker's claimed slot."""
+    """One sink worker per configured sink, each with its spool under this worker's claimed slot.
+
+    The spool size cap is per process (slot) and split evenly between the sinks, so the volume holds
+    ``WORKERS x CAPTURE_SPOOL_MAX_BYTES`` at most (infra sizes the ephemeral storage from the same number).
+    """
     slot = claim_slot(config.spool_dir)
-    workers = []
+    sinks: list[Any] = []
+    if config.capture_s3_uri:
+        bucket, prefix = parse_s3_uri(config.capture_s3_uri, config.service_name)
+        worker_id = _host_worker(slot.name)
+        sinks.append(S3Sink(bucket, prefix, worker=worker_id, client=s3_client))
+        log.info("capture to s3://%s/%s (worker %s)", bucket, prefix, worker_id)
+    if config.db_url:
+        sql = SqlSink(config.db_url)
+        sinks.append(sql)
+        log.info("capture to %s", sql.engine.url.render_as_string(hide_password=True))
+    if not sinks:
+        log.warning("capture is off: neither CAPTURE_S3_URI nor CAPTURE_DB_URL is set")
     options = {
         "flush_records": config.capture_flush_records,
         "flush_seconds": config.capture_flush_seconds,
         "queue_size": config.capture_queue_size,
         "retry_initial": min(0.5, config.capture_retry_max_seconds),
         "retry_max": config.capture_retry_max_seconds,
+        "spool_max_bytes": config.capture_spool_max_bytes // max(1, len(sinks)),
+        "overflow": config.capture_spool_overflow,
+        "unhealthy_seconds": config.capture_unhealthy_seconds,
+        "service": config.service_name,
+        "emf_seconds": config.capture_emf_seconds,
     }
-    if config.capture_s3_uri:
-        bucket, prefix = parse_s3_uri(config.capture_s3_uri, config.service_name)
-        worker_id = _host_worker(slot.name)
-        sink = S3Sink(bucket, prefix, worker=worker_id, client=s3_client)
-        log.info("capture to s3://%s/%s (worker %s)", bucket, prefix, worker_id)
-        workers.append(SinkWorker(sink, Spool(slot.directory / "s3"), **options))
-    sql = SqlSink(config.db_url)
-    log.info("capture to %s", sql.engine.url.render_as_string(hide_password=True))
-    workers.append(SinkWorker(sql, Spool(slot.directory / "sql"), **options))
+    workers = [SinkWorker(sink, Spool(slot.directory / sink.name), **options) for sink in sinks]
     return CaptureWriter(workers), slot
+
+
+def report_shutdown(code: int, detail: str) -> None:
+    """Tell ``python -m app`` (the parent) why this worker could not stop cleanly: a file in its status dir.
+
+    Why a file: uvicorn's supervisor does not pass a worker's exit status on, so the parent would exit 0
+    although captured records were lost or a worker could not start.
+    """
+    directory = os.environ.get(STATUS_DIR_ENV)
+    if not directory:
+        return
+    try:
+        (Path(directory) / f"{os.getpid()}-{code}").write_text(detail)
+    except OSError:
+        log.exception("cannot record the shutdown status in %s", directory)
 
 
 def _host_worker(slot: str) -> str:
@@ -98,8 +129,15 @@ def create_app(
         max_body_bytes=config.max_body_bytes,
     )
 
+    service.capture_failure_policy = config.capture_failure_policy
+
     def startup() -> None:
-        writer, slot = build_capture(config, s3_client=s3_client)
+        try:
+            writer, slot = build_capture(config, s3_client=s3_client)
+        except OSError as exc:
+            log.critical("refusing to start: capture spool %s is not usable: %s", config.spool_dir, exc)
+            report_shutdown(ExitCode.CAPTURE_NOT_SAVED, f"spool {config.spool_dir}: {exc}")
+            raise
         capture_holder.update(writer=writer, slot=slot)
         service.capture = writer
         refresher.start()
@@ -121,8 +159,17 @@ def create_app(
         writer = capture_holder.get("writer")
         if writer is not None:
             log.info("flushing capture before exit")
-            writer.close()
+            try:
+                unsaved = writer.close()
+            except Exception as exc:  # never skip the slot release or the report
+                log.exception("capture flush at shutdown failed")
+                unsaved, detail = -1, f"capture flush failed: {exc}"
+            else:
+                detail = f"{unsaved} captured records could not be delivered or spooled"
             capture_holder["slot"].release()
+            if unsaved:
+                log.error("exit with unsaved capture: %s", detail)
+                report_shutdown(ExitCode.CAPTURE_NOT_SAVED, detail)
 
     app = build_app(service, on_startup=startup, on_shutdown=shutdown)
     app.service = service  # type: ignore[attr-defined]  # tests and the bench read counters from here

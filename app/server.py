@@ -62,6 +62,7 @@ class PredictService:
             lambda records: predict_fn(records, model), max_batch_size, max_batch_wait_ms / 1000
         )
         self.max_body_bytes = max_body_bytes
+        self.capture_failure_policy = "alarm"  # or "drain": /ready answers 503 while capture fails too long
         self.ready = False
         # Answered this event-loop turn, settled by :meth:`_settle`: (prediction, records, latency in s).
         self._answered: list[tuple[Prediction, list[dict[str, Any]], float]] = []
@@ -269,7 +270,15 @@ def build_app(
     async def ready() -> JSONResponse:
         if not service.ready:
             return JSONResponse({"ready": False}, status_code=503)
-        return JSONResponse({"ready": True, "model_version": manifest.version})
+        capture = service.capture
+        failing = capture.unhealthy_reasons() if capture is not None else []
+        if failing and service.capture_failure_policy == "drain":
+            # CAPTURE_FAILURE_POLICY=drain: the load balancer takes this task out of rotation (docs/app.md).
+            return JSONResponse({"ready": False, "capture_failing": failing}, status_code=503)
+        body: dict[str, Any] = {"ready": True, "model_version": manifest.version}
+        if failing:  # policy "alarm": keep serving; the metrics and the CloudWatch alarm carry the news
+            body["capture_failing"] = failing
+        return JSONResponse(body)
 
     @api.get("/model", summary="The loaded model: version, git sha, trained at, metrics, schema")
     async def model_info() -> dict[str, Any]:

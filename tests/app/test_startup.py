@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from model_package import extract_package, open_package
+from model_package.exit_codes import ExitCode
 from tests.app.conftest import TrainedPackage
 
 
@@ -74,8 +75,57 @@ def test_unpacked_directory_serves_and_a_tampered_file_in_it_does_not(
 
 def test_bad_environment_refuses_to_start(trained: TrainedPackage, app_process) -> None:
     app = app_process(trained.path, env={"MAX_BATCH_SIZE": "lots"}, wait=False)
-    assert app.wait_exit(60) == 64
+    assert app.wait_exit(60) == ExitCode.CONFIG
     assert "MAX_BATCH_SIZE='lots' is not an integer" in app.log()
+
+
+def test_a_busy_port_has_its_own_exit_code(trained: TrainedPackage, app_process) -> None:
+    """Issue #13: a busy port ended in exit 3, the code that means "manifest invalid"."""
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        app = app_process(trained.path, env={}, wait=False, port=holder.getsockname()[1])
+        code = app.wait_exit(60)
+    assert code == ExitCode.PORT_IN_USE, app.log()
+    assert "address already in use" in app.log()
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path):
+    """A directory on a read-only bind mount (root ignores permission bits, not a read-only filesystem)."""
+    import subprocess
+
+    directory = tmp_path / "read-only"
+    directory.mkdir()
+    if subprocess.run(["mount", "-o", "bind,ro", str(directory), str(directory)], check=False).returncode:
+        pytest.skip("cannot bind-mount read-only here")
+    try:
+        yield directory
+    finally:
+        subprocess.run(["umount", str(directory)], check=False)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_read_only_spool_dir_is_not_exit_0(
+    trained: TrainedPackage, app_process, read_only_dir: Path, workers: int
+) -> None:
+    """Issue #13: with SPOOL_DIR not writable the workers could not start and the app still exited 0."""
+    env = {"SPOOL_DIR": str(read_only_dir), "CAPTURE_S3_URI": "s3://bucket"}
+    app = app_process(trained.path, env=env, wait=False, workers=workers)
+    code = app.wait_exit(90)
+    assert code == ExitCode.CAPTURE_NOT_SAVED, app.log()
+    assert "Read-only file system" in app.log()
+
+
+def test_no_sqlite_capture_unless_configured(tmp_path: Path) -> None:
+    """Issue #13: the default SQLite file on the spool volume was never pruned and filled the disk."""
+    from app.config import AppConfig
+
+    config = AppConfig.from_env({"SPOOL_DIR": str(tmp_path)})
+    assert config.db_url is None
+    assert AppConfig.from_env({"CAPTURE_DB_URL": "sqlite:///x.db"}).db_url == "sqlite:///x.db"
 
 
 def test_startup_freezes_the_loaded_process_and_collects_rarely(trained: TrainedPackage, tmp_path: Path) -> None:
