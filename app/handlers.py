@@ -24,8 +24,8 @@ import numpy as np
 
 from app import json_codec
 from app.runtime_settings import RuntimeSettings
-from model_package import Manifest, ModelPackage, PackageError, open_package
-from model_package.runtime import Predictor, load_predictor
+from model_package import Manifest, ModelPackage, open_package
+from model_package.runtime import OnnxPredictor, Predictor, check_schema, load_predictor
 from model_package.validation import SchemaValidator, Violation
 
 log = logging.getLogger("app.model")
@@ -67,18 +67,25 @@ def _flag(name: str) -> bool:
 def model_fn(
     model_dir: str | os.PathLike[str], runtime: str | None = None, allow_pickle: bool | None = None
 ) -> LoadedModel:
-    """Load a package directory (or ``model.zip``). ONNX Runtime first; skops if ONNX cannot load (needs the
-    jobs' libraries); pickle only with ``ALLOW_PICKLE=1``. Raises ``PackageError`` (with ``exit_code``)."""
+    """Load a package directory (or ``model.zip``), verified, and its ONNX graph checked against the schema.
+
+    ONNX Runtime serves unless ``MODEL_RUNTIME`` forces skops (needs the jobs' libraries) or pickle (only
+    with ``ALLOW_PICKLE=1``). Raises ``PackageError`` (with ``exit_code``)."""
     location = Path(model_dir)
     if location.is_dir() and not (location / "manifest.json").exists() and (location / "model.zip").exists():
         location = location / "model.zip"  # SageMaker unpacks model.tar.gz; a zip inside is fine too
     package = open_package(location)
+    # The same checks as ``python -m retrain verify`` short of parity (which needs scikit-learn, absent from
+    # the serving image): integrity above, then the schema against the ONNX graph. A package verify refuses
+    # is never served, whatever runtime is chosen below.
+    onnx = OnnxPredictor(package)
+    check_schema(package, onnx)
     allow = _flag("ALLOW_PICKLE") if allow_pickle is None else allow_pickle
     choice = runtime or os.environ.get("MODEL_RUNTIME") or None
-    if choice:
-        predictor = load_predictor(package, runtime=choice, allow_pickle=allow)  # type: ignore[arg-type]
+    if choice in (None, "onnx"):
+        predictor: Predictor = onnx
     else:
-        predictor = _load_with_fallback(package, allow)
+        predictor = load_predictor(package, runtime=choice, allow_pickle=allow)  # type: ignore[arg-type]
     return LoadedModel(
         package=package,
         predictor=predictor,
@@ -86,26 +93,6 @@ def model_fn(
     )
 
 
-def _load_with_fallback(package: ModelPackage, allow_pickle: bool) -> Predictor:
-    errors: list[str] = []
-    order = ["onnx", "skops", *(["pickle"] if allow_pickle else [])]
-    for runtime in order:
-        try:
-            predictor = load_predictor(package, runtime=runtime, allow_pickle=allow_pickle)  # type: ignore[arg-type]
-        except PackageError as exc:
-            errors.append(f"{runtime}: {exc}")
-            log.warning("runtime %s cannot serve %s: %s", runtime, package.source, exc)
-            continue
-        if errors:
-            log.warning("serving %s with the %s fallback", package.source, runtime)
-        return predictor
-    raise PackageError(f"{package.source}: no runtime can load the model ({'; '.join(errors)})")
-
-
-# -- input ------------------------------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=256)  # clients send the same few header values; parse each once
 def _base_type(content_type: str | None) -> str:
     return (content_type or "application/json").split(";", 1)[0].strip().lower() or "application/json"
 
