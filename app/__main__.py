@@ -87,6 +87,8 @@ def serve(config: AppConfig, model: LoadedModel) -> int:
 
     import uvicorn
 
+    from app.http_protocol import LimitedHttpToolsProtocol
+
     _Server = _server_class()  # noqa: N806 - a class
     # One server stack for one worker and for many: the fast event loop and HTTP parser (h11 would add
     # ~40 ms of delayed ACKs per response) and time for the capture sinks to flush on SIGTERM.
@@ -94,7 +96,12 @@ def serve(config: AppConfig, model: LoadedModel) -> int:
         "host": config.host,
         "port": config.port,
         "loop": "uvloop",
-        "http": "httptools",
+        # httptools with the header-size and header/body deadlines uvicorn lacks (app/http_protocol.py).
+        "http": LimitedHttpToolsProtocol,
+        "timeout_keep_alive": config.http_keepalive_seconds,  # idle kept-alive connections are closed
+        # Beyond this many open connections (per worker) new requests get a 503 instead of exhausting file
+        # descriptors (https://www.uvicorn.org/settings/#resource-limits).
+        "limit_concurrency": config.http_max_connections,
         "access_log": False,
         "server_header": False,  # do not advertise the server software to clients (OWASP: fingerprinting)
         "proxy_headers": False,

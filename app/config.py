@@ -100,6 +100,12 @@ class AppConfig:
     capture_unhealthy_seconds: float = 300.0
     capture_failure_policy: str = "alarm"
     capture_emf_seconds: float = 0.0
+    max_records_per_request: int = 1000
+    http_max_header_bytes: int = 16384
+    http_header_timeout_seconds: float = 10.0
+    http_body_timeout_seconds: float = 30.0
+    http_keepalive_seconds: float = 5.0
+    http_max_connections: int = 1000
 
     @property
     def db_url(self) -> str | None:
@@ -160,4 +166,10 @@ class AppConfig:
             capture_unhealthy_seconds=_float(env, "CAPTURE_UNHEALTHY_SECONDS", 300.0, 1.0, 86400),
             capture_failure_policy=_choice(env, "CAPTURE_FAILURE_POLICY", "alarm", FAILURE_POLICIES),
             capture_emf_seconds=_float(env, "CAPTURE_EMF_SECONDS", 0.0, 0.0, 3600),
+            max_records_per_request=_int(env, "MAX_RECORDS_PER_REQUEST", 1000, 1, 100_000),
+            http_max_header_bytes=_int(env, "HTTP_MAX_HEADER_BYTES", 16384, 1024, 1 << 20),
+            http_header_timeout_seconds=_float(env, "HTTP_HEADER_TIMEOUT_SECONDS", 10.0, 0.1, 3600),
+            http_body_timeout_seconds=_float(env, "HTTP_BODY_TIMEOUT_SECONDS", 30.0, 0.1, 3600),
+            http_keepalive_seconds=_float(env, "HTTP_KEEPALIVE_SECONDS", 5.0, 0.1, 3600),
+            http_max_connections=_int(env, "HTTP_MAX_CONNECTIONS", 1000, 1, 100_000),
         )

@@ -127,6 +127,7 @@ def create_app(
         max_batch_size=config.max_batch_size,
         max_batch_wait_ms=config.max_batch_wait_ms,
         max_body_bytes=config.max_body_bytes,
+        max_records=config.max_records_per_request,
     )
 
     service.capture_failure_policy = config.capture_failure_policy

@@ -97,13 +97,22 @@ def _base_type(content_type: str | None) -> str:
     return (content_type or "application/json").split(";", 1)[0].strip().lower() or "application/json"
 
 
-def input_fn(body: bytes | str, content_type: str | None, model: LoadedModel | None = None) -> list[dict[str, Any]]:
-    """Records from a JSON object, a JSON list of objects, or CSV with a header row."""
+def input_fn(
+    body: bytes | str, content_type: str | None, model: LoadedModel | None = None, max_records: int | None = None
+) -> list[dict[str, Any]]:
+    """Records from a JSON object, a JSON list of objects, or CSV with a header row.
+
+    ``max_records`` is checked before any record is validated: a 1 MB body of empty records cost a worker
+    seconds of validation (issue #13); now it costs the parse.
+    """
     kind = _base_type(content_type)
     if kind in JSON_TYPES or kind.endswith("+json"):
-        return _json_records(body)
+        records = _json_records(body)
+        if max_records is not None and len(records) > max_records:
+            raise _too_many(len(records), max_records)
+        return records
     if kind in CSV_TYPES:
-        return _csv_records(body, model.manifest if model else None)
+        return _csv_records(body, model.manifest if model else None, max_records)
     raise RequestError(415, f"content type {kind!r} is not supported; use application/json or text/csv")
 
 
@@ -144,16 +153,27 @@ def _csv_value(raw: str, numeric: bool | None) -> Any:
     return number
 
 
-def _csv_records(body: bytes | str, manifest: Manifest | None) -> list[dict[str, Any]]:
+def _too_many(count: int | str, limit: int) -> RequestError:
+    return RequestError(
+        413, f"{count} records in one request; at most {limit} are allowed (MAX_RECORDS_PER_REQUEST): split it"
+    )
+
+
+def _csv_records(body: bytes | str, manifest: Manifest | None, max_records: int | None = None) -> list[dict[str, Any]]:
     try:
         text = body.decode("utf-8-sig") if isinstance(body, bytes) else body
     except UnicodeDecodeError as exc:
         raise RequestError(400, f"CSV body is not UTF-8: {exc}") from None
+    rows: list[list[str]] = []
     try:
-        rows = list(csv.reader(io.StringIO(text), strict=True))
+        for row in csv.reader(io.StringIO(text), strict=True):
+            if not row:
+                continue
+            rows.append(row)
+            if max_records is not None and len(rows) > max_records + 1:  # + the header; stop reading here
+                raise _too_many(f"more than {max_records}", max_records)
     except csv.Error as exc:
         raise RequestError(400, f"body is not valid CSV: {exc}") from None
-    rows = [row for row in rows if row]
     if len(rows) < 2:
         raise RequestError(400, "CSV needs a header row naming the features and at least one data row")
     header = [name.strip() for name in rows[0]]

@@ -81,6 +81,11 @@ CAPTURE_DROPPED = Counter(
     ["sink", "reason"],
 )
 CAPTURE_SPOOL_ERRORS = Counter("app_capture_spool_write_errors_total", "Failed writes to the capture spool", ["sink"])
+HTTP_REJECTED = Counter(
+    "app_http_rejected_total",
+    "Connections or requests refused by an HTTP limit (header_too_large, headers_timeout, body_timeout)",
+    ["reason"],
+)
 MODEL_INFO = Gauge(
     "app_model_info", "The loaded model (value 1)", ["model_name", "model_version", "runtime"], multiprocess_mode="max"
 )
