@@ -203,3 +203,27 @@ def test_sigterm_flushes_the_healthy_sink_and_exits_non_zero_for_what_it_could_n
     assert sorted(_sql_uids(db)) == sorted(sent), "the healthy sink must be flushed whatever the other does"
     assert code == ExitCode.CAPTURE_NOT_SAVED, app.log()
     assert "could not be delivered or spooled" in app.log()
+
+
+@pytest.mark.parametrize(("policy", "status"), [("drain", 503), ("alarm", 200)])
+def test_ready_reflects_a_capture_failing_too_long_per_policy(
+    trained: TrainedPackage, app_process, black_hole: BlackHole, policy: str, status: int
+) -> None:
+    env = {
+        **FAST,
+        "CAPTURE_S3_URI": "s3://bucket",
+        "AWS_ENDPOINT_URL": black_hole.url,
+        "CAPTURE_UNHEALTHY_SECONDS": "1",
+        "CAPTURE_FAILURE_POLICY": policy,
+    }
+    app = app_process(trained.path, env=env)
+    assert httpx.get(f"{app.url}/ready").status_code == 200  # nothing unsent yet
+    _answer(app.url, trained.records, 3)
+    wait_until(lambda: httpx.get(f"{app.url}/ready").json().get("capture_failing"), 60, "capture reported failing")
+    response = httpx.get(f"{app.url}/ready")
+    assert response.status_code == status
+    assert "s3: oldest unsent record" in response.json()["capture_failing"][0]
+    # The gauges are refreshed about once a second by the spooler thread.
+    wait_until(lambda: app.metric("app_capture_unhealthy", '{sink="s3"}') == 1, 30, "unhealthy gauge")
+    assert app.metric("app_capture_backlog_records", '{sink="s3"}') == 9
+    assert app.metric("app_capture_oldest_unsent_seconds", '{sink="s3"}') > 1
