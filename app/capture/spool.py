@@ -64,6 +64,17 @@ def decode(data: bytes) -> tuple[list[dict[str, Any]], list[bytes]]:
     return records, bad
 
 
+def segment_records(segment: Path) -> int:
+    """Records in a segment: from its name when written with a count, else by counting its lines."""
+    parts = segment.name.removesuffix(SEGMENT_SUFFIX).split("-")
+    if len(parts) == 3 and parts[2].startswith("n") and parts[2][1:].isdigit():
+        return int(parts[2][1:])
+    try:
+        return segment.read_bytes().count(b"\n")
+    except OSError:
+        return 1
+
+
 def segment_time(segment: Path) -> float:
     """Wall-clock time a segment was written, from its name (``<time_ns>-<counter>.jsonl``)."""
     try:
@@ -91,11 +102,16 @@ class Spool:
 
     # -- writing ------------------------------------------------------------------------------------------
 
-    def write(self, data: bytes) -> Path:
-        """One fsynced segment holding ``data``; raises OSError (disk full, read-only, I/O error)."""
+    def write(self, data: bytes, count: int | None = None) -> Path:
+        """One fsynced segment holding ``data``; raises OSError (disk full, read-only, I/O error).
+
+        ``count`` (records in ``data``) goes into the name, so a restart knows the backlog without reading
+        a spool that may hold gigabytes.
+        """
         with self._lock:
             self._counter += 1
-            name = f"{time.time_ns():020d}-{self._counter:08d}{SEGMENT_SUFFIX}"
+            tail = f"-n{count}" if count is not None else ""
+            name = f"{time.time_ns():020d}-{self._counter:08d}{tail}{SEGMENT_SUFFIX}"
         tmp = self.directory / f".tmp-{name}"
         try:
             with tmp.open("wb") as handle:
@@ -119,8 +135,8 @@ class Spool:
 
     def append(self, records: list[dict[str, Any]]) -> Path | None:
         """Write records as one segment (records that cannot be encoded are left out); None when empty."""
-        data, _good, _bad = encode(records)
-        return self.write(data) if data else None
+        data, good, _bad = encode(records)
+        return self.write(data, len(good)) if data else None
 
     # -- reading ------------------------------------------------------------------------------------------
 

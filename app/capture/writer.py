@@ -34,7 +34,7 @@ from typing import Any
 from app import capture_contract as contract
 from app import metrics
 from app.capture.sinks import Sink
-from app.capture.spool import Spool, encode, segment_time
+from app.capture.spool import Spool, encode, segment_records, segment_time
 
 log = logging.getLogger("app.capture")
 
@@ -245,7 +245,7 @@ class SinkWorker:
             return
         path: Path | None = None
         if not self._disk_failing_since or time.monotonic() >= self._disk_retry_at:
-            path = self._write_segment(data)
+            path = self._write_segment(data, len(good))
         with self._lock:
             keep = path is None or self._held + len(good) <= self.queue_size
             entry = _Entry(path, good if keep else None, len(good), len(data), since or time.time())
@@ -260,9 +260,9 @@ class SinkWorker:
             self._cap_memory_only()
         self._arrived.set()
 
-    def _write_segment(self, data: bytes) -> Path | None:
+    def _write_segment(self, data: bytes, count: int) -> Path | None:
         try:
-            path = self.spool.write(data)
+            path = self.spool.write(data, count)
         except OSError as exc:
             now = time.monotonic()
             if not self._disk_failing_since:
@@ -298,8 +298,8 @@ class SinkWorker:
         for entry in pending:
             if entry.records is None:
                 continue
-            data, _good, _bad = encode(entry.records)
-            path = self._write_segment(data)
+            data, good, _bad = encode(entry.records)
+            path = self._write_segment(data, len(good))
             if path is None:
                 return
             with self._lock:
@@ -374,10 +374,10 @@ class SinkWorker:
         """Segments left by a predecessor on this slot go first, oldest first, read when their turn comes."""
         for segment in self.spool.segments():
             try:
-                data = segment.read_bytes()
+                size = segment.stat().st_size
             except OSError:
-                data = b""
-            entry = _Entry(segment, None, max(1, data.count(b"\n")), len(data), segment_time(segment))
+                size = 0
+            entry = _Entry(segment, None, max(1, segment_records(segment)), size, segment_time(segment))
             self._entries.append(entry)
             self._entry_records += entry.count
 

@@ -56,9 +56,9 @@ class FullDisk(Spool):
         self._check()
         return super().append(records)
 
-    def write(self, data: bytes) -> Path:
+    def write(self, data: bytes, count: int | None = None) -> Path:
         self._check()
-        return super().write(data)
+        return super().write(data, count)
 
 
 def _records(start: int, count: int) -> list[dict]:
@@ -125,6 +125,17 @@ def test_truncated_segment_is_quarantined_and_the_records_behind_it_flow(tmp_pat
     header, line = bad.read_bytes().splitlines()
     assert "corrupt or truncated" in json.loads(header)["reason"] and line.startswith(b'{"uid"')
     assert Spool(directory).segments() == []  # nothing left to block the next start
+
+
+def test_a_restart_knows_the_backlog_from_segment_names(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s3")
+    spool.append(_records(0, 7))
+    spool.append(_records(7, 5))
+    (tmp_path / "s3" / "00000000000000000001-00000001.jsonl").write_bytes(b'{"uid": "a"}\n{"uid": "b"}\n')
+    sink = Sink()
+    sink.down.set()
+    worker = SinkWorker(sink, Spool(tmp_path / "s3"), **FAST)
+    assert worker.backlog() == 14  # 7 + 5 from the names, 2 counted in the old-style segment
 
 
 def test_unreadable_segment_is_moved_aside(tmp_path: Path) -> None:
