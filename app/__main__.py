@@ -80,7 +80,9 @@ def serve(config: AppConfig, model: LoadedModel) -> int:
     if config.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiproc_dir = tempfile.mkdtemp(prefix="app-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiproc_dir
-    from app.factory import STATUS_DIR_ENV
+    from app.factory import PARENT_PID_ENV, STATUS_DIR_ENV
+
+    os.environ[PARENT_PID_ENV] = str(os.getpid())
 
     status_dir = tempfile.mkdtemp(prefix="app-status-")
     os.environ[STATUS_DIR_ENV] = status_dir

@@ -23,6 +23,8 @@ from model_package.exit_codes import ExitCode
 
 GC_GEN0_THRESHOLD = 20_000
 STATUS_DIR_ENV = "APP_STATUS_DIR"  # set by ``python -m app`` for its workers; not an operator setting
+PARENT_PID_ENV = "APP_PARENT_PID"  # likewise: lets a worker notice its parent died before it started
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 log = logging.getLogger("app")
 
@@ -177,8 +179,30 @@ def create_app(
     return app
 
 
+def die_with_parent() -> None:
+    """Ask Linux to send this worker SIGTERM when ``python -m app`` (its parent) dies.
+
+    Why: a SIGKILL of the parent alone left the workers serving as orphans, holding the port (the next
+    start failed) and their spool slots; with this they flush capture and exit like on a normal stop
+    (prctl(2), PR_SET_PDEATHSIG). A no-op where prctl is unavailable.
+    """
+    import ctypes
+    import ctypes.util
+    import signal
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    parent = os.environ.get(PARENT_PID_ENV)
+    if parent and os.getppid() != int(parent):  # the parent died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def create_app_from_env() -> ASGIApp:
     """uvicorn ``factory=True`` entry point (each worker process calls it)."""
     config = AppConfig.from_env()
     logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    die_with_parent()
     return create_app(config)

@@ -162,3 +162,41 @@ def test_startup_freezes_the_loaded_process_and_collects_rarely(trained: Trained
         gc.set_threshold(*before)
     assert threshold == GC_GEN0_THRESHOLD > before[0]
     assert frozen > 10_000  # the model, FastAPI, numpy, onnxruntime's Python side...
+
+
+def test_killing_only_the_parent_does_not_leave_workers_holding_the_port(trained: TrainedPackage, app_process) -> None:
+    """Issue #13: after a SIGKILL of the parent alone, the orphaned workers kept the port and the next start
+    failed (exit 3, "manifest invalid"). Now the workers get SIGTERM when their parent dies and exit."""
+    import contextlib
+    import os
+    import signal
+    import subprocess
+
+    from tests.support.servers import wait_until
+
+    first = app_process(trained.path, workers=2)
+    assert first.process is not None
+    listing = subprocess.run(["pgrep", "-P", str(first.process.pid)], check=False, capture_output=True, text=True)
+    workers = listing.stdout.split()
+    assert workers
+    first.process.send_signal(signal.SIGKILL)
+    first.process.wait(30)
+
+    def gone() -> bool:
+        alive = []
+        for pid in workers:
+            try:
+                os.kill(int(pid), 0)
+                alive.append(pid)
+            except ProcessLookupError:
+                pass
+        return not alive
+
+    try:
+        wait_until(gone, 60, "the orphaned workers to exit")
+    finally:
+        for pid in workers:  # never leave them behind, even when the test fails
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+    second = app_process(trained.path, port=first.port)  # the port is free again
+    assert second.terminate()
