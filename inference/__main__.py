@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from alerting import AlertPublisher, LocalDedupStore, S3DedupStore
-from inference.job import InferenceJob
+from inference.job import InferenceJob, JobTerminated, terminate_on_sigterm
 from inference.readers import DEFAULT_CHUNK_ROWS
 from model_package.errors import run_command
 from model_package.exit_codes import ExitCode, UsageArgumentParser
@@ -72,7 +72,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         s3_client=s3,
         publisher=publisher,
     )
-    result = job.run(str(input_uri), str(output_uri))
+    try:
+        with terminate_on_sigterm():
+            result = job.run(str(input_uri), str(output_uri))
+    except JobTerminated as exc:
+        print(
+            f"error: {exc} (SIGTERM): stopped; partial output files were removed and {output_uri} was left as it was",
+            file=sys.stderr,
+        )
+        return ExitCode.TERMINATED
     print(json.dumps(result.to_dict(), indent=2, default=str))
     return ExitCode.OK
 

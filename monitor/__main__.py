@@ -39,6 +39,7 @@ from monitor.sources import (
 )
 from monitor.summary import SummaryJob
 from monitor.thresholds import DriftThresholds
+from monitor.window import RunLedger, drift_window, report_root
 
 LOG = logging.getLogger("monitor")
 LOCAL_DEDUP = ".alerts-sent.json"
@@ -65,7 +66,7 @@ def _cloud_publisher(s3: Any, settings: MonitorSettings) -> AlertPublisher:
 
 
 def cmd_drift(args: argparse.Namespace) -> int:
-    thresholds = DriftThresholds.from_file(args.thresholds or env_str("DRIFT_THRESHOLDS_FILE"))
+    thresholds = DriftThresholds.from_file(args.thresholds or env_str("DRIFT_THRESHOLDS_FILE")).with_env()
     if args.model:
         if not args.data or not args.out:
             raise ValueError("local drift needs --data PATH and --out DIR with --model")
@@ -77,12 +78,11 @@ def cmd_drift(args: argparse.Namespace) -> int:
         analysis = DriftAnalysis(
             package, thresholds, _predictor(package, args.runtime), run_adversarial=not args.no_adversarial
         )
-        job = DriftJob(analysis, LocalReportSink(out), _local_publisher(out, env_int("ALERT_WINDOW_MINUTES", 360)))
+        publisher = _local_publisher(out, env_int("ALERT_WINDOW_MINUTES", 360))
+        job = DriftJob(analysis, LocalReportSink(out), publisher)
         report = job.run(observations, {"source": args.data})
     else:
         report = _cloud_drift(args, thresholds)
-        if report is None:
-            return ExitCode.OK
     print(
         json.dumps(
             {
@@ -104,26 +104,30 @@ def _cloud_drift(args: argparse.Namespace, thresholds: DriftThresholds) -> Any:
     s3 = boto3.client("s3")
     package = live_model(s3, settings.model_bucket, settings.model_key)
     manifest = package.manifest
-    since, until = manifest.created_at.astimezone(UTC), datetime.now(UTC)
+    root = report_root(settings.report_prefix, manifest)
+    ledger = RunLedger(s3, settings.model_bucket, root)
+    now = parse_time(args.now) if args.now else datetime.now(UTC)
+    window = drift_window(manifest, now, ledger.last_success(), settings.drift_window, settings.drift_max_window)
+    LOG.info("drift window of %s v%s: [%s, %s) %s", manifest.name, manifest.version, window.since, now, window.basis)
     reader = (
         SqlCaptureReader(settings.capture_db_url)
         if settings.capture_db_url
-        else S3CaptureReader(s3, settings.capture_bucket, settings.capture_prefix)
-    )
-    records = reader.read(manifest, since, until)
-    if not records:
-        LOG.warning(
-            "no captured predictions of %s v%s since %s; nothing to compare",
-            manifest.name,
-            manifest.version,
-            since.isoformat(),
+        else S3CaptureReader(
+            s3,
+            str(settings.capture_bucket),
+            settings.capture_prefix,
+            settings.capture_read_workers,
+            max_records=settings.drift_max_rows,
         )
-        return None
+    )
+    records = reader.read(manifest, window.since, window.until)
+    window_info = window.to_dict()
+    if isinstance(reader, S3CaptureReader) and reader.last_seen > len(records):
+        window_info["sampled"] = f"{len(records)} of {reader.last_seen} records (DRIFT_MAX_ROWS)"
     observations = observations_from_records(records, manifest.target)
     if settings.labels_uri:
         attach_labels(observations, read_labels(settings.labels_uri, manifest.target, s3))
-    prefix = f"{settings.report_prefix.strip('/')}/{manifest.name}/v{manifest.version}/{until:%Y%m%dT%H%M%SZ}"
-    sinks: list[ReportSink] = [S3ReportSink(s3, settings.model_bucket, prefix)]
+    sinks: list[ReportSink] = [S3ReportSink(s3, settings.model_bucket, f"{root}/{now:%Y%m%dT%H%M%SZ}")]
     if args.out:
         sinks.append(LocalReportSink(args.out))
     retrain = None
@@ -133,7 +137,9 @@ def _cloud_drift(args: argparse.Namespace, thresholds: DriftThresholds) -> Any:
         )
     analysis = DriftAnalysis(package, thresholds, _predictor(package, args.runtime))
     job = DriftJob(analysis, MultiSink(*sinks), _cloud_publisher(s3, settings), retrain)
-    return job.run(observations, {"since": since.isoformat(), "until": until.isoformat()})
+    report = job.run(observations, window_info)
+    ledger.record_success(window, report.locations.get("json"))  # last: only a finished run moves the window
+    return report
 
 
 def cmd_sensitivity(args: argparse.Namespace) -> int:
@@ -176,7 +182,9 @@ def cmd_summary(args: argparse.Namespace) -> int:
         reader = (
             SqlCaptureReader(settings.capture_db_url)
             if settings.capture_db_url
-            else S3CaptureReader(s3, str(settings.capture_bucket), settings.capture_prefix)
+            else S3CaptureReader(
+                s3, str(settings.capture_bucket), settings.capture_prefix, settings.capture_read_workers
+            )
         )
         records = reader.read(None, end - window, end)
         prefix = settings.report_prefix.rsplit("/", 1)[0] + "/summary"
@@ -198,6 +206,7 @@ def parser() -> argparse.ArgumentParser:
     drift.add_argument("--thresholds", help="JSON file overriding drift thresholds (see docs/monitoring.md)")
     drift.add_argument("--no-adversarial", action="store_true", help="skip the adversarial classifier")
     drift.add_argument("--runtime", default="onnx", choices=["onnx", "skops"])
+    drift.add_argument("--now", help="end of the window (ISO-8601), cloud mode; default now")
     drift.set_defaults(func=cmd_drift)
     sens = commands.add_parser("sensitivity", help="how much simulated drift hurts log loss and lift")
     sens.add_argument("--model", required=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from model_package.errors import PackageError
 from model_package.exit_codes import ExitCode, UsageArgumentParser
-from retrain.errors import RetrainError
+from retrain.errors import RetrainError, UsageError
 from retrain.logs import configure_logging
 
 LOG = logging.getLogger("retrain")
@@ -157,7 +157,7 @@ def _synth(args: argparse.Namespace) -> int:
     elif suffix in (".parquet", ".pq"):
         data = frame.to_parquet(index=False)
     else:
-        raise RetrainError(f"--out {args.out}: unknown format {suffix!r}; allowed: .csv, .parquet")
+        raise UsageError(f"--out {args.out}: unknown format {suffix!r}; allowed: .csv, .parquet")
     write_atomically(args.out, data)
     print(f"wrote {args.out}: {len(frame)} rows, churn rate {frame['churn'].mean():.3f}")
     return ExitCode.OK

@@ -29,6 +29,12 @@ class ConfigError(RetrainError):
     exit_code = ExitCode.CONFIG
 
 
+class UsageError(RetrainError):
+    """A command-line argument has a value the command cannot use (e.g. an unknown output format)."""
+
+    exit_code = ExitCode.USAGE
+
+
 class UploadError(RetrainError):
     """The model bucket refused a write (e.g. the immutable versioned key already exists)."""
 

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from retrain.datasize import check_data_size
 from retrain.errors import ConfigError, DataError
 
 LOG = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class LocalFileReader:
 
     def read(self) -> DataSet:
         try:
+            check_data_size(self.path.stat().st_size, str(self.path))  # before reading: too large is refused
             data = self.path.read_bytes()
         except OSError as exc:
             raise DataError(f"{self.path}: cannot read the training data: {exc.strerror or exc}") from exc
@@ -87,7 +89,14 @@ class S3Reader:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            data = self.s3.get_object(Bucket=self.bucket, Key=self.key)["Body"].read()
+            response = self.s3.get_object(Bucket=self.bucket, Key=self.key)
+            if response.get("ContentLength") is not None:  # before reading the body: too large is refused
+                try:
+                    check_data_size(int(response["ContentLength"]), self.uri)
+                except DataError:
+                    response["Body"].close()
+                    raise
+            data = response["Body"].read()
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "?")
             raise DataError(f"{self.uri}: cannot read the training data ({code})") from exc

@@ -116,6 +116,7 @@ def test_retrain_cli_exit_paths(tmp_path: Path) -> None:
     data.write_text("a,b\n1,2\n")
     out = str(tmp_path / "m.zip")
     assert _code(main, ["train", "--data", str(data), "--target", "y", "--out", out]) == ExitCode.BAD_DATA
+    assert _code(main, ["synth", "--rows", "10", "--out", str(tmp_path / "d.xlsx")]) == ExitCode.USAGE
 
 
 def test_monitor_cli_exit_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

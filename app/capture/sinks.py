@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
 from app.json_codec import dumps, dumps_text
+from model_package.capture_layout import capture_key
 
 CAPTURE_TABLE = "prediction_capture"
 _COLUMNS = (
@@ -53,10 +54,9 @@ def parse_s3_uri(uri: str, service: str) -> tuple[str, str]:
 
 
 def s3_key(prefix: str, records: Sequence[dict[str, Any]], worker: str) -> str:
+    """The batch's key in the one capture layout (``model_package.capture_layout``, read by the jobs)."""
     first = records[0]
-    when = datetime.fromisoformat(first["time"])
-    stamp = when.strftime("%Y%m%dT%H%M%S%fZ")
-    return f"{prefix}/dt={when:%Y-%m-%d}/hour={when:%H}/{stamp}-{worker}-{first['uid']}.jsonl"
+    return capture_key(prefix, datetime.fromisoformat(first["time"]), worker, first["uid"])
 
 
 class S3Sink:
