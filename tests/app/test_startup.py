@@ -115,7 +115,9 @@ def test_a_read_only_spool_dir_is_not_exit_0(
     env = {"SPOOL_DIR": str(read_only_dir), "CAPTURE_S3_URI": "s3://bucket"}
     app = app_process(trained.path, env=env, wait=False, workers=workers)
     code = app.wait_exit(90)
-    assert code == ExitCode.CAPTURE_NOT_SAVED, app.log()
+    # 15 from the worker that cannot claim its spool slot; h-defects' start-up probe of SPOOL_DIR (issue #12)
+    # refuses earlier with CONFIG. Either is a documented refusal; 0, -15 and 3 are not.
+    assert code in (ExitCode.CAPTURE_NOT_SAVED, ExitCode.CONFIG), app.log()
     assert "Read-only file system" in app.log()
 
 
