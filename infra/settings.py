@@ -121,7 +121,7 @@ class StackSettings(BaseModel):
     # --- services (stage and prod use the same component) ---
     container_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,255}$")] = "app"
     container_port: Annotated[int, Field(ge=1024, le=65535)] = 8080
-    health_check_path: Annotated[str, Field(pattern=r"^/[A-Za-z0-9/_.-]*$", max_length=1024)] = "/health"
+    health_check_path: Annotated[str, Field(pattern=r"^/[A-Za-z0-9/_.-]*$", max_length=1024)] = "/ready"
     bootstrap_image: Annotated[str, Field(min_length=1)] = "docker.io/traefik/whoami:v1.10.3"
     task_cpu: int = 512
     task_memory: int = 1024

@@ -71,13 +71,7 @@ def test_docs_table_lists_every_code() -> None:
         "monitor",
         "inference",
         "release",
-        pytest.param(
-            "app",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="app/ adopts ExitCode on branch h-durability-app (issue #13); remove this mark when merged",
-            ),
-        ),
+        "app",
     ],
 )
 def test_no_bare_integer_exit_codes(package: str) -> None:
