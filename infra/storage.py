@@ -202,6 +202,15 @@ class Buckets(pulumi.ComponentResource):
                         ),
                     ),
                     _expire("expire-athena-results", 30, prefix="athena-results/"),
+                    # Uploads outside the two prefixes (operators' own) must not leave parts behind either.
+                    aws.s3.BucketLifecycleConfigurationRuleArgs(
+                        id="abort-incomplete-multipart-uploads",
+                        status="Enabled",
+                        filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+                        abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
+                            days_after_initiation=7
+                        ),
+                    ),
                 ],
             ),
             opts=child,
