@@ -301,3 +301,119 @@ def empty_default_security_group(name: str, vpc_id: pulumi.Input[str], parent: p
         aws.ec2.DefaultSecurityGroupArgs(vpc_id=vpc_id, ingress=[], egress=[]),
         opts=pulumi.ResourceOptions(parent=parent),
     )
+
+
+EVENT_RULE = "aws:cloudwatch/eventRule:EventRule"
+EVENT_TARGET = "aws:cloudwatch/eventTarget:EventTarget"
+DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # SQS's longest: a failed delivery is still there after a long weekend
+
+
+@dataclass(frozen=True)
+class EventDeliveryArgs:
+    account_id: pulumi.Input[str]
+    region: str
+    partition: pulumi.Input[str]
+    alerts_topic_arn: pulumi.Input[str]
+
+
+class EventDelivery(pulumi.ComponentResource):
+    """Nothing EventBridge fails to deliver is lost silently.
+
+    :meth:`register` installs a stack transformation that gives every EventBridge target declared after it
+    this dead-letter queue (EventBridge User Guide, "Using dead-letter queues to process undelivered
+    events") and remembers every rule; :meth:`alarm_failed_invocations` then adds one ``FailedInvocations``
+    alarm per rule (EventBridge User Guide, "Monitoring Amazon EventBridge", metric dimension RuleName).
+    An alarm on the queue depth pages the alerts topic too. The queue uses SSE-SQS: a customer managed key
+    would need its own key-policy entry for events.amazonaws.com, which issue #12 is reworking.
+    """
+
+    def __init__(self, name: str, args: EventDeliveryArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("ml-delivery:security:EventDelivery", name, None, opts)
+        self._name, self._args = name, args
+        self._rules: list[tuple[str, aws.cloudwatch.EventRule]] = []
+        self.queue = aws.sqs.Queue(
+            f"{name}-dlq",
+            aws.sqs.QueueArgs(sqs_managed_sse_enabled=True, message_retention_seconds=DLQ_RETENTION_SECONDS),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        rules = pulumi.Output.concat("arn:", args.partition, ":events:", args.region, ":", args.account_id, ":rule/*")
+        # EventBridge User Guide, "Granting permissions to the dead-letter queue": events.amazonaws.com may
+        # SendMessage, only for this account's rules.
+        aws.sqs.QueuePolicy(
+            f"{name}-dlq-policy",
+            aws.sqs.QueuePolicyArgs(
+                queue_url=self.queue.url,
+                policy=iam.document(
+                    [
+                        {"Sid": "EventBridgeDeadLetters", "Effect": "Allow",
+                         "Principal": {"Service": "events.amazonaws.com"}, "Action": "sqs:SendMessage",
+                         "Resource": self.queue.arn,
+                         "Condition": {"ArnLike": {"aws:SourceArn": rules},
+                                       "StringEquals": {"aws:SourceAccount": args.account_id}}},
+                    ]
+                ),
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )  # fmt: skip
+        aws.cloudwatch.MetricAlarm(
+            f"{name}-dlq-not-empty",
+            aws.cloudwatch.MetricAlarmArgs(
+                alarm_description="EventBridge could not deliver an event to its target (an alert, a pipeline start). "
+                "Where to look: the messages in this dead-letter queue carry ERROR_CODE and ERROR_MESSAGE.",
+                namespace="AWS/SQS",
+                metric_name="ApproximateNumberOfMessagesVisible",
+                dimensions={"QueueName": self.queue.name},
+                statistic="Maximum",
+                period=300,
+                evaluation_periods=1,
+                threshold=1.0,
+                comparison_operator="GreaterThanOrEqualToThreshold",
+                treat_missing_data="notBreaching",
+                alarm_actions=[args.alerts_topic_arn],
+                ok_actions=[args.alerts_topic_arn],
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs({"queueArn": self.queue.arn})
+
+    def register(self) -> None:
+        queue_arn = self.queue.arn
+
+        def dead_letter(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
+            if args.type_ == EVENT_RULE:
+                self._rules.append((args.name, args.resource))  # type: ignore[arg-type]
+                return None
+            if args.type_ != EVENT_TARGET or args.props.get("dead_letter_config"):
+                return None
+            props = dict(args.props)
+            props["dead_letter_config"] = aws.cloudwatch.EventTargetDeadLetterConfigArgs(arn=queue_arn)
+            return pulumi.ResourceTransformationResult(props=props, opts=args.opts)
+
+        pulumi.runtime.register_stack_transformation(dead_letter)
+
+    def alarm_failed_invocations(self) -> None:
+        """One alarm per rule seen: any failed invocation in 5 minutes pages the alerts topic."""
+        for logical_name, rule in self._rules:
+            aws.cloudwatch.MetricAlarm(
+                f"{logical_name}-failed-invocations",
+                aws.cloudwatch.MetricAlarmArgs(
+                    alarm_description=pulumi.Output.concat(
+                        "EventBridge rule ",
+                        rule.name,
+                        " failed to invoke its target (after retries; the event "
+                        "is in the events dead-letter queue). Where to look: the queue's messages.",
+                    ),
+                    namespace="AWS/Events",
+                    metric_name="FailedInvocations",
+                    dimensions={"RuleName": rule.name},
+                    statistic="Sum",
+                    period=300,
+                    evaluation_periods=1,
+                    threshold=1.0,
+                    comparison_operator="GreaterThanOrEqualToThreshold",
+                    treat_missing_data="notBreaching",
+                    alarm_actions=[self._args.alerts_topic_arn],
+                    ok_actions=[self._args.alerts_topic_arn],
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )

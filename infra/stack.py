@@ -7,7 +7,14 @@ import pulumi_aws as aws
 
 from infra.alerts import Alerts, AlertsArgs
 from infra.encryption import DataKey, DataKeyArgs
-from infra.hardening import AccessLogs, AccessLogsArgs, empty_default_security_group, register_encryption_at_rest
+from infra.hardening import (
+    AccessLogs,
+    AccessLogsArgs,
+    EventDelivery,
+    EventDeliveryArgs,
+    empty_default_security_group,
+    register_encryption_at_rest,
+)
 from infra.jobs import BatchJobs, BatchJobsArgs
 from infra.model_service import ModelService, ModelServiceArgs, ServiceSizing
 from infra.network import Network, NetworkArgs
@@ -82,6 +89,17 @@ def build_platform(settings: StackSettings, account: Account) -> Platform:
             sms_numbers=settings.alert_sms_numbers,
         ),
     )
+    # Every EventBridge target declared from here on gets a dead-letter queue; every rule an alarm (issue #17).
+    event_delivery = EventDelivery(
+        "events",
+        EventDeliveryArgs(
+            account_id=account.account_id,
+            region=account.region,
+            partition=account.partition,
+            alerts_topic_arn=alerts.topic_arn,
+        ),
+    )
+    event_delivery.register()
     dsn = sentry_dsn()
     sentry_secret = None
     if dsn is not None:
@@ -93,7 +111,8 @@ def build_platform(settings: StackSettings, account: Account) -> Platform:
             aws.secretsmanager.SecretVersionArgs(secret_id=sentry_secret.id, secret_string=dsn),
             opts=pulumi.ResourceOptions(parent=sentry_secret),
         )
-    return Platform(settings, account, data_key, network, buckets, registry, alerts, sentry_secret, access_logs)
+    return Platform(settings, account, data_key, network, buckets, registry, alerts, sentry_secret, access_logs,
+                    event_delivery)  # fmt: skip
 
 
 def build_service(platform: Platform, service: str) -> ModelService:
@@ -175,6 +194,7 @@ def build_stack() -> None:
     observability = Observability(
         "observability", ObservabilityArgs(platform=platform, stage=stage, prod=prod, jobs=jobs)
     )
+    platform.event_delivery.alarm_failed_invocations()
 
     pulumi.export("stageUrl", stage.url)
     pulumi.export("prodUrl", prod.url)

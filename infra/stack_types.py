@@ -8,7 +8,7 @@ import pulumi_aws as aws
 
 from infra.alerts import Alerts
 from infra.encryption import DataKey
-from infra.hardening import AccessLogs
+from infra.hardening import AccessLogs, EventDelivery
 from infra.network import Network
 from infra.registry import Registry
 from infra.settings import StackSettings
@@ -57,3 +57,4 @@ class Platform:
     alerts: Alerts
     sentry_secret: aws.secretsmanager.Secret | None
     access_logs: AccessLogs
+    event_delivery: EventDelivery
