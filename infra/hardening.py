@@ -36,6 +36,23 @@ MANAGED_RULE_GROUPS = ("AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadI
 # anonymous-IP group's HostingProviderIPList would block (WAF Developer Guide, "Anonymous IP list").
 COUNT_ONLY_RULES = {"AWSManagedRulesAnonymousIpList": ("HostingProviderIPList",)}
 ACCESS_LOG_RETENTION_DAYS = 90
+# What the services run before the pipeline's first deploy, from ECR Public rather than Docker Hub (whose
+# anonymous pull limit a NAT gateway's one address soon hits): the official Python image running a
+# standard-library server that answers 200 on every path at $PORT, so the ALB health check passes.
+BOOTSTRAP_IMAGE = "public.ecr.aws/docker/library/python:3.11-slim-bookworm"
+BOOTSTRAP_SERVER = (
+    "import http.server, os\n"
+    "class Bootstrap(http.server.BaseHTTPRequestHandler):\n"
+    "    def do_GET(self):\n"
+    "        body = b'bootstrap: no model released yet\\n'\n"
+    "        self.send_response(200)\n"
+    "        self.send_header('Content-Type', 'text/plain')\n"
+    "        self.send_header('Content-Length', str(len(body)))\n"
+    "        self.end_headers()\n"
+    "        self.wfile.write(body)\n"
+    "address = (os.environ.get('BIND_ADDRESS', ''), int(os.environ['PORT']))\n"
+    "http.server.ThreadingHTTPServer(address, Bootstrap).serve_forever()\n"
+)
 
 
 def register_encryption_at_rest(key_arn: pulumi.Input[str]) -> None:

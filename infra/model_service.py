@@ -15,7 +15,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import iam
-from infra.hardening import WebFirewall, WebFirewallArgs
+from infra.hardening import BOOTSTRAP_IMAGE, BOOTSTRAP_SERVER, WebFirewall, WebFirewallArgs
 
 # ALB security policy with TLS 1.3 and 1.2 only (ELB User Guide, "Security policies for your ALB").
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
@@ -198,6 +198,8 @@ class ModelService(pulumi.ComponentResource):
                 },
             },
         }
+        if args.bootstrap_image == BOOTSTRAP_IMAGE:
+            container["command"] = ["python", "-c", BOOTSTRAP_SERVER]
         if sentry_arn is not None:
             container["secrets"] = [{"name": "SENTRY_DSN", "valueFrom": sentry_arn}]
         return json.dumps([container], sort_keys=True)

@@ -127,7 +127,8 @@ class StackSettings(BaseModel):
     container_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,255}$")] = "app"
     container_port: Annotated[int, Field(ge=1024, le=65535)] = 8080
     health_check_path: Annotated[str, Field(pattern=r"^/[A-Za-z0-9/_.-]*$", max_length=1024)] = "/health"
-    bootstrap_image: Annotated[str, Field(min_length=1)] = "docker.io/traefik/whoami:v1.10.3"
+    # ECR Public's copy of the official Python image, running infra.hardening.BOOTSTRAP_SERVER (no Docker Hub).
+    bootstrap_image: Annotated[str, Field(min_length=1)] = "public.ecr.aws/docker/library/python:3.11-slim-bookworm"
     task_cpu: int = 512
     task_memory: int = 1024
     stage_desired_count: Annotated[int, Field(ge=1, le=50)] = 1

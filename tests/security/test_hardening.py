@@ -116,3 +116,42 @@ def test_skip_file_is_valid_and_judging_flags_unexplained_and_stale() -> None:
     assert judge("prod", [hit], [skip]).unexplained == [hit]
     with pytest.raises(SkipFileError, match="reason"):
         _parse(0, {"check": "CKV_AWS_2", "stacks": ["dev"], "reason": "short"}, "f.yaml")
+
+
+def test_bootstrap_image_is_not_docker_hub_and_its_server_answers_the_health_check(
+    plans: dict[str, OfflineRun],
+) -> None:
+    """The services' first image comes from ECR Public and runs BOOTSTRAP_SERVER, which must answer 200 on
+    the health-check path at $PORT (run here with the same interpreter, bound to loopback)."""
+    import os
+    import subprocess
+    import sys
+    import urllib.request
+
+    from infra.hardening import BOOTSTRAP_IMAGE, BOOTSTRAP_SERVER
+    from policy.policies import is_docker_hub
+    from tests.support.servers import free_port, wait_until
+
+    for task in plans["prod"].of_type("aws:ecs/taskDefinition:TaskDefinition"):
+        (container,) = json.loads(task.inputs["containerDefinitions"])
+        assert container["image"] == BOOTSTRAP_IMAGE and not is_docker_hub(container["image"])
+        assert container["command"] == ["python", "-c", BOOTSTRAP_SERVER]
+    port = free_port()
+    env = {**os.environ, "PORT": str(port), "BIND_ADDRESS": "127.0.0.1"}
+    server = subprocess.Popen([sys.executable, "-c", BOOTSTRAP_SERVER], env=env, stderr=subprocess.DEVNULL)
+    try:
+        answers: list[int] = []
+
+        def healthy() -> bool:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+                    answers.append(response.status)
+                    return True
+            except OSError:
+                return False
+
+        wait_until(healthy, timeout=20, what="the bootstrap server")
+        assert answers[-1] == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

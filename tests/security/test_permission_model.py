@@ -60,3 +60,16 @@ def test_a_broken_key_policy_copy_is_denied(plans: dict[str, OfflineRun]) -> Non
     key.inputs["policy"] = json.dumps(document)
     results = evaluate([("broken", simulation(run, call))])
     assert results["broken"]["result"] == "ImplicitlyDenied"
+
+
+def test_capture_bucket_refuses_uploads_that_ask_for_other_encryption(plans: dict[str, OfflineRun]) -> None:
+    """The capture bucket policy's SSE-KMS-only Deny, evaluated: the app's upload with aws:kms (or with no
+    header: default SSE-KMS) is allowed; the same upload asking for AES256 is explicitly denied."""
+    run = plans["prod"]
+    call = next(c for c in REQUIRED_CALLS if c.principal == "prod-task-role" and c.action == "s3:PutObject")
+    header = "s3:x-amz-server-side-encryption"
+    cases = {"none": {}, "kms": {header: "aws:kms"}, "aes": {header: "AES256"}}
+    results = evaluate([(name, simulation(run, Call(**{**call.__dict__, "context": context})))
+                        for name, context in cases.items()])  # fmt: skip
+    assert results["none"]["result"] == "Allowed" and results["kms"]["result"] == "Allowed"
+    assert results["aes"]["result"] == "ExplicitlyDenied"
