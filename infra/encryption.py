@@ -37,7 +37,7 @@ class DataKeyArgs:
     account_id: pulumi.Input[str]
     partition: pulumi.Input[str]
     deletion_window_days: int
-    region: pulumi.Input[str] = "us-east-1"
+    region: pulumi.Input[str]  # the key policy names logs.<region>.amazonaws.com
 
 
 class DataKey(pulumi.ComponentResource):
