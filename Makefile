@@ -22,7 +22,7 @@ preview: venv
 plan: preview
 
 ## The whole test suite: infra under Pulumi mocks, app and jobs against real moto/PostgreSQL on loopback.
-test: venv
+test: venv $(if $(shell command -v npm),iam-eval)
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: venv
