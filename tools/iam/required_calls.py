@@ -99,5 +99,19 @@ PIPELINE = [
          {"iam:PassedToService": "ecs-tasks.amazonaws.com"}),
 ]  # fmt: skip
 
+ACCESS_LOGS = [
+    Call("access logs", "logdelivery.elasticloadbalancing.amazonaws.com", "s3:PutObject",
+         Ref("aws:s3/bucket:Bucket", "access-logs", f"/alb/prod/AWSLogs/{ACCOUNT}/elasticloadbalancing/x.log.gz"),
+         "ELB User Guide, 'Attach a policy to your S3 bucket' (log delivery service principal)",
+         {"aws:SourceAccount": ACCOUNT}),
+    Call("access logs", "logging.s3.amazonaws.com", "s3:PutObject",
+         Ref("aws:s3/bucket:Bucket", "access-logs", "/s3/buckets-capture/2026-12-01-00-00-00-ABCDEF"),
+         "S3 User Guide, 'Enabling Amazon S3 server access logging' (logging service principal)",
+         {"aws:SourceAccount": ACCOUNT}),
+    Call("events", "events.amazonaws.com", "sqs:SendMessage", Ref("aws:sqs/queue:Queue", "events-dlq"),
+         "EventBridge User Guide, 'Granting permissions to the dead-letter queue'",
+         {"aws:SourceAccount": ACCOUNT, "aws:SourceArn": f"arn:aws:events:{REGION}:{ACCOUNT}:rule/ml-delivery-x"}),
+]  # fmt: skip
+
 REQUIRED_CALLS: list[Call] = [*_serving("stage"), *_serving("prod"), *ALERTS, *ENCRYPTED_LOGS, *SCHEDULES,
-                              *NETWORK, *PIPELINE]  # fmt: skip
+                              *NETWORK, *PIPELINE, *ACCESS_LOGS]  # fmt: skip

@@ -28,6 +28,7 @@ ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 RESOURCE_POLICY_TYPES = {
     "aws:s3/bucket:Bucket": ("aws:s3/bucketPolicy:BucketPolicy", "bucket", "policy"),
     "aws:sns/topic:Topic": ("aws:sns/topicPolicy:TopicPolicy", "arn", "policy"),
+    "aws:sqs/queue:Queue": ("aws:sqs/queuePolicy:QueuePolicy", "queueUrl", "policy"),
 }
 
 
@@ -109,12 +110,19 @@ def resource_policy(run: OfflineRun, call: Call) -> dict[str, Any] | None:
     if ref.type in RESOURCE_POLICY_TYPES:
         policy_type, key, attribute = RESOURCE_POLICY_TYPES[ref.type]
         target = _one(run, ref.type, ref.name)
-        identifier = target.inputs.get("bucket") or (
-            physical_arn(run, ref.type, ref.name) if key == "arn" else f"{ref.name}-0a1b2c3"
-        )
+        identifier = _identifier(run, ref, key, target)
         matches = [p for p in run.of_type(policy_type) if p.inputs.get(key) == identifier]
         return _policy(matches[0].inputs[attribute]) if matches else None
     return None
+
+
+def _identifier(run: OfflineRun, ref: Ref, key: str, target: RegisteredResource) -> str:
+    """How the policy resource names its target: bucket name, topic ARN or queue URL (mock state)."""
+    if key == "bucket":
+        return str(target.inputs.get("bucket") or f"{ref.name}-0a1b2c3")
+    mocks = AwsMocks(_region(run))
+    _, state = mocks.new_resource(pulumi_mocks.MockResourceArgs(ref.type, ref.name, dict(target.inputs), "", "", True))
+    return str(state["url"] if key == "queueUrl" else state["arn"])
 
 
 def simulation(run: OfflineRun, call: Call) -> dict[str, Any]:
