@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STACK ?= dev
 
-.PHONY: preview plan test lint format demo bench-serving bench-drift bench-inference diagram review docs policy lock clean venv scan scan-venv iam-eval
+.PHONY: preview plan test system-packages lint format demo bench-serving bench-drift bench-inference diagram review docs policy lock clean venv scan scan-venv iam-eval
 
 $(BIN)/.installed: requirements/dev.lock
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 is required, found {sys.version}"'
@@ -21,8 +21,12 @@ preview: venv
 
 plan: preview
 
+## The database servers the suite starts (PostgreSQL, MariaDB): apt-get installs whichever is missing.
+system-packages:
+	scripts/ensure-system-packages.sh
+
 ## The whole test suite: infra under Pulumi mocks, app and jobs against real moto/PostgreSQL on loopback.
-test: venv $(if $(shell command -v npm),iam-eval)
+test: venv system-packages $(if $(shell command -v npm),iam-eval)
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: venv

@@ -19,6 +19,8 @@ import pulumi
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from model_package.registry import TRAINING_DATA_PREFIX
+
 NAMESPACE = "ml-delivery"
 
 # Fargate task sizes (ECS Developer Guide, "Task CPU and memory"; the same table applies to AWS Batch on
@@ -148,7 +150,9 @@ class StackSettings(BaseModel):
     image_retention_count: Annotated[int, Field(ge=1, le=1000)] = 30
     # --- pipeline ---
     source_provider: Literal["codecommit", "codeconnections"] = "codecommit"
-    repository_name: Annotated[str, Field(pattern=r"^[\w.-]{1,100}$")] = "ml-delivery"
+    # None: ``ml-delivery-<stack>`` (repository names are per account and region, and dev and prod may
+    # share an account: issue #12, defect 8). See :func:`repository_name_for`.
+    repository_name: Annotated[str, Field(pattern=r"^[\w.-]{1,100}$")] | None = None
     branch: Annotated[str, Field(pattern=r"^[A-Za-z0-9._/-]{1,255}$")] = "main"
     connection_arn: str | None = None
     full_repository_id: Annotated[str, Field(pattern=r"^[\w.-]+(/[\w.-]+)+$")] | None = None
@@ -162,8 +166,10 @@ class StackSettings(BaseModel):
     retrain_vcpu: float = 1.0
     retrain_memory_mib: int = 4096
     retrain_timeout_minutes: Annotated[int, Field(ge=10, le=1440)] = 120
+    # The bucket key layout is defined once, in model_package.registry (the retrain job reads every data file
+    # under this prefix: retrain/readers.py S3Reader).
     training_data_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*/$")] = (
-        "training-data/"
+        TRAINING_DATA_PREFIX
     )
     gate_metric: Literal["roc_auc", "log_loss", "lift"] = "roc_auc"
     gate_tolerance: Annotated[float, Field(ge=0, le=0.5)] = 0.005
@@ -364,6 +370,10 @@ class StackSettings(BaseModel):
     @property
     def is_prod(self) -> bool:
         return self.environment == "prod"
+
+    def repository_name_for(self, stack: str) -> str:
+        """The CodeCommit repository name: the configured one, else stack-unique ``ml-delivery-<stack>``."""
+        return self.repository_name or f"{NAMESPACE}-{stack}"
 
 
 def _describe(key: str, value: Any, allowed: str) -> str:

@@ -61,7 +61,7 @@ class Call:
     action: str
     resource: Ref
     doc: str
-    context: dict[str, str | list[str]] = field(default_factory=dict)
+    context: dict[str, str | list[str] | Ref] = field(default_factory=dict)  # a Ref becomes its planned ARN
     defect: str | None = None
 
     @property
@@ -132,7 +132,9 @@ def simulation(run: OfflineRun, call: Call) -> dict[str, Any]:
         resource_arn = "*"
     else:
         resource_arn = physical_arn(run, call.resource.type, call.resource.name) + call.resource.suffix
-    context: dict[str, str | list[str]] = {"aws:SecureTransport": "true", **call.context}
+    context: dict[str, str | list[str]] = {"aws:SecureTransport": "true"}
+    for key, value in call.context.items():
+        context[key] = physical_arn(run, value.type, value.name) if isinstance(value, Ref) else value
     simulated: dict[str, Any] = {
         "request": {"principal": principal, "action": call.action,
                     "resource": {"resource": resource_arn, "accountId": ACCOUNT_ID}, "contextVariables": context},
