@@ -49,10 +49,18 @@ class DataKey(pulumi.ComponentResource):
             [
                 {"Sid": "AccountAdministersKeyAndDelegatesToIam", "Effect": "Allow", "Principal": {"AWS": root},
                  "Action": list(KEY_ADMIN_ACTIONS), "Resource": "*"},
-                {"Sid": "AlarmsAndEventsPublishToEncryptedTopic", "Effect": "Allow",
-                 "Principal": {"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]},
+                {"Sid": "AlarmsPublishToEncryptedTopic", "Effect": "Allow",
+                 "Principal": {"Service": "cloudwatch.amazonaws.com"},
                  "Action": list(DATA_ACTIONS), "Resource": "*",
                  "Condition": {"StringEquals": {"aws:SourceAccount": args.account_id}}},
+                # SNS Developer Guide, "Key management" (enable compatibility between event sources and
+                # encrypted topics): EventBridge needs kms:Decrypt and kms:GenerateDataKey* WITHOUT an
+                # aws:SourceAccount/aws:SourceArn condition, which EventBridge-to-topic delivery does not
+                # satisfy: with it every pipeline/approval/Batch event was dropped (issue #12, defect 3).
+                # "kms:GenerateDataKey*" is named as the one action SNS calls (no wildcard actions).
+                {"Sid": "EventsPublishToEncryptedTopic", "Effect": "Allow",
+                 "Principal": {"Service": "events.amazonaws.com"},
+                 "Action": list(DATA_ACTIONS), "Resource": "*"},
             ]
         )  # fmt: skip
         self.key = aws.kms.Key(

@@ -138,8 +138,10 @@ class Network(pulumi.ComponentResource):
             opts=child,
         )
         # Permissions from the VPC User Guide, "IAM role for publishing flow logs to CloudWatch Logs",
-        # scoped to this one log group instead of "*"; the group is created here, so CreateLogGroup and
-        # DescribeLogGroups are not needed.
+        # scoped to this one log group instead of "*"; the group is created here, so CreateLogGroup is not
+        # needed. DescribeLogGroups is in the guide's list and the service calls it (issue #12, defect 10);
+        # the Service Authorization Reference (CloudWatch Logs) gives it no resource type, so it is on "*"
+        # (policy/exceptions.yaml).
         flow_role = iam.role(
             f"{name}-flow-logs-role",
             service="vpc-flow-logs.amazonaws.com",
@@ -149,7 +151,8 @@ class Network(pulumi.ComponentResource):
                     ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
                     [flow_log_group.arn, flow_log_group.arn.apply(lambda arn: f"{arn}:*")],
                     sid="WriteFlowLogs",
-                )
+                ),
+                iam.allow(["logs:DescribeLogGroups"], ["*"], sid="DescribeLogGroups"),
             ],
             parent=self,
             description="VPC flow logs delivery to CloudWatch Logs",

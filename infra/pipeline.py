@@ -271,7 +271,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
         services = (self._args.stage, self._args.prod)
         service_arns = [pulumi.Output.concat(ecs, ":service/", s.cluster_name, "/", s.service_name) for s in services]
         task_arns = [pulumi.Output.concat(ecs, ":task/", s.cluster_name, "/*") for s in services]
-        instance_arns = [pulumi.Output.concat(ecs, ":container-instance/", s.cluster_name, "/*") for s in services]
+        cluster_arns = [pulumi.Output.concat(ecs, ":cluster/", s.cluster_name) for s in services]
         families = [pulumi.Output.concat(ecs, ":task-definition/", s.task_definition.family, ":*") for s in services]
         passable = [arn for s in services for arn in (s.task_role.arn, s.execution_role.arn)]
         model_object = pulumi.Output.concat(buckets.models.arn, "/", platform.settings.model_key)
@@ -282,12 +282,15 @@ class DeliveryPipeline(pulumi.ComponentResource):
                       [buckets.artifacts.arn, buckets.models.arn], sid="PipelineBuckets"),
             # CodePipeline User Guide, "Amazon S3 source action reference", service role permissions.
             iam.allow(["s3:GetObject", "s3:GetObjectVersion"], [model_object], sid="ReadModelSource"),
-            *self.code.pipeline_statements(),
+            *self.code.pipeline_statements(buckets.artifacts.arn),
             iam.allow(["codebuild:BatchGetBuilds", "codebuild:StartBuild"], [self.build.arn, self.release.arn],
                       sid="RunBuildProjects"),
             iam.allow(list(ECS_DEPLOY_ACTIONS), service_arns, sid="DeployServices"),
             iam.allow(["ecs:DescribeTasks"], task_arns, sid="DescribeServiceTasks"),
-            iam.allow(["ecs:ListTasks"], instance_arns, sid="ListServiceTasks"),
+            # Service Authorization Reference, Amazon ECS: a ListTasks of a whole cluster (what the ECS deploy
+            # action does) is authorized against "*"; the ecs:cluster condition keeps it to our two clusters.
+            iam.allow(["ecs:ListTasks"], ["*"], sid="ListServiceTasks",
+                      Condition={"ArnEquals": {"ecs:cluster": cluster_arns}}),
             iam.allow(["ecs:TagResource"], families, sid="TagTaskDefinitions"),
             # Service Authorization Reference, Amazon ECS: DescribeTaskDefinition has no resource types.
             iam.allow(["ecs:DescribeTaskDefinition"], ["*"], sid="DescribeTaskDefinitions"),

@@ -137,11 +137,18 @@ class CodeSource(pulumi.ComponentResource):
             )
         ]
 
-    def pipeline_statements(self) -> list[iam.Statement]:
+    def pipeline_statements(self, artifact_bucket_arn: pulumi.Input[str]) -> list[iam.Statement]:
+        """What the pipeline role needs for this source. A connections source writes its output artifact
+        with an ACL (CodePipeline User Guide, "CodeStarSourceConnection ... actions", service role
+        permissions: s3:PutObjectAcl on the artifact bucket); CodeCommit does not."""
         if self.provider == "codecommit":
             assert self.repository_arn is not None
             return [iam.allow(list(CODECOMMIT_ACTIONS), [self.repository_arn], sid="ReadCodeCommitSource")]
-        return [iam.allow(list(CONNECTION_ACTIONS), [self.connection_arn], sid="UseSourceConnection")]
+        return [
+            iam.allow(list(CONNECTION_ACTIONS), [self.connection_arn], sid="UseSourceConnection"),
+            iam.allow(["s3:PutObjectAcl"], [pulumi.Output.concat(artifact_bucket_arn, "/*")],
+                      sid="ConnectionSourceArtifactAcl"),
+        ]  # fmt: skip
 
 
 def model_source_action(bucket_name: pulumi.Input[str], model_key: str) -> aws.codepipeline.PipelineStageActionArgs:

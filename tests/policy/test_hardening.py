@@ -24,7 +24,9 @@ def _waived(finding) -> bool:
     # parliament puts the actions of a finding in ``location`` for some auditors and ``detail`` for others.
     where = {**(finding.location if isinstance(finding.location, dict) else {}),
              **(finding.detail if isinstance(finding.detail, dict) else {})}  # fmt: skip
-    actions = {str(a).lower() for a in where.get("actions", [])}
+    # RESOURCE_STAR names its actions as a bare list in ``detail``.
+    listed = finding.detail if isinstance(finding.detail, list) else where.get("actions", [])
+    actions = {str(a).lower() for a in listed}
     waived = {a.lower() for w in EXCEPTIONS["parliament"] if w["issue"] == finding.issue for a in w["actions"]}
     return bool(actions) and actions <= waived
 
