@@ -9,6 +9,7 @@ a fresh CI machine and costs nothing on a prepared one. podman always runs with 
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -24,11 +25,28 @@ REQUIRED_PACKAGES: dict[str, str] = {
 
 STATE_DIR = Path(os.environ.get("TWIN_STATE_DIR", "/var/lib/ml-delivery-twin"))
 CONTAINERS_CONF = STATE_DIR / "containers.conf"
-CONTAINERS_CONF_TEXT = """\
-# Written by twin/system.py: the twin's podman always uses runc (crun fails on setrlimit here).
-[engine]
-runtime = "runc"
-"""
+# nproc: runc cannot set RLIMIT_NPROC to podman's rootful default (4194304) nor to this sandbox's own
+# limit ("error setting rlimit type 6: operation not permitted"); 32768 is accepted and ample. nofile:
+# the host's own limits (podman's default 1048576 exceeds them).
+NPROC_LIMIT = 32768
+
+
+def _containers_conf_text() -> str:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return (
+        "# Written by twin/system.py: the twin's podman always uses runc (crun fails on setrlimit here).\n"
+        "[containers]\n"
+        f'default_ulimits = ["nofile={soft}:{hard}", "nproc={NPROC_LIMIT}:{NPROC_LIMIT}"]\n'
+        "\n[engine]\n"
+        'runtime = "runc"\n'
+    )
+
+
+class PodmanError(subprocess.CalledProcessError):
+    """A podman call failed; unlike CalledProcessError its message carries podman's stderr."""
+
+    def __str__(self) -> str:
+        return f"{' '.join(self.cmd[:6])} ... exited {self.returncode}: {(self.stderr or '').strip()[-4000:]}"
 
 
 class SetupError(RuntimeError):
@@ -75,8 +93,9 @@ def ensure_packages() -> list[str]:
 def engine_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment every podman call of the twin runs with (runc via CONTAINERS_CONF)."""
     STATE_DIR.mkdir(parents=True, exist_ok=True)
-    if not CONTAINERS_CONF.exists() or CONTAINERS_CONF.read_text() != CONTAINERS_CONF_TEXT:
-        CONTAINERS_CONF.write_text(CONTAINERS_CONF_TEXT)
+    text = _containers_conf_text()
+    if not CONTAINERS_CONF.exists() or CONTAINERS_CONF.read_text() != text:
+        CONTAINERS_CONF.write_text(text)
     env = {**os.environ, "CONTAINERS_CONF": str(CONTAINERS_CONF)}
     if extra:
         env.update(extra)
@@ -102,8 +121,7 @@ def podman(
         timeout=timeout,
     )
     if check and done.returncode != 0:
-        stderr = (done.stderr or "").strip()[-4000:]
-        raise subprocess.CalledProcessError(done.returncode, command, done.stdout, f"{stderr}")
+        raise PodmanError(done.returncode, command, done.stdout, done.stderr)
     return done
 
 
