@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
 from infra import iam
+
+# On-call (e-mail, SMS) is paged for everything except INFO (issue #12, defect 9: the 10-minute prediction
+# summary is INFO). The jobs' alerts carry a ``severity`` message attribute (alerting.AlertPublisher);
+# CloudWatch alarms and EventBridge rules publish without attributes and must still page, hence the
+# ``exists: false`` branch. SNS Developer Guide, "Amazon SNS message filtering": attribute key matching
+# ("exists"), "anything-but" matching and OR logic ("$or"). INFO reports stay in S3 (reports/summary).
+PAGER_FILTER_POLICY = json.dumps(
+    {"$or": [{"severity": [{"exists": False}]}, {"severity": [{"anything-but": ["INFO"]}]}]}, sort_keys=True
+)
 
 
 @dataclass(frozen=True)
@@ -60,13 +70,25 @@ class Alerts(pulumi.ComponentResource):
         for index, email in enumerate(args.emails):
             aws.sns.TopicSubscription(
                 f"{name}-email-{index}",
-                aws.sns.TopicSubscriptionArgs(topic=self.topic.arn, protocol="email", endpoint=email),
+                aws.sns.TopicSubscriptionArgs(
+                    topic=self.topic.arn,
+                    protocol="email",
+                    endpoint=email,
+                    filter_policy=PAGER_FILTER_POLICY,
+                    filter_policy_scope="MessageAttributes",
+                ),
                 opts=child,
             )
         for index, number in enumerate(args.sms_numbers):
             aws.sns.TopicSubscription(
                 f"{name}-sms-{index}",
-                aws.sns.TopicSubscriptionArgs(topic=self.topic.arn, protocol="sms", endpoint=number),
+                aws.sns.TopicSubscriptionArgs(
+                    topic=self.topic.arn,
+                    protocol="sms",
+                    endpoint=number,
+                    filter_policy=PAGER_FILTER_POLICY,
+                    filter_policy_scope="MessageAttributes",
+                ),
                 opts=child,
             )
         self.topic_arn = self.topic.arn

@@ -68,7 +68,7 @@ class CodeSource(pulumi.ComponentResource):
             self.repository = aws.codecommit.Repository(
                 f"{name}-repository",
                 aws.codecommit.RepositoryArgs(
-                    repository_name=settings.repository_name,
+                    repository_name=settings.repository_name_for(pulumi.get_stack()),
                     description=f"ml-delivery {pulumi.get_stack()}: code for the delivery pipeline",
                     default_branch=settings.branch,
                 ),

@@ -140,7 +140,9 @@ class StackSettings(BaseModel):
     image_retention_count: Annotated[int, Field(ge=1, le=1000)] = 30
     # --- pipeline ---
     source_provider: Literal["codecommit", "codeconnections"] = "codecommit"
-    repository_name: Annotated[str, Field(pattern=r"^[\w.-]{1,100}$")] = "ml-delivery"
+    # None: ``ml-delivery-<stack>`` (repository names are per account and region, and dev and prod may
+    # share an account: issue #12, defect 8). See :func:`repository_name_for`.
+    repository_name: Annotated[str, Field(pattern=r"^[\w.-]{1,100}$")] | None = None
     branch: Annotated[str, Field(pattern=r"^[A-Za-z0-9._/-]{1,255}$")] = "main"
     connection_arn: str | None = None
     full_repository_id: Annotated[str, Field(pattern=r"^[\w.-]+(/[\w.-]+)+$")] | None = None
@@ -322,6 +324,10 @@ class StackSettings(BaseModel):
     @property
     def is_prod(self) -> bool:
         return self.environment == "prod"
+
+    def repository_name_for(self, stack: str) -> str:
+        """The CodeCommit repository name: the configured one, else stack-unique ``ml-delivery-<stack>``."""
+        return self.repository_name or f"{NAMESPACE}-{stack}"
 
 
 def _describe(key: str, value: Any, allowed: str) -> str:

@@ -123,7 +123,7 @@ def test_pipeline_definition_is_valid_for_the_codepipeline_api(stack: OfflineRun
 def test_both_sources_are_event_driven_with_the_contract_names(stack: OfflineRun) -> None:
     code, model = action(stack, "Source", "Code"), action(stack, "Source", "Model")
     assert code["configuration"] == {
-        "RepositoryName": "ml-delivery",
+        "RepositoryName": f"ml-delivery-{stack.stack}",
         "BranchName": "main",
         "PollForSourceChanges": "false",
         "OutputArtifactFormat": "CODE_ZIP",
@@ -136,7 +136,8 @@ def test_both_sources_are_event_driven_with_the_contract_names(stack: OfflineRun
     }
     assert (model["outputArtifacts"], model["namespace"]) == (["ModelSource"], "ModelSource")
     repository = stack.one("aws:codecommit/repository:Repository", "delivery-code-repository")
-    assert repository.inputs["repositoryName"] == "ml-delivery" and repository.inputs["defaultBranch"] == "main"
+    assert repository.inputs["repositoryName"] == f"ml-delivery-{stack.stack}"
+    assert repository.inputs["defaultBranch"] == "main"
     assert "triggers" not in pipeline_of(stack) or not pipeline_of(stack)["triggers"]
 
 
@@ -343,7 +344,8 @@ def test_outputs_name_the_pipeline_its_console_and_the_clone_url(stack: OfflineR
     assert stack.outputs["pipelineConsoleUrl"] == (
         f"https://us-east-1.console.aws.amazon.com/codesuite/codepipeline/pipelines/{name}/view?region=us-east-1"
     )
-    assert stack.outputs["codeCommitCloneUrl"] == "https://git-codecommit.us-east-1.amazonaws.com/v1/repos/ml-delivery"
+    clone_url = stack.outputs["codeCommitCloneUrl"]
+    assert clone_url == f"https://git-codecommit.us-east-1.amazonaws.com/v1/repos/ml-delivery-{stack.stack}"
 
 
 def test_pipeline_waits_for_its_role_policies_before_it_is_created(stack: OfflineRun) -> None:

@@ -264,7 +264,7 @@ def test_start_rules_target_the_pipeline_with_the_trigger_role(stack: OfflineRun
     }
     push, push_target = _rule(stack, "delivery-triggers-code-push")
     assert push["source"] == ["aws.codecommit"] and push["detail-type"] == ["CodeCommit Repository State Change"]
-    assert push["resources"] == ["arn:aws:codecommit:us-east-1:123456789012:ml-delivery"]
+    assert push["resources"] == [f"arn:aws:codecommit:us-east-1:123456789012:ml-delivery-{stack.stack}"]
     assert push["detail"] == {
         "event": ["referenceCreated", "referenceUpdated"],
         "referenceType": ["branch"],
