@@ -145,11 +145,14 @@ def _build_rootfs_tarball(tarball: Path) -> None:
             ["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE, str(root), MIRROR],
             capture_output=True,
             text=True,
+            check=False,
         )
         if done.returncode != 0:
             raise BaseImageError(f"debootstrap failed ({done.returncode}): {done.stdout[-2000:]}{done.stderr[-2000:]}")
         shutil.copyfile(HOST_CA_BUNDLE, root / "tmp/host-ca.crt")
-        done = subprocess.run(["chroot", str(root), "/bin/sh", "-c", SETUP_SCRIPT], capture_output=True, text=True)
+        done = subprocess.run(
+            ["chroot", str(root), "/bin/sh", "-c", SETUP_SCRIPT], capture_output=True, text=True, check=False
+        )
         if done.returncode != 0:
             raise BaseImageError(f"stand-in setup in the new root failed: {done.stdout[-2000:]}{done.stderr[-2000:]}")
         partial = tarball.with_suffix(".partial")
@@ -180,7 +183,9 @@ def ensure_stand_ins(docker_dir: Path, log=print) -> dict[str, StandIn]:
     result: dict[str, StandIn] = {}
     image_id = None
     for ref in refs:
-        current = podman("image", "inspect", "--format", '{{ index .Labels "ml-delivery-twin.recipe" }}', ref, check=False)
+        current = podman(
+            "image", "inspect", "--format", '{{ index .Labels "ml-delivery-twin.recipe" }}', ref, check=False
+        )
         if current.returncode == 0 and current.stdout.strip() == key:
             result[ref] = StandIn(tarball, _image_id(ref) or "", built)
             continue

@@ -103,7 +103,7 @@ def _copy_image_path(image: str, path: str, dest: Path) -> None:
             subprocess.run(["cp", "-a", f"{source}/.", str(dest)], check=True)
             stat = source.stat()
             os.chown(dest, stat.st_uid, stat.st_gid)
-            os.chmod(dest, stat.st_mode & 0o7777)
+            dest.chmod(stat.st_mode & 0o7777)
     finally:
         podman("image", "unmount", image, check=False)
 
@@ -152,16 +152,20 @@ class Volumes:
         for mount in mount_points:
             name = mount["sourceVolume"]
             if name not in by_name:
-                raise WorkloadError(f"mount point {mount['containerPath']} names volume {name!r}, not declared in volumes")
+                raise WorkloadError(
+                    f"mount point {mount['containerPath']} names volume {name!r}, not declared in volumes"
+                )
             volume = by_name[name]
             if set(volume) - {"name", "host"} or (volume.get("host") or {}).get("sourcePath"):
-                raise WorkloadError(f"volume {name!r} is not a Fargate bind mount; the twin emulates only those: {volume}")
+                raise WorkloadError(
+                    f"volume {name!r} is not a Fargate bind mount; the twin emulates only those: {volume}"
+                )
             host_dir = self.made.get(name)
             if host_dir is None:
                 host_dir = self.root / name
                 host_dir.mkdir()
                 os.chown(host_dir, 0, 0)
-                os.chmod(host_dir, 0o755)
+                host_dir.chmod(0o755)
                 self.made[name] = host_dir
             if mount["containerPath"] in declared_in_image and not any(host_dir.iterdir()):
                 _copy_image_path(image, mount["containerPath"], host_dir)
@@ -174,7 +178,10 @@ class Volumes:
 
 
 def _container_args(container: dict[str, Any]) -> list[str]:
-    args: list[str] = []
+    # Only the task's own volumes are mounted: podman would otherwise add an anonymous writable volume for
+    # every image VOLUME, hiding a missing mount point; a VOLUME path counts only where a mount point
+    # names it (see Volumes.args). Stricter than Docker's anonymous volumes, on purpose (docs/twin.md).
+    args: list[str] = ["--image-volume", "ignore"]
     if container.get("readonlyRootFilesystem"):
         # podman adds tmpfs on /tmp, /var/tmp, /run with --read-only unless told not to; Fargate does not.
         args += ["--read-only", "--read-only-tmpfs=false"]
@@ -285,7 +292,9 @@ def _wait_target_health(task: RunningTask, target_group: dict[str, Any], grace: 
             task.checks.append(f"target group GET :{task.port}{path} -> {last} x{needed}")
             return
         time.sleep(probe_every)
-    raise WorkloadError(f"{task.name}: target group check GET :{task.port}{path} never healthy (last: {last}):\n{task.logs()}")
+    raise WorkloadError(
+        f"{task.name}: target group check GET :{task.port}{path} never healthy (last: {last}):\n{task.logs()}"
+    )
 
 
 def run_service(
@@ -293,6 +302,7 @@ def run_service(
     cluster: str,
     service: str,
     image_definitions: list[dict[str, str]],
+    *,
     aws: AwsEndpoint,
     registry: str | None,
     probe_every: float = 1.0,
@@ -305,7 +315,9 @@ def run_service(
     for definition in image_definitions:
         if definition["name"] not in names:
             # What the ECS deploy action reports when imagedefinitions.json names no container of the task.
-            raise WorkloadError(f"imagedefinitions.json names container {definition['name']!r}; the task has {sorted(names)}")
+            raise WorkloadError(
+                f"imagedefinitions.json names container {definition['name']!r}; the task has {sorted(names)}"
+            )
     if len(containers) != 1:
         raise WorkloadError(f"the twin runs single-container tasks; {task_def['family']} has {len(containers)}")
     container = dict(containers[0])
@@ -314,14 +326,21 @@ def run_service(
             container["image"] = definition["imageUri"]
     balancer = svc["loadBalancers"][0]
     if balancer["containerName"] != container["name"]:
-        raise WorkloadError(f"service {service} balances container {balancer['containerName']!r}, task has {container['name']!r}")
+        raise WorkloadError(
+            f"service {service} balances container {balancer['containerName']!r}, task has {container['name']!r}"
+        )
     mapped = [int(p["containerPort"]) for p in container.get("portMappings", [])]
     port = int(balancer["containerPort"])
     if port not in mapped:
         # ECS rejects the service: the load balancer's container port must be a port mapping of the container.
-        raise WorkloadError(f"service {service}: load balancer containerPort {port} is not in {container['name']}'s portMappings {mapped}")
+        raise WorkloadError(
+            f"service {service}: load balancer containerPort {port} is not in "
+            f"{container['name']}'s portMappings {mapped}"
+        )
     if not _port_free(port):
-        raise WorkloadError(f"127.0.0.1:{port} is in use; the twin runs services with --network host on the plan's port")
+        raise WorkloadError(
+            f"127.0.0.1:{port} is in use; the twin runs services with --network host on the plan's port"
+        )
     image = local_image(container["image"], registry)
     name = f"twin-{service}-{uuid.uuid4().hex[:6]}"
     volumes = Volumes()
@@ -338,13 +357,20 @@ def run_service(
     ]  # fmt: skip
     podman(*args)
     task = RunningTask(name=name, container=container, port=port, volumes=volumes)
-    task.checks.append(f"{task_def['family']}: image {container['image']}, port {port}, user {container.get('user', 'image default')}, "
-                       f"readonlyRoot {bool(container.get('readonlyRootFilesystem'))}, mounts {[m['containerPath'] for m in container.get('mountPoints', [])]}")  # fmt: skip
+    mounts = [m["containerPath"] for m in container.get("mountPoints", [])]
+    task.checks.append(
+        f"{task_def['family']}: image {container['image']}, port {port}, "
+        f"user {container.get('user', 'image default')}, "
+        f"readonlyRoot {bool(container.get('readonlyRootFilesystem'))}, mounts {mounts}"
+    )
     try:
         if container.get("healthCheck"):
             _wait_container_health(task, container["healthCheck"])
         _wait_target_health(
-            task, plan.target_group(balancer["targetGroupArn"]), float(svc.get("healthCheckGracePeriodSeconds", 0)), probe_every
+            task,
+            plan.target_group(balancer["targetGroupArn"]),
+            float(svc.get("healthCheckGracePeriodSeconds", 0)),
+            probe_every,
         )
     except BaseException:
         task.stop()

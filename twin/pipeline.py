@@ -28,6 +28,8 @@ import shutil
 import subprocess
 import tempfile
 import time
+import urllib.error
+import urllib.request
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,10 +42,12 @@ from twin.containers import RunningTask, run_service
 from twin.session import Twin, clean_copy, git_sha
 
 PHASES = ("install", "pre_build", "build", "post_build")
+# The app flushes its capture every 5 s (CAPTURE_FLUSH_SECONDS default); this leaves room for retries.
+SMOKE_CAPTURE_SECONDS = 45
 _VARIABLE = re.compile(r"#\{([A-Za-z0-9_]+)\.([A-Za-z0-9_]+)\}")
 
 
-class StageFailed(RuntimeError):
+class StageFailedError(RuntimeError):
     """A pipeline action failed; the message names the stage, action and what went wrong."""
 
 
@@ -80,7 +84,9 @@ class PipelineRun:
             try:
                 return self.namespaces[namespace][match.group(2)]
             except KeyError:
-                raise StageFailed(f"variable #{{{match.group(1)}.{match.group(2)}}} is not produced by any earlier action") from None
+                raise StageFailedError(
+                    f"variable #{{{match.group(1)}.{match.group(2)}}} is not produced by any earlier action"
+                ) from None
 
         return _VARIABLE.sub(one, text)
 
@@ -90,7 +96,10 @@ class PipelineRun:
         clean_copy(self.twin.repo, out)
         sha = git_sha(self.twin.repo)
         self.artifacts[action["outputArtifacts"][0]] = out
-        self.namespaces[action.get("namespace", action["name"])] = {"CommitId": sha, "BranchName": action["configuration"]["BranchName"]}
+        self.namespaces[action.get("namespace", action["name"])] = {
+            "CommitId": sha,
+            "BranchName": action["configuration"]["BranchName"],
+        }
         return [f"repository copy at {sha[:12]} (tracked + new files)"]
 
     def _source_s3(self, action: dict[str, Any]) -> list[str]:
@@ -106,10 +115,19 @@ class PipelineRun:
         archive.unlink()
         version = reply.get("VersionId") or ""
         if not version or version == "null":
-            raise StageFailed(f"s3://{config['S3Bucket']}/{config['S3ObjectKey']} has no version id; the S3 source needs a versioned bucket")
+            raise StageFailedError(
+                f"s3://{config['S3Bucket']}/{config['S3ObjectKey']} has no version id; "
+                "the S3 source needs a versioned bucket"
+            )
         self.artifacts[action["outputArtifacts"][0]] = out
-        self.namespaces[action.get("namespace", action["name"])] = {"VersionId": version, "ETag": reply["ETag"].strip('"')}
-        return [f"s3://{config['S3Bucket']}/{config['S3ObjectKey']} version {version} unzipped ({len(list(out.rglob('*')))} files)"]
+        self.namespaces[action.get("namespace", action["name"])] = {
+            "VersionId": version,
+            "ETag": reply["ETag"].strip('"'),
+        }
+        return [
+            f"s3://{config['S3Bucket']}/{config['S3ObjectKey']} version {version} "
+            f"unzipped ({len(list(out.rglob('*')))} files)"
+        ]
 
     def _codebuild(self, action: dict[str, Any]) -> list[str]:
         config = action["configuration"]
@@ -121,7 +139,9 @@ class PipelineRun:
         env: dict[str, str] = {}
         for var in project["environment"].get("environmentVariables", []):
             if var.get("type", "PLAINTEXT") != "PLAINTEXT":
-                raise StageFailed(f"project {config['ProjectName']}: {var['name']} is {var['type']}; the twin resolves PLAINTEXT only")
+                raise StageFailedError(
+                    f"project {config['ProjectName']}: {var['name']} is {var['type']}; the twin resolves PLAINTEXT only"
+                )
             env[var["name"]] = var["value"]
         for var in json.loads(config.get("EnvironmentVariables", "[]")):
             env[var["name"]] = self.resolve(var["value"])
@@ -139,22 +159,28 @@ class PipelineRun:
         for artifact_name in action.get("outputArtifacts", []):
             secondary = (spec.get("artifacts", {}).get("secondary-artifacts") or {}).get(artifact_name)
             if secondary is None:
-                raise StageFailed(f"{action['name']}: buildspec has no secondary artifact {artifact_name!r}")
+                raise StageFailedError(f"{action['name']}: buildspec has no secondary artifact {artifact_name!r}")
             out = self.workdir / f"artifact-{artifact_name}"
             out.mkdir()
             for pattern in secondary["files"]:
                 matches = list(src.glob(pattern))
                 if not matches:
-                    raise StageFailed(f"{action['name']}: artifact {artifact_name} file {pattern!r} was not produced")
+                    raise StageFailedError(
+                        f"{action['name']}: artifact {artifact_name} file {pattern!r} was not produced"
+                    )
                 for match in matches:
-                    target = out / (match.name if secondary.get("discard-paths") in (True, "yes") else match.relative_to(src))
+                    target = out / (
+                        match.name if secondary.get("discard-paths") in (True, "yes") else match.relative_to(src)
+                    )
                     target.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(match, target)
             self.artifacts[artifact_name] = out
             checked.append(f"artifact {artifact_name}: {sorted(p.name for p in out.iterdir())}")
         return checked
 
-    def _run_buildspec(self, spec: dict[str, Any], src: Path, env: dict[str, str], label: str) -> tuple[dict[str, str], list[str]]:
+    def _run_buildspec(
+        self, spec: dict[str, Any], src: Path, env: dict[str, str], label: str
+    ) -> tuple[dict[str, str], list[str]]:
         """One bash session for all phases, as CodeBuild runs them; returns exported variables."""
         for name, value in (spec.get("env", {}).get("variables") or {}).items():
             env.setdefault(name, str(value))
@@ -169,8 +195,8 @@ class PipelineRun:
             lines.append("twin_phase_failed=''")
             skip_if = '[ -n "$twin_phase_failed" ]' if phase == "post_build" else '[ -n "$twin_failed" ]'
             lines.append(f"if ! {skip_if}; then echo '[twin {label}] phase {phase}'; fi")
-            for index, command in enumerate(body.get("commands", [])):
-                command = self.command_overrides.get(command.strip(), command)
+            for index, original in enumerate(body.get("commands", [])):
+                command = self.command_overrides.get(original.strip(), original)
                 first = command.strip().splitlines()[0][:150]
                 lines += [
                     f'if ! {skip_if} && [ -z "$twin_phase_failed" ]; then',
@@ -179,12 +205,15 @@ class PipelineRun:
                     "twin_rc=$?",
                     "if [ $twin_rc -ne 0 ]; then",
                     f'  echo "[twin {label}] phase {phase} command {index + 1} failed ($twin_rc)" >&2',
-                    f"  twin_phase_failed={phase}; twin_failed=${{twin_failed:-{phase}}}; export CODEBUILD_BUILD_SUCCEEDING=0",
+                    f"  twin_phase_failed={phase}; twin_failed=${{twin_failed:-{phase}}}",
+                    "  export CODEBUILD_BUILD_SUCCEEDING=0",
                     "fi",
                     "fi",
                 ]
         lines.append('if [ -n "$twin_failed" ]; then exit 91; fi')
-        lines.append(f"for v in {' '.join(exported_names)}; do printf '%s=%s\\0' \"$v\" \"${{!v}}\" >> \"$TWIN_EXPORTS\"; done")
+        lines.append(
+            f'for v in {" ".join(exported_names)}; do printf \'%s=%s\\0\' "$v" "${{!v}}" >> "$TWIN_EXPORTS"; done'
+        )
         script = src / ".twin-buildspec.sh"
         script.write_text("\n".join(line for line in lines if line) + "\n")
         exports = Path(tempfile.mkstemp(prefix="twin-exports-")[1])
@@ -194,7 +223,9 @@ class PipelineRun:
         log_path = self.workdir / f"{label}.log"
         log_path.write_text(done.stdout + "\n--- stderr ---\n" + done.stderr)
         if done.returncode != 0:
-            raise StageFailed(f"{label}: buildspec failed ({done.returncode}); log {log_path}:\n{(done.stdout + done.stderr)[-5000:]}")
+            raise StageFailedError(
+                f"{label}: buildspec failed ({done.returncode}); log {log_path}:\n{(done.stdout + done.stderr)[-5000:]}"
+            )
         exported = dict(item.split("=", 1) for item in exports.read_text().split("\0") if item)
         exports.unlink()
         checked = [f"buildspec phases ran in {time.monotonic() - started:.0f}s (log {log_path.name})"]
@@ -208,15 +239,67 @@ class PipelineRun:
             # One service at a time: both use the plan's port on the host network.
             running.stop()
             del self.services[name]
-        task = run_service(self.twin.plan, config["ClusterName"], config["ServiceName"], definitions, self.twin.aws, self.twin.registry.address)
+        task = run_service(
+            self.twin.plan,
+            config["ClusterName"],
+            config["ServiceName"],
+            definitions,
+            aws=self.twin.aws,
+            registry=self.twin.registry.address,
+        )
         self.services[config["ServiceName"]] = task
-        return [*task.checks, f"image from {config['FileName']}: {definitions[0]['imageUri']}"]
+        try:
+            smoke = self._smoke(task)
+        except BaseException:
+            task.stop()
+            del self.services[config["ServiceName"]]
+            raise
+        return [*task.checks, f"image from {config['FileName']}: {definitions[0]['imageUri']}", *smoke]
+
+    def _smoke(self, task: RunningTask) -> list[str]:
+        """What an operator checks on stage before approving (the approval's CustomData): a few predictions,
+        and that the service captures them to the plan's capture bucket, which monitoring reads. Rows are
+        the model package's own reference.csv (the ModelSource artifact), target column dropped."""
+        manifests = [p for p in self.artifacts.values() if (p / "manifest.json").is_file()]
+        if not manifests:
+            raise StageFailedError("no artifact holds a model package (manifest.json) to take smoke rows from")
+        package = manifests[0]
+        target = json.loads((package / "manifest.json").read_text())["target"]
+        lines = (package / "reference.csv").read_text().splitlines()
+        header = lines[0].split(",")
+        keep = [i for i, column in enumerate(header) if column != target]
+        rows = [",".join(cells[i] for i in keep) for cells in (line.split(",") for line in [lines[0], *lines[1:6]])]
+        bucket = self.twin.plan.outputs["captureBucket"]
+        s3 = self.twin.aws.client("s3")
+        before = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])}
+        request = urllib.request.Request(
+            f"{task.url}/predict", data="\n".join(rows).encode(), headers={"Content-Type": "text/csv"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as reply:
+                answered = len(json.loads(reply.read())["predictions"])
+        except (urllib.error.URLError, OSError, ValueError, KeyError) as exc:
+            raise StageFailedError(f"POST /predict on {task.name} failed: {exc}\n{task.logs()}") from exc
+        deadline = time.monotonic() + SMOKE_CAPTURE_SECONDS
+        while time.monotonic() < deadline:
+            new = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])} - before
+            if new:
+                return [f"POST /predict: {answered} predictions", f"captured to s3://{bucket}/{sorted(new)[0]}"]
+            time.sleep(1)
+        raise StageFailedError(
+            f"{task.name} answered {answered} predictions but captured nothing to s3://{bucket}/ within "
+            f"{SMOKE_CAPTURE_SECONDS}s (monitoring would see no traffic):\n{task.logs()}"
+        )
 
     def _approval(self, action: dict[str, Any]) -> list[str]:
         return [f"approved (notification would go to {action['configuration'].get('NotificationArn', 'nobody')})"]
 
     # -- the walk ----------------------------------------------------------------------------------
-    def run(self, stop_after: str | None = None) -> list[StageResult]:
+    def run_stage(self, name: str) -> list[StageResult]:
+        """Only the actions of stage ``name`` (the artifacts it reads must be in ``self.artifacts``)."""
+        return self.run(only=name)
+
+    def run(self, stop_after: str | None = None, only: str | None = None) -> list[StageResult]:
         """Every stage of the plan's pipeline in order (``stop_after``: a stage name to end after)."""
         handlers = {
             ("Source", "CodeCommit"): self._source_codecommit,
@@ -227,17 +310,19 @@ class PipelineRun:
             ("Approval", "Manual"): self._approval,
         }
         for stage in self.twin.plan.pipeline()["stages"]:
+            if only is not None and stage["name"] != only:
+                continue
             for action in sorted(stage["actions"], key=lambda a: int(a.get("runOrder", 1))):
                 key = (action["category"], action["provider"])
                 if key not in handlers:
-                    raise StageFailed(f"{stage['name']}/{action['name']}: the twin cannot play a {key} action")
+                    raise StageFailedError(f"{stage['name']}/{action['name']}: the twin cannot play a {key} action")
                 started = time.monotonic()
                 try:
                     checked = handlers[key](action)
-                except StageFailed:
+                except StageFailedError:
                     raise
                 except Exception as exc:
-                    raise StageFailed(f"{stage['name']}/{action['name']} failed: {exc}") from exc
+                    raise StageFailedError(f"{stage['name']}/{action['name']} failed: {exc}") from exc
                 result = StageResult(stage["name"], action["name"], time.monotonic() - started, checked)
                 self.results.append(result)
                 self.log(f"[stage {stage['name']}/{action['name']}] {result.seconds:.1f}s")

@@ -25,6 +25,7 @@ def compute_plan(repo: Path, stack: str = "dev", python: str | None = None) -> d
         cwd=repo,
         capture_output=True,
         text=True,
+        check=False,
     )
     if done.returncode != 0:
         raise PlanError(f"infra.plan --stack {stack} failed in {repo}: {done.stderr.strip()[-3000:]}")

@@ -38,7 +38,7 @@ def clean_copy(repo: Path, dest: Path) -> Path:
         if not raw:
             continue
         source = repo / raw.decode()
-        if not source.is_file() or source.is_symlink() and raw.decode() == ".venv":
+        if not source.is_file() or (source.is_symlink() and raw.decode() == ".venv"):
             continue
         target = dest / raw.decode()
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -50,7 +50,9 @@ def clean_copy(repo: Path, dest: Path) -> Path:
 
 
 def git_sha(repo: Path) -> str:
-    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 @dataclass

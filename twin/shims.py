@@ -53,7 +53,7 @@ def _push(uri: str) -> int:
     registry = _registry()
     local = f"{registry}/{repository}:{tag}"
     podman("push", "--tls-verify=false", "--quiet", uri, f"docker://{local}", capture=False)
-    host, port = registry.rsplit(":", 1)
+    port = registry.rsplit(":", 1)[1]
     manifest, media_type, digest = LocalRegistry([], port=int(port)).manifest(repository, tag)
     _aws().client("ecr").put_image(
         repositoryName=repository,

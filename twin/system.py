@@ -81,7 +81,7 @@ def ensure_packages() -> list[str]:
         [*prefix, "apt-get", "update", "-qq"],
         [*prefix, "apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
     ):
-        done = subprocess.run(command, env=env, capture_output=True, text=True)
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise SetupError(f"{' '.join(command)} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
     still = missing_packages()
@@ -119,6 +119,7 @@ def podman(
         text=True,
         input=input,
         timeout=timeout,
+        check=False,
     )
     if check and done.returncode != 0:
         raise PodmanError(done.returncode, command, done.stdout, done.stderr)

@@ -105,7 +105,11 @@ def app_image(twin: Twin, workspace: Path, model_zip: Path) -> str:
     repository = twin.plan.outputs["appRepositoryUrl"]
     uri = f"{repository}:fixture-{int(time.time())}"
     started = time.monotonic()
-    shell(twin, f"docker build -q --file docker/app.Dockerfile --build-arg MODEL_SRC=build/model-fixture --tag {uri} .", workspace)
+    shell(
+        twin,
+        f"docker build -q --file docker/app.Dockerfile --build-arg MODEL_SRC=build/model-fixture --tag {uri} .",
+        workspace,
+    )
     shell(twin, f"docker push {uri}", workspace)
     digest = shell(twin, f"{PYTHON} -m release image-digest {uri}", workspace).strip()
     say(f"app image built and pushed in {time.monotonic() - started:.0f}s: {uri} ({digest[:19]})")

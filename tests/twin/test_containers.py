@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -30,7 +29,9 @@ def test_pushed_digest_is_what_ecr_reports(twin: Twin, app_image: str, workspace
     assert digest in {d["imageDigest"] for d in tags}
     request = urllib.request.Request(
         f"http://{twin.registry.address}/v2/{repository.split('/', 1)[1]}/manifests/{digest}",
-        headers={"Accept": "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"},
+        headers={
+            "Accept": "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
+        },
         method="HEAD",
     )
     with urllib.request.urlopen(request, timeout=10) as reply:
@@ -41,7 +42,14 @@ def test_app_runs_as_the_stage_task_definition_says(twin: Twin, app_image: str) 
     """Read-only root, the image's user, /tmp as a root-owned 0755 bind mount (or the image's VOLUME
     content), the plan's environment and port: the app becomes healthy and answers /predict."""
     config = _deploy_action(twin, "DeployStage")
-    task = run_service(twin.plan, config["ClusterName"], config["ServiceName"], [{"name": "app", "imageUri": app_image}], twin.aws, twin.registry.address)
+    task = run_service(
+        twin.plan,
+        config["ClusterName"],
+        config["ServiceName"],
+        [{"name": "app", "imageUri": app_image}],
+        aws=twin.aws,
+        registry=twin.registry.address,
+    )
     try:
         for line in task.checks:
             say(f"stage task: {line}")
@@ -67,7 +75,7 @@ def test_fargate_bind_mount_ownership_and_volume_copy(twin: Twin, tmp_path: Path
     (tmp_path / "Dockerfile").write_text(
         "FROM python:3.11-slim-bookworm\n"
         "RUN mkdir -p /exported /plain && touch /exported/examplefile && chown -R 10001:10001 /exported\n"
-        "VOLUME [\"/exported\"]\n"
+        'VOLUME ["/exported"]\n'
     )
     tag = "localhost/twin-volume-probe:latest"
     podman("build", "-q", "-t", tag, str(tmp_path))
@@ -79,7 +87,7 @@ def test_fargate_bind_mount_ownership_and_volume_copy(twin: Twin, tmp_path: Path
             tag,
         )
         assert args == ["--volume", f"{volumes.made['a']}:/exported", "--volume", f"{volumes.made['b']}:/plain"]
-        exported, plain = os.stat(volumes.made["a"]), os.stat(volumes.made["b"])
+        exported, plain = volumes.made["a"].stat(), volumes.made["b"].stat()
         assert (exported.st_uid, exported.st_gid) == (10001, 10001)
         assert (volumes.made["a"] / "examplefile").exists()
         assert (plain.st_uid, plain.st_gid, plain.st_mode & 0o777) == (0, 0, 0o755)
@@ -93,8 +101,10 @@ def test_fargate_bind_mount_ownership_and_volume_copy(twin: Twin, tmp_path: Path
 
 def test_shims_refuse_what_they_do_not_emulate(twin: Twin, workspace: Path) -> None:
     """The aws shim answers only `ecr get-login-password`; anything else fails loudly."""
-    password = shell(twin, "aws ecr get-login-password --region \"$AWS_DEFAULT_REGION\"", workspace).strip()
+    password = shell(twin, 'aws ecr get-login-password --region "$AWS_DEFAULT_REGION"', workspace).strip()
     assert password
-    done = subprocess.run(["bash", "-c", "aws s3 ls"], cwd=workspace, env=twin.shell_env(), capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        ["bash", "-c", "aws s3 ls"], cwd=workspace, env=twin.shell_env(), capture_output=True, text=True, check=False
+    )
     assert done.returncode == 2 and "only `aws ecr get-login-password`" in done.stderr
     assert PYTHON
