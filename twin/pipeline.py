@@ -193,13 +193,17 @@ class PipelineRun:
             if not body:
                 continue
             lines.append("twin_phase_failed=''")
-            skip_if = '[ -n "$twin_phase_failed" ]' if phase == "post_build" else '[ -n "$twin_failed" ]'
-            lines.append(f"if ! {skip_if}; then echo '[twin {label}] phase {phase}'; fi")
+            skip_if = (
+                '[ "$twin_failed" = install ] || [ "$twin_failed" = pre_build ]'
+                if phase == "post_build"
+                else '[ -n "$twin_failed" ]'
+            )
+            lines.append(f"if ! {{ {skip_if}; }}; then echo '[twin {label}] phase {phase}'; fi")
             for index, original in enumerate(body.get("commands", [])):
                 command = self.command_overrides.get(original.strip(), original)
                 first = command.strip().splitlines()[0][:150]
                 lines += [
-                    f'if ! {skip_if} && [ -z "$twin_phase_failed" ]; then',
+                    f'if ! {{ {skip_if}; }} && [ -z "$twin_phase_failed" ]; then',
                     f"echo {shlex.quote(f'[twin {label}] + {first}')}",
                     f"{{\n{command}\n}}",
                     "twin_rc=$?",
@@ -214,7 +218,7 @@ class PipelineRun:
         lines.append(
             f'for v in {" ".join(exported_names)}; do printf \'%s=%s\\0\' "$v" "${{!v}}" >> "$TWIN_EXPORTS"; done'
         )
-        script = src / ".twin-buildspec.sh"
+        script = self.workdir / f"{label}.sh"
         script.write_text("\n".join(line for line in lines if line) + "\n")
         exports = Path(tempfile.mkstemp(prefix="twin-exports-")[1])
         run_env = self.twin.shell_env({**env, "TWIN_EXPORTS": str(exports)})

@@ -44,8 +44,16 @@ def clean_copy(repo: Path, dest: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, target, follow_symlinks=False)
     venv = repo / ".venv"
-    if venv.exists():
+    stamp = venv / "bin" / ".installed"
+    if stamp.exists():
+        # The pinned environment is already installed (the same requirements/dev.lock); the Build's
+        # `make venv` must find it current rather than rebuild it through the link, so the copy's lock
+        # file is dated just before the venv's stamp. docs/twin.md says so.
         (dest / ".venv").symlink_to(venv.resolve())
+        lock = dest / "requirements" / "dev.lock"
+        if lock.exists():
+            before = stamp.stat().st_mtime - 1
+            os.utime(lock, (before, before))
     return dest
 
 
