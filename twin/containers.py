@@ -306,10 +306,14 @@ def run_service(
     aws: AwsEndpoint,
     registry: str | None,
     probe_every: float = 1.0,
+    resolve: Callable[[Any], Any] | None = None,
 ) -> RunningTask:
     """Deploy ``service`` as the ECS deploy action would: its task definition with the new image, until healthy."""
     svc = plan.service(cluster, service)
     task_def = plan.task_definition(svc["taskDefinition"])
+    if resolve is not None:
+        # Values moto generated differently from the plan's mocks (queue URLs, key ids): twin.aws.TwinAws.resolve.
+        task_def = resolve(task_def)
     containers = task_def["containerDefinitions"]
     names = {c["name"] for c in containers}
     for definition in image_definitions:

@@ -223,13 +223,21 @@ class PipelineRun:
         exports = Path(tempfile.mkstemp(prefix="twin-exports-")[1])
         run_env = self.twin.shell_env({**env, "TWIN_EXPORTS": str(exports)})
         started = time.monotonic()
-        done = subprocess.run(["bash", str(script)], cwd=src, env=run_env, capture_output=True, text=True, check=False)
         log_path = self.workdir / f"{label}.log"
-        log_path.write_text(done.stdout + "\n--- stderr ---\n" + done.stderr)
-        if done.returncode != 0:
-            raise StageFailedError(
-                f"{label}: buildspec failed ({done.returncode}); log {log_path}:\n{(done.stdout + done.stderr)[-5000:]}"
+        tail: list[str] = []
+        with log_path.open("w") as log_file:
+            process = subprocess.Popen(
+                ["bash", str(script)], cwd=src, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
             )
+            assert process.stdout is not None
+            for line in process.stdout:
+                log_file.write(line)
+                tail = [*tail[-80:], line.rstrip()]
+                if line.startswith(f"[twin {label}]"):
+                    self.log(f"    {line.rstrip()[:200]}")
+            returncode = process.wait()
+        if returncode != 0:
+            raise StageFailedError(f"{label}: buildspec failed ({returncode}); log {log_path}:\n" + "\n".join(tail))
         exported = dict(item.split("=", 1) for item in exports.read_text().split("\0") if item)
         exports.unlink()
         checked = [f"buildspec phases ran in {time.monotonic() - started:.0f}s (log {log_path.name})"]
@@ -250,6 +258,7 @@ class PipelineRun:
             definitions,
             aws=self.twin.aws,
             registry=self.twin.registry.address,
+            resolve=self.twin.resources.resolve,
         )
         self.services[config["ServiceName"]] = task
         try:

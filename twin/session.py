@@ -19,7 +19,7 @@ from twin.base_images import ensure_stand_ins
 from twin.containers import ECR_HOST, AwsEndpoint
 from twin.plan import Plan
 from twin.registry import LocalRegistry
-from twin.system import engine_env, ensure_packages
+from twin.system import engine_env, ensure_packages, podman
 
 TWIN_ROOT = Path(__file__).resolve().parent.parent
 TWIN_BIN = Path(__file__).resolve().parent / "bin"
@@ -120,7 +120,18 @@ class Twin:
         env.update(extra or {})
         return env
 
+    def remove_images(self) -> list[str]:
+        """Untag what this twin pushed or pulled (ECR-named and local-registry images); podman's build
+        cache (the untagged intermediate layers) stays, so the next run's builds are fast."""
+        prefixes = (f"{self.registry.address}/", *self.registry.ecr_registries)
+        listed = podman("images", "--format", "{{.Repository}}:{{.Tag}}", check=False).stdout.split()
+        mine = [ref for ref in listed if ref.startswith(prefixes)]
+        if mine:
+            podman("rmi", "--force", *mine, check=False)
+        return mine
+
     def stop(self) -> None:
+        self.remove_images()
         self.moto.stop()
         self.registry.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)

@@ -43,10 +43,11 @@ def twin(plan_doc: dict) -> Iterator[Twin]:
     running.stop()
 
 
-def churn_frame(rows: int, seed: int):
+def churn_frame(rows: int, seed: int, **shift: float):
+    """Synthetic churn data; ``shift`` (e.g. ``monthly_spend=40.0``) simulates covariate drift."""
     from retrain.synthetic import generate_churn
 
-    return generate_churn(rows, seed=seed)
+    return generate_churn(rows, seed=seed, **shift)
 
 
 def records_of(frame, count: int) -> list[dict]:
