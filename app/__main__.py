@@ -15,7 +15,7 @@ import sys
 import tempfile
 from dataclasses import replace
 
-from app.config import AppConfig, ConfigError
+from app.config import AppConfig, ConfigError, spool_dir_problem
 from model_package import PackageError
 
 log = logging.getLogger("app")
@@ -43,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         log.critical("refusing to start: --workers must be >= 1 and --port in 1..65535")
         return ConfigError.exit_code
     config = replace(config, model_dir=args.model, host=args.host, port=args.port, workers=args.workers)
+    problem = spool_dir_problem(config.spool_dir)
+    if problem is not None:
+        log.critical("refusing to start: %s", problem)
+        return ConfigError.exit_code
 
     from app.handlers import model_fn
 

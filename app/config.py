@@ -137,3 +137,29 @@ class AppConfig:
             capture_queue_size=_int(env, "CAPTURE_QUEUE_SIZE", 100_000, 10, 10_000_000),
             capture_retry_max_seconds=_float(env, "CAPTURE_RETRY_MAX_SECONDS", 30.0, 0.05, 3600),
         )
+
+
+def spool_dir_problem(spool_dir: str) -> str | None:
+    """Why the capture spool cannot be used, or ``None``: checked once at start, so an unwritable directory
+    stops the app with one line naming SPOOL_DIR and the fix instead of a traceback in every worker.
+
+    The usual cause (issue #12, defect 1): on Fargate a task's bind mount is an empty directory owned by
+    root, mode 0755, unless the image declares the mount path as ``VOLUME``, in which case the image's
+    directory content and ownership are copied into it (ECS Developer Guide, "Use bind mounts with Amazon
+    ECS", "Bind mount examples"); the app runs as a non-root user.
+    """
+    import tempfile
+
+    path = Path(spool_dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-probe-"):
+            pass
+    except OSError as exc:
+        return (
+            f"SPOOL_DIR={spool_dir} is not writable by uid {os.getuid()} ({exc.strerror}: {exc.filename}). "
+            "The capture spool needs a writable directory: on ECS/Fargate mount a volume at the spool's "
+            "parent and declare that same path as VOLUME in the image over a directory owned by the app "
+            "user (docker/app.Dockerfile; docs/app.md), or set SPOOL_DIR to a writable path"
+        )
+    return None

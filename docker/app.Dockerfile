@@ -21,8 +21,17 @@ ENV PATH=/opt/venv/bin:${PATH} \
     WORKERS=2 \
     SERVICE_NAME=local \
     SPOOL_DIR=/tmp/capture-spool
+# The ECS task mounts its ephemeral "tmp" volume at /tmp over a read-only root filesystem. Fargate makes
+# such a bind mount an empty root-owned 0755 directory, which uid 10001 cannot write, UNLESS the image
+# declares the same path as VOLUME: then the image's content at that path, with its ownership, is copied
+# into the volume (ECS Developer Guide, "Use bind mounts with Amazon ECS" and "Bind mount examples":
+# mkdir + chown, USER, VOLUME). So the spool dir is created here, owned by the app user, /tmp keeps its
+# sticky world-writable mode for tempfile, and VOLUME ["/tmp"] comes last (issue #12, defect 1).
 RUN groupadd --system --gid 10001 app \
-    && useradd --system --uid 10001 --gid app --no-create-home --home-dir /srv --shell /usr/sbin/nologin app
+    && useradd --system --uid 10001 --gid app --no-create-home --home-dir /srv --shell /usr/sbin/nologin app \
+    && mkdir -p "${SPOOL_DIR}" \
+    && chown 10001:10001 "${SPOOL_DIR}" \
+    && chmod 1777 /tmp
 COPY --from=deps /opt/venv /opt/venv
 WORKDIR /srv
 COPY model_package/ /srv/model_package/
@@ -32,6 +41,9 @@ COPY ${MODEL_SRC}/ /opt/model/
 # scikit-learn or pandas: the same check the app repeats at every start.
 RUN python -c "from app.handlers import model_fn; import sys; m = model_fn('/opt/model'); assert 'sklearn' not in sys.modules and 'pandas' not in sys.modules; print(m.manifest.name, m.manifest.version, m.package.sha256)"
 USER 10001:10001
+# Must match the task definition's mountPoints containerPath (infra/model_service.py); nothing after this
+# line may change /tmp (Docker discards changes to a VOLUME path made after its declaration).
+VOLUME ["/tmp"]
 EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PORT', '8080') + '/health', timeout=2)"]

@@ -7,6 +7,12 @@ Submitting by name means AWS Batch runs the latest ACTIVE revision, i.e. whateve
 release step registered last. Each schedule has its own role, allowed only SubmitJob on the stack's
 queue and its own job definition. A submission Scheduler gives up on lands in an encrypted dead-letter
 queue, and an alarm on that queue pages the alerts topic.
+
+Every schedule is created DISABLED: until the pipeline's first release the job definitions name the
+``:bootstrap`` jobs image tag, which does not exist, and each run would fail its image pull (issue #12,
+defect 5). The Release action enables them once the job definitions run the built jobs image
+(release/schedules.py, ``SCHEDULE_NAMES``); Pulumi ignores later changes of ``state`` so a ``pulumi up``
+(with or without refresh) never switches them off again.
 """
 
 from __future__ import annotations
@@ -67,8 +73,15 @@ class JobSchedules(pulumi.ComponentResource):
             opts=child,
         )
         self.schedules: dict[str, aws.scheduler.Schedule] = {}
+        self.roles: dict[str, aws.iam.Role] = {}
         for scheduled in args.jobs:
             self.schedules[scheduled.job] = self._schedule(name, scheduled, args)
+        # ``<group>/<name>`` of each schedule: the Release action's SCHEDULE_NAMES.
+        self.refs: list[pulumi.Output[str]] = [
+            pulumi.Output.concat(s.group_name, "/", s.name) for s in self.schedules.values()
+        ]
+        self.arns: list[pulumi.Output[str]] = [s.arn for s in self.schedules.values()]
+        self.role_arns: list[pulumi.Output[str]] = [r.arn for r in self.roles.values()]
         aws.cloudwatch.MetricAlarm(
             f"{name}-dlq-not-empty",
             aws.cloudwatch.MetricAlarmArgs(
@@ -112,6 +125,7 @@ class JobSchedules(pulumi.ComponentResource):
             parent=self,
             description=f"EventBridge Scheduler: submit the {scheduled.job} Batch job, nothing else",
         )
+        self.roles[scheduled.job] = role
         return aws.scheduler.Schedule(
             f"{name}-{scheduled.job}",
             aws.scheduler.ScheduleArgs(
@@ -122,7 +136,8 @@ class JobSchedules(pulumi.ComponentResource):
                 schedule_expression_timezone=args.timezone,
                 # Run at the configured time, not somewhere in a window after it.
                 flexible_time_window=aws.scheduler.ScheduleFlexibleTimeWindowArgs(mode="OFF"),
-                state="ENABLED",
+                # Enabled by the Release action, after the jobs run a real image (module docstring).
+                state="DISABLED",
                 target=aws.scheduler.ScheduleTargetArgs(
                     arn=UNIVERSAL_SUBMIT_JOB,
                     role_arn=role.arn,
@@ -137,5 +152,5 @@ class JobSchedules(pulumi.ComponentResource):
                     dead_letter_config=aws.scheduler.ScheduleTargetDeadLetterConfigArgs(arn=self.dead_letter_queue.arn),
                 ),
             ),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["state"]),
         )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -219,6 +220,8 @@ class DeliveryPipeline(pulumi.ComponentResource):
                 "MODEL_KEY": settings.model_key,
                 "ALERTS_TOPIC_ARN": platform.alerts.topic_arn,
                 "JOB_DEFINITION_NAMES": names,
+                # <group>/<name> of the job schedules the release enables (release/schedules.py).
+                "SCHEDULE_NAMES": pulumi.Output.all(*_schedules(jobs).refs).apply(",".join),
             },
             statements=self._release_statements(),
             egress=(EgressPort(443, "HTTPS: AWS APIs, PyPI"),),
@@ -238,6 +241,8 @@ class DeliveryPipeline(pulumi.ComponentResource):
             # The build record names the model key's S3 version; reading a version is its own action.
             iam.allow(["s3:GetObjectVersion"], objects(settings.model_key), sid="ReadReleasedModelVersion"),
             iam.allow(["s3:PutObject"], objects("releases/*", "champion.json"), sid="WriteReleaseRecord"),
+            # A hand-uploaded model.zip has no archived copy yet; the release writes it (never replaces it).
+            iam.allow(["s3:PutObject"], objects("models/*/model.zip"), sid="ArchiveReleasedPackage"),
             # The release-failed alert's dedup marker (alerting.S3DedupStore, prefix alerts/sent/).
             iam.allow(["s3:GetObject", "s3:PutObject"], objects("alerts/sent/*"), sid="AlertDedupMarkers"),
             # S3 API Reference, GetObject: without s3:ListBucket a missing key answers 403, not 404, and the
@@ -261,6 +266,18 @@ class DeliveryPipeline(pulumi.ComponentResource):
                 iam.allow(["iam:PassRole"], list(jobs.passable_role_arns), sid="PassJobRoles",
                           Condition={"StringEquals": {"iam:PassedToService": "batch.amazonaws.com"}})
             )  # fmt: skip
+        schedules = _schedules(jobs)
+        if schedules.arns:
+            # The release enables the schedules pulumi up created DISABLED (release/schedules.py). UpdateSchedule
+            # names the schedule's execution role again, which needs iam:PassRole on it (EventBridge Scheduler
+            # User Guide, "Setting up the execution role"; Service Authorization Reference, EventBridge
+            # Scheduler: UpdateSchedule's dependent action iam:PassRole).
+            statements += [
+                iam.allow(["scheduler:GetSchedule", "scheduler:UpdateSchedule"], schedules.arns,
+                          sid="EnableJobSchedules"),
+                iam.allow(["iam:PassRole"], schedules.role_arns, sid="PassScheduleRoles",
+                          Condition={"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}),
+            ]  # fmt: skip
         return statements
 
     # --- the pipeline ------------------------------------------------------------------------------
@@ -412,3 +429,18 @@ class DeliveryPipeline(pulumi.ComponentResource):
 def _environment_json(variables: dict[str, str]) -> str:
     """The CodeBuild action's ``EnvironmentVariables`` configuration: a JSON list of name/value/type."""
     return json.dumps([{"name": k, "value": v, "type": "PLAINTEXT"} for k, v in variables.items()])
+
+
+@dataclass(frozen=True)
+class _ScheduleParts:
+    refs: list[pulumi.Output[str]]
+    arns: list[pulumi.Output[str]]
+    role_arns: list[pulumi.Output[str]]
+
+
+def _schedules(jobs: Any) -> _ScheduleParts:
+    """The jobs' schedules as the release needs them; none while a jobs stand-in (tests) declares none."""
+    schedules = getattr(jobs, "schedules", None)
+    if schedules is None:
+        return _ScheduleParts([], [], [])
+    return _ScheduleParts(list(schedules.refs), list(schedules.arns), list(schedules.role_arns))

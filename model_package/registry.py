@@ -20,6 +20,9 @@ CHAMPION_KEY = "champion.json"
 RELEASES_PREFIX = "releases/"
 REPORTS_PREFIX = "reports/"
 MODELS_PREFIX = "models/"
+# Where the retrain job reads its training data (every CSV/Parquet object under it); the infra's
+# ``trainingDataPrefix`` default and the job's DATA_URI, and the README's "put training data under".
+TRAINING_DATA_PREFIX = "training-data/"
 
 
 def versioned_model_key(version: int) -> str:

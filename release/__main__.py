@@ -77,6 +77,7 @@ def _record(args: argparse.Namespace) -> int:
     from release.build_record import BuildRecordReader
     from release.job_definitions import JobDefinitionUpdater
     from release.releaser import ModelBucket, Releaser
+    from release.schedules import ScheduleEnabler
     from release.settings import ReleaseSettings
 
     settings = ReleaseSettings.from_env()
@@ -87,11 +88,13 @@ def _record(args: argparse.Namespace) -> int:
             ModelBucket(s3, settings.model_bucket),
             JobDefinitionUpdater(boto3.client("batch")),
             model_key=settings.model_key,
+            schedules=ScheduleEnabler(boto3.client("scheduler")) if settings.schedule_names else None,
         )
         outcome = releaser.release(
             build,
             pipeline_execution_id=settings.pipeline_execution_id,
             job_definition_names=settings.job_definition_names,
+            schedule_names=settings.schedule_names,
         )
     except Exception as exc:  # every failure after the prod deploy is worth a page, expected or not
         _alert_release_failed(settings, s3, exc)

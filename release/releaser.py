@@ -1,9 +1,12 @@
 """The Release action: record what went live, then move the ``champion`` pointer, then the Batch jobs.
 
-Every check (the model objects in the bucket, the job definitions) runs before the first write, so
-a release that cannot complete changes nothing. The writes then go record first, pointer second,
-so the pointer never names a record that does not exist, and the job definitions last, because
-they are the only step a re-run repeats harmlessly (an unchanged image registers no revision).
+Every check (the model objects in the bucket, the job definitions, the schedules) runs before the first
+write, so a release that cannot complete changes nothing. The writes then go: the package archived under
+``models/<version>/model.zip`` when nothing is there yet (a ``model.zip`` uploaded by hand, as the README's
+first release does, has no archived copy: issue #12, defect 4), the record, the pointer (so the pointer
+never names a record that does not exist), the job definitions, and last the schedules (created DISABLED
+by the infra until the job definitions run a real jobs image: defect 5). The last two are the steps a
+re-run repeats harmlessly (an unchanged image registers no revision, an enabled schedule stays as it is).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from model_package.registry import (
 from release.build_record import BuildRecord
 from release.errors import ReleaseStateError
 from release.job_definitions import JobDefinitionUpdater, PlannedRevision
+from release.schedules import PlannedSchedule, ScheduleEnabler, ScheduleRef
 
 LOG = logging.getLogger(__name__)
 _MISSING_OBJECT_CODES = {"NoSuchKey", "NoSuchVersion", "InvalidArgument", "404", "NotFound"}
@@ -38,6 +42,8 @@ class ReleaseOutcome:
     record: ReleaseRecord
     champion: ChampionPointer
     job_definitions: list[str] = field(default_factory=list)
+    archived_package: bool = False
+    schedules: list[str] = field(default_factory=list)
 
 
 class ModelBucket:
@@ -45,6 +51,15 @@ class ModelBucket:
 
     def __init__(self, s3_client: Any, bucket: str) -> None:
         self.s3, self.bucket = s3_client, bucket
+
+    def read_if_exists(self, key: str) -> bytes | None:
+        """The object, or ``None`` if there is none (the release role may ListBucket, so that is a 404)."""
+        try:
+            return self.read(key)
+        except ReleaseStateError as exc:
+            if isinstance(exc.__cause__, ClientError):
+                return None
+            raise
 
     def read(self, key: str, version_id: str | None = None) -> bytes:
         request = {"Bucket": self.bucket, "Key": key}
@@ -59,15 +74,13 @@ class ModelBucket:
                 raise ReleaseStateError(f"{where} does not exist ({code})") from exc
             raise
 
-    def write_new(self, key: str, body: bytes) -> None:
-        """Create ``key``; refuse to replace an existing object (a release record is history)."""
+    def write_new(self, key: str, body: bytes, content_type: str = "application/json") -> None:
+        """Create ``key``; refuse to replace an existing object (release records and archives are history)."""
         try:
-            self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType="application/json", IfNoneMatch="*")
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, IfNoneMatch="*")
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "PreconditionFailed":
-                raise ReleaseStateError(
-                    f"s3://{self.bucket}/{key} already exists; release records are never replaced"
-                ) from exc
+            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
+                raise ReleaseStateError(f"s3://{self.bucket}/{key} already exists; it is never replaced") from exc
             raise
 
     def write(self, key: str, body: bytes) -> None:
@@ -83,9 +96,11 @@ class Releaser:
         job_definitions: JobDefinitionUpdater,
         *,
         model_key: str,
+        schedules: ScheduleEnabler | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.bucket, self.job_definitions, self.model_key, self._now = bucket, job_definitions, model_key, clock
+        self.schedules = schedules
 
     def _check_package(self, build: BuildRecord, data: bytes, where: str) -> None:
         try:
@@ -104,20 +119,35 @@ class Releaser:
                 f"the build record says {build.model_name!r} version {build.model_version}"
             )
 
-    def verify(self, build: BuildRecord) -> str:
-        """Check the bucket holds the very package the build baked in; returns the champion's package key."""
+    def verify(self, build: BuildRecord) -> tuple[str, bytes | None]:
+        """Check the bucket holds the very package the build baked in. Returns the champion's package key
+        and, when that key does not exist yet (a hand-uploaded model.zip), the bytes to archive there."""
         package_key = versioned_model_key(build.model_version)
-        where = f"s3://{self.bucket.bucket}/{package_key}"
-        self._check_package(build, self.bucket.read(package_key), where)
         trigger = f"s3://{self.bucket.bucket}/{self.model_key} (version {build.model_s3_version_id})"
-        self._check_package(build, self.bucket.read(self.model_key, build.model_s3_version_id), trigger)
-        return package_key
+        released = self.bucket.read(self.model_key, build.model_s3_version_id)
+        self._check_package(build, released, trigger)
+        archived = self.bucket.read_if_exists(package_key)
+        if archived is None:
+            return package_key, released
+        self._check_package(build, archived, f"s3://{self.bucket.bucket}/{package_key}")
+        return package_key, None
 
     def release(
-        self, build: BuildRecord, *, pipeline_execution_id: str, job_definition_names: Sequence[str]
+        self,
+        build: BuildRecord,
+        *,
+        pipeline_execution_id: str,
+        job_definition_names: Sequence[str],
+        schedule_names: Sequence[ScheduleRef] = (),
     ) -> ReleaseOutcome:
-        package_key = self.verify(build)
+        package_key, to_archive = self.verify(build)
         planned: list[PlannedRevision] = self.job_definitions.plan(job_definition_names, build.pinned_jobs_image)
+        if schedule_names and self.schedules is None:
+            raise ReleaseStateError(f"schedules {[str(r) for r in schedule_names]} given but no scheduler client")
+        schedules: list[PlannedSchedule] = self.schedules.plan(schedule_names) if self.schedules else []
+        if to_archive is not None:
+            self.bucket.write_new(package_key, to_archive, content_type="application/zip")
+            LOG.info("archived the released package as s3://%s/%s", self.bucket.bucket, package_key)
         released_at = self._now()
         key = release_key(released_at, build.git_sha)
         record = ReleaseRecord(
@@ -146,4 +176,6 @@ class Releaser:
         self.bucket.write(CHAMPION_KEY, (champion.model_dump_json(indent=2) + "\n").encode())
         LOG.info("champion is now %s version %d (%s)", build.model_name, build.model_version, package_key)
         arns = self.job_definitions.apply(planned)
-        return ReleaseOutcome(record_key=key, record=record, champion=champion, job_definitions=arns)
+        enabled = self.schedules.apply(schedules) if self.schedules else []
+        return ReleaseOutcome(record_key=key, record=record, champion=champion, job_definitions=arns,
+                              archived_package=to_archive is not None, schedules=enabled)  # fmt: skip

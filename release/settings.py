@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from model_package.registry import DEFAULT_MODEL_KEY
 from release.errors import ConfigurationError
 from release.job_definitions import parse_names
+from release.schedules import ScheduleRef, parse_schedule_names
 
 # S3 bucket naming rules (lower-case letters, digits, '.', '-'; 3-63 characters).
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -22,6 +23,7 @@ class ReleaseSettings:
     pipeline_execution_id: str
     job_definition_names: tuple[str, ...]
     alerts_topic_arn: str | None
+    schedule_names: tuple[ScheduleRef, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ReleaseSettings:
@@ -47,4 +49,5 @@ class ReleaseSettings:
             pipeline_execution_id=execution_id,
             job_definition_names=tuple(parse_names(env.get("JOB_DEFINITION_NAMES", ""))),
             alerts_topic_arn=topic,
+            schedule_names=tuple(parse_schedule_names(env.get("SCHEDULE_NAMES", ""))),
         )

@@ -1,4 +1,4 @@
-"""Where training data comes from: a local file, an S3 object, or a SQL query kept beside the code.
+"""Where training data comes from: a local file, an S3 object or prefix, or a SQL query kept beside the code.
 
 Each reader returns a :class:`DataSet` with the frame and the sha256 that identifies the data for lineage
 and re-run detection. Any failure to read is a :class:`DataError`, so missing or corrupt data stops the
@@ -75,25 +75,85 @@ class LocalFileReader:
 
 
 class S3Reader:
-    """``s3://bucket/key``; the client comes from the caller (``AWS_ENDPOINT_URL`` is honoured by boto3)."""
+    """``s3://bucket/key`` (one object) or ``s3://bucket/prefix/`` (every CSV/Parquet object under it).
+
+    The infra sets ``DATA_URI`` to the training-data prefix (``model_package.registry.TRAINING_DATA_PREFIX``)
+    and the README tells users to put files there, so a URI ending in ``/`` reads all data files under it
+    in key order (deterministic, so the same files give the same data set and sha256), concatenated; they
+    must share their columns. Zero-byte "folder" markers and files whose name starts with ``_`` or ``.``
+    (``_SUCCESS``, ``.keep``) are skipped with a log line; any other file must be a known format. The
+    client comes from the caller (``AWS_ENDPOINT_URL`` is honoured by boto3).
+    """
 
     def __init__(self, uri: str, s3_client: Any) -> None:
         match = re.fullmatch(r"s3://([^/]+)/(.+)", uri)
         if not match:
-            raise ConfigError(f"DATA_URI {uri!r} is not an s3://bucket/key URI")
+            raise ConfigError(f"DATA_URI {uri!r} is not an s3://bucket/key or s3://bucket/prefix/ URI")
         self.uri, self.bucket, self.key, self.s3 = uri, match[1], match[2], s3_client
 
-    def read(self) -> DataSet:
+    @property
+    def is_prefix(self) -> bool:
+        return self.key.endswith("/")
+
+    def _get(self, key: str) -> bytes:
         from botocore.exceptions import BotoCoreError, ClientError
 
+        where = f"s3://{self.bucket}/{key}"
         try:
-            data = self.s3.get_object(Bucket=self.bucket, Key=self.key)["Body"].read()
+            return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "?")
-            raise DataError(f"{self.uri}: cannot read the training data ({code})") from exc
+            raise DataError(f"{where}: cannot read the training data ({code})") from exc
         except BotoCoreError as exc:
-            raise DataError(f"{self.uri}: cannot read the training data ({exc})") from exc
-        return DataSet(parse_bytes(data, self.key), self.uri, hashlib.sha256(data).hexdigest())
+            raise DataError(f"{where}: cannot read the training data ({exc})") from exc
+
+    def _data_keys(self) -> list[str]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        keys, skipped = [], []
+        try:
+            for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.key):
+                for item in page.get("Contents", []):
+                    key, name = item["Key"], PurePosixPath(item["Key"]).name
+                    if key.endswith("/") or name.startswith(("_", ".")):
+                        skipped.append(key)
+                    else:
+                        keys.append(key)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "?")
+            raise DataError(f"{self.uri}: cannot list the training data ({code})") from exc
+        except BotoCoreError as exc:
+            raise DataError(f"{self.uri}: cannot list the training data ({exc})") from exc
+        if skipped:
+            LOG.info("%s: skipped %d marker/hidden objects: %s", self.uri, len(skipped), skipped[:10])
+        if not keys:
+            raise DataError(
+                f"{self.uri}: no data files under this prefix; put one or more {', '.join(FORMATS)} files "
+                "(optionally .gz for CSV) under it, e.g. aws s3 cp churn.csv " + f"{self.uri}churn.csv"
+            )
+        for key in keys:
+            _format(f"s3://{self.bucket}/{key}")  # every file is a known format before any is downloaded
+        return sorted(keys)
+
+    def read(self) -> DataSet:
+        if not self.is_prefix:
+            data = self._get(self.key)
+            return DataSet(parse_bytes(data, self.key), self.uri, hashlib.sha256(data).hexdigest())
+        frames, identity, first = [], hashlib.sha256(), None
+        for key in self._data_keys():
+            data = self._get(key)
+            frame = parse_bytes(data, f"s3://{self.bucket}/{key}")
+            if first is None:
+                first = (key, list(frame.columns))
+            elif list(frame.columns) != first[1]:
+                raise DataError(
+                    f"s3://{self.bucket}/{key}: columns differ from s3://{self.bucket}/{first[0]} "
+                    f"({list(frame.columns)} vs {first[1]}); every file under {self.uri} must have the same columns"
+                )
+            frames.append(frame)
+            identity.update(f"{key}\t{hashlib.sha256(data).hexdigest()}\n".encode())
+        LOG.info("read %d files under %s", len(frames), self.uri)
+        return DataSet(pd.concat(frames, ignore_index=True), self.uri, identity.hexdigest())
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,8 @@ from botocore.validate import ParamValidator
 from infra.jobs_spec import EVALUATE_ON_EXIT, JOB_NAMES, schedule_window_minutes
 from infra.offline import OfflineRun, load_stack_config, run_offline
 from infra.settings import BATCH_FARGATE_MEMORY, parse_settings
+from model_package.registry import TRAINING_DATA_PREFIX
+from retrain.readers import S3Reader
 from tests.infra.plan_queries import allowed_actions, as_list, role_policy, statements
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -175,7 +177,9 @@ def test_environment_has_exactly_the_agreed_names_and_values(stack: OfflineRun) 
         assert env["MODEL_BUCKET"] == "buckets-models-0a1b2c3"
         assert env["ALERTS_TOPIC_ARN"] == "arn:aws:sns:us-east-1:123456789012:alerts-topic-0a1b2c3"
     retrain = environment(stack, "retrain")
-    assert retrain["DATA_URI"] == "s3://buckets-models-0a1b2c3/training-data/"
+    # A prefix (issue #12, defect 2): the reader the job builds for it reads every data file under it.
+    assert retrain["DATA_URI"] == f"s3://buckets-models-0a1b2c3/{TRAINING_DATA_PREFIX}"
+    assert S3Reader(retrain["DATA_URI"], s3_client=None).is_prefix
     assert (retrain["MODEL_KEY"], retrain["TARGET"], retrain["MODEL_NAME"]) == ("model.zip", "churn", "churn")
     assert float(retrain["GATE_TOLERANCE"]) == settings.gate_tolerance
     assert retrain["GATE_METRIC"] == settings.gate_metric and int(retrain["MIN_ROWS"]) == settings.min_training_rows

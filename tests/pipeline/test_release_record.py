@@ -206,14 +206,29 @@ def test_versioned_package_with_another_sha_fails_before_any_write(env: Env) -> 
     _assert_nothing_written(env)
 
 
-def test_missing_versioned_package_fails_before_any_write(env: Env) -> None:
-    with pytest.raises(ReleaseStateError, match=r"models/4/model.zip does not exist"):
+def test_build_record_naming_another_model_version_fails_before_any_write(env: Env) -> None:
+    with pytest.raises(ReleaseStateError, match=r"is model 'churn' version 3, the build record says 'churn' version 4"):
         env.releaser().release(
             env.build(model_version=4, app_image_uri=f"{REGISTRY}/app:{GIT_SHA}-m4"),
             pipeline_execution_id="exec-1",
             job_definition_names=env.job_names,
         )
     _assert_nothing_written(env)
+    assert env.object_keys("models/") == [versioned_model_key(3)]
+
+
+def test_missing_versioned_package_is_archived_from_the_released_upload(env: Env) -> None:
+    """Issue #12, defect 4: a hand-uploaded model.zip has no models/<version>/ copy; the release makes it."""
+    env.s3.delete_object(Bucket=env.bucket, Key=versioned_model_key(3))
+    outcome = env.releaser().release(env.build(), pipeline_execution_id="exec-1", job_definition_names=env.job_names)
+    assert outcome.archived_package is True
+    archived = env.s3.get_object(Bucket=env.bucket, Key=versioned_model_key(3))
+    assert archived["Body"].read() == env.package and archived["ContentType"] == "application/zip"
+    assert outcome.champion.package_key == versioned_model_key(3)
+    again = env.releaser(clock=lambda: T0 + timedelta(minutes=1)).release(
+        env.build(), pipeline_execution_id="exec-2", job_definition_names=env.job_names
+    )
+    assert again.archived_package is False
 
 
 def test_trigger_version_id_that_names_another_upload_fails(env: Env) -> None:
