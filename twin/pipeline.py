@@ -346,9 +346,12 @@ class PipelineRun:
         return self.results
 
     def stop(self) -> None:
+        """Stop the services; the work dir (build logs, artifacts) stays only with TWIN_KEEP=1."""
         for running in self.services.values():
             running.stop()
         self.services.clear()
+        if os.environ.get("TWIN_KEEP") != "1":
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def new_run(twin: Twin, log: Callable[[str], None] = print, **kwargs: Any) -> PipelineRun:

@@ -149,6 +149,9 @@ def test_the_loop_as_deployed(twin: Twin, workspace: Path, tmp_path: Path) -> No
         # Shifted traffic (monthly_spend +40): the drift job has something to report and alert on.
         frame = churn_frame(600, seed=11, monthly_spend=40.0)
         records = records_of(frame, 600)
+        drift = _job_props(twin, names["drift"])
+        env = {e["name"]: e["value"] for e in drift["environment"]}
+        before = set(_keys(twin, env["CAPTURE_BUCKET"], env["CAPTURE_PREFIX"]))
         for start in range(0, len(records), 100):
             request = urllib.request.Request(
                 f"{prod.url}/predict",
@@ -157,9 +160,9 @@ def test_the_loop_as_deployed(twin: Twin, workspace: Path, tmp_path: Path) -> No
             )
             with urllib.request.urlopen(request, timeout=30) as reply:
                 assert len(json.loads(reply.read())["predictions"]) == 100
-        drift = _job_props(twin, names["drift"])
-        env = {e["name"]: e["value"] for e in drift["environment"]}
-        keys = _wait(lambda: _keys(twin, env["CAPTURE_BUCKET"], env["CAPTURE_PREFIX"]), 90, "capture objects")
+        keys = _wait(
+            lambda: set(_keys(twin, env["CAPTURE_BUCKET"], env["CAPTURE_PREFIX"])) - before, 90, "new capture objects"
+        )
         return [
             f"600 records to prod {prod.url}/predict",
             f"{len(keys)} capture object(s) under s3://{env['CAPTURE_BUCKET']}/{env['CAPTURE_PREFIX']}",
@@ -180,18 +183,20 @@ def test_the_loop_as_deployed(twin: Twin, workspace: Path, tmp_path: Path) -> No
                 f"alert on {topic.topic_arn}: {str(alert.get('Subject') or alert.get('Message'))[:120]}"]  # fmt: skip
 
     def release_state() -> list[str]:
+        build = json.loads((run.artifacts["BuildRecord"] / "build-record.json").read_text())
         champion = json.loads(s3.get_object(Bucket=models, Key=CHAMPION_KEY)["Body"].read())
+        assert (champion["model_version"], champion["model_sha256"]) == (build["model_version"], build["model_sha256"])
         records = _keys(twin, models, RELEASES_PREFIX)
-        assert records, "no release record"
-        build = run.namespaces["BuildVariables"]
-        lines = [f"champion {champion}"[:200], f"release records {records}"]
+        assert champion["release_key"] in records, (champion, records)
+        record = json.loads(s3.get_object(Bucket=models, Key=champion["release_key"])["Body"].read())
+        assert build["git_sha"] in json.dumps(record)
+        pinned = f"{jobs_repo}@{build['jobs_image_digest']}"
+        lines = [f"champion: {CHAMPION_KEY} -> v{champion['model_version']} ({champion['package_key']})",
+                 f"release record {champion['release_key']} names git {build['git_sha'][:12]}"]  # fmt: skip
         for name in names.values():
             image = _latest_revision(twin, name)["containerProperties"]["image"]
-            assert (
-                image.startswith(f"{build['JOBS_IMAGE_URI'].rsplit(':', 1)[0]}@sha256:")
-                or image == build["JOBS_IMAGE_URI"]
-            ), image
-            lines.append(f"{name} -> {image}")
+            assert image == pinned, f"{name} runs {image}, not the new jobs image {pinned}"
+            lines.append(f"{name} latest revision -> {image}")
         return lines
 
     try:
