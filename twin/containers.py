@@ -359,7 +359,12 @@ def run_service(
         image,
         *container.get("command", []),
     ]  # fmt: skip
-    podman(*args)
+    try:
+        podman(*args)
+    except BaseException:
+        podman("rm", "--force", name, check=False)
+        volumes.cleanup()
+        raise
     task = RunningTask(name=name, container=container, port=port, volumes=volumes)
     mounts = [m["containerPath"] for m in container.get("mountPoints", [])]
     task.checks.append(

@@ -124,8 +124,10 @@ class Twin:
         """Untag what this twin pushed or pulled (ECR-named and local-registry images); podman's build
         cache (the untagged intermediate layers) stays, so the next run's builds are fast."""
         prefixes = (f"{self.registry.address}/", *self.registry.ecr_registries)
-        listed = podman("images", "--format", "{{.Repository}}:{{.Tag}}", check=False).stdout.split()
-        mine = [ref for ref in listed if ref.startswith(prefixes)]
+        listed = podman("images", "--format", "{{.ID}} {{.Repository}}", check=False).stdout.splitlines()
+        mine = sorted(
+            {line.split()[0] for line in listed if line.split()[1:2] and line.split()[1].startswith(prefixes)}
+        )
         if mine:
             podman("rmi", "--force", *mine, check=False)
         return mine
