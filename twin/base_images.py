@@ -50,7 +50,7 @@ test -x /usr/local/bin/pip
 ln -sf python3.11 /usr/local/bin/python3
 ln -sf python3.11 /usr/local/bin/python
 /usr/local/bin/python -c 'import ssl, venv, ensurepip'
-command -v groupadd useradd > /dev/null
+command -v groupadd > /dev/null && command -v useradd > /dev/null
 cp /tmp/host-ca.crt /etc/ssl/certs/ca-certificates.crt
 rm /tmp/host-ca.crt
 printf '[global]\\ncert = /etc/ssl/certs/ca-certificates.crt\\n' > /etc/pip.conf

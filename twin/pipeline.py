@@ -43,7 +43,7 @@ from twin.session import Twin, clean_copy, git_sha
 
 PHASES = ("install", "pre_build", "build", "post_build")
 # The app flushes its capture every 5 s (CAPTURE_FLUSH_SECONDS default); this leaves room for retries.
-SMOKE_CAPTURE_SECONDS = 45
+SMOKE_CAPTURE_SECONDS = 30
 _VARIABLE = re.compile(r"#\{([A-Za-z0-9_]+)\.([A-Za-z0-9_]+)\}")
 
 
