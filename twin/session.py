@@ -122,14 +122,16 @@ class Twin:
 
     def remove_images(self) -> list[str]:
         """Untag what this twin pushed or pulled (ECR-named and local-registry images); podman's build
-        cache (the untagged intermediate layers) stays, so the next run's builds are fast."""
+        cache (the untagged intermediate layers) stays, so the next run's builds are fast.
+        ``podman image prune`` reclaims the space."""
         prefixes = (f"{self.registry.address}/", *self.registry.ecr_registries)
         listed = podman("images", "--format", "{{.ID}} {{.Repository}}", check=False).stdout.splitlines()
         mine = sorted(
             {line.split()[0] for line in listed if line.split()[1:2] and line.split()[1].startswith(prefixes)}
         )
-        if mine:
-            podman("rmi", "--force", *mine, check=False)
+        for image_id in mine:
+            # untag, not rmi: rmi would also prune the untagged parent layers that are podman's build cache.
+            podman("untag", image_id, check=False)
         return mine
 
     def stop(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import urllib.request
@@ -11,6 +12,7 @@ import pytest
 
 from tests.twin.conftest import PYTHON, churn_frame, records_of, say, shell
 from twin.containers import Volumes, WorkloadError, run_service
+from twin.plan import Plan
 from twin.session import Twin
 from twin.system import podman
 
@@ -108,3 +110,47 @@ def test_shims_refuse_what_they_do_not_emulate(twin: Twin, workspace: Path) -> N
     )
     assert done.returncode == 2 and "only `aws ecr get-login-password`" in done.stderr
     assert PYTHON
+
+
+def _with_health_check(plan_doc: dict, family_suffix: str, health: dict) -> Plan:
+    doc = copy.deepcopy(plan_doc)
+    for resource in doc["resources"]:
+        if resource["type"] == "aws:ecs/taskDefinition:TaskDefinition" and resource["inputs"]["family"].endswith(
+            family_suffix
+        ):
+            containers = json.loads(resource["inputs"]["containerDefinitions"])
+            containers[0]["healthCheck"] = health
+            resource["inputs"]["containerDefinitions"] = json.dumps(containers)
+    return Plan(doc)
+
+
+def test_container_health_check_is_run_as_declared(twin: Twin, plan_doc: dict, app_image: str) -> None:
+    """A task definition healthCheck runs in the container (podman exec): a failing one fails the deploy
+    after its retries, with the container's logs; a passing one is reported."""
+    config = _deploy_action(twin, "DeployStage")
+    definitions = [{"name": "app", "imageUri": app_image}]
+    failing = _with_health_check(
+        plan_doc, "-stage", {"command": ["CMD-SHELL", "test -e /nonexistent"], "interval": 1, "retries": 2}
+    )
+    with pytest.raises(WorkloadError, match="UNHEALTHY after 2 failed health checks"):
+        run_service(
+            failing,
+            config["ClusterName"],
+            config["ServiceName"],
+            definitions,
+            aws=twin.aws,
+            registry=twin.registry.address,
+        )
+    passing = _with_health_check(
+        plan_doc,
+        "-stage",
+        {"command": ["CMD", "python", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:8080/health')"],
+         "interval": 2, "retries": 3, "startPeriod": 30},
+    )  # fmt: skip
+    task = run_service(
+        passing, config["ClusterName"], config["ServiceName"], definitions, aws=twin.aws, registry=twin.registry.address
+    )
+    try:
+        assert any(line.startswith("container healthCheck") for line in task.checks), task.checks
+    finally:
+        task.stop()
