@@ -4,10 +4,10 @@
 creates, on a moto server, every resource moto can hold with the inputs the plan gives it: the KMS key and
 its key policy, IAM roles with their inline/attached policies, the VPC pieces Batch needs, the buckets
 (versioning, SSE-KMS, public access block, ownership, policy, lifecycle, EventBridge notification), SQS
-queues, SNS topics and subscriptions, SSM parameters, log groups, ECR repositories, the Batch compute
-environment, job queue and job definitions (container properties verbatim), EventBridge rules (patterns
-verbatim) and targets, and the EventBridge Scheduler schedules. Nothing is hand-copied: change the plan
-and the twin changes.
+queues, SNS topics and subscriptions, SSM parameters, Secrets Manager secrets, log groups, ECR
+repositories, the Batch compute environment, job queue and job definitions (container properties
+verbatim), EventBridge rules (patterns verbatim) and targets, and the EventBridge Scheduler schedules.
+Nothing is hand-copied: change the plan and the twin changes.
 
 How the plan's mocked values are resolved. The plan comes from Pulumi's mock runtime (``infra/offline.py``),
 so every output another resource reads (an id, ARN, URL) is a value ``AwsMocks`` made up. The twin runs
@@ -19,7 +19,8 @@ them) and ARNs/URLs/key ids moto generates itself (the KMS key id, SQS queue URL
 occur, e.g. inside a policy document or a job definition's environment). Later resources get their inputs
 through that mapping, and ``TwinAws.resolve`` gives callers the same translation. moto's default account is
 the plan's ``123456789012``, so ARNs built from names agree; the region is the stack's ``aws:region``.
-Values the plan masks as ``[secret]`` are stored as that mask (listed in ``TwinAws.masked``).
+Values the plan masks as ``[secret]`` (an SSM value, a Secrets Manager secret string) are stored as that
+mask (listed in ``TwinAws.masked``): the real value is never in the plan.
 
 Observing what AWS would deliver. moto's ``TestEventPattern`` returns no result, but ``PutEvents`` and S3's
 EventBridge notifications are matched against rules and delivered to SQS targets. So every plan rule gets
@@ -27,16 +28,39 @@ an SQS *probe* target (the raw event, ``TwinAws.rules``). moto delivers only to 
 event-bus targets and fails the whole ``PutEvents`` on any other (SNS, CodePipeline), so a plan target of
 another kind is not installed; instead a *target probe* queue gets that target's own ``Input`` /
 ``InputPath`` / ``InputTransformer``, so it receives exactly the message the target would
-(``TwinAws.target_probes``). Each SNS topic gets an unfiltered SQS probe subscription (raw delivery off,
-so the SNS envelope is what arrives, ``TwinAws.topics``) and, for every plan subscription (e-mail, SMS,
-...), a probe subscription with that subscription's filter policy and scope (``TwinAws.subscription_probes``):
-what reaches it is what that endpoint would get.
+(``TwinAws.target_probes``); ``TwinAws.relay`` hands an SNS target's messages on to its topic. Each SNS
+topic gets an unfiltered SQS probe subscription (raw delivery off, so the SNS envelope is what arrives,
+``TwinAws.topics``) and, for every plan subscription (e-mail, SMS, ...), a probe subscription with that
+subscription's filter policy and scope (``TwinAws.subscription_probes``): what reaches it is what that
+endpoint would get. moto notifies a multipart upload twice (same object version; S3 once) and its
+``detail.reason`` is always ``ObjectCreated``: count objects, not events.
 
 Not emulated here (listed per type in ``TwinAws.not_modelled``): networking beyond VPC/subnets/security
 groups, ECS, load balancers, CodePipeline/CodeBuild/CodeCommit, alarms, Glue/Athena, and bucket policies
-with conditions (moto would apply the TLS-only Deny to every request; see ``_s3_policy``). Batch jobs are never
-submitted (moto's Batch would try to run docker); the queue and definitions exist so the release step can
-register and describe revisions. moto does not encrypt with KMS nor check key or topic policies.
+with conditions (moto would apply the TLS-only Deny to every request; see ``_s3_policy``). Batch jobs are
+never submitted (moto's Batch would try to run docker); the queue and definitions exist so the release
+step can register and describe revisions. moto does not encrypt with KMS nor check key or topic policies.
+
+Why there is no ``credentials_for_role(name)`` (workloads under their own role with the plan's policies
+enforced). Investigated against moto 5.2.5 and not feasible cleanly:
+
+1. IAM enforcement is server-wide: ``INITIAL_NO_AUTH_ACTION_COUNT`` is read from the server process's
+   environment at start (``moto/settings.py``); after that many requests *every* request must be signed by
+   an IAM identity moto knows, the harness's included, so the server (``tests/support/servers.py``) would
+   need a start option and the harness an admin user whose policy allows ``*``.
+2. ``sts:AssumeRole`` on the plan's roles crashes moto: their trust policies name a service principal
+   (``ecs-tasks.amazonaws.com``), and moto's principal check does ``principal in None``
+   (``moto/iam/access_control.py`` ``_check_principal``: ``TypeError``, HTTP 500). Credentials "of the
+   role" would need a rewritten trust policy or an IAM user carrying copies of the role's policies.
+3. Only S3, SQS, IAM and STS authorize against the request's resource; SNS and SSM authorize every call
+   against resource ``*`` (``moto/core/responses.py`` ``call_action`` without ``_determine_resource``).
+   Checked: a user whose policy allows ``sns:Publish`` on the topic's ARN and ``ssm:GetParameter`` on the
+   parameter's ARN (the plan's least-privilege form) gets ``AccessDenied`` for both, while S3 allows
+   ``PutObject`` under the granted prefix and denies it elsewhere, as AWS would.
+
+So enforcement would be faithful for S3 only and would wrongly deny the plan's correct SNS/SSM grants;
+the plan's IAM policies are instead created verbatim (readable with ``get_role_policy``) and checked by the
+policy tests under ``tests/infra``.
 """
 
 from __future__ import annotations
@@ -44,6 +68,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -54,6 +79,7 @@ from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime.rpc import UNKNOWN
 
 from infra.offline import SECRET, AwsMocks, load_stack_config
 
@@ -134,16 +160,20 @@ class TwinAws:
     schedules: dict[str, str] = field(default_factory=dict)  # plan schedule resource name -> "group/name"
     subscription_probes: dict[str, str] = field(default_factory=dict)  # plan subscription name -> probe URL
     target_probes: dict[str, str] = field(default_factory=dict)  # plan event target name -> probe URL
+    target_arns: dict[str, str] = field(default_factory=dict)  # plan event target name -> its (resolved) ARN
     masked: list[str] = field(default_factory=list)  # plan resources whose value was "[secret]"
     not_modelled: dict[str, list[str]] = field(default_factory=dict)  # type -> plan resource names
     _substitutions: _Resolver = field(default_factory=_Resolver, repr=False)
+    _session: boto3.session.Session | None = field(default=None, repr=False)
     _clients: dict[str, BaseClient] = field(default_factory=dict, repr=False)
     _inbox: dict[str, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
 
     def client(self, service: str) -> BaseClient:
         """A boto3 client for ``service`` pointed at the twin's endpoint (cached per service)."""
         if service not in self._clients:
-            self._clients[service] = boto3.session.Session(region_name=self.region, **TWIN_CREDENTIALS).client(
+            if self._session is None:  # one session: its loader caches service models across clients
+                self._session = boto3.session.Session(region_name=self.region, **TWIN_CREDENTIALS)
+            self._clients[service] = self._session.client(
                 service,
                 endpoint_url=self.endpoint_url,
                 config=Config(retries={"max_attempts": 2, "mode": "standard"}),
@@ -164,18 +194,20 @@ class TwinAws:
         """
         deadline = time.monotonic() + timeout
         inbox = self._inbox.setdefault(queue_url, [])
+        received = False
         while True:
             for index, message in enumerate(inbox):
                 if _matches(predicate, message):
                     return inbox.pop(index)
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 and received:
                 seen = [json.dumps(m, default=str)[:300] for m in inbox]
                 raise TimeoutError(
                     f"no message matching the predicate on {queue_url} within {timeout}s; "
                     f"{len(inbox)} other message(s) received: {seen}"
                 )
             self._receive(queue_url, wait_seconds=1 if remaining >= 1 else 0)
+            received = True
 
     def drain(self, queue_url: str) -> list[dict[str, Any]]:
         """Every message on ``queue_url`` now (buffered ones included), removing them.
@@ -188,6 +220,53 @@ class TwinAws:
         while self._receive_into(messages, queue_url, wait_seconds=0):
             pass
         return messages
+
+    def register_image(self, repository: str, tag: str, manifest: str) -> str:
+        """Record in moto's ECR that ``<repository>:<tag>`` was pushed with ``manifest``; returns its digest.
+
+        The images themselves live in the local registry standing in for ECR; this makes ECR's answers
+        (``DescribeImages``, which the release step uses to pin images by digest) agree with it. The
+        digest is the sha256 of the manifest's exact bytes, as a registry computes it (OCI image spec,
+        "Descriptors": digests). ``repository`` is a plan repository's name or URI. The plan's tag
+        immutability holds: a second manifest under the same tag raises moto's ``ClientError``.
+        """
+        name = repository.split("/", 1)[1] if "/" in repository else repository
+        if name not in self.repositories:
+            raise KeyError(f"ECR repository {name!r} is not in the plan; the plan's: {sorted(self.repositories)}")
+        digest = "sha256:" + hashlib.sha256(manifest.encode()).hexdigest()
+        self.client("ecr").put_image(repositoryName=name, imageManifest=manifest, imageTag=tag, imageDigest=digest)
+        return digest
+
+    def relay(self, target: str) -> int:
+        """Hand what the plan's SNS event target ``target`` received on its probe to its topic, as
+        EventBridge would; returns how many messages were published.
+
+        moto cannot deliver EventBridge events to SNS, so the target probe stands in; this is the last
+        hop, done on request. Each probe body (the event, or the target's transformed input, byte for
+        byte) becomes the SNS message, without message attributes, as EventBridge publishes
+        (so a subscription filter on attributes sees none). Messages already buffered by ``wait_for``
+        are re-encoded as JSON.
+        """
+        if target not in self.target_probes:
+            raise KeyError(f"{target!r} is not a probed event target; probed: {sorted(self.target_probes)}")
+        arn = self.target_arns[target]
+        if arn.split(":")[2] != "sns":
+            raise ValueError(f"event target {target!r} delivers to {arn}; relay supports SNS topic targets only")
+        queue_url = self.target_probes[target]
+        bodies = [json.dumps(m["body"] if set(m) == {"body"} else m) for m in self._inbox.pop(queue_url, [])]
+        sqs = self.client("sqs")
+        while True:
+            messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not messages:
+                break
+            bodies.extend(m["Body"] for m in messages)
+            sqs.delete_message_batch(
+                QueueUrl=queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+            )
+        for body in bodies:
+            self.client("sns").publish(TopicArn=arn, Message=body)
+        return len(bodies)
 
     def _receive(self, queue_url: str, wait_seconds: int) -> None:
         self._receive_into(self._inbox.setdefault(queue_url, []), queue_url, wait_seconds)
@@ -272,6 +351,11 @@ def _validated(plan: Any) -> list[dict[str, Any]]:
         missing = [k for k in required if not isinstance(resource, dict) or k not in resource]
         if missing:
             raise PlanError(f"plan resource #{index} lacks {missing}; every resource has {list(required)}")
+        if any(UNKNOWN in text for text in _strings(resource["inputs"])):
+            raise PlanError(
+                f"plan resource {resource['name']!r} ({resource['type']}) has an unknown (apply-time) input; the "
+                "twin needs the offline plan, where infra/offline.py's mocks give every output a value"
+            )
     return plan["resources"]
 
 
@@ -316,9 +400,15 @@ class _Builder:
                     raise TwinProvisionError(
                         f"moto refused {resource['type']} {resource['name']!r} (physical {mocked.physical!r}): {exc}"
                     ) from exc
+                except KeyError as exc:
+                    raise PlanError(
+                        f"plan resource {resource['name']!r} ({resource['type']}) lacks input {exc}, which the twin "
+                        "needs to create it"
+                    ) from exc
         for type_token, rest in sorted(by_type.items()):
-            if not type_token.startswith(("pulumi:", "ml-delivery:")):
-                self.twin.not_modelled[type_token] = [r["name"] for r in rest]
+            custom = [r["name"] for r in rest if r.get("custom", True)]  # components create nothing themselves
+            if custom:
+                self.twin.not_modelled[type_token] = custom
 
     def _mocked(self, resource: dict[str, Any]) -> _Mocked:
         args = pulumi_mocks.MockResourceArgs(resource["type"], resource["name"], dict(resource["inputs"]))
@@ -612,7 +702,7 @@ def _sns_subscription(b: _Builder, r: dict[str, Any], i: dict[str, Any], m: _Moc
 def _ssm_parameter(b: _Builder, r: dict[str, Any], i: dict[str, Any], m: _Mocked) -> None:
     value = i.get("value") if i.get("value") is not None else i.get("insecureValue")
     if value is None:
-        raise PlanError(f"SSM parameter {r['name']!r} has neither 'value' nor 'insecureValue' in the plan")
+        raise PlanError(f"plan resource {r['name']!r} ({r['type']}) has neither 'value' nor 'insecureValue'")
     if value == SECRET:
         b.twin.masked.append(r["name"])
     name = i.get("name") or m.physical
@@ -627,6 +717,28 @@ def _ssm_parameter(b: _Builder, r: dict[str, Any], i: dict[str, Any], m: _Mocked
     )  # fmt: skip
     b.twin.parameters[name] = str(value)
     b.resolve.add_whole(m.id, name)
+
+
+def _secret(b: _Builder, r: dict[str, Any], i: dict[str, Any], m: _Mocked) -> None:
+    secret = b.c("secretsmanager").create_secret(
+        **_drop_none(
+            {"Name": m.physical, "Description": i.get("description"), "KmsKeyId": i.get("kmsKeyId"),
+             "Tags": _tags_kv(i.get("tags"))}
+        )
+    )  # fmt: skip
+    # moto picks its own 6-character ARN suffix; the plan's mocked ARN (used as ``valueFrom``) maps to it.
+    b.resolve.add_whole(m.id, secret["ARN"])  # a Pulumi Secret's id is its ARN
+    b.resolve.add_within(m.state.get("arn"), secret["ARN"])
+
+
+def _secret_version(b: _Builder, r: dict[str, Any], i: dict[str, Any], m: _Mocked) -> None:
+    value = i.get("secretString")
+    if value is None:
+        b.note(r["type"], f"{r['name']} (secretBinary)")
+        return
+    if value == SECRET:
+        b.twin.masked.append(r["name"])
+    b.c("secretsmanager").put_secret_value(SecretId=i["secretId"], SecretString=str(value))
 
 
 def _log_group(b: _Builder, r: dict[str, Any], i: dict[str, Any], m: _Mocked) -> None:
@@ -794,9 +906,12 @@ def _event_target(b: _Builder, r: dict[str, Any], i: dict[str, Any], m: _Mocked)
     service = i["arn"].split(":")[2] if i["arn"].startswith("arn:") else ""
     shape = _event_target_shape(i)
     if service in MOTO_DELIVERABLE_TARGETS:
-        target = {"Id": target_id, "Arn": i["arn"], **shape}
-        if i.get("sqsTarget"):
-            target["SqsParameters"] = _pascal(i["sqsTarget"])
+        target = {
+            "Id": target_id, "Arn": i["arn"], **shape,
+            **_drop_none({"RoleArn": i.get("roleArn"), "RetryPolicy": _pascal(i.get("retryPolicy")),
+                          "DeadLetterConfig": _pascal(i.get("deadLetterConfig")),
+                          "SqsParameters": _pascal(i.get("sqsTarget"))}),
+        }  # fmt: skip
         events.put_targets(Rule=i["rule"], EventBusName=bus, Targets=[target])
         return
     # moto cannot deliver to this target; a probe with the target's own input shape shows what it would get.
@@ -804,6 +919,7 @@ def _event_target(b: _Builder, r: dict[str, Any], i: dict[str, Any], m: _Mocked)
     probe_id = f"twin-{target_id}"[:64]
     events.put_targets(Rule=i["rule"], EventBusName=bus, Targets=[{"Id": probe_id, "Arn": probe_arn, **shape}])
     b.twin.target_probes[r["name"]] = url
+    b.twin.target_arns[r["name"]] = i["arn"]
 
 
 def _schedule_group(b: _Builder, r: dict[str, Any], i: dict[str, Any], m: _Mocked) -> None:
@@ -850,6 +966,8 @@ HANDLERS: dict[str, Handler] = {
     "aws:sns/topicPolicy:TopicPolicy": _sns_topic_policy,
     "aws:sns/topicSubscription:TopicSubscription": _sns_subscription,
     "aws:ssm/parameter:Parameter": _ssm_parameter,
+    "aws:secretsmanager/secret:Secret": _secret,
+    "aws:secretsmanager/secretVersion:SecretVersion": _secret_version,
     "aws:cloudwatch/logGroup:LogGroup": _log_group,
     "aws:ecr/repository:Repository": _ecr_repository,
     "aws:ecr/lifecyclePolicy:LifecyclePolicy": _ecr_lifecycle,
@@ -903,3 +1021,42 @@ def _strings(value: Any) -> Iterator[str]:
     elif isinstance(value, list):
         for item in value:
             yield from _strings(item)
+
+
+def summary(twin: TwinAws) -> dict[str, Any]:
+    """What was created and how to observe it, as JSON-ready data (what ``python -m twin.aws`` prints)."""
+    return {
+        "endpoint_url": twin.endpoint_url, "region": twin.region, "account_id": twin.account_id,
+        "buckets": twin.buckets, "topics": {k: v._asdict() for k, v in twin.topics.items()},
+        "rules": {k: v._asdict() for k, v in twin.rules.items()}, "parameters": twin.parameters,
+        "job_queue": twin.job_queue, "job_definitions": twin.job_definitions, "repositories": twin.repositories,
+        "roles": twin.roles, "queues": twin.queues, "schedules": twin.schedules,
+        "subscription_probes": twin.subscription_probes, "target_probes": twin.target_probes,
+        "masked": twin.masked, "not_modelled": twin.not_modelled,
+    }  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m twin.aws --stack dev --endpoint-url http://127.0.0.1:5000``: provision a running (empty)
+    moto server from the stack's offline plan and print where everything is, for poking at it by hand."""
+    import argparse
+
+    from infra.offline import run_offline
+    from infra.plan import render_json
+
+    parser = argparse.ArgumentParser(prog="python -m twin.aws", description=(main.__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--stack", default="dev", help="stack whose plan to provision (default: dev)")
+    parser.add_argument("--endpoint-url", required=True, help="the moto server, e.g. http://127.0.0.1:5000")
+    args = parser.parse_args(argv)
+    plan = json.loads(render_json(run_offline(args.stack)))
+    try:
+        twin = provision(plan, args.endpoint_url)
+    except (PlanError, TwinProvisionError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary(twin), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
