@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STACK ?= dev
 
-.PHONY: preview plan test e2e e2e-setup lint format demo bench-serving bench-drift bench-inference diagram review docs policy lock clean venv
+.PHONY: preview plan test system-packages e2e e2e-setup lint format demo bench-serving bench-drift bench-inference diagram review docs policy lock clean venv
 
 $(BIN)/.installed: requirements/dev.lock
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 is required, found {sys.version}"'
@@ -21,8 +21,12 @@ preview: venv
 
 plan: preview
 
+## The database servers the suite starts (PostgreSQL, MariaDB): apt-get installs whichever is missing.
+system-packages:
+	scripts/ensure-system-packages.sh
+
 ## The whole test suite: infra under Pulumi mocks, app and jobs against real moto/PostgreSQL on loopback.
-test: venv
+test: venv system-packages
 	$(BIN)/python -m pytest -n 2 --dist loadfile --ignore=tests/twin
 
 ## The offline twin (docs/twin.md): real images run under the plan's own settings, the loop end to end.
