@@ -5,7 +5,9 @@ moto's ECR keeps image metadata but stores no layers, so pushes and pulls go to 
 ``python -m release image-digest`` (ECR ``DescribeImages``) then returns the digest that was pushed.
 
 The plan's ECR URIs (``<acct>.dkr.ecr.<region>.amazonaws.com/<repo>``) are mapped to this registry in a
-registries.conf the twin points ``CONTAINERS_REGISTRIES_CONF`` at, and explicitly by ``local_ref()``.
+registries.conf the twin points ``CONTAINERS_REGISTRIES_CONF`` at; podman applies that mapping on pull only
+(a push still dials the ECR host), so the ``docker`` shim pushes to ``address`` itself and workloads pull
+from it explicitly (``twin.containers.local_image``).
 """
 
 from __future__ import annotations
