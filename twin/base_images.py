@@ -122,6 +122,11 @@ def all_base_references(docker_dir: Path) -> list[str]:
 
 def recipe_hash() -> str:
     """The cache key: everything that shapes the stand-in's content."""
+    if not HOST_CA_BUNDLE.is_file():
+        raise BaseImageError(
+            f"{HOST_CA_BUNDLE} is missing: the stand-in trusts the host's CA bundle so pip inside a build "
+            "can reach the package index; install Debian's ca-certificates"
+        )
     digest = hashlib.sha256()
     recipe = {"suite": SUITE, "mirror": MIRROR, "packages": PACKAGES, "setup": SETUP_SCRIPT, "changes": IMAGE_CHANGES}
     digest.update(json.dumps(recipe, sort_keys=True).encode())
