@@ -220,7 +220,8 @@ class PipelineRun:
         )
         script = self.workdir / f"{label}.sh"
         script.write_text("\n".join(line for line in lines if line) + "\n")
-        exports = Path(tempfile.mkstemp(prefix="twin-exports-")[1])
+        exports = self.workdir / f"{label}.exports"
+        exports.touch()
         run_env = self.twin.shell_env({**env, "TWIN_EXPORTS": str(exports)})
         started = time.monotonic()
         log_path = self.workdir / f"{label}.log"
@@ -239,7 +240,6 @@ class PipelineRun:
         if returncode != 0:
             raise StageFailedError(f"{label}: buildspec failed ({returncode}); log {log_path}:\n" + "\n".join(tail))
         exported = dict(item.split("=", 1) for item in exports.read_text().split("\0") if item)
-        exports.unlink()
         checked = [f"buildspec phases ran in {time.monotonic() - started:.0f}s (log {log_path.name})"]
         checked += [f"exported {k}={v}" for k, v in exported.items()]
         return exported, checked

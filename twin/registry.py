@@ -52,7 +52,8 @@ class LocalRegistry:
 
     ecr_registries: list[str]
     port: int = field(default_factory=_free_port)
-    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="twin-registry-")))
+    # Made by start(): a LocalRegistry built only to read manifests (the docker shim) leaves nothing behind.
+    workdir: Path = field(default_factory=lambda: Path("/nonexistent-twin-registry"))
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -64,6 +65,7 @@ class LocalRegistry:
         return self.workdir / "registries.conf"
 
     def start(self) -> LocalRegistry:
+        self.workdir = Path(tempfile.mkdtemp(prefix="twin-registry-"))
         (self.workdir / "storage").mkdir(parents=True, exist_ok=True)
         config = self.workdir / "config.yml"
         config.write_text(CONFIG_TEMPLATE.format(root=self.workdir / "storage", port=self.port))
