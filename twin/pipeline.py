@@ -304,8 +304,46 @@ class PipelineRun:
             f"{SMOKE_CAPTURE_SECONDS}s (monitoring would see no traffic):\n{task.logs()}"
         )
 
+    def _emit(self, detail_type: str, detail: dict[str, Any]) -> list[str]:
+        """Put the event CodePipeline would emit on the default bus; name every plan rule whose SQS probe
+        got it (moto matches the plan's own patterns). The runner is not CodePipeline: only the events the
+        plan's rules listen for at these points are emitted (approval waiting, execution finished)."""
+        pipeline = self.twin.plan.pipeline()["name"]
+        event = {"pipeline": pipeline, "execution-id": self.execution_id, **detail}
+        self.twin.aws.client("events").put_events(
+            Entries=[{"Source": "aws.codepipeline", "DetailType": detail_type, "Detail": json.dumps(event)}]
+        )
+        matched = []
+        for probe in self.twin.resources.rules.values():
+            if probe.pattern and detail_type in probe.pattern.get("detail-type", []):
+                try:
+                    self.twin.resources.wait_for(
+                        probe.queue_url, lambda m: m.get("detail", {}).get("execution-id") == self.execution_id, 10
+                    )
+                except TimeoutError:
+                    continue
+                matched.append(probe.rule_name)
+        return matched
+
     def _approval(self, action: dict[str, Any]) -> list[str]:
-        return [f"approved (notification would go to {action['configuration'].get('NotificationArn', 'nobody')})"]
+        stage = next(s["name"] for s in self.twin.plan.pipeline()["stages"] if action in s["actions"])
+        detail = {
+            "stage": stage,
+            "action": action["name"],
+            "state": "STARTED",
+            "type": {"owner": "AWS", "provider": "Manual", "category": "Approval", "version": "1"},
+        }
+        matched = self._emit("CodePipeline Action Execution State Change", detail)
+        if not matched:
+            raise StageFailedError(f"{stage}/{action['name']}: no rule of the plan matched the approval-waiting event")
+        checked = [f"approval-waiting event matched rule(s) {matched}"]
+        for target in self.twin.plan.of_type("aws:cloudwatch/eventTarget:EventTarget"):
+            probe = self.twin.resources.target_probes.get(target["name"])
+            if probe and target["inputs"].get("rule") in matched:
+                # The message the target delivers (its input transformer applied), as on-call would read it.
+                message = self.twin.resources.wait_for(probe, lambda m: self.execution_id in json.dumps(m), 10)
+                checked.append(f"target {target['name']} delivers: {json.dumps(message.get('body', message))[:160]}")
+        return [*checked, "approved"]
 
     # -- the walk ----------------------------------------------------------------------------------
     def run_stage(self, name: str) -> list[StageResult]:
@@ -343,6 +381,10 @@ class PipelineRun:
                     self.log(f"    checked: {line}")
             if stage["name"] == stop_after:
                 break
+        if only is None and stop_after is None:
+            matched = self._emit("CodePipeline Pipeline Execution State Change", {"state": "SUCCEEDED"})
+            self.log(f"[execution finished] SUCCEEDED event matched rule(s) {matched}")
+            self.results.append(StageResult("(execution)", "SUCCEEDED", 0.0, [f"matched {matched}"]))
         return self.results
 
     def stop(self) -> None:

@@ -142,7 +142,12 @@ def test_the_loop_as_deployed(twin: Twin, workspace: Path, tmp_path: Path) -> No
 
     def pipeline() -> list[str]:
         results = run.run()
-        return [f"{r.stage}/{r.action} {r.seconds:.0f}s" for r in results]
+        finished = results[-1]
+        assert (finished.stage, finished.action) == ("(execution)", "SUCCEEDED"), finished
+        assert finished.checked != ["matched []"], "no rule of the plan saw the execution finish"
+        return [
+            f"{r.stage}/{r.action} {r.seconds:.0f}s {r.checked[0] if r.stage.startswith('(') else ''}" for r in results
+        ]
 
     def traffic() -> list[str]:
         prod = run.services[plan.pipeline()["stages"][4]["actions"][0]["configuration"]["ServiceName"]]
