@@ -46,6 +46,7 @@ ECR_HOST = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.
 # Fargate's own defaults when a healthCheck omits them (ECS API HealthCheck: interval 30, timeout 5,
 # retries 3, startPeriod off).
 HEALTH_DEFAULTS = {"interval": 30, "timeout": 5, "retries": 3, "startPeriod": 0}
+PORT_WAIT_SECONDS = 60
 
 
 class WorkloadError(RuntimeError):
@@ -112,6 +113,17 @@ def _port_free(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.2)
         return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def _wait_port_free(port: int, timeout: float) -> bool:
+    """A readiness wait: a service just stopped (or another process on this machine) may hold the port
+    for a moment; services run one at a time on the plan's port."""
+    deadline = time.monotonic() + timeout
+    while not _port_free(port):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+    return True
 
 
 def _resolve_secrets(secrets: list[dict[str, str]], aws: AwsEndpoint) -> dict[str, str]:
@@ -228,6 +240,7 @@ class RunningTask:
         timeout = int(self.container.get("stopTimeout", 30))
         podman("stop", "--time", str(timeout), self.name, check=False, timeout=timeout + 30)
         podman("rm", "--force", self.name, check=False)
+        _wait_port_free(self.port, PORT_WAIT_SECONDS)
         self.volumes.cleanup()
 
 
@@ -341,7 +354,7 @@ def run_service(
             f"service {service}: load balancer containerPort {port} is not in "
             f"{container['name']}'s portMappings {mapped}"
         )
-    if not _port_free(port):
+    if not _wait_port_free(port, PORT_WAIT_SECONDS):
         raise WorkloadError(
             f"127.0.0.1:{port} is in use; the twin runs services with --network host on the plan's port"
         )
