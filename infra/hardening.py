@@ -40,8 +40,15 @@ ACCESS_LOG_RETENTION_DAYS = 90
 # anonymous pull limit a NAT gateway's one address soon hits): the official Python image running a
 # standard-library server that answers 200 on every path at $PORT, so the ALB health check passes.
 BOOTSTRAP_IMAGE = "public.ecr.aws/docker/library/python:3.11-slim-bookworm"
+# The pipeline's ECS deploy action copies the service's task definition and swaps only the image
+# (CodePipeline User Guide, "Amazon ECS deploy action": imagedefinitions.json names image URIs only), so the
+# first pipeline deploy runs this command in the APP image. There it hands over to the app exactly as the
+# image's CMD does (docker/app.Dockerfile `CMD ["python", "-m", "app"]`; tests/security/test_hardening.py
+# ties the two); in the bootstrap image, where no `app` package exists, it serves 200 on every GET.
 BOOTSTRAP_SERVER = (
-    "import http.server, os\n"
+    "import http.server, importlib.util, os, sys\n"
+    "if importlib.util.find_spec('app') is not None:\n"
+    "    os.execvp(sys.executable, [sys.executable, '-m', 'app'])\n"
     "class Bootstrap(http.server.BaseHTTPRequestHandler):\n"
     "    def do_GET(self):\n"
     "        body = b'bootstrap: no model released yet\\n'\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +11,8 @@ from infra.offline import OfflineRun, run_offline
 from infra.settings import ConfigError
 from tools.scan.skips import Failure, Skip, SkipFileError, _parse, judge, load_skips
 from tools.scan.tfplan import convert_attributes, terraform_type, to_terraform_plan
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
@@ -119,7 +122,7 @@ def test_skip_file_is_valid_and_judging_flags_unexplained_and_stale() -> None:
 
 
 def test_bootstrap_image_is_not_docker_hub_and_its_server_answers_the_health_check(
-    plans: dict[str, OfflineRun],
+    plans: dict[str, OfflineRun], tmp_path: Path
 ) -> None:
     """The services' first image comes from ECR Public and runs BOOTSTRAP_SERVER, which must answer 200 on
     the health-check path at $PORT (run here with the same interpreter, bound to loopback)."""
@@ -138,7 +141,9 @@ def test_bootstrap_image_is_not_docker_hub_and_its_server_answers_the_health_che
         assert container["command"] == ["python", "-c", BOOTSTRAP_SERVER]
     port = free_port()
     env = {**os.environ, "PORT": str(port), "BIND_ADDRESS": "127.0.0.1"}
-    server = subprocess.Popen([sys.executable, "-c", BOOTSTRAP_SERVER], env=env, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(  # in a directory without the app, as in the bootstrap image
+        [sys.executable, "-c", BOOTSTRAP_SERVER], env=env, stderr=subprocess.DEVNULL, cwd=tmp_path
+    )
     try:
         answers: list[int] = []
 
@@ -155,3 +160,29 @@ def test_bootstrap_image_is_not_docker_hub_and_its_server_answers_the_health_che
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_the_bootstrap_command_starts_the_app_in_an_image_that_has_it(tmp_path: Path) -> None:
+    """The pipeline's ECS deploy action copies the task definition and swaps only the image, so the first
+    pipeline deploy runs the bootstrap ``command`` in the APP image (the twin's loop caught it answering
+    501 to POST /predict). There it must start the app exactly as the image's CMD does."""
+    import subprocess
+    import sys
+
+    from infra.hardening import BOOTSTRAP_SERVER
+
+    cmd = next(
+        line for line in (REPO / "docker" / "app.Dockerfile").read_text().splitlines() if line.startswith("CMD ")
+    )
+    assert json.loads(cmd.removeprefix("CMD ")) == ["python", "-m", "app"]  # what the bootstrap must exec
+    marker = tmp_path / "started"
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "__init__.py").write_text("")
+    (tmp_path / "app" / "__main__.py").write_text(
+        f"import sys, pathlib; pathlib.Path({str(marker)!r}).write_text(' '.join(sys.argv))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", BOOTSTRAP_SERVER], cwd=tmp_path, env={"PORT": "1"}, timeout=60, check=False
+    )
+    assert done.returncode == 0
+    assert marker.read_text().endswith("app/__main__.py")
