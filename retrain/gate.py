@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from model_package.manifest import Metrics
-from retrain.metrics import HIGHER_IS_BETTER, metric_value
+from model_package.manifest import HIGHER_IS_BETTER, Metrics
+from retrain.metrics import metric_value
 
 
 @dataclass(frozen=True)

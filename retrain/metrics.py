@@ -9,8 +9,7 @@ import numpy as np
 from model_package.manifest import Metrics
 from retrain.errors import DataError
 
-MetricName = Literal["roc_auc", "log_loss", "lift"]
-HIGHER_IS_BETTER: dict[str, bool] = {"roc_auc": True, "log_loss": False, "lift": True}
+MetricName = Literal["roc_auc", "log_loss", "lift", "macro_f1", "rmse", "mae", "r2"]
 
 
 def lift(y_true: np.ndarray, scores: np.ndarray, fraction: float = 0.1) -> float:
@@ -40,6 +39,7 @@ def holdout_metrics(y_true: np.ndarray, scores: np.ndarray) -> Metrics:
 
 
 def metric_value(metrics: Metrics, name: str) -> float:
-    if name not in HIGHER_IS_BETTER:
-        raise ValueError(f"metric {name!r} is not known; allowed: {sorted(HIGHER_IS_BETTER)}")
-    return float(getattr(metrics, name))
+    value = metrics.value(name)
+    if value is None:
+        raise ValueError(f"metric {name!r} is not recorded for this model (primary: {metrics.primary_metric})")
+    return value
