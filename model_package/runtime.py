@@ -283,13 +283,13 @@ class OnnxPredictor:
         if not feed or len(next(iter(feed.values()))) == 0:
             return _empty_predictions(self.manifest.task)
         (scores,) = self.session.run([self._output], feed)
-        return _to_predictions(self.manifest.task, np.asarray(scores))
+        return to_predictions(self.manifest.task, np.asarray(scores))
 
     def predict_proba(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
         return _binary_only(self.manifest, self.predict(columns))
 
 
-def _to_predictions(task: TaskSpec, scores: np.ndarray) -> Predictions:
+def to_predictions(task: TaskSpec, scores: np.ndarray) -> Predictions:
     """Raw runtime output (probabilities or values) as :class:`Predictions`."""
     if not task.is_classification:
         if scores.ndim == 2 and scores.shape[1] != 1:
@@ -313,8 +313,8 @@ class EstimatorPredictor:
             return _empty_predictions(self.manifest.task)
         frame = estimator_frame(prepared)
         if self.manifest.task.is_classification:
-            return _to_predictions(self.manifest.task, np.asarray(self.estimator.predict_proba(frame)))
-        return _to_predictions(self.manifest.task, np.asarray(self.estimator.predict(frame)))
+            return to_predictions(self.manifest.task, np.asarray(self.estimator.predict_proba(frame)))
+        return to_predictions(self.manifest.task, np.asarray(self.estimator.predict(frame)))
 
     def predict_proba(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
         return _binary_only(self.manifest, self.predict(columns))
