@@ -131,13 +131,96 @@ class S3Download:
         self.s3.download_file(bucket, key, str(path))
 
 
+SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+LOCAL_CAPTURE_EXPECTED = (
+    "expected the app's local capture: capture JSON lines (*.jsonl/*.json/*.ndjson: the S3 layout or the "
+    "app's SPOOL_DIR segments) and/or its SQLite capture database (*.db/*.sqlite/*.sqlite3, the file of "
+    "CAPTURE_DB_URL=sqlite:///...), or a sqlite:/// URL"
+)
+
+
+def _is_sqlite(path: Path) -> bool:
+    if path.suffix.lower() in SQLITE_SUFFIXES:
+        return True
+    try:
+        with path.open("rb") as handle:
+            return handle.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC
+    except OSError:
+        return False
+
+
+def _local_files(path: Path) -> tuple[list[Path], list[Path]]:
+    """(JSON-lines files, SQLite files) under a directory; quarantine and temp files are not capture."""
+    lines: list[Path] = []
+    databases: list[Path] = []
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        relative = file.relative_to(path).parts
+        if any(part.endswith("-quarantine") for part in relative[:-1]) or file.name.startswith(".tmp-"):
+            continue
+        if file.suffix in CAPTURE_SUFFIXES:
+            lines.append(file)
+        elif file.suffix.lower() in SQLITE_SUFFIXES and not file.name.endswith(("-wal", "-shm", "-journal")):
+            databases.append(file)
+    return lines, databases
+
+
+def _local_sources(path: Path) -> tuple[list[Path], list[Path], str]:
+    """(JSON-lines files, SQLite files, description) of a local path, or an error naming what is expected."""
+    if not path.exists():
+        raise ValueError(f"{path}: no such file or directory; {LOCAL_CAPTURE_EXPECTED}")
+    if path.is_dir():
+        lines, databases = _local_files(path)
+        if not lines and not databases:
+            raise ValueError(f"{path}: holds no capture files; {LOCAL_CAPTURE_EXPECTED}")
+        return lines, databases, f"{path} ({len(lines)} JSON-lines files, {len(databases)} SQLite databases)"
+    if _is_sqlite(path):
+        return [], [path], str(path)
+    if path.suffix in CAPTURE_SUFFIXES:
+        return [path], [], str(path)
+    raise ValueError(f"{path}: not a capture file; {LOCAL_CAPTURE_EXPECTED}")
+
+
+def _read_sqlite(path: Path) -> list[dict[str, Any]]:
+    return SqlCaptureReader(f"sqlite:///{path}").read(None, datetime(1970, 1, 1, tzinfo=UTC))
+
+
+def read_local_capture(source: str | Path) -> list[dict[str, Any]]:
+    """Every capture record of a local source, deduplicated by uid (see :data:`LOCAL_CAPTURE_EXPECTED`).
+
+    Why dedup: a spool segment the sink already confirmed stays on disk until the app deletes it, so the
+    same record can be in a segment and in the database. Why an error when nothing is found: a summary
+    of 0 predictions from a path that simply held another format looked like a quiet service.
+    """
+    text = str(source)
+    if text.startswith("sqlite:"):
+        import sqlalchemy as sa
+
+        database = sa.make_url(text).database
+        if not database or not Path(database).is_file():
+            raise ValueError(f"{text}: no such SQLite database; {LOCAL_CAPTURE_EXPECTED}")
+        records = SqlCaptureReader(text).read(None, datetime(1970, 1, 1, tzinfo=UTC))
+        where = text
+    else:
+        lines, databases, where = _local_sources(Path(text))
+        records = []
+        for database in databases:
+            records.extend(_read_sqlite(database))
+        for file in lines:
+            with file.open() as handle:
+                records.extend(iter_json_lines(handle, str(file)))
+    unique: dict[Any, dict[str, Any]] = {}
+    for record in records:
+        unique.setdefault(record.get("uid") or id(record), record)
+    if not unique:
+        raise ValueError(f"{where}: holds no capture records; {LOCAL_CAPTURE_EXPECTED}")
+    LOG.info("read %d capture records from %s", len(unique), where)
+    return list(unique.values())
+
+
 def read_capture_file(path: Path) -> list[dict[str, Any]]:
-    files = sorted(p for p in path.rglob("*") if p.suffix in CAPTURE_SUFFIXES) if path.is_dir() else [path]
-    records: list[dict[str, Any]] = []
-    for file in files:
-        with file.open() as handle:
-            records.extend(iter_json_lines(handle, str(file)))
-    return records
+    """Capture records of a local file or directory (JSON lines and the app's SQLite capture)."""
+    return read_local_capture(path)
 
 
 def read_observations(uri: str, manifest: Manifest, s3_client: Any | None = None) -> Observations:
@@ -150,14 +233,13 @@ def read_observations(uri: str, manifest: Manifest, s3_client: Any | None = None
             S3Download(s3_client).download(uri, local)
             return read_observations(str(local), manifest)
     path = Path(uri)
+    if uri.startswith("sqlite:") or (path.is_file() and _is_sqlite(path)):
+        return observations_from_records(read_local_capture(uri), manifest.target)
     if not path.exists():
         raise ValueError(f"{uri}: no such file or directory")
     fmt = "jsonl" if path.is_dir() else table_format(path.name)
     if fmt == "jsonl":
-        records = read_capture_file(path)
-        if not records:
-            raise ValueError(f"{uri}: holds no capture records")
-        return observations_from_records(records, manifest.target)
+        return observations_from_records(read_local_capture(path), manifest.target)
     frame = pd.read_csv(path, dtype=csv_dtypes(manifest)) if fmt == "csv" else pd.read_parquet(path)
     return observations_from_frame(frame, manifest)
 
@@ -321,13 +403,13 @@ class SqlCaptureReader:
 
 
 class FileCaptureReader:
-    """Capture JSON lines on local disk (a file or a directory of the S3 layout), filtered like the others."""
+    """The app's local capture (:func:`read_local_capture`): JSON lines and/or SQLite, filtered like the others."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+        self.path = str(path)
 
     def read(self, manifest: Manifest | None, since: datetime, until: datetime | None = None) -> list[dict[str, Any]]:
-        return [r for r in read_capture_file(self.path) if _keep(r, manifest, since, until)]
+        return [r for r in read_local_capture(self.path) if _keep(r, manifest, since, until)]
 
 
 def read_labels(uri: str, target: str, s3_client: Any | None = None) -> pd.DataFrame:
