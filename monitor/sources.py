@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from model_package.capture_layout import hour_prefixes
-from model_package.manifest import Manifest
+from model_package.manifest import Manifest, TaskSpec
 from monitor.columns import csv_dtypes
 
 LOG = logging.getLogger(__name__)
@@ -34,8 +34,11 @@ class Observations:
     """Production rows split into model inputs and what is known about each prediction."""
 
     inputs: pd.DataFrame
-    labels: np.ndarray | None = None  # float, NaN where no label arrived
+    labels: np.ndarray | None = None  # float, NaN where no label arrived: class index, or the value (regression)
+    # The per-row prediction score (``Predictions.score``): binary P(positive), multiclass the probability of
+    # the predicted label, regression the value. NaN where unknown.
     probability: np.ndarray | None = None
+    class_probabilities: np.ndarray | None = None  # multiclass: (n, K) in manifest.task.labels order
     uid: np.ndarray | None = None
     time: pd.Series | None = None  # tz-aware UTC
     latency_ms: np.ndarray | None = None
@@ -81,8 +84,69 @@ def iter_json_lines(lines: Iterable[str | bytes], source: str) -> Iterator[dict[
         yield record
 
 
-def observations_from_records(records: list[dict[str, Any]], target: str | None = None) -> Observations:
-    """Capture records (contract 3) -> inputs frame plus probability, uid, time, latency."""
+def scores_from_outputs(outputs: list[dict[str, Any]], task: TaskSpec | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(per-row score, multiclass probability matrix) from capture ``output`` objects of any task.
+
+    The output shapes are the app's answer (``app/capture/record.py``, ``Predictions.record``): binary
+    ``probability``, multiclass ``probabilities`` keyed by ``str(label)``, regression ``value``.
+    """
+    kind = task.type if task is not None else "binary"
+    if kind == "regression":
+        return np.array([_number(o.get("value")) for o in outputs], dtype=np.float64), None
+    if kind == "multiclass":
+        assert task is not None
+        keys = [str(label) for label in task.labels]
+        matrix = np.full((len(outputs), len(keys)), np.nan)
+        for i, output in enumerate(outputs):
+            given = output.get("probabilities")
+            if isinstance(given, dict):
+                matrix[i] = [_number(given.get(k)) for k in keys]
+        score = np.nanmax(matrix, axis=1, initial=np.nan) if len(outputs) else np.empty(0)
+        return score, matrix
+    return np.array([_number(o.get("probability")) for o in outputs], dtype=np.float64), None
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else np.nan
+
+
+def label_values(values: Any, task: TaskSpec | None, source: str) -> np.ndarray:
+    """Ground truth as float: the class index (binary, multiclass; user labels or their text) or the value.
+
+    A label that is not one of the model's labels is an error naming the allowed ones: silently reading
+    it as a class (or as NaN) would skew the live metrics.
+    """
+    series = pd.Series(values, dtype=object)
+    if task is None or task.type == "regression":
+        numbers = pd.to_numeric(series, errors="coerce")
+        bad = numbers.isna() & series.notna()
+        if bad.any():
+            raise ValueError(f"{source}: {int(bad.sum())} labels are not numbers, e.g. {series[bad].iloc[0]!r}")
+        return numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+    out = np.full(len(series), np.nan)
+    unknown = []
+    for i, value in enumerate(series):
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            continue
+        index = task.label_index(value)
+        if index is None and isinstance(value, float) and value.is_integer():
+            index = task.label_index(int(value))  # CSV/pandas reads 0/1 as 0.0/1.0
+        if index is None:
+            unknown.append(value)
+        else:
+            out[i] = index
+    if unknown:
+        raise ValueError(
+            f"{source}: {len(unknown)} labels are not labels of this model, e.g. {unknown[0]!r}; "
+            f"allowed: {list(task.labels)}"
+        )
+    return out
+
+
+def observations_from_records(
+    records: list[dict[str, Any]], target: str | None = None, task: TaskSpec | None = None
+) -> Observations:
+    """Capture records (contract 3) -> inputs frame plus the task's prediction score, uid, time, latency."""
     inputs = pd.DataFrame.from_records([r["input"] for r in records])
     if target is not None and target in inputs.columns:
         inputs = inputs.drop(columns=[target])
@@ -91,12 +155,13 @@ def observations_from_records(records: list[dict[str, Any]], target: str | None 
         return [r.get(key, default) for r in records]
 
     outputs = [r.get("output") or {} for r in records]
-    probability = np.array([o.get("probability", np.nan) for o in outputs], dtype=np.float64)
+    probability, matrix = scores_from_outputs(outputs, task)
     times = pd.to_datetime(pd.Series(meta("time")), utc=True, errors="coerce", format="ISO8601")
     latency = np.array([np.nan if v is None else v for v in meta("latency_ms")], dtype=np.float64)
     return Observations(
         inputs=inputs,
         probability=probability,
+        class_probabilities=matrix,
         uid=np.array(meta("uid"), dtype=object),
         time=times,
         latency_ms=latency,
@@ -107,7 +172,7 @@ def observations_from_frame(frame: pd.DataFrame, manifest: Manifest) -> Observat
     """A table of features, optionally with the target (labels) and the training time column."""
     labels = None
     if manifest.target in frame.columns:
-        labels = pd.to_numeric(frame[manifest.target], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        labels = label_values(frame[manifest.target].to_numpy(dtype=object), manifest.task, manifest.target)
     time_column = manifest.training_data.time_column
     time = None
     if time_column and time_column in frame.columns and time_column not in manifest.feature_names:
@@ -234,12 +299,12 @@ def read_observations(uri: str, manifest: Manifest, s3_client: Any | None = None
             return read_observations(str(local), manifest)
     path = Path(uri)
     if uri.startswith("sqlite:") or (path.is_file() and _is_sqlite(path)):
-        return observations_from_records(read_local_capture(uri), manifest.target)
+        return observations_from_records(read_local_capture(uri), manifest.target, manifest.task)
     if not path.exists():
         raise ValueError(f"{uri}: no such file or directory")
     fmt = "jsonl" if path.is_dir() else table_format(path.name)
     if fmt == "jsonl":
-        return observations_from_records(read_local_capture(path), manifest.target)
+        return observations_from_records(read_local_capture(path), manifest.target, manifest.task)
     frame = pd.read_csv(path, dtype=csv_dtypes(manifest)) if fmt == "csv" else pd.read_parquet(path)
     return observations_from_frame(frame, manifest)
 
@@ -412,15 +477,19 @@ class FileCaptureReader:
         return [r for r in read_local_capture(self.path) if _keep(r, manifest, since, until)]
 
 
-def read_labels(uri: str, target: str, s3_client: Any | None = None) -> pd.DataFrame:
-    """Ground truth: a table with ``uid`` and the target column (or ``label``), CSV/Parquet/JSON lines."""
+def read_labels(uri: str, target: str, s3_client: Any | None = None, task: TaskSpec | None = None) -> pd.DataFrame:
+    """Ground truth: a table with ``uid`` and the target column (or ``label``), CSV/Parquet/JSON lines.
+
+    Labels are the model's own (``task.labels``: text or numbers, as in training); without ``task`` they
+    must be 0/1 (format 1). Regression labels are numbers.
+    """
     if uri.startswith("s3://"):
         if s3_client is None:
             raise ValueError(f"{uri}: an S3 client is needed to read s3:// labels")
         with tempfile.TemporaryDirectory() as tmp:
             local = Path(tmp) / Path(split_uri(uri)[1]).name
             S3Download(s3_client).download(uri, local)
-            return read_labels(str(local), target)
+            return read_labels(str(local), target, task=task)
     fmt = table_format(uri)
     if fmt == "csv":
         frame = pd.read_csv(uri, dtype={"uid": "object"})
@@ -431,11 +500,15 @@ def read_labels(uri: str, target: str, s3_client: Any | None = None) -> pd.DataF
     column = target if target in frame.columns else "label" if "label" in frame.columns else None
     if "uid" not in frame.columns or column is None:
         raise ValueError(f"{uri}: labels need columns 'uid' and {target!r} (or 'label'); found {list(frame.columns)}")
-    labels = pd.to_numeric(frame[column], errors="coerce")
-    bad = ~labels.isin([0, 1])
-    if bad.any():
-        raise ValueError(f"{uri}: {int(bad.sum())} labels are not 0 or 1 (column {column!r})")
-    return pd.DataFrame({"uid": frame["uid"].astype(str), "label": labels.astype(np.float64)}).drop_duplicates("uid")
+    if task is None:
+        labels = pd.to_numeric(frame[column], errors="coerce")
+        bad = ~labels.isin([0, 1])
+        if bad.any():
+            raise ValueError(f"{uri}: {int(bad.sum())} labels are not 0 or 1 (column {column!r})")
+        values = labels.to_numpy(dtype=np.float64)
+    else:
+        values = label_values(frame[column].to_numpy(dtype=object), task, f"{uri} (column {column!r})")
+    return pd.DataFrame({"uid": frame["uid"].astype(str), "label": values}).drop_duplicates("uid")
 
 
 def attach_labels(observations: Observations, labels: pd.DataFrame) -> Observations:
