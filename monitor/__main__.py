@@ -148,8 +148,9 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     observations = read_observations(args.data, package.manifest)
     if observations.labels is None:
         raise ValueError(f"{args.data}: sensitivity needs the target column {package.manifest.target!r}")
-    frame = observations.inputs.assign(**{package.manifest.target: observations.labels})
-    rows = SensitivityStudy(package, _predictor(package, args.runtime), thresholds).run(frame)
+    rows = SensitivityStudy(package, _predictor(package, args.runtime), thresholds).run(
+        observations.inputs, labels=observations.labels
+    )
     print(format_table(rows))
     out = LocalReportSink(args.out)
     title = f"Drift sensitivity: {package.manifest.name} v{package.manifest.version}"
