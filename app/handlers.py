@@ -84,12 +84,21 @@ def model_fn(
     if location.is_dir() and not (location / "manifest.json").exists() and (location / "model.zip").exists():
         location = location / "model.zip"  # SageMaker unpacks model.tar.gz; a zip inside is fine too
     package = open_package(location)
+    allow = _flag("ALLOW_PICKLE") if allow_pickle is None else allow_pickle
+    if package.manifest.runtime.format != "onnx":
+        # A skops package (no ONNX converter for its pipeline): served with scikit-learn from the jobs'
+        # requirements; the slim serving image refuses it with load_predictor's message naming the fix.
+        fallback = load_predictor(package, runtime=package.manifest.runtime.format, allow_pickle=allow)
+        return LoadedModel(
+            package=package,
+            predictor=fallback,
+            validator=SchemaValidator(package.manifest.features, max_reported=MAX_REPORTED),
+        )
     # The same checks as ``python -m retrain verify`` short of parity (which needs scikit-learn, absent from
     # the serving image): integrity above, then the schema against the ONNX graph. A package verify refuses
     # is never served, whatever runtime is chosen below.
     onnx = OnnxPredictor(package)
     check_schema(package, onnx)
-    allow = _flag("ALLOW_PICKLE") if allow_pickle is None else allow_pickle
     choice = runtime or os.environ.get("MODEL_RUNTIME") or None
     if choice in (None, "onnx"):
         predictor: Predictor = onnx
