@@ -244,6 +244,9 @@ def test_task_override_and_refusals(tmp_path: Path) -> None:
     assert inferred.manifest.task.type == "multiclass" and inferred.manifest.task.labels[0] == 1
     with pytest.raises(DataError, match="--task regression needs a numeric target"):
         fit_candidate(generate_task_frame("multiclass", 300), MULTICLASS_TARGET, name="p", task="regression")
+    text = generate_task_frame("binary", 300).assign(churn=lambda f: np.where(f[TARGET] == 1, "bad", "good"))
+    with pytest.raises(DataError, match=r"text labels \['bad', 'good'\]; pass --positive"):
+        fit_candidate(text, TARGET, name="p")
     with pytest.raises(DataError, match="--positive 'maybe'"):
         fit_candidate(generate_task_frame("binary", 300), TARGET, name="p", positive="maybe")
 
