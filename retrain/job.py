@@ -169,6 +169,7 @@ class RetrainJob:
                 require_time=True,
                 features=features,
                 task=champion.manifest.task if champion else None,
+                task_type=None if champion else s.task,
                 positive=None if champion else s.positive_label,
                 drop_null_target=s.drop_null_target,
                 ignore=champion.manifest.columns.id_columns + champion.manifest.columns.excluded
