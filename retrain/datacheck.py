@@ -63,7 +63,14 @@ def _target_problems(frame: pd.DataFrame, req: DataRequirements) -> list[str]:
     if not len(frame):
         return []
     try:
-        prepare_target(frame, req.target, positive=req.positive, drop_null_target=req.drop_null_target, known=req.task)
+        prepare_target(
+            frame,
+            req.target,
+            task=req.task_type,
+            positive=req.positive,
+            drop_null_target=req.drop_null_target,
+            known=req.task,
+        )
     except DataError as exc:
         return [str(exc)]
     return []
