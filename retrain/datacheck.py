@@ -25,6 +25,7 @@ class DataRequirements:
     require_time: bool = False  # the Batch job insists on history; local `train` does not
     features: Sequence[FeatureSpec] = ()  # the champion's features, when refitting
     task: TaskSpec | None = None  # known task (the champion's): its labels are the only ones allowed
+    task_type: str | None = None  # --task / TASK override on a first model
     positive: object | None = None
     drop_null_target: bool = False
     ignore: Sequence[str] = ()  # id / excluded columns: not features, so their null rate does not matter
@@ -62,7 +63,14 @@ def _target_problems(frame: pd.DataFrame, req: DataRequirements) -> list[str]:
     if not len(frame):
         return []
     try:
-        prepare_target(frame, req.target, positive=req.positive, drop_null_target=req.drop_null_target, known=req.task)
+        prepare_target(
+            frame,
+            req.target,
+            task=req.task_type,
+            positive=req.positive,
+            drop_null_target=req.drop_null_target,
+            known=req.task,
+        )
     except DataError as exc:
         return [str(exc)]
     return []

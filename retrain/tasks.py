@@ -108,8 +108,13 @@ def _classification_spec(task: str, distinct: np.ndarray, target: str, positive:
             if chosen is None:
                 raise DataError(f"--positive {positive!r}: target {target!r} has values {labels}")
             labels = [v for v in labels if v != chosen] + [chosen]
-        elif isinstance(labels[1], str):
-            LOG.warning("target %s: positive label %r (second in sorted order); --positive chooses", target, labels[1])
+        elif any(isinstance(v, str) for v in labels):
+            # Which text label is "positive" cannot be guessed ("bad"/"good"): lift, AUC and every answer's
+            # probability refer to it, so it is asked for once and recorded in the manifest.
+            raise DataError(
+                f"target {target!r} has the text labels {labels}; pass --positive with the one that is the "
+                f"positive class (e.g. --positive {labels[1]}); it is recorded in the package"
+            )
         return TaskSpec(type="binary", labels=tuple(labels), positive_label=labels[1])
     if positive is not None:
         raise DataError(f"--positive is for binary targets; {target!r} is {task}")

@@ -35,7 +35,7 @@ from model_package.runtime import MISSING_CATEGORY, Predictions, estimator_frame
 from retrain.baseline import categorical_baseline, feature_baselines, numeric_baseline
 from retrain.convert import NoConverterError, check_format, converter_name, final_estimator, skops_file, to_onnx_bytes
 from retrain.datacheck import DataRequirements, check_training_frame, parse_times
-from retrain.errors import DataError
+from retrain.errors import DataError, UsageError
 from retrain.metrics import task_metrics
 from retrain.readers import frame_sha256
 from retrain.reference import reference_csv
@@ -161,10 +161,14 @@ def byo_pipeline(estimator: Any, features: Sequence[FeatureSpec], params: Mappin
 
     estimator = clone(estimator)
     if params:
-        try:
-            estimator.set_params(**params)
-        except ValueError as exc:
-            raise DataError(f"--params: {exc}") from exc
+        known = estimator.get_params(deep=True)
+        unknown = sorted(set(params) - set(known))
+        if unknown:
+            # Some estimators (LightGBM) accept any keyword and ignore it at fit: refuse a typo here.
+            raise UsageError(
+                f"--params: {unknown} are not parameters of {type(estimator).__name__}; allowed: {sorted(known)[:40]}"
+            )
+        estimator.set_params(**params)
     seeds = {k: seed for k, v in estimator.get_params().items() if k.endswith("random_state") and v is None}
     estimator.set_params(**seeds)
     if isinstance(estimator, Pipeline):
@@ -349,6 +353,26 @@ def _prediction_baseline(task: TaskSpec, predictions: Predictions) -> FeatureBas
     return numeric_baseline("value", predictions.values)
 
 
+def _choose_model(
+    *,
+    champion_estimator: Any,
+    estimator: Any,
+    specs: Sequence[FeatureSpec],
+    params: dict[str, Any],
+    seed: int,
+    task: TaskSpec,
+) -> tuple[Any, str]:
+    """The unfitted model and how it was chosen: the champion's refit, a brought one, or the default."""
+    if champion_estimator is not None:
+        return refit_pipeline(champion_estimator, seed), "refit"
+    if estimator is not None:
+        return byo_pipeline(estimator, specs, params, seed), "custom"
+    try:
+        return default_pipeline(specs, {**DEFAULT_HYPERPARAMETERS, **params}, seed, task), "default"
+    except TypeError as exc:
+        raise UsageError(f"--params: {exc} (the default pipeline is gradient boosting)") from exc
+
+
 def fit_candidate(
     frame: pd.DataFrame,
     target: str = "churn",
@@ -425,16 +449,14 @@ def fit_candidate(
     columns = model_columns(specs, frame_columns(frame, specs))
     x = estimator_frame(columns)
 
-    params = dict(hyperparameters or {})
-    if champion_estimator is not None:
-        model, pipeline_kind = refit_pipeline(champion_estimator, seed), "refit"
-    elif estimator is not None:
-        model, pipeline_kind = byo_pipeline(estimator, specs, params, seed), "custom"
-    else:
-        model, pipeline_kind = (
-            default_pipeline(specs, {**DEFAULT_HYPERPARAMETERS, **params}, seed, spec_task),
-            "default",
-        )
+    model, pipeline_kind = _choose_model(
+        champion_estimator=champion_estimator,
+        estimator=estimator,
+        specs=specs,
+        params=dict(hyperparameters or {}),
+        seed=seed,
+        task=spec_task,
+    )
     LOG.info(
         "fitting %s %s pipeline on %d rows (holdout %d: %s)",
         pipeline_kind,
