@@ -229,7 +229,9 @@ class DriftAnalysis:
     def run(self, observations: Observations, window: dict[str, str | None] | None = None) -> DriftReport:
         manifest, t = self.manifest, self.thresholds
         raw = feature_columns(observations.inputs, manifest.features)
-        extra = sorted(set(observations.inputs.columns) - set(manifest.feature_names))
+        # Id, excluded and time columns are the package's own roles (manifest.columns), not unexpected extras.
+        roles = {*manifest.columns.id_columns, *manifest.columns.excluded, manifest.columns.time_column}
+        extra = sorted(set(observations.inputs.columns) - set(manifest.feature_names) - roles)
         validated = check_schema(manifest, raw, observations.rows, extra)
         violations = validated.violations
         present = {name: validated.columns[name] for name in raw}

@@ -106,6 +106,7 @@ def test_labels_file_in_the_users_labels_joins_capture(task_model, tmp_path: Pat
     report = json.loads((out / "report.json").read_text())
     assert report["concept"]["evaluated"] is True and report["concept"]["drift"] is False, report["concept"]
     assert report["prediction"]["drift"] is False
+    assert ID_COLUMN not in json.dumps(report["violations"])  # an id column is a role, not an extra feature
 
     assert (
         main(
