@@ -23,9 +23,10 @@ from typing import Any
 import numpy as np
 
 from app import json_codec
+from app.policies import PolicyContext, lenient, relax
 from app.runtime_settings import RuntimeSettings
 from model_package import Manifest, ModelPackage, open_package
-from model_package.runtime import OnnxPredictor, Predictor, check_schema, load_predictor
+from model_package.runtime import OnnxPredictor, Predictions, Predictor, check_schema, load_predictor
 from model_package.validation import SchemaValidator, Violation
 
 log = logging.getLogger("app.model")
@@ -54,10 +55,18 @@ class LoadedModel:
     predictor: Predictor
     validator: SchemaValidator
     settings: Callable[[], RuntimeSettings] = RuntimeSettings
+    _policy_context: PolicyContext | None = None
 
     @property
     def manifest(self) -> Manifest:
         return self.package.manifest
+
+    @property
+    def policy_context(self) -> PolicyContext:
+        """Built on first use: only a batch with violations under a lenient policy needs it."""
+        if self._policy_context is None:
+            self._policy_context = PolicyContext.for_manifest(self.manifest, self.validator.max_reported)
+        return self._policy_context
 
 
 def _flag(name: str) -> bool:
@@ -75,12 +84,21 @@ def model_fn(
     if location.is_dir() and not (location / "manifest.json").exists() and (location / "model.zip").exists():
         location = location / "model.zip"  # SageMaker unpacks model.tar.gz; a zip inside is fine too
     package = open_package(location)
+    allow = _flag("ALLOW_PICKLE") if allow_pickle is None else allow_pickle
+    if package.manifest.runtime.format != "onnx":
+        # A skops package (no ONNX converter for its pipeline): served with scikit-learn from the jobs'
+        # requirements; the slim serving image refuses it with load_predictor's message naming the fix.
+        fallback = load_predictor(package, runtime=package.manifest.runtime.format, allow_pickle=allow)
+        return LoadedModel(
+            package=package,
+            predictor=fallback,
+            validator=SchemaValidator(package.manifest.features, max_reported=MAX_REPORTED),
+        )
     # The same checks as ``python -m retrain verify`` short of parity (which needs scikit-learn, absent from
     # the serving image): integrity above, then the schema against the ONNX graph. A package verify refuses
     # is never served, whatever runtime is chosen below.
     onnx = OnnxPredictor(package)
     check_schema(package, onnx)
-    allow = _flag("ALLOW_PICKLE") if allow_pickle is None else allow_pickle
     choice = runtime or os.environ.get("MODEL_RUNTIME") or None
     if choice in (None, "onnx"):
         predictor: Predictor = onnx
@@ -212,33 +230,58 @@ def new_uids(count: int) -> list[str]:
 
 @dataclass(slots=True)
 class Prediction:
-    """Scores for a list of records; rows with errors have no score and make the answer a 422."""
+    """The answer for a list of records, in request order.
+
+    ``outputs[i]`` is row ``i``'s answer in the user's labels (``None`` for a rejected row): binary
+    ``{"label", "probability", "prediction"}`` (``prediction`` is 1 for the positive label, kept for
+    format 1 clients), multiclass ``{"label", "probabilities": {label: p}}``, regression ``{"value"}``
+    (the shapes of ``model_package.runtime.Predictions.record``; the capture record's ``output`` too).
+    ``ids[i]`` holds the manifest's id columns found in record ``i`` (``None`` when the model has none).
+    """
 
     uids: list[str]
-    probabilities: list[float | None]
-    predictions: list[int | None]
+    outputs: list[dict[str, Any] | None]
     errors: list[Violation] = field(default_factory=list)
     warnings: list[Violation] = field(default_factory=list)
     model_name: str = ""
     model_version: int = 0
     row_ok: list[bool] = field(default_factory=list)
+    task: str = "binary"
+    ids: list[dict[str, Any]] | None = None
 
     @property
     def ok(self) -> bool:
-        """By rows, not by the violation list: that list is capped, the per-row verdict is not."""
+        """Every row scored. By rows, not by the violation list: that list is capped, the per-row verdict is not."""
         return not self.errors and all(self.row_ok)
+
+    @property
+    def any_ok(self) -> bool:
+        return any(self.row_ok)
+
+    @property
+    def status(self) -> int:
+        """200 every record scored, 207 some scored and some rejected, 422 none scored (docs/app.md)."""
+        if self.ok:
+            return 200
+        return 207 if self.any_ok else 422
+
+    @property
+    def probabilities(self) -> list[float | None]:
+        """P(positive label) per row (binary; ``None`` for rejected rows)."""
+        return [None if o is None else o.get("probability") for o in self.outputs]
 
     def slice(self, start: int, stop: int) -> Prediction:
         """The part of a merged batch that belongs to one request, with rows renumbered from 0."""
         return Prediction(
             uids=self.uids[start:stop],
-            probabilities=self.probabilities[start:stop],
-            predictions=self.predictions[start:stop],
+            outputs=self.outputs[start:stop],
             errors=_violations_within(self.errors, start, stop) if self.errors else [],
             warnings=_violations_within(self.warnings, start, stop) if self.warnings else [],
             model_name=self.model_name,
             model_version=self.model_version,
             row_ok=self.row_ok[start:stop],
+            task=self.task,
+            ids=None if self.ids is None else self.ids[start:stop],
         )
 
 
@@ -251,37 +294,72 @@ def _violations_within(items: Sequence[Violation], start: int, stop: int) -> lis
     ]
 
 
+def _split_ids(
+    data: Sequence[Mapping[str, Any]], id_columns: tuple[str, ...]
+) -> tuple[Sequence[Mapping[str, Any]], list[dict[str, Any]]]:
+    """Records without the id columns (never features), and the ids of each record (only those present)."""
+    wanted = frozenset(id_columns)
+    features: list[Mapping[str, Any]] = []
+    ids: list[dict[str, Any]] = []
+    for record in data:
+        if wanted.isdisjoint(record):
+            features.append(record)
+            ids.append({})
+        else:
+            features.append({k: v for k, v in record.items() if k not in wanted})
+            ids.append({k: record[k] for k in id_columns if k in record})
+    return features, ids
+
+
+def _outputs(predictions: Predictions, threshold: float) -> list[dict[str, Any]]:
+    """Per-row answers; binary labels follow the runtime decision threshold, not the argmax."""
+    task = predictions.task_spec
+    if task.type == "binary":
+        negative, positive = task.labels
+        return [
+            {"label": positive if p >= threshold else negative, "probability": p, "prediction": int(p >= threshold)}
+            for p in predictions.positive_probability.tolist()
+        ]
+    return predictions.records()
+
+
 def predict_fn(data: Sequence[Mapping[str, Any]], model: LoadedModel) -> Prediction:
-    """Validate all records in one columnar pass and score the valid ones in one predictor call."""
+    """Validate all records in one columnar pass and score the valid ones in one predictor call.
+
+    Records that break a rule are rejected, or accepted with a warning when the runtime settings relax
+    that violation class (:mod:`app.policies`); the valid rows are scored either way.
+    """
     settings = model.settings()
-    validator = model.validator.with_out_of_range(settings.out_of_range)
-    result = validator.validate_records(data)
+    manifest = model.manifest
+    id_columns = manifest.columns.id_columns
+    ids = None
+    if id_columns:
+        data, ids = _split_ids(data, id_columns)
+    result = model.validator.with_out_of_range(settings.out_of_range).validate_records(data)
+    if not result.ok and lenient(settings):
+        _, result = relax(data, model.policy_context, settings)
     n_rows = len(data)
     uids = new_uids(n_rows)
-    probabilities: list[float | None] = [None] * n_rows
-    labels: list[int | None] = [None] * n_rows
+    outputs: list[dict[str, Any] | None] = [None] * n_rows
     if result.row_ok.any():
         if result.ok:
-            scores = model.predictor.predict_proba(result.columns)
-            rows = range(n_rows)
+            answers = _outputs(model.predictor.predict(result.columns), settings.decision_threshold)
+            outputs = answers  # type: ignore[assignment]
         else:
             keep = np.flatnonzero(result.row_ok)
-            scores = model.predictor.predict_proba({k: v[keep] for k, v in result.columns.items()})
-            rows = keep.tolist()
-        threshold = settings.decision_threshold
-        for row, score in zip(rows, scores.tolist(), strict=True):
-            probabilities[row] = score
-            labels[row] = int(score >= threshold)
-    manifest = model.manifest
+            scored = model.predictor.predict({k: v[keep] for k, v in result.columns.items()})
+            for row, answer in zip(keep.tolist(), _outputs(scored, settings.decision_threshold), strict=True):
+                outputs[row] = answer
     return Prediction(
         uids=uids,
-        probabilities=probabilities,
-        predictions=labels,
+        outputs=outputs,
         errors=result.errors,
         warnings=result.warnings,
         model_name=manifest.name,
         model_version=manifest.version,
         row_ok=result.row_ok.tolist(),
+        task=manifest.task.type,
+        ids=ids,
     )
 
 
@@ -319,24 +397,89 @@ def violations_body(prediction: Prediction) -> dict[str, Any]:
     }
 
 
+# CSV answer columns per task, after ``uid`` (a multiclass answer adds ``p_<label>`` per class).
+CSV_COLUMNS = {"binary": ("label", "probability", "prediction"), "multiclass": ("label",), "regression": ("value",)}
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    text = repr(value) if isinstance(value, float) else str(value)
+    if any(c in text for c in ',"\n\r'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def _csv_answer(prediction: Prediction) -> bytes:
+    columns = list(CSV_COLUMNS.get(prediction.task, ("label",)))
+    first = next((o for o in prediction.outputs if o is not None), None)
+    classes = list(first["probabilities"]) if first is not None and "probabilities" in first else []
+    id_names = sorted({k for ids in prediction.ids or () for k in ids})
+    partial = not prediction.ok
+    header = ["uid", *id_names, *columns, *(f"p_{c}" for c in classes), "model_version"]
+    if partial:
+        header.append("error")
+        by_row: dict[int, list[str]] = {}
+        for v in prediction.errors:
+            if v.row is not None:
+                by_row.setdefault(v.row, []).append(f"{v.feature}: {v.kind}")
+    lines = [",".join(_csv_cell(h) for h in header)]
+    version = str(prediction.model_version)
+    for i, (uid, output) in enumerate(zip(prediction.uids, prediction.outputs, strict=True)):
+        ids = prediction.ids[i] if prediction.ids is not None else {}
+        cells = [] if output is None else [output.get(c) for c in columns]
+        if output is None:
+            cells = [None] * (len(columns) + len(classes))
+        else:
+            cells += [output["probabilities"][c] for c in classes]
+        row = [uid if output is not None else None, *(ids.get(k) for k in id_names), *cells, version]
+        if partial:
+            row.append("; ".join(by_row.get(i, [])) if output is None else "")
+        lines.append(",".join(_csv_cell(v) for v in row))
+    return ("\n".join(lines) + "\n").encode()
+
+
 def output_fn(prediction: Prediction, accept: str | None) -> tuple[bytes, str]:
+    """The answer body: 200 and 207 carry one entry per record; 422 the violations only (docs/app.md)."""
     kind = accepted_type(accept)
-    if not prediction.ok:
+    if not prediction.any_ok:
         return json_codec.dumps(violations_body(prediction)), "application/json"
     if kind == "text/csv":
-        lines = ["uid,prediction,probability,model_version"]
-        lines += [
-            f"{u},{p},{q!r},{prediction.model_version}"
-            for u, p, q in zip(prediction.uids, prediction.predictions, prediction.probabilities, strict=True)
-        ]
-        return ("\n".join(lines) + "\n").encode(), "text/csv"
+        return _csv_answer(prediction), "text/csv"
+    ids = prediction.ids
+    if prediction.ok:
+        if ids is None:
+            items = [{"uid": u, **o} for u, o in zip(prediction.uids, prediction.outputs, strict=True)]  # type: ignore[dict-item]
+        else:
+            items = [
+                {"uid": u, **i, **o}  # type: ignore[dict-item]
+                for u, i, o in zip(prediction.uids, ids, prediction.outputs, strict=True)
+            ]
+        body: dict[str, Any] = {
+            "predictions": items,
+            "model_version": prediction.model_version,
+            "model_name": prediction.model_name,
+            "warnings": [v.to_dict() for v in prediction.warnings],
+        }
+        return json_codec.dumps(body), "application/json"
+    by_row: dict[int, list[dict[str, Any]]] = {}
+    for v in prediction.errors:
+        if v.row is not None:
+            by_row.setdefault(v.row, []).append(v.to_dict())
+    items = []
+    for i, (uid, output) in enumerate(zip(prediction.uids, prediction.outputs, strict=True)):
+        extra = ids[i] if ids is not None else {}
+        if output is None:
+            items.append({"uid": None, **extra, "errors": by_row.get(i, [])})
+        else:
+            items.append({"uid": uid, **extra, **output})
+    rejected = prediction.row_ok.count(False)
     body = {
-        "predictions": [
-            {"uid": u, "prediction": p, "probability": q}
-            for u, p, q in zip(prediction.uids, prediction.predictions, prediction.probabilities, strict=True)
-        ],
+        "predictions": items,
+        "error": f"{rejected} of {len(items)} records rejected; the others were scored",
+        "violations": [v.to_dict() for v in prediction.errors],
+        "warnings": [v.to_dict() for v in prediction.warnings],
         "model_version": prediction.model_version,
         "model_name": prediction.model_name,
-        "warnings": [v.to_dict() for v in prediction.warnings],
     }
     return json_codec.dumps(body), "application/json"

@@ -8,16 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, create_model
 
 from model_package import FeatureSpec, Manifest
 from model_package.validation import KINDS
-
-
-class PredictionItem(BaseModel):
-    uid: str
-    prediction: int
-    probability: float
 
 
 class ViolationItem(BaseModel):
@@ -28,20 +22,54 @@ class ViolationItem(BaseModel):
     row: int | None = None
 
 
-class PredictResponse(BaseModel):
-    """One entry per record, in request order; ``uid`` is also the capture record's key."""
-
-    predictions: list[PredictionItem]
-    model_version: int
-    model_name: str
-    warnings: list[ViolationItem] = []
-
-
 class ViolationsResponse(BaseModel):
     error: str
     violations: list[ViolationItem]
     model_name: str
     model_version: int
+
+
+# The answer fields per task (app.handlers.Prediction; the capture record's ``output`` has the same shape).
+_TASK_FIELDS: dict[str, dict[str, Any]] = {
+    "binary": {
+        "label": (str | int | None, Field(None, description="the predicted label, in the training labels")),
+        "probability": (float | None, Field(None, description="P(positive label)")),
+        "prediction": (int | None, Field(None, description="1 when label is the positive label (format 1)")),
+    },
+    "multiclass": {
+        "label": (str | int | None, Field(None, description="the most probable label")),
+        "probabilities": (dict[str, float] | None, Field(None, description="probability per label")),
+    },
+    "regression": {"value": (float | None, Field(None, description="the predicted value"))},
+}
+
+
+def response_models(manifest: Manifest) -> tuple[type[BaseModel], type[BaseModel]]:
+    """(200 answer, 207 answer) for this model's task; id columns are echoed when sent."""
+    ids = {name: (Any, Field(None, description="id column, passed through")) for name in manifest.columns.id_columns}
+    item = create_model(  # type: ignore[call-overload]
+        f"{manifest.task.type.capitalize()}Prediction",
+        uid=(str | None, Field(description="capture key; null for a rejected record")),
+        errors=(list[ViolationItem] | None, Field(None, description="why this record was rejected (207 only)")),
+        **ids,
+        **_TASK_FIELDS[manifest.task.type],
+    )
+    ok = create_model(
+        "PredictResponse",
+        __doc__="One entry per record, in request order; ``uid`` is also the capture record's key.",
+        predictions=(list[item], ...),
+        model_version=(int, ...),
+        model_name=(str, ...),
+        warnings=(list[ViolationItem], []),
+    )
+    partial = create_model(
+        "PartialPredictResponse",
+        __base__=ok,
+        __doc__="Some records rejected: their entries have ``uid: null`` and ``errors``; the others are scored.",
+        error=(str, ...),
+        violations=(list[ViolationItem], ...),
+    )
+    return ok, partial
 
 
 class ErrorResponse(BaseModel):
@@ -68,7 +96,11 @@ def _feature_schema(spec: FeatureSpec) -> dict[str, Any]:
 def record_schema(manifest: Manifest) -> dict[str, Any]:
     return {
         "type": "object",
-        "properties": {spec.name: _feature_schema(spec) for spec in manifest.features},
+        "properties": {
+            **{spec.name: _feature_schema(spec) for spec in manifest.features},
+            # Id columns are never features: passed through to the answer and the capture record.
+            **{name: {"description": "id column, passed through"} for name in manifest.columns.id_columns},
+        },
         "required": list(manifest.feature_names),
         "additionalProperties": False,
     }
@@ -79,14 +111,16 @@ def predict_openapi(manifest: Manifest) -> dict[str, Any]:
     record = record_schema(manifest)
     body = {"anyOf": [record, {"type": "array", "items": record, "minItems": 1}]}
     kinds = ", ".join(KINDS)
+    ok, partial = response_models(manifest)
     return {
-        "response_model": PredictResponse,
+        "response_model": ok,
         "responses": {
+            207: {"model": partial, "description": "some records rejected (their violations inline), others scored"},
             400: {"model": ErrorResponse, "description": "not JSON/CSV, or not an object / list of objects"},
             406: {"model": ErrorResponse, "description": "Accept is neither application/json nor text/csv"},
             413: {"model": ErrorResponse, "description": "body larger than MAX_BODY_BYTES"},
             415: {"model": ErrorResponse, "description": "Content-Type is neither application/json nor text/csv"},
-            422: {"model": ViolationsResponse, "description": f"schema violations; kinds: {kinds}"},
+            422: {"model": ViolationsResponse, "description": f"no record could be scored; kinds: {kinds}"},
         },
         "openapi_extra": {
             "requestBody": {
@@ -99,8 +133,9 @@ def predict_openapi(manifest: Manifest) -> dict[str, Any]:
         },
         "description": (
             "Send one JSON object (feature -> value), a JSON list of them, or CSV with a header row. Every "
-            "manifest feature must be present (null where nullable). Out-of-range values are warnings or "
-            "violations according to the runtime setting `out_of_range`. The `X-Request-Id` header carries "
-            "the first record's uid."
+            "manifest feature must be present (null where nullable); id columns are passed through. "
+            "Out-of-range values, unknown categories, extra keys and unexpected nulls are warnings or "
+            "violations according to the runtime settings (docs/app.md, Serving policies). The "
+            "`X-Request-Id` header carries the first scored record's uid."
         ),
     }

@@ -1,4 +1,4 @@
-"""Settings operators change without a redeploy: decision threshold, out-of-range policy, capture on/off.
+"""Settings operators change without a redeploy: decision threshold, violation policies, capture on/off.
 
 They come from a :class:`SettingsSource` (SSM Parameter Store in AWS, a JSON file locally) and a
 :class:`SettingsRefresher` re-reads it on an interval. A bad document is refused with a log line and the
@@ -25,6 +25,11 @@ class RuntimeSettings(BaseModel):
 
     decision_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
     out_of_range: Literal["warn", "reject"] = "warn"
+    # Per violation class (app/policies.py, docs/app.md "Serving policies"): reject the record, or score it
+    # with a warning. Defaults are strict, as the app always was; operators relax them in the parameter.
+    unknown_category: Literal["reject", "missing"] = "reject"
+    extra_feature: Literal["reject", "ignore"] = "reject"
+    unexpected_null: Literal["reject", "impute"] = "reject"
     capture_enabled: bool = True
 
 

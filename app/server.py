@@ -102,13 +102,17 @@ class PredictService:
         for violation in prediction.warnings:
             metrics.VIOLATIONS.labels(violation.kind, "warning").inc()
         payload, content = output_fn(prediction, kind)
-        if not prediction.ok:
+        status = prediction.status
+        if status == 422:
             metrics.REQUESTS.labels("422").inc()
             return 422, payload, content, None
+        if status == 207:
+            metrics.REQUESTS.labels("207").inc()  # also counted as answered below: its valid rows were scored
         self._answered.append((prediction, records, time.perf_counter() - started))
         if len(self._answered) == 1:
             asyncio.get_running_loop().call_soon(self._settle)
-        return 200, payload, content, prediction.uids[0]
+        first = next((u for u, ok in zip(prediction.uids, prediction.row_ok, strict=True) if ok), prediction.uids[0])
+        return status, payload, content, first
 
     def _settle(self) -> None:
         """Counts and captures this event-loop turn's answered requests in one go.
@@ -124,7 +128,7 @@ class PredictService:
         rows = 0
         for prediction, _records, latency in answered:
             observe(latency)
-            rows += len(prediction.uids)
+            rows += len(prediction.uids) if prediction.ok else prediction.row_ok.count(True)
         metrics.REQUESTS_OK.inc(len(answered))
         metrics.PREDICTIONS.inc(rows)
         capture = self.capture
@@ -137,8 +141,8 @@ class PredictService:
             captured += capture_records(
                 uids=prediction.uids,
                 inputs=records,
-                predictions=prediction.predictions,  # type: ignore[arg-type]
-                probabilities=prediction.probabilities,  # type: ignore[arg-type]
+                outputs=prediction.outputs,
+                ids=prediction.ids,
                 time=stamp,
                 service=self.service_name,
                 model_name=manifest.name,
@@ -255,7 +259,8 @@ def build_app(
         version=f"{manifest.name}-{manifest.version}",
         description=(
             "Scores records with the packaged model. Every record is validated against the manifest's "
-            "feature schema; violations come back as a 422 list naming feature and kind."
+            "feature schema; 200 when every record was scored, 207 when some were rejected (their "
+            "violations in the same answer), 422 when none was."
         ),
         lifespan=lifespan,
     )
@@ -289,7 +294,9 @@ def build_app(
             "version": manifest.version,
             "git_sha": manifest.git_sha,
             "trained_at": manifest.created_at.isoformat(),
-            "metrics": manifest.metrics.model_dump(),
+            "task": manifest.task.model_dump(),
+            "columns": manifest.columns.model_dump(),
+            "metrics": manifest.metrics.model_dump(exclude_none=True),
             "features": [f.model_dump(exclude_none=True) for f in manifest.features],
             "runtime": service.model.predictor.name,
             "sha256": service.model.package.sha256,

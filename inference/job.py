@@ -26,11 +26,50 @@ from alerting import Alert, AlertPublisher, Severity
 from inference.readers import DEFAULT_CHUNK_ROWS, ChunkReader, open_reader
 from inference.writers import ChunkWriter, open_writer, rejected_uri
 from model_package.archive import ModelPackage
+from model_package.manifest import Manifest
+from model_package.runtime import Predictions
 from model_package.validation import SchemaValidator, ValidationResult
 from monitor.columns import feature_columns
 
 LOG = logging.getLogger(__name__)
-PROBABILITY, PREDICTION = "probability", "prediction"
+PROBABILITY, PREDICTION, LABEL, VALUE = "probability", "prediction", "label", "value"
+CLASS_PROBABILITY_PREFIX = "probability_"  # multiclass: one column per label, probability_<label>
+
+
+def output_columns(manifest: Manifest) -> list[tuple[str, pa.DataType]]:
+    """The columns the job appends per task, after every input column (ids and pass-through kept as read).
+
+    binary: ``label`` (the user's label at the decision threshold), ``probability`` (P(positive label)),
+    ``prediction`` (1 for the positive label; the format 1 column); multiclass: ``label`` and
+    ``probability_<label>`` per class in the manifest's label order; regression: ``value``.
+    """
+    task = manifest.task
+    if task.type == "regression":
+        return [(VALUE, pa.float64())]
+    label_type = pa.int64() if all(isinstance(v, int) for v in task.labels) else pa.string()
+    if task.type == "binary":
+        return [(LABEL, label_type), (PROBABILITY, pa.float64()), (PREDICTION, pa.int64())]
+    return [(LABEL, label_type), *((f"{CLASS_PROBABILITY_PREFIX}{c}", pa.float64()) for c in task.labels)]
+
+
+def answer_frame(manifest: Manifest, predictions: Predictions, threshold: float) -> dict[str, np.ndarray]:
+    """The appended columns (see :func:`output_columns`) for scored rows."""
+    task = manifest.task
+    if task.type == "regression":
+        assert predictions.values is not None
+        return {VALUE: predictions.values}
+    labels = np.array(task.labels, dtype=object)
+    if task.type == "binary":
+        positive = predictions.positive_probability
+        chosen = (positive >= threshold).astype(np.int64)
+        return {LABEL: labels[chosen], PROBABILITY: positive, PREDICTION: chosen}
+    assert predictions.probabilities is not None and predictions.label_index is not None
+    columns: dict[str, np.ndarray] = {LABEL: labels[predictions.label_index]}
+    for i, label in enumerate(task.labels):
+        columns[f"{CLASS_PROBABILITY_PREFIX}{label}"] = predictions.probabilities[:, i]
+    return columns
+
+
 ROW, ERRORS = "_row", "_errors"
 
 
@@ -127,9 +166,11 @@ class InferenceJob:
                 fields.append(pa.field(name, reader.arrow_type(name)))
             else:
                 fields.append(pa.field(name, pa.float64() if spec.is_numeric else pa.string()))
-        if PROBABILITY in reader.columns or PREDICTION in reader.columns:
-            raise ValueError(f"input already has a {PROBABILITY!r} or {PREDICTION!r} column; rename it first")
-        output = pa.schema([*fields, pa.field(PROBABILITY, pa.float64()), pa.field(PREDICTION, pa.int64())])
+        appended = output_columns(self.manifest)
+        clash = [name for name, _ in appended if name in reader.columns]
+        if clash:
+            raise ValueError(f"input already has the output column(s) {clash}; rename them first")
+        output = pa.schema([*fields, *(pa.field(name, kind) for name, kind in appended)])
         rejected = pa.schema(
             [
                 pa.field(ROW, pa.int64()),
@@ -181,9 +222,9 @@ class InferenceJob:
                         good = chunk.loc[ok].copy()
                         for name in features:
                             good[name] = validated.columns[name][ok]
-                        scores = self.predictor.predict_proba({n: c[ok] for n, c in validated.columns.items()})
-                        good[PROBABILITY] = scores
-                        good[PREDICTION] = (scores >= self.threshold).astype(np.int64)
+                        scored = self.predictor.predict({n: c[ok] for n, c in validated.columns.items()})
+                        for name, values in answer_frame(self.manifest, scored, self.threshold).items():
+                            good[name] = values
                         output.write(good)
                     bad = np.flatnonzero(~ok)
                     if len(bad):

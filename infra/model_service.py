@@ -38,7 +38,17 @@ def capture_environment(workers: int) -> dict[str, str]:
     }
 
 
-RUNTIME_SETTINGS_DEFAULTS = {"decision_threshold": 0.5, "out_of_range": "warn", "capture_enabled": True}
+# Every key of app.runtime_settings.RuntimeSettings with its default (tests/app/test_settings.py checks they
+# agree). The three violation policies start strict ("reject"); docs/app.md "Serving policies" lists the
+# lenient values (unknown_category: missing, extra_feature: ignore, unexpected_null: impute).
+RUNTIME_SETTINGS_DEFAULTS = {
+    "decision_threshold": 0.5,
+    "out_of_range": "warn",
+    "unknown_category": "reject",
+    "extra_feature": "reject",
+    "unexpected_null": "reject",
+    "capture_enabled": True,
+}
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,15 @@ SKOPS_NAME = "model.skops"
 REQUIREMENTS_NAME = "requirements.txt"
 REFERENCE_NAME = "reference.csv"
 REQUIRED_FILES = (ONNX_NAME, SKOPS_NAME, REQUIREMENTS_NAME, REFERENCE_NAME)
+
+
+def required_files(manifest: Manifest) -> tuple[str, ...]:
+    """Files a package must list: a ``skops``-format package (no ONNX converter) has no ``model.onnx``."""
+    if manifest.runtime.format == "skops":
+        return tuple(n for n in REQUIRED_FILES if n != ONNX_NAME)
+    return REQUIRED_FILES
+
+
 # A model of this product is a few MB; anything near this limit is a zip bomb or a wrong upload.
 MAX_UNPACKED_BYTES = 1 << 30
 MAX_FILES = 64  # a package has five files today; more is a wrong directory or a crafted archive
@@ -76,7 +85,7 @@ def _verify(raw_files: Mapping[str, bytes], source: str) -> ModelPackage:
         raise ManifestError(f"{source}: {MANIFEST_NAME} is missing; every model package must carry one")
     manifest = Manifest.from_json(raw_files[MANIFEST_NAME])
     listed, present = set(manifest.files), set(raw_files) - {MANIFEST_NAME}
-    missing_required = sorted(set(REQUIRED_FILES) - listed)
+    missing_required = sorted(set(required_files(manifest)) - listed)
     if missing_required:
         raise IntegrityError(f"{source}: manifest does not list required files {missing_required}")
     if listed - present:

@@ -1,4 +1,20 @@
-"""The shared predictor: one way to turn a verified package plus columns into P(target == 1).
+"""The shared predictor: one way to turn a verified package plus columns into a prediction per task.
+
+Prediction contract (format 2, see ``docs/model-package.md``), :class:`Predictions`:
+
+- binary: ``labels`` (user labels) + ``probabilities[:, 1]`` = P(positive label); label = argmax
+  (i.e. P(positive) > 0.5, ties to the negative label);
+- multiclass: ``labels`` + ``probabilities`` (n, K), column ``i`` is ``manifest.task.labels[i]``;
+- regression: ``values`` (float64).
+
+Labels are always the user's labels (``manifest.task.labels``), never the class index the estimator was
+fitted on. How runtime outputs map onto this: the estimator is fitted on the class index 0..K-1, so its
+``predict_proba`` columns and the ONNX ``probabilities`` output (skl2onnx with ``zipmap=False``, and
+onnxmltools' LightGBM/XGBoost converters registered through skl2onnx, which name their outputs
+``label``/``probabilities`` the same way) are in label order. The ONNX ``label`` output is ignored: the
+label is the argmax of the probabilities on every runtime, so ONNX and the estimator cannot disagree on
+a label while agreeing on probabilities. A regressor's ONNX output is ``variable`` (n, 1) (skl2onnx and
+onnxmltools alike). A format 1 graph with a single (n,) / (n, 1) output is P(positive).
 
 The app, the monitor and the batch inference job all score through :func:`load_predictor`, so the
 conversion from "a column per manifest feature" to what the model needs lives here once. Only numpy
@@ -26,7 +42,7 @@ from model_package.archive import ONNX_NAME, SKOPS_NAME, ModelPackage
 from model_package.errors import PackageError, SchemaError
 
 if TYPE_CHECKING:
-    from model_package.manifest import FeatureSpec, Manifest
+    from model_package.manifest import FeatureSpec, Label, Manifest, TaskSpec, TaskType
 
 RuntimeName = Literal["onnx", "skops", "pickle"]
 RUNTIMES: tuple[RuntimeName, ...] = ("onnx", "skops", "pickle")
@@ -54,12 +70,112 @@ SKOPS_TRUSTED_TYPES = (
 )
 
 
+class Predictions:
+    """What a model answers for n rows, in the user's labels (see the module docstring)."""
+
+    def __init__(self, task: TaskSpec, *, probabilities: np.ndarray | None = None, values: np.ndarray | None = None):
+        self.task_spec = task
+        if task.is_classification:
+            if probabilities is None or probabilities.ndim != 2 or probabilities.shape[1] != len(task.labels):
+                shape = None if probabilities is None else probabilities.shape
+                raise PackageError(
+                    f"a {task.type} model must give (n, {len(task.labels)}) probabilities; got shape {shape}"
+                )
+            self.probabilities: np.ndarray | None = probabilities.astype(np.float64)
+            index = np.argmax(self.probabilities, axis=1) if len(probabilities) else np.empty(0, dtype=np.int64)
+            self.label_index: np.ndarray | None = index
+            self.values: np.ndarray | None = None
+        else:
+            if values is None:
+                raise PackageError("a regression model must give one value per row")
+            self.values = np.asarray(values, dtype=np.float64).reshape(-1)
+            self.probabilities = None
+            self.label_index = None
+
+    @property
+    def task(self) -> TaskType:
+        return self.task_spec.type
+
+    def __len__(self) -> int:
+        return len(self.values) if self.values is not None else len(self.label_index)  # type: ignore[arg-type]
+
+    @property
+    def labels(self) -> list[Label]:
+        """The predicted user label per row (classification only)."""
+        if self.label_index is None:
+            raise PackageError("a regression model has no labels; read .values")
+        classes = self.task_spec.labels
+        return [classes[i] for i in self.label_index]
+
+    @property
+    def positive_probability(self) -> np.ndarray:
+        """P(positive label) per row (binary only)."""
+        if self.task != "binary" or self.probabilities is None:
+            raise PackageError(f"positive_probability is for binary models; this one is {self.task}")
+        return self.probabilities[:, 1]
+
+    @property
+    def score(self) -> np.ndarray:
+        """One number per row, the prediction-drift signal: binary P(positive), multiclass the probability
+        of the predicted label, regression the value."""
+        if self.values is not None:
+            return self.values
+        assert self.probabilities is not None
+        if self.task == "binary":
+            return self.probabilities[:, 1]
+        return self.probabilities.max(axis=1) if len(self.probabilities) else np.empty(0)
+
+    def record(self, i: int) -> dict[str, Any]:
+        """Row ``i`` as a JSON-ready answer: binary ``{"label", "probability"}``, multiclass ``{"label",
+        "probabilities": {str(label): p}}``, regression ``{"value"}``."""
+        if self.values is not None:
+            return {"value": float(self.values[i])}
+        assert self.probabilities is not None and self.label_index is not None
+        label = self.task_spec.labels[int(self.label_index[i])]
+        if self.task == "binary":
+            return {"label": label, "probability": float(self.probabilities[i, 1])}
+        return {
+            "label": label,
+            "probabilities": {
+                str(c): float(p) for c, p in zip(self.task_spec.labels, self.probabilities[i], strict=True)
+            },
+        }
+
+    def records(self) -> list[dict[str, Any]]:
+        return [self.record(i) for i in range(len(self))]
+
+    def comparable(self) -> np.ndarray:
+        """What the parity check compares: the probability matrix, or the values."""
+        return self.probabilities if self.probabilities is not None else self.values  # type: ignore[return-value]
+
+
 class Predictor(Protocol):
-    """Anything that scores columns; ``name`` says which runtime answers (for logs and metrics)."""
+    """Anything that scores columns; ``name`` says which runtime answers (for logs and metrics).
+
+    ``predict`` is the contract for every task. ``predict_proba`` is kept for binary callers written
+    against format 1: P(positive) per row; it refuses multiclass and regression models.
+    """
 
     name: str
+    manifest: Manifest
+
+    def predict(self, columns: Mapping[str, np.ndarray]) -> Predictions: ...
 
     def predict_proba(self, columns: Mapping[str, np.ndarray]) -> np.ndarray: ...
+
+
+def _binary_only(manifest: Manifest, predictions: Predictions) -> np.ndarray:
+    if manifest.task.type != "binary":
+        raise PackageError(
+            f"predict_proba gives P(positive) for binary models; {manifest.name} is {manifest.task.type}: use predict()"
+        )
+    return predictions.positive_probability
+
+
+def _empty_predictions(task: TaskSpec) -> Predictions:
+    if task.is_classification:
+        return Predictions(task, probabilities=np.empty((0, len(task.labels))))
+    return Predictions(task, values=np.empty(0))
 
 
 def _column(columns: Mapping[str, np.ndarray], name: str, n_rows: int | None) -> np.ndarray:
@@ -148,7 +264,10 @@ class OnnxPredictor:
                 f"{package.source}: {ONNX_NAME} has inputs {unknown} that are not manifest features {sorted(features)}"
             )
         outputs = [o.name for o in self.session.get_outputs()]
-        self._output = "probabilities" if "probabilities" in outputs else outputs[-1]
+        if self.manifest.task.is_classification:
+            self._output = "probabilities" if "probabilities" in outputs else outputs[-1]
+        else:
+            self._output = "variable" if "variable" in outputs else outputs[0]
 
     def _feed(self, values: np.ndarray, onnx_type: str) -> np.ndarray:
         if onnx_type == "tensor(string)":
@@ -158,21 +277,28 @@ class OnnxPredictor:
             raise PackageError(f"{ONNX_NAME}: input type {onnx_type} is not supported; allowed: float, double, string")
         return values.astype(dtype).reshape(-1, 1)
 
-    def predict_proba(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+    def predict(self, columns: Mapping[str, np.ndarray]) -> Predictions:
         prepared = model_columns(self.manifest, columns)
         feed = {name: self._feed(prepared[name], onnx_type) for name, onnx_type in self._inputs}
         if not feed or len(next(iter(feed.values()))) == 0:
-            return np.empty(0, dtype=np.float64)
+            return _empty_predictions(self.manifest.task)
         (scores,) = self.session.run([self._output], feed)
-        return _positive_column(np.asarray(scores))
+        return to_predictions(self.manifest.task, np.asarray(scores))
+
+    def predict_proba(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        return _binary_only(self.manifest, self.predict(columns))
 
 
-def _positive_column(scores: np.ndarray) -> np.ndarray:
-    if scores.ndim == 2 and scores.shape[1] == 2:
-        return scores[:, 1].astype(np.float64)
-    if scores.ndim == 1 or (scores.ndim == 2 and scores.shape[1] == 1):
-        return scores.reshape(-1).astype(np.float64)
-    raise PackageError(f"model output has shape {scores.shape}; a binary classifier must give (n, 2) or (n,)")
+def to_predictions(task: TaskSpec, scores: np.ndarray) -> Predictions:
+    """Raw runtime output (probabilities or values) as :class:`Predictions`."""
+    if not task.is_classification:
+        if scores.ndim == 2 and scores.shape[1] != 1:
+            raise PackageError(f"model output has shape {scores.shape}; a regressor must give (n,) or (n, 1)")
+        return Predictions(task, values=scores.reshape(-1))
+    if task.type == "binary" and (scores.ndim == 1 or (scores.ndim == 2 and scores.shape[1] == 1)):
+        positive = scores.reshape(-1).astype(np.float64)  # format 1 graphs: one P(positive) column
+        return Predictions(task, probabilities=np.column_stack([1 - positive, positive]))
+    return Predictions(task, probabilities=scores)
 
 
 class EstimatorPredictor:
@@ -181,11 +307,17 @@ class EstimatorPredictor:
     def __init__(self, estimator: Any, manifest: Manifest, name: str) -> None:
         self.estimator, self.manifest, self.name = estimator, manifest, name
 
-    def predict_proba(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+    def predict(self, columns: Mapping[str, np.ndarray]) -> Predictions:
         prepared = model_columns(self.manifest, columns)
         if len(next(iter(prepared.values()))) == 0:
-            return np.empty(0, dtype=np.float64)
-        return _positive_column(np.asarray(self.estimator.predict_proba(estimator_frame(prepared))))
+            return _empty_predictions(self.manifest.task)
+        frame = estimator_frame(prepared)
+        if self.manifest.task.is_classification:
+            return to_predictions(self.manifest.task, np.asarray(self.estimator.predict_proba(frame)))
+        return to_predictions(self.manifest.task, np.asarray(self.estimator.predict(frame)))
+
+    def predict_proba(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        return _binary_only(self.manifest, self.predict(columns))
 
 
 def estimator_frame(prepared: Mapping[str, np.ndarray]) -> Any:
@@ -211,13 +343,14 @@ def load_skops_estimator(package: ModelPackage) -> Any:
         raise PackageError("runtime 'skops' needs skops and scikit-learn installed (the jobs image has them)") from exc
     data = package.read(SKOPS_NAME)
     try:
-        untrusted = set(sio.get_untrusted_types(data=data)) - set(SKOPS_TRUSTED_TYPES)
+        allowed = set(SKOPS_TRUSTED_TYPES) | set(package.manifest.runtime.trusted_types)
+        untrusted = set(sio.get_untrusted_types(data=data)) - allowed
     except Exception as exc:  # skops raises assorted errors for a malformed file
         raise PackageError(f"{package.source}: {SKOPS_NAME} is not a readable skops file: {exc}") from exc
     if untrusted:
         raise PackageError(
             f"{package.source}: {SKOPS_NAME} contains types that are not trusted: {sorted(untrusted)}; "
-            "only scikit-learn/numpy data types are loaded"
+            "only scikit-learn/numpy data types and the manifest's runtime.trusted_types are loaded"
         )
     try:
         return sio.loads(data, trusted=[*sio.get_untrusted_types(data=data)])
@@ -243,6 +376,14 @@ def load_predictor(package: ModelPackage, *, runtime: RuntimeName = "onnx", allo
     is refused unless ``allow_pickle`` is true, because a pickle runs code when it is loaded.
     """
     if runtime == "onnx":
+        if package.manifest.runtime.format != "onnx" or ONNX_NAME not in package.files:
+            raise PackageError(
+                f"{package.source}: {package.manifest.name} v{package.manifest.version} is a "
+                f"{package.manifest.runtime.format} package (no {ONNX_NAME}: "
+                f"{package.manifest.runtime.converter or 'no ONNX converter for its pipeline'}); it needs "
+                "scikit-learn to load. Serve it with runtime 'skops' from an image that has the jobs "
+                "requirements (requirements/jobs.txt), or retrain with a pipeline that converts to ONNX."
+            )
         return OnnxPredictor(package)
     if runtime == "skops":
         return EstimatorPredictor(load_skops_estimator(package), package.manifest, "skops")

@@ -73,7 +73,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
         package = resolve_model(args.model)
         observations = read_observations(args.data, package.manifest)
         if args.labels:
-            attach_labels(observations, read_labels(args.labels, package.manifest.target))
+            attach_labels(observations, read_labels(args.labels, package.manifest.target, task=package.manifest.task))
         out = Path(args.out)
         analysis = DriftAnalysis(
             package, thresholds, _predictor(package, args.runtime), run_adversarial=not args.no_adversarial
@@ -124,9 +124,9 @@ def _cloud_drift(args: argparse.Namespace, thresholds: DriftThresholds) -> Any:
     window_info = window.to_dict()
     if isinstance(reader, S3CaptureReader) and reader.last_seen > len(records):
         window_info["sampled"] = f"{len(records)} of {reader.last_seen} records (DRIFT_MAX_ROWS)"
-    observations = observations_from_records(records, manifest.target)
+    observations = observations_from_records(records, manifest.target, manifest.task)
     if settings.labels_uri:
-        attach_labels(observations, read_labels(settings.labels_uri, manifest.target, s3))
+        attach_labels(observations, read_labels(settings.labels_uri, manifest.target, s3, task=manifest.task))
     sinks: list[ReportSink] = [S3ReportSink(s3, settings.model_bucket, f"{root}/{now:%Y%m%dT%H%M%SZ}")]
     if args.out:
         sinks.append(LocalReportSink(args.out))
@@ -148,8 +148,9 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     observations = read_observations(args.data, package.manifest)
     if observations.labels is None:
         raise ValueError(f"{args.data}: sensitivity needs the target column {package.manifest.target!r}")
-    frame = observations.inputs.assign(**{package.manifest.target: observations.labels})
-    rows = SensitivityStudy(package, _predictor(package, args.runtime), thresholds).run(frame)
+    rows = SensitivityStudy(package, _predictor(package, args.runtime), thresholds).run(
+        observations.inputs, labels=observations.labels
+    )
     print(format_table(rows))
     out = LocalReportSink(args.out)
     title = f"Drift sensitivity: {package.manifest.name} v{package.manifest.version}"

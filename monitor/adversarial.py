@@ -35,8 +35,30 @@ class AdversarialResult:
         return dict(self.__dict__)
 
 
-def _encode(frame: pd.DataFrame, manifest: Manifest) -> np.ndarray:
-    """Numeric as float (NaN kept), categorical as codes of the manifest/reference categories (unseen -> own code)."""
+# HistGradientBoosting takes at most 255 distinct codes per categorical feature (its ``max_bins``).
+MAX_CATEGORY_CODES = 250
+# A category seen fewer times than this in the pooled sample goes to the shared "rare" bucket: one or two
+# rows of a value tell the classifier nothing about the populations, only let it memorise noise.
+MIN_CATEGORY_ROWS = 10
+
+
+def category_codes(values: np.ndarray, max_codes: int = MAX_CATEGORY_CODES) -> dict[str, int]:
+    """Codes for the most frequent categories of the pooled (reference + production) sample.
+
+    Why pooled and not the manifest's categories: a value that is frequent only in production (a new
+    merchant taking over traffic) must get its own code, or the shift is invisible. Why capped and
+    bucketed: real tables have hundreds to thousands of values (ids, merchants, airports); the
+    classifier cannot take more than 255 and would overfit the rare ones into false drift. Every value
+    not in the returned map (rare, or beyond the cap) shares the code ``len(codes)``.
+    """
+    present = pd.Series(values, dtype=object).dropna().astype(str)
+    counts = present.value_counts(sort=True)
+    frequent = counts[counts >= MIN_CATEGORY_ROWS].index[:max_codes]
+    return {str(c): i for i, c in enumerate(sorted(frequent))}
+
+
+def _encode(frame: pd.DataFrame, manifest: Manifest, codes: dict[str, dict[str, int]]) -> np.ndarray:
+    """Numeric as float (NaN kept); categorical as :func:`category_codes` codes (rare -> one shared code)."""
     columns = feature_columns(frame, manifest.features)
     out = np.empty((len(frame), len(manifest.features)), dtype=np.float64)
     for j, spec in enumerate(manifest.features):
@@ -46,11 +68,14 @@ def _encode(frame: pd.DataFrame, manifest: Manifest) -> np.ndarray:
         elif spec.is_numeric:
             out[:, j] = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         else:
-            known = list(spec.categories or ())
-            lookup = {c: i for i, c in enumerate(known)}
-            unseen = len(known)
-            out[:, j] = [np.nan if v is None else lookup.get(str(v), unseen) for v in values]
+            lookup = codes[spec.name]
+            rare = len(lookup)
+            out[:, j] = [np.nan if v is None else lookup.get(str(v), rare) for v in values]
     return out
+
+
+def _raw(frame: pd.DataFrame, name: str) -> np.ndarray:
+    return frame[name].to_numpy(dtype=object) if name in frame.columns else np.empty(0, dtype=object)
 
 
 class AdversarialClassifier:
@@ -71,7 +96,14 @@ class AdversarialClassifier:
             return AdversarialResult(None, self.threshold, False, len(reference), len(production), note="too few rows")
         ref = reference.iloc[rng.choice(len(reference), n, replace=False)]
         prod = production.iloc[rng.choice(len(production), n, replace=False)]
-        x = np.vstack([_encode(ref, manifest), _encode(prod, manifest)])
+        codes = {
+            spec.name: category_codes(
+                np.concatenate([_raw(ref, spec.name), _raw(prod, spec.name)]),
+            )
+            for spec in manifest.features
+            if not spec.is_numeric
+        }
+        x = np.vstack([_encode(ref, manifest, codes), _encode(prod, manifest, codes)])
         y = np.concatenate([np.zeros(n), np.ones(n)])
         categorical = np.array([not spec.is_numeric for spec in manifest.features])
         model = HistGradientBoostingClassifier(

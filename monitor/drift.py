@@ -28,6 +28,30 @@ from retrain.reference import read_reference
 PREDICTION_FEATURE = FeatureSpec(name="probability", dtype="float", nullable=True)
 
 
+def prediction_drift(
+    manifest: Manifest, score: np.ndarray | None, matrix: np.ndarray | None, t: DriftThresholds
+) -> FeatureDrift | None:
+    """What the model answers, against its holdout answers (``manifest.prediction_baseline``), per task.
+
+    binary: P(positive) (numeric tests); multiclass: the predicted-label distribution (categorical tests on
+    the baseline named ``label``); regression: the value distribution (numeric tests on ``value``).
+    """
+    baseline = manifest.prediction_baseline
+    if baseline is None or score is None:
+        return None
+    if manifest.task.type == "multiclass":
+        if matrix is None:
+            return None
+        labels = manifest.task.labels
+        known = ~np.isnan(matrix).any(axis=1)
+        predicted = np.full(len(matrix), None, dtype=object)
+        predicted[known] = [str(labels[i]) for i in np.argmax(matrix[known], axis=1)]
+        spec = FeatureSpec(name="label", dtype="string", nullable=True)
+        return categorical_drift(spec, baseline, predicted, t)
+    spec = FeatureSpec(name=baseline.name, dtype="float", nullable=True)
+    return numeric_drift(spec, baseline, score, t)
+
+
 @dataclass
 class DriftReport:
     """Everything the JSON and HTML reports show; ``to_dict`` is the ``report.json`` shape."""
@@ -205,26 +229,34 @@ class DriftAnalysis:
     def run(self, observations: Observations, window: dict[str, str | None] | None = None) -> DriftReport:
         manifest, t = self.manifest, self.thresholds
         raw = feature_columns(observations.inputs, manifest.features)
-        extra = sorted(set(observations.inputs.columns) - set(manifest.feature_names))
+        # Id, excluded and time columns are the package's own roles (manifest.columns), not unexpected extras.
+        roles = {*manifest.columns.id_columns, *manifest.columns.excluded, manifest.columns.time_column}
+        extra = sorted(set(observations.inputs.columns) - set(manifest.feature_names) - roles)
         validated = check_schema(manifest, raw, observations.rows, extra)
         violations = validated.violations
         present = {name: validated.columns[name] for name in raw}
         features = self.univariate(present)
 
-        probability = observations.probability
+        probability, matrix = observations.probability, observations.class_probabilities
         if probability is None and self.predictor is not None and len(present) == len(manifest.features):
             probability = np.full(observations.rows, np.nan)
             ok = validated.row_ok
+            if manifest.task.type == "multiclass":
+                matrix = np.full((observations.rows, len(manifest.task.labels)), np.nan)
             if ok.any():
-                probability[ok] = self.predictor.predict_proba({n: c[ok] for n, c in validated.columns.items()})
-        prediction = None
-        if probability is not None and manifest.prediction_baseline is not None:
-            prediction = numeric_drift(PREDICTION_FEATURE, manifest.prediction_baseline, probability, t)
+                scored = self.predictor.predict({n: c[ok] for n, c in validated.columns.items()})
+                probability[ok] = scored.score
+                if matrix is not None and scored.probabilities is not None:
+                    matrix[ok] = scored.probabilities
+            observations.probability, observations.class_probabilities = probability, matrix
+        prediction = prediction_drift(manifest, probability, matrix, t)
 
         adversarial = None
         if self.run_adversarial:
             adversarial = self.adversarial.run(reference_frame(self.package), observations.inputs, manifest)
-        concept = concept_drift(observations.labels, probability, manifest.metrics, t)
+        concept = concept_drift(
+            observations.labels, probability, manifest.metrics, t, task=manifest.task, class_probabilities=matrix
+        )
         model = {"name": manifest.name, "version": manifest.version, "sha256": self.package.sha256}
         return DriftReport(
             model=model,

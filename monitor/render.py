@@ -163,7 +163,7 @@ def render_drift_report(report: dict[str, Any]) -> str:
         parts.append(
             table(
                 ["metric", "holdout", "live"],
-                [[k, concept["holdout"].get(k), concept["live"].get(k)] for k in ("roc_auc", "log_loss", "lift")],
+                [[k, concept["holdout"].get(k), concept["live"].get(k)] for k in concept["holdout"]],
             )
         )
         parts.append(f"<p>{html.escape('; '.join(concept['reasons']) or 'within thresholds')}</p>")

@@ -15,12 +15,15 @@ import numpy as np
 import pandas as pd
 
 from model_package.archive import ModelPackage
+from model_package.manifest import TASK_METRICS
 from model_package.validation import SchemaValidator
 from monitor.columns import feature_columns
 from monitor.drift import DriftAnalysis
 from monitor.metrics import quality
+from monitor.sources import label_values
 from monitor.thresholds import DriftThresholds
 
+LOSS_METRIC = {"binary": "log_loss", "multiclass": "log_loss", "regression": "rmse"}
 SCALES = (0.01, 0.03, 0.05, 0.10)
 SHARES = (0.1, 0.25, 0.5, 1.0)
 MULTI_FEATURES = 3
@@ -36,11 +39,14 @@ class SensitivityStudy:
     shares: tuple[float, ...] = SHARES
     seed: int = 0
 
-    def run(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
+    def run(self, frame: pd.DataFrame, labels: np.ndarray | None = None) -> list[dict[str, Any]]:
+        """``labels``: class indexes / values already read (``Observations.labels``); else the target column
+        of ``frame`` in the model's own labels."""
         manifest = self.package.manifest
-        if manifest.target not in frame.columns:
-            raise ValueError(f"sensitivity needs labelled data: column {manifest.target!r} is missing")
-        labels = pd.to_numeric(frame[manifest.target], errors="coerce").to_numpy(dtype=np.float64)
+        if labels is None:
+            if manifest.target not in frame.columns:
+                raise ValueError(f"sensitivity needs labelled data: column {manifest.target!r} is missing")
+            labels = label_values(frame[manifest.target].to_numpy(dtype=object), manifest.task, manifest.target)
         validated = SchemaValidator(manifest.features).validate_columns(
             feature_columns(frame, manifest.features), n_rows=len(frame)
         )
@@ -62,7 +68,7 @@ class SensitivityStudy:
                 analysis=analysis,
             )
         ]
-        reference_loss = rows[0]["log_loss"]
+        reference_loss = rows[0]["loss"]
         numeric = [spec for spec in manifest.features if spec.is_numeric]
         harm: dict[str, float] = {}
         for spec in numeric:
@@ -81,7 +87,7 @@ class SensitivityStudy:
                 )
                 rows.append(row)
                 if scale == max(self.scales):
-                    harm[spec.name] = row["log_loss"]
+                    harm[spec.name] = row["loss"]
         worst = sorted(harm, key=lambda n: -harm[n])[:MULTI_FEATURES]
         rng = np.random.default_rng(self.seed)
         for share in self.shares:
@@ -123,34 +129,45 @@ class SensitivityStudy:
         reference_loss: float | None,
         analysis: DriftAnalysis,
     ) -> dict[str, Any]:
-        scores = self.predictor.predict_proba(columns)
-        metrics = quality(y, scores)
+        task = self.package.manifest.task
+        predictions = self.predictor.predict(columns)
         drift = analysis.univariate(columns)
         flagged = [d.name for d in drift if d.drift]
-        loss = float(metrics["log_loss"] or 0.0)
-        return {
+        row: dict[str, Any] = {
             "scenario": scenario,
             "features": features,
             "scale": scale,
             "share_of_rows": share,
             "rows": len(y),
-            "log_loss": loss,
-            "log_loss_change_pct": 0.0 if reference_loss is None else 100 * (loss / reference_loss - 1),
-            "lift": metrics["lift"],
-            "roc_auc": metrics["roc_auc"],
-            "drift_flagged": bool(flagged),
-            "flagged_features": ",".join(flagged),
         }
+        if task.type == "binary":
+            metrics: dict[str, Any] = quality(y, predictions.positive_probability)
+        else:
+            from retrain.metrics import task_metrics
+
+            computed = task_metrics(task, y.astype(np.int64) if task.is_classification else y, predictions)
+            metrics = {m: computed.value(m) for m in TASK_METRICS[task.type]}
+        # The loss the table ranks harm by: log loss for classifiers, RMSE for regression (lower is better).
+        name = LOSS_METRIC[task.type]
+        loss = float(metrics[name] or 0.0)
+        row[name] = loss
+        row[f"{name}_change_pct"] = 0.0 if reference_loss is None else 100 * (loss / reference_loss - 1)
+        row |= {m: metrics[m] for m in TASK_METRICS[task.type] if m != name}
+        row |= {"loss": loss, "drift_flagged": bool(flagged), "flagged_features": ",".join(flagged)}
+        return row
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    headers = ["scenario", "log_loss", "log_loss_change_pct", "lift", "roc_auc", "drift_flagged"]
+    """A plain-text table: the task's loss, its change, the other task metrics, and whether drift was flagged."""
+    loss = "rmse" if "rmse" in rows[0] else "log_loss"
+    others = [k for k in ("roc_auc", "lift", "macro_f1", "mae", "r2") if k in rows[0]]
     width = max(len(r["scenario"]) for r in rows)
-    lines = [f"{'scenario':<{width}}  log_loss  change%    lift  roc_auc  drift"]
+    head = f"{'scenario':<{width}}  {loss:>9}  change%  " + "  ".join(f"{k:>8}" for k in others) + "  drift"
+    lines = [head]
     for r in rows:
+        values = "  ".join(f"{(r[k] if r[k] is not None else float('nan')):8.4f}" for k in others)
         lines.append(
-            f"{r['scenario']:<{width}}  {r['log_loss']:8.4f}  {r['log_loss_change_pct']:+7.2f}  {r['lift']:6.3f}  "
-            f"{r['roc_auc'] or float('nan'):7.4f}  {'yes' if r['drift_flagged'] else 'no'}"
+            f"{r['scenario']:<{width}}  {r[loss]:9.4f}  {r[f'{loss}_change_pct']:+7.2f}  {values}  "
+            f"{'yes' if r['drift_flagged'] else 'no'}"
         )
-    del headers
     return "\n".join(lines)

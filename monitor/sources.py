@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from model_package.capture_layout import hour_prefixes
-from model_package.manifest import Manifest
+from model_package.manifest import Manifest, TaskSpec
 from monitor.columns import csv_dtypes
 
 LOG = logging.getLogger(__name__)
@@ -34,8 +34,11 @@ class Observations:
     """Production rows split into model inputs and what is known about each prediction."""
 
     inputs: pd.DataFrame
-    labels: np.ndarray | None = None  # float, NaN where no label arrived
+    labels: np.ndarray | None = None  # float, NaN where no label arrived: class index, or the value (regression)
+    # The per-row prediction score (``Predictions.score``): binary P(positive), multiclass the probability of
+    # the predicted label, regression the value. NaN where unknown.
     probability: np.ndarray | None = None
+    class_probabilities: np.ndarray | None = None  # multiclass: (n, K) in manifest.task.labels order
     uid: np.ndarray | None = None
     time: pd.Series | None = None  # tz-aware UTC
     latency_ms: np.ndarray | None = None
@@ -81,8 +84,69 @@ def iter_json_lines(lines: Iterable[str | bytes], source: str) -> Iterator[dict[
         yield record
 
 
-def observations_from_records(records: list[dict[str, Any]], target: str | None = None) -> Observations:
-    """Capture records (contract 3) -> inputs frame plus probability, uid, time, latency."""
+def scores_from_outputs(outputs: list[dict[str, Any]], task: TaskSpec | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(per-row score, multiclass probability matrix) from capture ``output`` objects of any task.
+
+    The output shapes are the app's answer (``app/capture/record.py``, ``Predictions.record``): binary
+    ``probability``, multiclass ``probabilities`` keyed by ``str(label)``, regression ``value``.
+    """
+    kind = task.type if task is not None else "binary"
+    if kind == "regression":
+        return np.array([_number(o.get("value")) for o in outputs], dtype=np.float64), None
+    if kind == "multiclass":
+        assert task is not None
+        keys = [str(label) for label in task.labels]
+        matrix = np.full((len(outputs), len(keys)), np.nan)
+        for i, output in enumerate(outputs):
+            given = output.get("probabilities")
+            if isinstance(given, dict):
+                matrix[i] = [_number(given.get(k)) for k in keys]
+        score = np.nanmax(matrix, axis=1, initial=np.nan) if len(outputs) else np.empty(0)
+        return score, matrix
+    return np.array([_number(o.get("probability")) for o in outputs], dtype=np.float64), None
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else np.nan
+
+
+def label_values(values: Any, task: TaskSpec | None, source: str) -> np.ndarray:
+    """Ground truth as float: the class index (binary, multiclass; user labels or their text) or the value.
+
+    A label that is not one of the model's labels is an error naming the allowed ones: silently reading
+    it as a class (or as NaN) would skew the live metrics.
+    """
+    series = pd.Series(values, dtype=object)
+    if task is None or task.type == "regression":
+        numbers = pd.to_numeric(series, errors="coerce")
+        bad = numbers.isna() & series.notna()
+        if bad.any():
+            raise ValueError(f"{source}: {int(bad.sum())} labels are not numbers, e.g. {series[bad].iloc[0]!r}")
+        return numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+    out = np.full(len(series), np.nan)
+    unknown = []
+    for i, value in enumerate(series):
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            continue
+        index = task.label_index(value)
+        if index is None and isinstance(value, float) and value.is_integer():
+            index = task.label_index(int(value))  # CSV/pandas reads 0/1 as 0.0/1.0
+        if index is None:
+            unknown.append(value)
+        else:
+            out[i] = index
+    if unknown:
+        raise ValueError(
+            f"{source}: {len(unknown)} labels are not labels of this model, e.g. {unknown[0]!r}; "
+            f"allowed: {list(task.labels)}"
+        )
+    return out
+
+
+def observations_from_records(
+    records: list[dict[str, Any]], target: str | None = None, task: TaskSpec | None = None
+) -> Observations:
+    """Capture records (contract 3) -> inputs frame plus the task's prediction score, uid, time, latency."""
     inputs = pd.DataFrame.from_records([r["input"] for r in records])
     if target is not None and target in inputs.columns:
         inputs = inputs.drop(columns=[target])
@@ -91,12 +155,13 @@ def observations_from_records(records: list[dict[str, Any]], target: str | None 
         return [r.get(key, default) for r in records]
 
     outputs = [r.get("output") or {} for r in records]
-    probability = np.array([o.get("probability", np.nan) for o in outputs], dtype=np.float64)
+    probability, matrix = scores_from_outputs(outputs, task)
     times = pd.to_datetime(pd.Series(meta("time")), utc=True, errors="coerce", format="ISO8601")
     latency = np.array([np.nan if v is None else v for v in meta("latency_ms")], dtype=np.float64)
     return Observations(
         inputs=inputs,
         probability=probability,
+        class_probabilities=matrix,
         uid=np.array(meta("uid"), dtype=object),
         time=times,
         latency_ms=latency,
@@ -107,7 +172,7 @@ def observations_from_frame(frame: pd.DataFrame, manifest: Manifest) -> Observat
     """A table of features, optionally with the target (labels) and the training time column."""
     labels = None
     if manifest.target in frame.columns:
-        labels = pd.to_numeric(frame[manifest.target], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        labels = label_values(frame[manifest.target].to_numpy(dtype=object), manifest.task, manifest.target)
     time_column = manifest.training_data.time_column
     time = None
     if time_column and time_column in frame.columns and time_column not in manifest.feature_names:
@@ -131,13 +196,96 @@ class S3Download:
         self.s3.download_file(bucket, key, str(path))
 
 
+SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+LOCAL_CAPTURE_EXPECTED = (
+    "expected the app's local capture: capture JSON lines (*.jsonl/*.json/*.ndjson: the S3 layout or the "
+    "app's SPOOL_DIR segments) and/or its SQLite capture database (*.db/*.sqlite/*.sqlite3, the file of "
+    "CAPTURE_DB_URL=sqlite:///...), or a sqlite:/// URL"
+)
+
+
+def _is_sqlite(path: Path) -> bool:
+    if path.suffix.lower() in SQLITE_SUFFIXES:
+        return True
+    try:
+        with path.open("rb") as handle:
+            return handle.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC
+    except OSError:
+        return False
+
+
+def _local_files(path: Path) -> tuple[list[Path], list[Path]]:
+    """(JSON-lines files, SQLite files) under a directory; quarantine and temp files are not capture."""
+    lines: list[Path] = []
+    databases: list[Path] = []
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        relative = file.relative_to(path).parts
+        if any(part.endswith("-quarantine") for part in relative[:-1]) or file.name.startswith(".tmp-"):
+            continue
+        if file.suffix in CAPTURE_SUFFIXES:
+            lines.append(file)
+        elif file.suffix.lower() in SQLITE_SUFFIXES and not file.name.endswith(("-wal", "-shm", "-journal")):
+            databases.append(file)
+    return lines, databases
+
+
+def _local_sources(path: Path) -> tuple[list[Path], list[Path], str]:
+    """(JSON-lines files, SQLite files, description) of a local path, or an error naming what is expected."""
+    if not path.exists():
+        raise ValueError(f"{path}: no such file or directory; {LOCAL_CAPTURE_EXPECTED}")
+    if path.is_dir():
+        lines, databases = _local_files(path)
+        if not lines and not databases:
+            raise ValueError(f"{path}: holds no capture files; {LOCAL_CAPTURE_EXPECTED}")
+        return lines, databases, f"{path} ({len(lines)} JSON-lines files, {len(databases)} SQLite databases)"
+    if _is_sqlite(path):
+        return [], [path], str(path)
+    if path.suffix in CAPTURE_SUFFIXES:
+        return [path], [], str(path)
+    raise ValueError(f"{path}: not a capture file; {LOCAL_CAPTURE_EXPECTED}")
+
+
+def _read_sqlite(path: Path) -> list[dict[str, Any]]:
+    return SqlCaptureReader(f"sqlite:///{path}").read(None, datetime(1970, 1, 1, tzinfo=UTC))
+
+
+def read_local_capture(source: str | Path) -> list[dict[str, Any]]:
+    """Every capture record of a local source, deduplicated by uid (see :data:`LOCAL_CAPTURE_EXPECTED`).
+
+    Why dedup: a spool segment the sink already confirmed stays on disk until the app deletes it, so the
+    same record can be in a segment and in the database. Why an error when nothing is found: a summary
+    of 0 predictions from a path that simply held another format looked like a quiet service.
+    """
+    text = str(source)
+    if text.startswith("sqlite:"):
+        import sqlalchemy as sa
+
+        database = sa.make_url(text).database
+        if not database or not Path(database).is_file():
+            raise ValueError(f"{text}: no such SQLite database; {LOCAL_CAPTURE_EXPECTED}")
+        records = SqlCaptureReader(text).read(None, datetime(1970, 1, 1, tzinfo=UTC))
+        where = text
+    else:
+        lines, databases, where = _local_sources(Path(text))
+        records = []
+        for database in databases:
+            records.extend(_read_sqlite(database))
+        for file in lines:
+            with file.open() as handle:
+                records.extend(iter_json_lines(handle, str(file)))
+    unique: dict[Any, dict[str, Any]] = {}
+    for record in records:
+        unique.setdefault(record.get("uid") or id(record), record)
+    if not unique:
+        raise ValueError(f"{where}: holds no capture records; {LOCAL_CAPTURE_EXPECTED}")
+    LOG.info("read %d capture records from %s", len(unique), where)
+    return list(unique.values())
+
+
 def read_capture_file(path: Path) -> list[dict[str, Any]]:
-    files = sorted(p for p in path.rglob("*") if p.suffix in CAPTURE_SUFFIXES) if path.is_dir() else [path]
-    records: list[dict[str, Any]] = []
-    for file in files:
-        with file.open() as handle:
-            records.extend(iter_json_lines(handle, str(file)))
-    return records
+    """Capture records of a local file or directory (JSON lines and the app's SQLite capture)."""
+    return read_local_capture(path)
 
 
 def read_observations(uri: str, manifest: Manifest, s3_client: Any | None = None) -> Observations:
@@ -150,14 +298,13 @@ def read_observations(uri: str, manifest: Manifest, s3_client: Any | None = None
             S3Download(s3_client).download(uri, local)
             return read_observations(str(local), manifest)
     path = Path(uri)
+    if uri.startswith("sqlite:") or (path.is_file() and _is_sqlite(path)):
+        return observations_from_records(read_local_capture(uri), manifest.target, manifest.task)
     if not path.exists():
         raise ValueError(f"{uri}: no such file or directory")
     fmt = "jsonl" if path.is_dir() else table_format(path.name)
     if fmt == "jsonl":
-        records = read_capture_file(path)
-        if not records:
-            raise ValueError(f"{uri}: holds no capture records")
-        return observations_from_records(records, manifest.target)
+        return observations_from_records(read_local_capture(path), manifest.target, manifest.task)
     frame = pd.read_csv(path, dtype=csv_dtypes(manifest)) if fmt == "csv" else pd.read_parquet(path)
     return observations_from_frame(frame, manifest)
 
@@ -321,24 +468,28 @@ class SqlCaptureReader:
 
 
 class FileCaptureReader:
-    """Capture JSON lines on local disk (a file or a directory of the S3 layout), filtered like the others."""
+    """The app's local capture (:func:`read_local_capture`): JSON lines and/or SQLite, filtered like the others."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+        self.path = str(path)
 
     def read(self, manifest: Manifest | None, since: datetime, until: datetime | None = None) -> list[dict[str, Any]]:
-        return [r for r in read_capture_file(self.path) if _keep(r, manifest, since, until)]
+        return [r for r in read_local_capture(self.path) if _keep(r, manifest, since, until)]
 
 
-def read_labels(uri: str, target: str, s3_client: Any | None = None) -> pd.DataFrame:
-    """Ground truth: a table with ``uid`` and the target column (or ``label``), CSV/Parquet/JSON lines."""
+def read_labels(uri: str, target: str, s3_client: Any | None = None, task: TaskSpec | None = None) -> pd.DataFrame:
+    """Ground truth: a table with ``uid`` and the target column (or ``label``), CSV/Parquet/JSON lines.
+
+    Labels are the model's own (``task.labels``: text or numbers, as in training); without ``task`` they
+    must be 0/1 (format 1). Regression labels are numbers.
+    """
     if uri.startswith("s3://"):
         if s3_client is None:
             raise ValueError(f"{uri}: an S3 client is needed to read s3:// labels")
         with tempfile.TemporaryDirectory() as tmp:
             local = Path(tmp) / Path(split_uri(uri)[1]).name
             S3Download(s3_client).download(uri, local)
-            return read_labels(str(local), target)
+            return read_labels(str(local), target, task=task)
     fmt = table_format(uri)
     if fmt == "csv":
         frame = pd.read_csv(uri, dtype={"uid": "object"})
@@ -349,11 +500,15 @@ def read_labels(uri: str, target: str, s3_client: Any | None = None) -> pd.DataF
     column = target if target in frame.columns else "label" if "label" in frame.columns else None
     if "uid" not in frame.columns or column is None:
         raise ValueError(f"{uri}: labels need columns 'uid' and {target!r} (or 'label'); found {list(frame.columns)}")
-    labels = pd.to_numeric(frame[column], errors="coerce")
-    bad = ~labels.isin([0, 1])
-    if bad.any():
-        raise ValueError(f"{uri}: {int(bad.sum())} labels are not 0 or 1 (column {column!r})")
-    return pd.DataFrame({"uid": frame["uid"].astype(str), "label": labels.astype(np.float64)}).drop_duplicates("uid")
+    if task is None:
+        labels = pd.to_numeric(frame[column], errors="coerce")
+        bad = ~labels.isin([0, 1])
+        if bad.any():
+            raise ValueError(f"{uri}: {int(bad.sum())} labels are not 0 or 1 (column {column!r})")
+        values = labels.to_numpy(dtype=np.float64)
+    else:
+        values = label_values(frame[column].to_numpy(dtype=object), task, f"{uri} (column {column!r})")
+    return pd.DataFrame({"uid": frame["uid"].astype(str), "label": values}).drop_duplicates("uid")
 
 
 def attach_labels(observations: Observations, labels: pd.DataFrame) -> Observations:

@@ -1,4 +1,4 @@
-"""Prediction summary per window: volume, mean prediction, latency percentiles.
+"""Prediction summary per window: volume, what the model answered (per task), latency percentiles.
 
 Runs on a schedule (every ``SUMMARY_WINDOW_MINUTES``); the summary is stored and sent through the
 alert path only when the window saw at least ``SUMMARY_MIN_COUNT`` predictions, so a quiet service
@@ -20,24 +20,73 @@ from monitor.sources import parse_time
 PERCENTILES = (50, 90, 99)
 
 
+def output_task(outputs: list[dict[str, Any]]) -> str:
+    """The task of capture outputs, from their shape (``app/capture/record.py``): no manifest is needed."""
+    for output in outputs:
+        if "value" in output:
+            return "regression"
+        if "probabilities" in output:
+            return "multiclass"
+        if "probability" in output:
+            return "binary"
+    return "binary"
+
+
+def _numbers(values: list[Any]) -> np.ndarray:
+    return np.array(
+        [v if isinstance(v, int | float) and not isinstance(v, bool) else np.nan for v in values], dtype=np.float64
+    )
+
+
 def summarize(records: list[dict[str, Any]], start: datetime, end: datetime) -> dict[str, Any]:
-    probability = np.array([(r.get("output") or {}).get("probability", np.nan) for r in records], dtype=np.float64)
-    prediction = np.array([(r.get("output") or {}).get("prediction", np.nan) for r in records], dtype=np.float64)
+    """Volume, latency and what the model answered, per task: binary mean probability and positive rate,
+    multiclass the share of each predicted label, regression mean/p50/p90 of the value."""
+    outputs = [r.get("output") or {} for r in records]
+    task = output_task(outputs)
     latency = np.array([np.nan if r.get("latency_ms") is None else r["latency_ms"] for r in records], dtype=np.float64)
     latency = latency[~np.isnan(latency)]
     by_version: dict[str, int] = {}
     for r in records:
         key = f"{r.get('model_name')}:v{r.get('model_version')}"
         by_version[key] = by_version.get(key, 0) + 1
-    return {
+    summary: dict[str, Any] = {
         "window_start": start.isoformat(),
         "window_end": end.isoformat(),
         "count": len(records),
-        "mean_probability": float(np.nanmean(probability)) if np.isfinite(probability).any() else None,
-        "positive_rate": float(np.nanmean(prediction)) if np.isfinite(prediction).any() else None,
-        "latency_ms": {f"p{p}": float(np.percentile(latency, p)) for p in PERCENTILES} if len(latency) else {},
-        "by_model": by_version,
+        "task": task,
+        "mean_probability": None,
     }
+    if task == "binary":
+        probability = _numbers([o.get("probability") for o in outputs])
+        prediction = _numbers([o.get("prediction") for o in outputs])
+        summary["mean_probability"] = float(np.nanmean(probability)) if np.isfinite(probability).any() else None
+        summary["positive_rate"] = float(np.nanmean(prediction)) if np.isfinite(prediction).any() else None
+    elif task == "multiclass":
+        counts: dict[str, int] = {}
+        for output in outputs:
+            if output.get("label") is not None:
+                counts[str(output["label"])] = counts.get(str(output["label"]), 0) + 1
+        total = sum(counts.values())
+        summary["label_share"] = {k: v / total for k, v in sorted(counts.items())} if total else {}
+    else:
+        value = _numbers([o.get("value") for o in outputs])
+        value = value[np.isfinite(value)]
+        summary["mean_value"] = float(value.mean()) if len(value) else None
+        summary["value_percentiles"] = {f"p{p}": float(np.percentile(value, p)) for p in (50, 90)} if len(value) else {}
+    summary["latency_ms"] = {f"p{p}": float(np.percentile(latency, p)) for p in PERCENTILES} if len(latency) else {}
+    summary["by_model"] = by_version
+    return summary
+
+
+def _headline(summary: dict[str, Any]) -> str:
+    if summary["task"] == "multiclass":
+        shares = summary.get("label_share") or {}
+        return ", labels " + (", ".join(f"{k} {v:.0%}" for k, v in shares.items()) or "-")
+    if summary["task"] == "regression":
+        mean = summary.get("mean_value")
+        return ", mean value " + (f"{mean:.3g}" if mean is not None else "-")
+    mean = summary.get("mean_probability")
+    return ", mean probability " + (f"{mean:.3f}" if mean is not None else "-")
 
 
 class SummaryJob:
@@ -60,8 +109,8 @@ class SummaryJob:
                 source="monitor.summary",
                 kind="prediction-summary",
                 severity=Severity.INFO,
-                summary=f"{summary['count']} predictions in {self.window}, mean probability "
-                + (f"{summary['mean_probability']:.3f}" if summary["mean_probability"] is not None else "-")
+                summary=f"{summary['count']} predictions in {self.window}"
+                + _headline(summary)
                 + (f", p99 latency {latency['p99']:.1f} ms" if latency else ""),
                 where_to_look=location,
                 details=summary,

@@ -23,6 +23,8 @@ from monitor.thresholds import DriftThresholds
 
 PSI_FLOOR = 1e-4  # the usual floor so an empty bin does not make PSI infinite
 PSI_BINS = 10
+MIN_EXPECTED_COUNT = 5  # the usual validity rule of the chi-square test
+RARE = "<rare>"
 UNSEEN = "<unseen>"
 # kstwo (exact) is slow for large n and the asymptotic form is accurate there.
 KS_EXACT_MAX_N = 10_000
@@ -237,6 +239,14 @@ def categorical_drift(
     unseen_count = float(sum(unseen.values()))
     expected_frac = np.array([baseline.category_fractions[c] for c in known], dtype=np.float64)
     expected_frac = expected_frac / expected_frac.sum()
+    # Categories expected fewer than MIN_EXPECTED_COUNT times in this sample share one bin: chi-square is
+    # not valid on tiny expected counts, and with hundreds of rare values (ids, merchants) their sampling
+    # noise alone made TVD/PSI cross the thresholds on a fresh sample of the same distribution.
+    rare = expected_frac * n_present < MIN_EXPECTED_COUNT
+    if rare.sum() > 1:
+        known = [c for c, r in zip(known, rare, strict=True) if not r] + [RARE]
+        observed = np.concatenate([observed[~rare], [observed[rare].sum()]])
+        expected_frac = np.concatenate([expected_frac[~rare], [expected_frac[rare].sum()]])
     n_known = observed.sum()
     support = expected_frac > 0
     if n_known > 0 and support.sum() > 1:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from model_package.errors import PackageError
 from model_package.exit_codes import ExitCode, UsageArgumentParser
+from model_package.manifest import TASK_METRICS
 from retrain.errors import RetrainError, UsageError
 from retrain.logs import configure_logging
 
@@ -57,15 +58,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train a package locally from a CSV or Parquet file")
     train.add_argument("--data", required=True, help="CSV or Parquet file")
-    train.add_argument("--target", required=True, help="binary target column (0/1 or true/false)")
-    train.add_argument("--positive", default=None, help="target value meaning 1, for text labels such as yes/no")
+    train.add_argument("--target", required=True, help="target column (binary, multiclass or regression)")
+    train.add_argument(
+        "--task", choices=["binary", "multiclass", "regression"], default=None, help="override the inferred task"
+    )
+    train.add_argument("--positive", default=None, help="binary: the positive label (e.g. bad, yes); recorded")
+    train.add_argument("--id-columns", type=_csv_list, default=(), help="id columns: passed through, never features")
+    train.add_argument("--exclude", type=_csv_list, default=(), help="comma-separated columns to leave out")
+    train.add_argument(
+        "--drop-null-target",
+        action="store_true",
+        help="drop rows with a null target (count reported) instead of failing",
+    )
+    train.add_argument("--estimator", default=None, help="MODULE:FACTORY returning an unfitted estimator or Pipeline")
+    train.add_argument("--params", default=None, help="JSON file of hyperparameters (set_params names)")
+    train.add_argument(
+        "--format",
+        dest="model_format",
+        choices=["auto", "onnx", "skops"],
+        default="auto",
+        help="auto: ONNX where a converter exists, else skops; onnx: refuse without a converter",
+    )
     train.add_argument("--out", required=True, help="where to write model.zip")
     train.add_argument(
         "--categorical", type=_csv_list, default=None, help="comma-separated columns to treat as categories"
     )
     train.add_argument("--numeric", type=_csv_list, default=None, help="comma-separated columns to treat as numbers")
     train.add_argument("--time-column", default=None, help="date column: time-based holdout, not a feature")
-    train.add_argument("--name", default="model", help="model name (lowercase, digits, '-')")
+    train.add_argument("--name", default="model", help="model name: lower-case letters, digits, '-' (max 63)")
     train.add_argument("--version", type=int, default=1)
     train.add_argument("--min-rows", type=int, default=50)
     train.add_argument("--git-sha", default="unknown")
@@ -82,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--days", type=int, default=90)
     synth.add_argument("--out", required=True, help=".csv or .parquet")
+    synth.add_argument(
+        "--task",
+        choices=["binary", "multiclass", "regression"],
+        default="binary",
+        help="target: churn (binary), plan (multiclass), lifetime_value (regression)",
+    )
+    synth.add_argument("--with-id", action="store_true", help="add a unique customer_id column")
     return parser
 
 
@@ -101,19 +128,20 @@ def _run(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from model_package.archive import write_atomically
-    from retrain.errors import DataError
+    from model_package.errors import ManifestError
+    from model_package.manifest import check_name
+    from retrain.api import load_factory, load_params
     from retrain.readers import LocalFileReader
     from retrain.training import fit_candidate
 
+    try:  # before reading or fitting anything: the name is part of S3 keys and image tags
+        check_name(args.name)
+    except ManifestError as exc:
+        raise UsageError(f"--name: {exc}") from None
+    estimator = load_factory(args.estimator) if args.estimator else None
+    params = load_params(args.params) if args.params else None
     data = LocalFileReader(args.data).read()
     frame = data.frame
-    if args.positive is not None:
-        if args.target not in frame.columns:
-            raise DataError(f"target column {args.target!r} is missing; the data has {list(frame.columns)}")
-        labels = frame[args.target].dropna().astype(str).unique()
-        if len(labels) != 2 or args.positive not in labels:
-            raise DataError(f"--positive {args.positive!r}: target {args.target!r} has values {sorted(labels)[:10]}")
-        frame = frame.assign(**{args.target: (frame[args.target].astype(str) == args.positive).astype("int64")})
     result = fit_candidate(
         frame,
         args.target,
@@ -127,12 +155,26 @@ def _train(args: argparse.Namespace) -> int:
         categorical=args.categorical,
         numeric=args.numeric,
         min_rows=args.min_rows,
+        task=args.task,
+        positive=args.positive,
+        id_columns=args.id_columns,
+        exclude=args.exclude,
+        drop_null_target=args.drop_null_target,
+        estimator=estimator,
+        hyperparameters=params,
+        model_format=args.model_format,
     )
     write_atomically(args.out, result.data)
-    m = result.manifest.metrics
+    manifest = result.manifest
+    m = manifest.metrics
+    shown = ", ".join(f"{k}={v:.4f}" for k in TASK_METRICS[manifest.task.type] if (v := m.value(k)) is not None)
+    labels = f" labels {list(manifest.task.labels)}" if manifest.task.labels else ""
+    dropped = f"; dropped {result.dropped_null_target} rows with a null target" if result.dropped_null_target else ""
     print(
-        f"wrote {args.out}: {result.manifest.name} v{result.manifest.version}, {len(result.manifest.features)} "
-        f"features, holdout roc_auc={m.roc_auc:.4f} log_loss={m.log_loss:.4f} lift={m.lift:.2f}"
+        f"wrote {args.out}: {manifest.name} v{manifest.version}, {manifest.task.type}{labels}, "
+        f"{len(manifest.features)} features, {manifest.runtime.format} ({manifest.runtime.converter}), "
+        f"holdout {shown} (primary {m.primary_metric}, {'higher' if m.higher_is_better else 'lower'} is better)"
+        f"{dropped}"
     )
     return ExitCode.OK
 
@@ -148,9 +190,9 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _synth(args: argparse.Namespace) -> int:
     from model_package.archive import write_atomically
-    from retrain.synthetic import generate_churn
+    from retrain.synthetic import MULTICLASS_TARGET, REGRESSION_TARGET, TARGET, generate_task_frame
 
-    frame = generate_churn(args.rows, seed=args.seed, days=args.days)
+    frame = generate_task_frame(args.task, args.rows, seed=args.seed, with_id=args.with_id, days=args.days)
     suffix = Path(args.out).suffix.lower()
     if suffix == ".csv":
         data = frame.to_csv(index=False).encode()
@@ -159,7 +201,8 @@ def _synth(args: argparse.Namespace) -> int:
     else:
         raise UsageError(f"--out {args.out}: unknown format {suffix!r}; allowed: .csv, .parquet")
     write_atomically(args.out, data)
-    print(f"wrote {args.out}: {len(frame)} rows, churn rate {frame['churn'].mean():.3f}")
+    target = {"binary": TARGET, "multiclass": MULTICLASS_TARGET, "regression": REGRESSION_TARGET}[args.task]
+    print(f"wrote {args.out}: {len(frame)} rows, {args.task} target {target!r}")
     return ExitCode.OK
 
 

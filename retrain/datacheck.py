@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from model_package.manifest import FeatureSpec
+from model_package.manifest import FeatureSpec, TaskSpec
 from retrain.errors import DataError
 from retrain.schema import duplicate_header_problems, numeric_values
 
@@ -24,6 +24,11 @@ class DataRequirements:
     time_column: str | None = None
     require_time: bool = False  # the Batch job insists on history; local `train` does not
     features: Sequence[FeatureSpec] = ()  # the champion's features, when refitting
+    task: TaskSpec | None = None  # known task (the champion's): its labels are the only ones allowed
+    task_type: str | None = None  # --task / TASK override on a first model
+    positive: object | None = None
+    drop_null_target: bool = False
+    ignore: Sequence[str] = ()  # id / excluded columns: not features, so their null rate does not matter
 
 
 def parse_times(series: pd.Series, name: str) -> pd.Series:
@@ -53,12 +58,21 @@ def target_values(frame: pd.DataFrame, target: str) -> np.ndarray:
 
 
 def _target_problems(frame: pd.DataFrame, req: DataRequirements) -> list[str]:
+    from retrain.tasks import prepare_target
+
+    if not len(frame):
+        return []
     try:
-        y = target_values(frame, req.target)
+        prepare_target(
+            frame,
+            req.target,
+            task=req.task_type,
+            positive=req.positive,
+            drop_null_target=req.drop_null_target,
+            known=req.task,
+        )
     except DataError as exc:
         return [str(exc)]
-    if len(y) and len(np.unique(y)) < 2:
-        return [f"target {req.target!r} has only the value {int(y[0])}; both classes are required"]
     return []
 
 
@@ -75,7 +89,7 @@ def _feature_problems(frame: pd.DataFrame, req: DataRequirements) -> list[str]:
                 problems.append(str(exc))
     for name in frame.columns:
         rate = float(frame[name].isna().mean()) if len(frame) else 0.0
-        if name != req.target and rate > MAX_NULL_RATE:
+        if name != req.target and name not in req.ignore and rate > MAX_NULL_RATE:
             problems.append(f"column {name!r} is {rate:.0%} null; at most {MAX_NULL_RATE:.0%} is allowed")
     return problems
 

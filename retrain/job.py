@@ -20,13 +20,13 @@ from alerting import Alert, AlertPublisher, S3DedupStore, Severity
 from model_package.archive import ModelPackage, open_package
 from model_package.errors import PackageError
 from model_package.exit_codes import ExitCode
-from model_package.manifest import Metrics
+from model_package.manifest import HIGHER_IS_BETTER, Metrics
 from model_package.registry import versioned_model_key
 from model_package.runtime import load_predictor, load_skops_estimator
 from retrain.datacheck import DataRequirements, check_training_frame
 from retrain.errors import DataError, RetrainError
 from retrain.gate import GatePolicy, decide
-from retrain.metrics import holdout_metrics
+from retrain.metrics import task_metrics
 from retrain.readers import DataReader, DataSet, LocalFileReader, S3Reader, SqlFiles, SqlReader
 from retrain.settings import Settings
 from retrain.store import ModelStore
@@ -162,7 +162,20 @@ class RetrainJob:
         features = champion.manifest.features if champion else ()
         check_training_frame(
             data.frame,
-            DataRequirements(s.target, s.min_rows, s.time_column, require_time=True, features=features),
+            DataRequirements(
+                s.target,
+                s.min_rows,
+                s.time_column,
+                require_time=True,
+                features=features,
+                task=champion.manifest.task if champion else None,
+                task_type=None if champion else s.task,
+                positive=None if champion else s.positive_label,
+                drop_null_target=s.drop_null_target,
+                ignore=champion.manifest.columns.id_columns + champion.manifest.columns.excluded
+                if champion
+                else s.id_columns + s.exclude_columns,
+            ),
         )
 
         hyperparameters = champion.manifest.hyperparameters.get("params") if champion else DEFAULT_HYPERPARAMETERS
@@ -191,6 +204,12 @@ class RetrainJob:
             seed=s.seed,
             features=features or None,
             champion_estimator=load_skops_estimator(champion) if champion else None,
+            champion=champion.manifest if champion else None,
+            task=s.task,
+            positive=s.positive_label,
+            id_columns=s.id_columns,
+            exclude=s.exclude_columns,
+            drop_null_target=s.drop_null_target,
             lineage={
                 "parent_version": champion.manifest.version if champion else None,
                 "parent_sha256": champion.sha256 if champion else None,
@@ -204,6 +223,8 @@ class RetrainJob:
         candidate_metrics = self._score(candidate, None)
         champion_metrics = self._score(candidate, champion) if champion else None
         self.report["holdout"] = {"rows": len(candidate.holdout_y), "split": candidate.split.how}
+        self.report["data"]["dropped_null_target"] = candidate.dropped_null_target
+        self.report["task"] = candidate.manifest.task.model_dump()
         model_sha256 = open_package(candidate.data).sha256
         self.report["candidate"] = {
             "version": version,
@@ -215,7 +236,16 @@ class RetrainJob:
         if champion is not None and champion_metrics is not None:
             self.report["champion"]["metrics"] = champion_metrics.model_dump()
         gate = decide(self.policy, candidate_metrics, champion_metrics)
-        self.report["gate"].update({"candidate": gate.candidate, "champion": gate.champion})
+        self.report["gate"].update(
+            {
+                "metric": s.gate_metric or candidate_metrics.primary_metric,
+                "higher_is_better": candidate_metrics.higher_is_better
+                if not s.gate_metric
+                else HIGHER_IS_BETTER[s.gate_metric],
+                "candidate": gate.candidate,
+                "champion": gate.champion,
+            }
+        )
         if not gate.accepted:
             return RunResult(Decision.REJECTED, gate.reason, ExitCode.OK)
 
@@ -245,8 +275,10 @@ class RetrainJob:
     def _score(self, candidate: TrainingResult, package: ModelPackage | None) -> Metrics:
         """Both models through the serving runtime (ONNX), on exactly the same holdout rows."""
         target = package or open_package(candidate.data)
-        predictor = load_predictor(target, runtime="onnx")
-        return holdout_metrics(candidate.holdout_y, predictor.predict_proba(candidate.holdout_columns))
+        runtime = "onnx" if target.manifest.runtime.format == "onnx" else "skops"
+        predictor = load_predictor(target, runtime=runtime)
+        task = candidate.manifest.task
+        return task_metrics(task, candidate.holdout_y, predictor.predict(candidate.holdout_columns))
 
     def _finish(self, result: RunResult, started: datetime) -> RunResult:
         finished = self.now()

@@ -6,11 +6,11 @@ from typing import Literal
 
 import numpy as np
 
-from model_package.manifest import Metrics
+from model_package.manifest import HIGHER_IS_BETTER, PRIMARY_METRIC, Metrics, TaskSpec
+from model_package.runtime import Predictions
 from retrain.errors import DataError
 
-MetricName = Literal["roc_auc", "log_loss", "lift"]
-HIGHER_IS_BETTER: dict[str, bool] = {"roc_auc": True, "log_loss": False, "lift": True}
+MetricName = Literal["roc_auc", "log_loss", "lift", "macro_f1", "rmse", "mae", "r2"]
 
 
 def lift(y_true: np.ndarray, scores: np.ndarray, fraction: float = 0.1) -> float:
@@ -39,7 +39,55 @@ def holdout_metrics(y_true: np.ndarray, scores: np.ndarray) -> Metrics:
     )
 
 
+def task_metrics(task: TaskSpec, y_true: np.ndarray, predictions: Predictions) -> Metrics:
+    """Holdout metrics of the task; ``y_true`` is the class index (classification) or the value."""
+    if task.type == "binary":
+        assert predictions.probabilities is not None
+        return holdout_metrics(y_true, predictions.probabilities[:, 1])
+    if task.type == "multiclass":
+        return multiclass_metrics(task, y_true, predictions)
+    return regression_metrics(y_true, predictions)
+
+
+def multiclass_metrics(task: TaskSpec, y_true: np.ndarray, predictions: Predictions) -> Metrics:
+    from sklearn.metrics import f1_score, log_loss, recall_score
+
+    y = np.asarray(y_true, dtype=np.int64)
+    assert predictions.probabilities is not None and predictions.label_index is not None
+    k = len(task.labels)
+    p = np.clip(predictions.probabilities, 1e-15, 1.0)
+    p = p / p.sum(axis=1, keepdims=True)
+    classes = list(range(k))
+    recall = recall_score(y, predictions.label_index, labels=classes, average=None, zero_division=0)
+    return Metrics(
+        primary_metric=PRIMARY_METRIC["multiclass"],
+        higher_is_better=HIGHER_IS_BETTER[PRIMARY_METRIC["multiclass"]],
+        log_loss=float(log_loss(y, p, labels=classes)),
+        macro_f1=float(f1_score(y, predictions.label_index, labels=classes, average="macro", zero_division=0)),
+        per_class_recall={str(label): float(r) for label, r in zip(task.labels, recall, strict=True)},
+        holdout_rows=len(y),
+    )
+
+
+def regression_metrics(y_true: np.ndarray, predictions: Predictions) -> Metrics:
+    y = np.asarray(y_true, dtype=np.float64)
+    assert predictions.values is not None
+    error = predictions.values - y
+    total = float(np.sum((y - y.mean()) ** 2))
+    return Metrics(
+        primary_metric=PRIMARY_METRIC["regression"],
+        higher_is_better=HIGHER_IS_BETTER[PRIMARY_METRIC["regression"]],
+        rmse=float(np.sqrt(np.mean(error**2))),
+        mae=float(np.mean(np.abs(error))),
+        # A constant holdout target has no variance to explain: R^2 is 0 when the error is 0 too, else -inf is
+        # not JSON; report 0.0 and let RMSE speak.
+        r2=float(1 - np.sum(error**2) / total) if total > 0 else 0.0,
+        holdout_rows=len(y),
+    )
+
+
 def metric_value(metrics: Metrics, name: str) -> float:
-    if name not in HIGHER_IS_BETTER:
-        raise ValueError(f"metric {name!r} is not known; allowed: {sorted(HIGHER_IS_BETTER)}")
-    return float(getattr(metrics, name))
+    value = metrics.value(name)
+    if value is None:
+        raise ValueError(f"metric {name!r} is not recorded for this model (primary: {metrics.primary_metric})")
+    return value

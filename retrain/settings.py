@@ -11,9 +11,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from model_package.errors import ManifestError
+from model_package.manifest import HIGHER_IS_BETTER, TASK_TYPES, check_name
 from model_package.registry import DEFAULT_MODEL_KEY
 from retrain.errors import ConfigError
-from retrain.metrics import HIGHER_IS_BETTER
+
+
+def _names(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _flag(raw: str) -> bool:
+    if raw.lower() in ("1", "true", "yes"):
+        return True
+    if raw.lower() in ("0", "false", "no"):
+        return False
+    raise ValueError(raw)
+
 
 # Environment variable -> (field, parser, default). Documented in docs/retrain.md.
 ENV: dict[str, tuple[str, type, Any]] = {
@@ -27,9 +41,15 @@ ENV: dict[str, tuple[str, type, Any]] = {
     "MODEL_NAME": ("model_name", str, "churn"),
     "ALERTS_TOPIC_ARN": ("alerts_topic_arn", str, None),
     "ALERT_WINDOW_MINUTES": ("alert_window_minutes", int, 360),
-    "GATE_METRIC": ("gate_metric", str, "roc_auc"),
+    "GATE_METRIC": ("gate_metric", str, None),  # None: the task's primary metric
     "GATE_TOLERANCE": ("gate_tolerance", float, 0.005),
-    "GATE_FLOOR": ("gate_floor", float, 0.6),
+    "GATE_FLOOR": ("gate_floor", float, None),  # None: the task's default floor (retrain/gate.py)
+    # First model only (a refit reads all of these from the champion's manifest):
+    "TASK": ("task", str, None),
+    "POSITIVE_LABEL": ("positive_label", str, None),
+    "ID_COLUMNS": ("id_columns", _names, ()),
+    "EXCLUDE_COLUMNS": ("exclude_columns", _names, ()),
+    "DROP_NULL_TARGET": ("drop_null_target", _flag, False),
     "MIN_ROWS": ("min_rows", int, 500),
     "GIT_SHA": ("git_sha", str, "unknown"),
     "SEED": ("seed", int, 0),
@@ -49,9 +69,14 @@ class Settings:
     model_name: str = "churn"
     alerts_topic_arn: str | None = None
     alert_window_minutes: int = 360
-    gate_metric: str = "roc_auc"
+    gate_metric: str | None = None
     gate_tolerance: float = 0.005
-    gate_floor: float = 0.6
+    gate_floor: float | None = None
+    task: str | None = None
+    positive_label: str | None = None
+    id_columns: tuple[str, ...] = ()
+    exclude_columns: tuple[str, ...] = ()
+    drop_null_target: bool = False
     min_rows: int = 500
     git_sha: str = "unknown"
     seed: int = 0
@@ -69,7 +94,10 @@ class Settings:
             try:
                 values[name] = parser(raw)
             except ValueError:
-                raise ConfigError(f"{var}={raw!r} is not a valid {parser.__name__}") from None
+                kind = {"_names": "comma-separated list of columns", "_flag": "boolean (1/0, true/false)"}
+                raise ConfigError(
+                    f"{var}={raw!r} is not a valid {kind.get(parser.__name__, parser.__name__)}"
+                ) from None
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(overrides) - known)
         if unknown:
@@ -79,7 +107,13 @@ class Settings:
 
     def validated(self) -> Settings:
         problems = []
-        if self.gate_metric not in HIGHER_IS_BETTER:
+        try:
+            check_name(self.model_name)
+        except ManifestError as exc:
+            problems.append(f"MODEL_NAME: {exc}")
+        if self.task is not None and self.task not in TASK_TYPES:
+            problems.append(f"TASK={self.task!r}; allowed: {list(TASK_TYPES)} (or unset: inferred from the target)")
+        if self.gate_metric is not None and self.gate_metric not in HIGHER_IS_BETTER:
             problems.append(f"GATE_METRIC={self.gate_metric!r}; allowed: {sorted(HIGHER_IS_BETTER)}")
         if self.gate_tolerance < 0:
             problems.append(f"GATE_TOLERANCE={self.gate_tolerance} must be >= 0")

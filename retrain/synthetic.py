@@ -101,3 +101,47 @@ def generate_churn(
     frame.loc[rng.random(rows) < max(0.05, null_rate), "star_rating"] = np.nan
     frame.loc[rng.random(rows) < max(0.03, null_rate), "campaign_id"] = None
     return frame
+
+
+MULTICLASS_TARGET = "plan"
+PLANS = ("basic", "plus", "premium")
+REGRESSION_TARGET = "lifetime_value"
+ID_COLUMN = "customer_id"
+
+
+def generate_task_frame(task: str, rows: int, seed: int = 0, *, with_id: bool = False, **shift: float) -> pd.DataFrame:
+    """The churn features with a target for ``task``: ``binary`` (``churn`` 0/1), ``multiclass`` (``plan``:
+    basic/plus/premium, text labels drawn from a known softmax of spend, engagement and tenure) or
+    ``regression`` (``lifetime_value``, a known linear function of the features plus noise).
+
+    ``with_id`` adds a unique text ``customer_id`` (an identifier, never a feature); ``shift`` as in
+    :func:`generate_churn`, with ``concept`` scaling the signal of the new targets too.
+    """
+    frame = generate_churn(rows, seed=seed, **shift)
+    rng = np.random.default_rng(seed + 7919)
+    concept = float(shift.get("concept", 1.0))
+    spend = frame["monthly_spend"].to_numpy(dtype=np.float64)
+    engagement = frame["engagement_score"].to_numpy(dtype=np.float64)
+    tenure = frame["tenure_months"].to_numpy(dtype=np.float64)
+    if task == "multiclass":
+        logits = concept * np.column_stack(
+            [
+                -0.08 * (spend - 60),
+                0.02 * (engagement - 40),
+                0.08 * (spend - 60) + 0.03 * (tenure - 20),
+            ]
+        )
+        probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+        draws = (rng.random(rows)[:, None] > np.cumsum(probs, axis=1)).sum(axis=1)
+        frame[MULTICLASS_TARGET] = pd.Series(np.array(PLANS, dtype=object)[np.minimum(draws, 2)], dtype=object)
+        frame = frame.drop(columns=[TARGET])
+    elif task == "regression":
+        signal = 12.0 * tenure + 4.0 * spend + 1.5 * engagement - 20.0 * frame["support_tickets_90d"].to_numpy()
+        value = 100.0 + concept * signal + rng.normal(0, 60, rows)
+        frame[REGRESSION_TARGET] = np.round(value, 2)
+        frame = frame.drop(columns=[TARGET])
+    elif task != "binary":
+        raise ValueError(f"task {task!r} is not known; allowed: binary, multiclass, regression")
+    if with_id:
+        frame.insert(0, ID_COLUMN, pd.Series([f"C{seed:03d}-{i:07d}" for i in range(rows)], dtype=object))
+    return frame

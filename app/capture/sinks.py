@@ -132,8 +132,10 @@ def capture_table(metadata: sa.MetaData) -> sa.Table:
         sa.Column("input", sa.JSON, nullable=False),
         sa.Column("output", sa.JSON, nullable=False),
         sa.Column("latency_ms", sa.Double, nullable=False),
-        sa.Column("prediction", sa.Integer, nullable=False),
-        sa.Column("probability", sa.Double, nullable=False),  # Double: MySQL FLOAT is single precision
+        # Binary only (1 = positive label, P(positive)); NULL for multiclass and regression, whose answer is
+        # in ``output``. A table created before task types had NOT NULL here: docs/app.md gives the ALTER.
+        sa.Column("prediction", sa.Integer, nullable=True),
+        sa.Column("probability", sa.Double, nullable=True),  # Double: MySQL FLOAT is single precision
     )
 
 
@@ -244,8 +246,8 @@ class SqlSink:
                 dumps(r["input"]),
                 dumps(output),
                 r["latency_ms"],
-                output["prediction"],
-                output["probability"],
+                output.get("prediction"),
+                output.get("probability"),
             )
         width = len(_COLUMNS)
         step = ROWS_PER_STATEMENT * width

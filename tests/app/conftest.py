@@ -175,3 +175,42 @@ def post_json(url: str, payload: Any, headers: dict[str, str] | None = None) -> 
     )
     body = response.json() if response.headers.get("content-type", "").startswith("application/json") else response.text
     return response.status_code, dict(response.headers), body
+
+
+@dataclass(frozen=True)
+class TaskPackage:
+    """A package of one task type trained with the repo's own training code, plus request records."""
+
+    task: str
+    path: Path
+    manifest: Manifest
+    records: list[dict[str, Any]]  # features plus the id column, valid
+
+
+def _train_task(task: str, directory: Path) -> TaskPackage:
+    from retrain.synthetic import ID_COLUMN, MULTICLASS_TARGET, REGRESSION_TARGET, TARGET, generate_task_frame
+    from retrain.training import train_package
+
+    target = {"binary": TARGET, "multiclass": MULTICLASS_TARGET, "regression": REGRESSION_TARGET}[task]
+    frame = generate_task_frame(task, 1500, seed=4, with_id=True)
+    _, data = train_package(frame, target, name=f"{task}-model", version=3, id_columns=[ID_COLUMN])
+    path = directory / "model.zip"
+    path.write_bytes(data)
+    manifest = open_package(path).manifest
+    held = generate_task_frame(task, 200, seed=12, with_id=True)
+    records = []
+    for record, customer in zip(_records(held, manifest), held[ID_COLUMN], strict=True):
+        ok = all(
+            (record[s.name] is not None or s.nullable)
+            and (not isinstance(record[s.name], int | float) or s.minimum is None or s.minimum <= record[s.name])
+            and (not isinstance(record[s.name], int | float) or s.maximum is None or record[s.name] <= s.maximum)
+            for s in manifest.features
+        )
+        if ok:
+            records.append({ID_COLUMN: customer, **record})
+    return TaskPackage(task=task, path=path, manifest=manifest, records=records)
+
+
+@pytest.fixture(scope="session", params=["binary", "multiclass", "regression"])
+def task_package(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> TaskPackage:
+    return _train_task(request.param, tmp_path_factory.mktemp(f"task-{request.param}"))

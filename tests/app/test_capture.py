@@ -108,7 +108,7 @@ def test_capture_lands_in_s3_partitioned_and_in_sqlite(
     line = json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read().decode().splitlines()[0])
     assert set(line) == {"uid", "time", "service", "model_name", "model_version", "input", "output", "latency_ms"}
     assert line["service"] == "stage" and line["model_version"] == 7
-    assert line["input"] == trained.records[0] and set(line["output"]) == {"prediction", "probability"}
+    assert line["input"] == trained.records[0] and set(line["output"]) == {"label", "prediction", "probability"}
     assert key.split("/")[2] == f"dt={line['time'][:10]}"
     wait_until(lambda: sorted(_sql_uids(f"sqlite:///{db}")) == sorted(sent), 30, "SQLite capture")
     assert app.terminate()

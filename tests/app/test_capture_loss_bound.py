@@ -127,8 +127,7 @@ def test_locked_postgres_table_then_kill_9_loses_nothing_older_than_the_flush_wi
     seed = capture_records(
         uids=["0" * 32],
         inputs=[{}],
-        predictions=[0],
-        probabilities=[0.5],
+        outputs=[{"label": 0, "probability": 0.5, "prediction": 0}],
         time="2026-01-01T00:00:00+00:00",
         service="local",
         model_name="churn",

@@ -27,8 +27,7 @@ def _records(count: int, time: str = STAMP) -> list[dict]:
     return capture_records(
         uids=new_uids(count),
         inputs=inputs,
-        predictions=[i % 2 for i in range(count)],
-        probabilities=[i / (count + 1) for i in range(count)],
+        outputs=[{"label": i % 2, "probability": i / (count + 1), "prediction": i % 2} for i in range(count)],
         time=time,
         service="stage",
         model_name="churn",

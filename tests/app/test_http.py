@@ -60,7 +60,7 @@ def test_csv_request_is_scored_like_json(server: AppProcess, trained: TrainedPac
     got = [p["probability"] for p in response.json()["predictions"]]
     assert got == pytest.approx([p["probability"] for p in as_json["predictions"]])
     as_csv = httpx.post(f"{server.url}/predict", json=records[0], headers={"accept": "text/csv"})
-    assert as_csv.status_code == 200 and as_csv.text.startswith("uid,prediction,probability,model_version\n")
+    assert as_csv.status_code == 200 and as_csv.text.startswith("uid,label,probability,prediction,model_version\n")
 
 
 def _violation_cases(trained: TrainedPackage) -> list[tuple[str, str, dict]]:
@@ -88,18 +88,31 @@ def _violation_cases(trained: TrainedPackage) -> list[tuple[str, str, dict]]:
 
 
 @pytest.mark.parametrize("kind", ["data_type", "null_value", "missing_feature", "extra_feature", "unknown_category"])
-def test_each_violation_class_is_a_422_naming_feature_and_kind(
+def test_each_violation_class_rejects_only_its_record_with_a_207(
     server: AppProcess, trained: TrainedPackage, kind: str
 ) -> None:
+    """Issue #14 item 5: one bad record no longer fails the list; the valid one is scored (207)."""
     [(_, feature, record)] = [c for c in _violation_cases(trained) if c[0] == kind]
     status, _, body = post_json(server.url, [trained.records[1], record])
-    assert status == 422, body
+    assert status == 207, body
     assert {"feature": feature, "kind": kind} in [
         {"feature": v["feature"], "kind": v["kind"]} for v in body["violations"]
     ]
     assert all(v["row"] == 1 for v in body["violations"])  # rows count within this request
     assert all({"feature", "kind", "value", "expected"} <= set(v) for v in body["violations"])
+    scored, rejected = body["predictions"]
+    assert scored["uid"] and 0 <= scored["probability"] <= 1 and scored["label"] in (0, 1)
+    assert rejected["uid"] is None and {e["kind"] for e in rejected["errors"]} == {kind}
     assert server.metric("app_violations_total", f'{{kind="{kind}",severity="error"}}') >= 1
+
+
+@pytest.mark.parametrize("kind", ["data_type", "null_value", "missing_feature", "extra_feature", "unknown_category"])
+def test_a_list_of_only_invalid_records_is_a_422(server: AppProcess, trained: TrainedPackage, kind: str) -> None:
+    [(_, feature, record)] = [c for c in _violation_cases(trained) if c[0] == kind]
+    status, _, body = post_json(server.url, [record, record])
+    assert status == 422, body
+    assert "predictions" not in body
+    assert {(v["feature"], v["kind"], v["row"]) for v in body["violations"]} == {(feature, kind, 0), (feature, kind, 1)}
 
 
 def test_out_of_range_warns_by_default(server: AppProcess, trained: TrainedPackage) -> None:

@@ -56,9 +56,10 @@ def test_local_csv_to_parquet_with_rejected_rows(trained, tmp_path: Path) -> Non
     result = job.run(str(source), str(output))
 
     assert result.rows_in == 3000 and result.rows_rejected == 3 and result.rows_out == 2997
-    assert result.shape == (2997, frame.shape[1] + 2)
+    assert result.shape == (2997, frame.shape[1] + 3)
     scored = pq.read_table(output).to_pandas()
-    assert list(scored.columns) == [*frame.columns, "probability", "prediction"]
+    assert list(scored.columns) == [*frame.columns, "label", "probability", "prediction"]
+    assert (scored["label"] == scored["prediction"]).all()  # binary 0/1 labels: label is the class
     assert scored["customer_id"].iloc[0] == "0000000"
     assert set(scored["customer_id"]) == {f"{i:07d}" for i in range(3000)} - {f"{i:07d}" for i in BAD_ROWS}
     np.testing.assert_allclose(scored["probability"].to_numpy(), expected_scores(trained, frame), rtol=1e-6)
@@ -88,11 +89,11 @@ class FailingPredictor:
     def __init__(self, inner, fail_on_call: int) -> None:
         self.inner, self.fail_on_call, self.calls = inner, fail_on_call, 0
 
-    def predict_proba(self, columns):
+    def predict(self, columns):
         self.calls += 1
         if self.calls == self.fail_on_call:
             raise RuntimeError("worker lost in the middle of the job")
-        return self.inner.predict_proba(columns)
+        return self.inner.predict(columns)
 
 
 @pytest.fixture
@@ -166,7 +167,9 @@ def test_s3_end_to_end_by_champion_with_notification(trained, s3, moto_server, m
 
     assert main(["run"]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert printed["shape"] == [2997, frame.shape[1] + 2] and printed["rows_rejected"] == 3
+    assert (
+        printed["shape"] == [2997, frame.shape[1] + 3] and printed["rows_rejected"] == 3
+    )  # label, probability, prediction
     body = s3.get_object(Bucket=bucket, Key="batch/out/scores.csv")["Body"]
     scored = pd.read_csv(body, dtype={"customer_id": str})
     np.testing.assert_allclose(scored["probability"].to_numpy(), expected_scores(trained, frame), rtol=1e-6)

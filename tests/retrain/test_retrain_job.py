@@ -189,7 +189,7 @@ def _truncated_parquet() -> bytes:
         ("unknown format", b"a,b\n1,2\n", "train.xlsx", "unknown data format"),
         ("too few rows", generate_churn(100, seed=12), "train.csv", "at least 500 are required"),
         ("target missing", generate_churn(800, seed=12).drop(columns="churn"), "train.csv", "target column 'churn'"),
-        ("target not binary", generate_churn(800, seed=12).assign(churn=2), "train.csv", "must be binary"),
+        ("single-class target", generate_churn(800, seed=12).assign(churn=2), "train.csv", "has a single class (2)"),
         ("one day of history", generate_churn(800, seed=12, days=1), "train.csv", "one day of history"),
     ],
 )
