@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STACK ?= dev
 
-.PHONY: preview plan test system-packages lint format demo bench-serving bench-drift bench-inference diagram review docs policy lock clean venv
+.PHONY: preview plan test system-packages lint format demo bench-serving bench-drift bench-inference diagram review docs policy lock clean venv scan scan-venv iam-eval
 
 $(BIN)/.installed: requirements/dev.lock
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 is required, found {sys.version}"'
@@ -26,7 +26,7 @@ system-packages:
 	scripts/ensure-system-packages.sh
 
 ## The whole test suite: infra under Pulumi mocks, app and jobs against real moto/PostgreSQL on loopback.
-test: venv system-packages
+test: venv system-packages $(if $(shell command -v npm),iam-eval)
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: venv
@@ -67,5 +67,25 @@ lock: venv
 	{ echo "# Full pinned lock of the development/CI environment (pip freeze). Regenerate with 'make lock'."; \
 	  $(BIN)/pip freeze --exclude-editable; } > requirements/dev.lock
 
+## Security scan (docs/security.md): both stacks' offline plans as Terraform plans, scanned by checkov
+## (pinned in requirements/scan.txt, own venv: its dependencies conflict with ours) against the one skip
+## file policy/checkov-skips.yaml. Also installs the IAM evaluation engine for tests/security.
+SCAN_VENV := .venv-scan
+$(SCAN_VENV)/.installed: requirements/scan.txt
+	$(PYTHON) -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements/scan.txt
+	touch $@
+
+scan-venv: $(SCAN_VENV)/.installed
+
+tools/iam/node_modules/.installed: tools/iam/package.json tools/iam/package-lock.json
+	cd tools/iam && npm ci --no-audit --no-fund --silent
+	touch $@
+
+iam-eval: tools/iam/node_modules/.installed
+
+scan: venv scan-venv iam-eval
+	$(BIN)/python -m tools.scan --stacks dev prod
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(SCAN_VENV) tools/iam/node_modules .pytest_cache .ruff_cache

@@ -2,7 +2,8 @@
 # (requirements/serving.txt: no scikit-learn, no pandas). Build from the repository root with the
 # unpacked model package in ./model (CodeBuild gets it unpacked from the pipeline's S3 source):
 #   docker build -f docker/app.Dockerfile --build-arg MODEL_SRC=model -t app .
-ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+# ECR Public's copy of the official image: no Docker Hub pull limits for CodeBuild behind a NAT (issue #17).
+ARG PYTHON_IMAGE=public.ecr.aws/docker/library/python:3.11.14-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS deps
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \

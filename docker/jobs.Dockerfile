@@ -1,6 +1,7 @@
 # The jobs image: retrain, monitoring, batch inference and the release step (python -m <job>).
 # Build context is the repository root: docker build -f docker/jobs.Dockerfile .
-FROM python:3.11-slim-bookworm
+# ECR Public's copy of the official image: no Docker Hub pull limits for CodeBuild behind a NAT (issue #17).
+FROM public.ecr.aws/docker/library/python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

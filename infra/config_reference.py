@@ -21,11 +21,15 @@ START, END = "<!-- config-reference:start -->", "<!-- config-reference:end -->"
 
 DESCRIPTIONS: dict[str, str] = {
     "environment": "`dev` or `prod`; prod enforces the minimums below",
-    "vpcCidr": "VPC CIDR, /16 to /24; split into 16 blocks (public from the 1st, private from the 9th)",
+    "vpcCidr": "VPC CIDR, /16 to /23 (its 16 blocks must be ≥ /27 for an ALB); public from the 1st, private "
+    "from the 9th",
     "azCount": "availability zones used (2–4; an ALB needs 2)",
     "natGateways": "NAT gateways, at most one per AZ; prod needs ≥ 2",
     "ingressCidrs": "CIDRs allowed to reach the ALBs (nothing else can)",
-    "certificateArn": "ACM certificate ARN: HTTPS on 443 and HTTP→HTTPS redirect; unset = HTTP with a plan warning",
+    "certificateArn": "ACM certificate ARN: HTTPS on 443 (TLS 1.2+) and HTTP→HTTPS redirect; required in prod and "
+    "whenever `ingressCidrs` holds 0.0.0.0/0 (preview refuses otherwise); unset in dev = HTTP with a plan warning",
+    "wafEnabled": "WAFv2 web ACL (AWS managed rule groups + per-IP rate rule) on both ALBs; unset = on in prod only",
+    "wafRateLimit": "requests per source IP per 5 minutes before the WAF rate rule blocks (≥ 100)",
     "deletionProtection": "ALB deletion protection and Pulumi `protect` on the model and capture buckets; true in prod",
     "logRetentionDays": "CloudWatch Logs retention (a value CloudWatch accepts); ≥ 365 in prod",
     "containerName": "container name in the task definitions and `imagedefinitions.json`",
@@ -42,7 +46,9 @@ DESCRIPTIONS: dict[str, str] = {
     "alarm5xxThreshold": "5xx answers in 5 minutes that raise the 5xx alarm",
     "alarmP99LatencyMs": "p99 response time (ms) that raises the latency alarm",
     "alertEmails": "e-mail subscriptions of the alerts topic (everything but INFO; docs/monitoring.md)",
-    "alertSmsNumbers": "SMS subscriptions (E.164) of the alerts topic (everything but INFO)",
+    "alertSmsNumbers": "SMS subscriptions (E.164) of the alerts topic (everything but INFO). An account in the SNS SMS "
+    "sandbox delivers only to verified numbers, and US numbers need an origination identity (toll-free/10DLC): see "
+    "docs/security.md",
     "modelKey": "object key of the model package in the model bucket: the pipeline's S3 source",
     "captureRetentionDays": "days captured payloads are kept (to Standard-IA after 30 when > 60)",
     "artifactRetentionDays": "days pipeline artifacts are kept",
@@ -55,7 +61,7 @@ DESCRIPTIONS: dict[str, str] = {
     "buildComputeType": "CodeBuild compute type",
     "buildTimeoutMinutes": "CodeBuild timeout",
     "retrainSchedule": "EventBridge Scheduler expression that submits the retrain job",
-    "scheduleTimezone": "time zone of the cron schedules",
+    "scheduleTimezone": "IANA time zone of the cron schedules (e.g. `Europe/Berlin`)",
     "retrainVcpu": "retrain job vCPU (Batch on Fargate)",
     "retrainMemoryMib": "retrain job memory MiB; a pair Batch on Fargate offers with `retrainVcpu`",
     "retrainTimeoutMinutes": "retrain job timeout",

@@ -16,6 +16,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import iam
+from infra.hardening import key_policy_service_statements
 
 # Explicit list instead of the default key policy's "kms:*" (no wildcard actions anywhere).
 KEY_ADMIN_ACTIONS = (
@@ -36,6 +37,7 @@ class DataKeyArgs:
     account_id: pulumi.Input[str]
     partition: pulumi.Input[str]
     deletion_window_days: int
+    region: pulumi.Input[str]  # the key policy names logs.<region>.amazonaws.com
 
 
 class DataKey(pulumi.ComponentResource):
@@ -61,6 +63,8 @@ class DataKey(pulumi.ComponentResource):
                 {"Sid": "EventsPublishToEncryptedTopic", "Effect": "Allow",
                  "Principal": {"Service": "events.amazonaws.com"},
                  "Action": list(DATA_ACTIONS), "Resource": "*"},
+                # Services that encrypt with their own principal (log groups): infra/hardening.py.
+                *key_policy_service_statements(args.region, args.account_id, args.partition),
             ]
         )  # fmt: skip
         self.key = aws.kms.Key(

@@ -168,6 +168,7 @@ class BatchJobs(pulumi.ComponentResource):
                 job_queue_arn=self.job_queue.arn,
                 account_id=args.account_id,
                 alerts_topic_arn=args.alerts_topic_arn,
+                data_key_arns=list(args.data_key_grant["Resource"]),
             ),
             opts=child,
         )

@@ -47,6 +47,9 @@ class JobSchedulesArgs:
     job_queue_arn: pulumi.Input[str]
     account_id: pulumi.Input[str]
     alerts_topic_arn: pulumi.Input[str]
+    # Schedules are encrypted with the stack key (infra/hardening.py); Scheduler User Guide, "Encryption
+    # at rest": the execution role must be allowed kms:Decrypt on a customer managed key.
+    data_key_arns: list[pulumi.Input[str]] | None = None
 
 
 def submit_job_input(job: JobName, job_queue_arn: str, job_definition_name: str) -> str:
@@ -121,6 +124,11 @@ class JobSchedules(pulumi.ComponentResource):
                 ),
                 # Scheduler User Guide, "Configuring a dead-letter queue": the execution role sends to it.
                 iam.allow(["sqs:SendMessage"], [self.dead_letter_queue.arn], sid="DeadLetter"),
+                *(
+                    [iam.allow(["kms:Decrypt"], args.data_key_arns, sid="DecryptSchedule")]
+                    if args.data_key_arns
+                    else []
+                ),
             ],
             parent=self,
             description=f"EventBridge Scheduler: submit the {scheduled.job} Batch job, nothing else",

@@ -15,6 +15,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import iam
+from infra.hardening import BOOTSTRAP_IMAGE, BOOTSTRAP_SERVER, WebFirewall, WebFirewallArgs
 
 # ALB security policy with TLS 1.3 and 1.2 only (ELB User Guide, "Security policies for your ALB").
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
@@ -55,6 +56,10 @@ class ModelServiceArgs:
     sentry_secret_arn: pulumi.Input[str] | None
     account_id: pulumi.Input[str]
     region: str
+    # Issue #17: ALB access logs to this bucket (prefix alb/<service>); a WAF web ACL when a rate is given.
+    access_logs_bucket: pulumi.Input[str] | None = None
+    waf_rate_limit: int | None = None
+    data_key_arn: pulumi.Input[str] | None = None
 
 
 class ModelService(pulumi.ComponentResource):
@@ -80,12 +85,15 @@ class ModelService(pulumi.ComponentResource):
             f"{name}-runtime-settings",
             aws.ssm.ParameterArgs(
                 name=f"/ml-delivery/{stack}/{args.service}/runtime",
-                type="String",
-                insecure_value=json.dumps(RUNTIME_SETTINGS_DEFAULTS, sort_keys=True),
+                # SecureString on the stack key (issue #17); the app reads it WithDecryption and its role
+                # holds kms:Decrypt on the key (SSM User Guide, "SecureString parameters and KMS").
+                type="SecureString",
+                key_id=args.data_key_arn,
+                value=json.dumps(RUNTIME_SETTINGS_DEFAULTS, sort_keys=True),
                 description="Runtime settings the app re-reads without a redeploy (docs/app.md)",
             ),
             # Operators tune the threshold and capture here; a `pulumi up` must not reset their value.
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["insecureValue"]),
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["value"]),
         )
         self.execution_role, self.task_role = self._roles(name, args)
         self.task_definition = self._task_definition(name, args)
@@ -190,6 +198,8 @@ class ModelService(pulumi.ComponentResource):
                 },
             },
         }
+        if args.bootstrap_image == BOOTSTRAP_IMAGE:
+            container["command"] = ["python", "-c", BOOTSTRAP_SERVER]
         if sentry_arn is not None:
             container["secrets"] = [{"name": "SENTRY_DSN", "valueFrom": sentry_arn}]
         return json.dumps([container], sort_keys=True)
@@ -293,6 +303,12 @@ class ModelService(pulumi.ComponentResource):
                 drop_invalid_header_fields=True,
                 enable_deletion_protection=args.deletion_protection,
                 idle_timeout=60,
+                # ELB User Guide, "Access logs for your Application Load Balancer" (bucket: infra/hardening.py).
+                access_logs=aws.lb.LoadBalancerAccessLogsArgs(
+                    bucket=args.access_logs_bucket, prefix=f"alb/{args.service}", enabled=True
+                )
+                if args.access_logs_bucket is not None
+                else None,
             ),
             opts=pulumi.ResourceOptions(parent=self, protect=args.deletion_protection),
         )
@@ -362,6 +378,16 @@ class ModelService(pulumi.ComponentResource):
                     default_actions=[
                         aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=target_group.arn)
                     ],
+                ),
+                opts=child,
+            )
+        if args.waf_rate_limit is not None:
+            WebFirewall(
+                f"{name}-waf",
+                WebFirewallArgs(
+                    load_balancer_arn=alb.arn,
+                    rate_limit_per_5_minutes=args.waf_rate_limit,
+                    log_retention_days=args.log_retention_days,
                 ),
                 opts=child,
             )

@@ -154,6 +154,18 @@ class ObservabilityArgs:
     jobs: BatchJobs
 
 
+def job_failed_template(stack: str, log_group: str) -> str:
+    """The job-failed alert as a JSON object; ``<job>``, ``<reason>``, ``<definition>``, ``<stream>`` are bare
+    JSON values (never inside a string literal) so any statusReason arrives intact (issue #17)."""
+    fixed = {
+        "alert": f"[ml-delivery {stack}] Batch job FAILED",
+        "where_to_look": f"CloudWatch Logs {log_group}, the stream below",
+        "note": "a pull error before the first release is expected (docs/jobs-infra.md)",
+    }
+    body = ", ".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in fixed.items())
+    return "{" + body + ', "job": <job>, "reason": <reason>, "definition": <definition>, "stream": <stream>}'
+
+
 class Observability(pulumi.ComponentResource):
     def __init__(self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ml-delivery:observability:Observability", name, None, opts)
@@ -281,7 +293,9 @@ class Observability(pulumi.ComponentResource):
             aws.cloudwatch.EventTargetArgs(
                 rule=rule.name,
                 arn=args.platform.alerts.topic_arn,
-                # EventBridge User Guide, "Transforming target input": a quoted string template.
+                # EventBridge User Guide, "Transforming target input": a value pasted inside a quoted string is
+                # not escaped, so a statusReason with a quote broke the message. Every placeholder stands alone
+                # as a JSON value, where EventBridge inserts the extracted string as a quoted JSON string.
                 input_transformer=aws.cloudwatch.EventTargetInputTransformerArgs(
                     input_paths={
                         "job": "$.detail.jobName",
@@ -290,11 +304,7 @@ class Observability(pulumi.ComponentResource):
                         "stream": "$.detail.container.logStreamName",
                     },
                     input_template=args.jobs.log_group.name.apply(
-                        lambda log_group: (
-                            f'"[ml-delivery {stack}] Batch job <job> FAILED: <reason>. Definition: '
-                            f"<definition>. Where to look: CloudWatch Logs {log_group}, stream <stream>; a pull "
-                            'error before the first release is expected (docs/jobs-infra.md)."'
-                        )
+                        lambda log_group: job_failed_template(stack, log_group)
                     ),
                 ),
             ),

@@ -172,9 +172,7 @@ class AwsMocks(pulumi_mocks.Mocks):
                 "endpoint": f"ec2.{region}.amazonaws.com"},
             "aws:index/getPartition:getPartition": lambda: {
                 "partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws", "reverseDnsPrefix": "com.amazonaws"},
-            "aws:index/getAvailabilityZones:getAvailabilityZones": lambda: {
-                "names": [f"{region}{z}" for z in "abcdef"], "zoneIds": [f"use1-az{i}" for i in range(1, 7)],
-                "id": region, "groupNames": [region]},
+            "aws:index/getAvailabilityZones:getAvailabilityZones": lambda: _zones(region, args.args),
         }  # fmt: skip
         if args.token not in answers:
             raise UnknownInvokeError(
@@ -196,6 +194,45 @@ class AwsMocks(pulumi_mocks.Mocks):
         if extra is not None:
             state.update(extra(_Names(self.region, ACCOUNT_ID, physical, inputs)))
         return f"{args.name}-id", state
+
+
+# The Region's zones plus an opted-in Local Zone listed first, as DescribeAvailabilityZones can return it
+# with AllAvailabilityZones; the "zone-type" / "opt-in-status" filters drop it (EC2 API Reference).
+def _zone_table(region: str) -> list[dict[str, str]]:
+    local = {
+        "name": f"{region}-bos-1a",
+        "zoneId": "use1-bos1-az1",
+        "zoneType": "local-zone",
+        "optInStatus": "opted-in",
+        "groupName": f"{region}-bos-1",
+    }
+    regular = [
+        {
+            "name": f"{region}{z}",
+            "zoneId": f"use1-az{i}",
+            "zoneType": "availability-zone",
+            "optInStatus": "opt-in-not-required",
+            "groupName": region,
+        }
+        for i, z in enumerate("abcdef", 1)
+    ]
+    return [local, *regular]  # fmt: skip
+
+
+_ZONE_FILTER_FIELDS = {"zone-type": "zoneType", "opt-in-status": "optInStatus", "group-name": "groupName",
+                       "zone-name": "name", "zone-id": "zoneId"}  # fmt: skip
+
+
+def _zones(region: str, invoke_args: Mapping[str, Any]) -> dict[str, Any]:
+    """getAvailabilityZones honouring ``filters``; an unknown filter name raises (add it deliberately)."""
+    zones = _zone_table(region)
+    for zone_filter in invoke_args.get("filters") or []:
+        field_name = _ZONE_FILTER_FIELDS.get(zone_filter["name"])
+        if field_name is None:
+            raise UnknownInvokeError(f"offline runtime: getAvailabilityZones filter {zone_filter['name']!r} unknown")
+        zones = [z for z in zones if z[field_name] in zone_filter["values"]]
+    return {"names": [z["name"] for z in zones], "zoneIds": [z["zoneId"] for z in zones], "id": region,
+            "groupNames": sorted({z["groupName"] for z in zones})}  # fmt: skip
 
 
 @dataclass(frozen=True)

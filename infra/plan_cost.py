@@ -177,7 +177,20 @@ def _storage_and_operations(run: OfflineRun, c: _Pricing) -> list[CostItem]:
     dashboards = len(run.of_type("aws:cloudwatch/dashboard:Dashboard"))
     keys = len(run.of_type("aws:kms/key:Key"))
     secrets = len(run.of_type("aws:secretsmanager/secret:Secret"))
-    return [
+    acls = run.of_type("aws:wafv2/webAcl:WebAcl")
+    waf_rules = sum(len(acl.inputs.get("rules") or []) for acl in acls)
+    waf = (
+        [
+            CostItem(
+                "WAF web ACLs",
+                f"{len(acls)} ACLs, {waf_rules} rules",
+                len(acls) * p["wafv2_web_acl_month"] + waf_rules * p["wafv2_rule_month"],
+            )
+        ]
+        if acls
+        else []
+    )
+    return [*waf,
         CostItem("S3 Standard storage", f"{s3_gb:g} GB (models, artifacts, captured payloads)",
                  s3_gb * p["s3_standard_gb_month"]),
         CostItem("ECR storage", f"{a['ecr_gb']} GB in {repositories} repositories",

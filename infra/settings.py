@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import zoneinfo
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -33,6 +34,9 @@ FARGATE_MEMORY: dict[int, tuple[int, ...]] = {
     8192: tuple(range(16384, 61441, 4096)),
     16384: tuple(range(32768, 122881, 8192)),
 }
+# network.subnet_cidrs cuts the VPC into 2**4 blocks; an ALB subnet must be /27 or larger.
+SUBNET_SPLIT_BITS = 4
+MAX_SUBNET_PREFIX = 27
 # CloudWatch Logs PutRetentionPolicy accepts only these values.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
                       3288, 3653)  # fmt: skip
@@ -116,13 +120,17 @@ class StackSettings(BaseModel):
     nat_gateways: Annotated[int, Field(ge=1, le=4)] = 1
     ingress_cidrs: tuple[str, ...] = ()
     certificate_arn: str | None = None
+    # WAFv2 web ACL on both ALBs; None means "on in prod, off in dev" (docs/security.md).
+    waf_enabled: bool | None = None
+    waf_rate_limit: Annotated[int, Field(ge=100, le=2_000_000_000)] = 2000
     deletion_protection: bool = False
     log_retention_days: int = 14
     # --- services (stage and prod use the same component) ---
     container_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,255}$")] = "app"
     container_port: Annotated[int, Field(ge=1024, le=65535)] = 8080
     health_check_path: Annotated[str, Field(pattern=r"^/[A-Za-z0-9/_.-]*$", max_length=1024)] = "/health"
-    bootstrap_image: Annotated[str, Field(min_length=1)] = "docker.io/traefik/whoami:v1.10.3"
+    # ECR Public's copy of the official Python image, running infra.hardening.BOOTSTRAP_SERVER (no Docker Hub).
+    bootstrap_image: Annotated[str, Field(min_length=1)] = "public.ecr.aws/docker/library/python:3.11-slim-bookworm"
     task_cpu: int = 512
     task_memory: int = 1024
     stage_desired_count: Annotated[int, Field(ge=1, le=50)] = 1
@@ -183,7 +191,24 @@ class StackSettings(BaseModel):
         network = ipaddress.IPv4Network(_cidr(value))
         if not 16 <= network.prefixlen <= 24:
             raise ValueError("a VPC CIDR must be between /16 and /24 (Amazon VPC User Guide, 'VPC CIDR blocks')")
+        # The VPC is cut into 16 subnets (infra/network.py subnet_cidrs), and an ALB needs subnets of at
+        # least /27 (ELB User Guide, "Subnets for your Application Load Balancer"): so /23 or larger.
+        if network.prefixlen + SUBNET_SPLIT_BITS > MAX_SUBNET_PREFIX:
+            raise ValueError(
+                f"too small: its 16 subnets would be /{network.prefixlen + SUBNET_SPLIT_BITS}, and an ALB needs "
+                f"subnets of at least /{MAX_SUBNET_PREFIX}; use /{MAX_SUBNET_PREFIX - SUBNET_SPLIT_BITS} or larger"
+            )
         return str(network)
+
+    @field_validator("schedule_timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        # EventBridge Scheduler takes IANA time zone names (ScheduleExpressionTimezone).
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError("not an IANA time zone name (e.g. UTC, Europe/Berlin, America/New_York)") from None
+        return value
 
     @field_validator("ingress_cidrs")
     @classmethod
@@ -259,7 +284,7 @@ class StackSettings(BaseModel):
     @model_validator(mode="after")
     def _cross_checks(self) -> StackSettings:
         problems = [*self._sizing_problems(), *self._count_problems(), *self._prod_problems(),
-                    *self._pipeline_and_gate_problems()]  # fmt: skip
+                    *self._pipeline_and_gate_problems(), *self._exposure_problems()]  # fmt: skip
         if problems:
             raise ConfigError("\n".join(_describe(k, v, allowed) for k, v, allowed in problems))
         return self
@@ -320,6 +345,23 @@ class StackSettings(BaseModel):
         if self.gate_metric == "roc_auc" and not 0.5 <= self.gate_floor <= 1:
             problems.append(("gateFloor", self.gate_floor, "between 0.5 and 1 when gateMetric is roc_auc"))
         return problems
+
+    def _exposure_problems(self) -> list[tuple[str, Any, str]]:
+        """HTTPS only where it matters: prod, and any stack open to the whole internet, needs a certificate."""
+        if self.certificate_arn:
+            return []
+        if self.is_prod:
+            return [("certificateArn", None, "an ACM certificate ARN in prod: prod serves HTTPS only "
+                     "(HTTP redirects to it); docs/security.md")]  # fmt: skip
+        if any(ipaddress.IPv4Network(c).prefixlen == 0 for c in self.ingress_cidrs):
+            return [("certificateArn", None, "an ACM certificate ARN when ingressCidrs opens the ALB to "
+                     "0.0.0.0/0: a stack facing the internet serves HTTPS only")]  # fmt: skip
+        return []
+
+    @property
+    def waf(self) -> bool:
+        """Whether the ALBs get the WAF web ACL: the explicit setting, else on in prod only."""
+        return self.is_prod if self.waf_enabled is None else self.waf_enabled
 
     @property
     def minimum_desired_count(self) -> int:

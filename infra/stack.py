@@ -7,6 +7,14 @@ import pulumi_aws as aws
 
 from infra.alerts import Alerts, AlertsArgs
 from infra.encryption import DataKey, DataKeyArgs
+from infra.hardening import (
+    AccessLogs,
+    AccessLogsArgs,
+    EventDelivery,
+    EventDeliveryArgs,
+    empty_default_security_group,
+    register_encryption_at_rest,
+)
 from infra.jobs import BatchJobs, BatchJobsArgs
 from infra.model_service import ModelService, ModelServiceArgs, ServiceSizing
 from infra.network import Network, NetworkArgs
@@ -31,8 +39,11 @@ def build_platform(settings: StackSettings, account: Account) -> Platform:
             account_id=account.account_id,
             partition=account.partition,
             deletion_window_days=30 if settings.is_prod else 7,
+            region=account.region,
         ),
     )
+    # Every log group, schedule and ECR repository declared from here on is on the stack key (issue #17).
+    register_encryption_at_rest(data_key.arn)
     network = Network(
         "network",
         NetworkArgs(
@@ -44,6 +55,13 @@ def build_platform(settings: StackSettings, account: Account) -> Platform:
             account_id=account.account_id,
         ),
     )
+    empty_default_security_group("network", network.vpc_id, network)
+    access_logs = AccessLogs(
+        "access-logs",
+        AccessLogsArgs(
+            account_id=account.account_id, partition=account.partition, protect=settings.deletion_protection
+        ),
+    )
     buckets = Buckets(
         "buckets",
         BucketsArgs(
@@ -53,6 +71,9 @@ def build_platform(settings: StackSettings, account: Account) -> Platform:
             protect=settings.deletion_protection,
         ),
     )
+    for purpose, secure_bucket in (("artifacts", buckets.artifacts), ("models", buckets.models),
+                                   ("capture", buckets.capture)):  # fmt: skip
+        access_logs.log_bucket(f"buckets-{purpose}", secure_bucket.bucket, secure_bucket)
     registry = Registry(
         "registry",
         RegistryArgs(
@@ -68,6 +89,17 @@ def build_platform(settings: StackSettings, account: Account) -> Platform:
             sms_numbers=settings.alert_sms_numbers,
         ),
     )
+    # Every EventBridge target declared from here on gets a dead-letter queue; every rule an alarm (issue #17).
+    event_delivery = EventDelivery(
+        "events",
+        EventDeliveryArgs(
+            account_id=account.account_id,
+            region=account.region,
+            partition=account.partition,
+            alerts_topic_arn=alerts.topic_arn,
+        ),
+    )
+    event_delivery.register()
     dsn = sentry_dsn()
     sentry_secret = None
     if dsn is not None:
@@ -79,7 +111,8 @@ def build_platform(settings: StackSettings, account: Account) -> Platform:
             aws.secretsmanager.SecretVersionArgs(secret_id=sentry_secret.id, secret_string=dsn),
             opts=pulumi.ResourceOptions(parent=sentry_secret),
         )
-    return Platform(settings, account, data_key, network, buckets, registry, alerts, sentry_secret)
+    return Platform(settings, account, data_key, network, buckets, registry, alerts, sentry_secret, access_logs,
+                    event_delivery)  # fmt: skip
 
 
 def build_service(platform: Platform, service: str) -> ModelService:
@@ -121,6 +154,9 @@ def build_service(platform: Platform, service: str) -> ModelService:
             sentry_secret_arn=platform.sentry_secret.arn if platform.sentry_secret else None,
             account_id=platform.account.account_id,
             region=platform.account.region,
+            access_logs_bucket=platform.access_logs.name,
+            waf_rate_limit=settings.waf_rate_limit if settings.waf else None,
+            data_key_arn=platform.data_key.arn,
         ),
     )
 
@@ -158,6 +194,7 @@ def build_stack() -> None:
     observability = Observability(
         "observability", ObservabilityArgs(platform=platform, stage=stage, prod=prod, jobs=jobs)
     )
+    platform.event_delivery.alarm_failed_invocations()
 
     pulumi.export("stageUrl", stage.url)
     pulumi.export("prodUrl", prod.url)

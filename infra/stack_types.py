@@ -8,6 +8,7 @@ import pulumi_aws as aws
 
 from infra.alerts import Alerts
 from infra.encryption import DataKey
+from infra.hardening import AccessLogs, EventDelivery
 from infra.network import Network
 from infra.registry import Registry
 from infra.settings import StackSettings
@@ -29,7 +30,17 @@ class Account:
             account_id=aws.get_caller_identity().account_id,
             region=aws.get_region().region,
             partition=aws.get_partition().partition,
-            availability_zones=list(aws.get_availability_zones(state="available").names),
+            # Only the Region's own Availability Zones: an opted-in Local or Wavelength Zone must never be
+            # picked for a subnet (EC2 DescribeAvailabilityZones filters "opt-in-status", "zone-type").
+            availability_zones=list(
+                aws.get_availability_zones(
+                    state="available",
+                    filters=[
+                        aws.GetAvailabilityZonesFilterArgs(name="opt-in-status", values=["opt-in-not-required"]),
+                        aws.GetAvailabilityZonesFilterArgs(name="zone-type", values=["availability-zone"]),
+                    ],
+                ).names
+            ),
         )
 
 
@@ -45,3 +56,5 @@ class Platform:
     registry: Registry
     alerts: Alerts
     sentry_secret: aws.secretsmanager.Secret | None
+    access_logs: AccessLogs
+    event_delivery: EventDelivery

@@ -23,6 +23,26 @@ class SecureBucketArgs:
     purpose: str = "data"
     lifecycle_rules: list[aws.s3.BucketLifecycleConfigurationRuleArgs] = field(default_factory=list)
     protect: bool = False
+    # Refuse uploads that ask for another encryption or another key (issue #17, the capture bucket).
+    kms_only_uploads: bool = False
+
+
+def kms_only_statements(bucket_arn: pulumi.Input[str], kms_key_arn: pulumi.Input[str]) -> list[iam.Statement]:
+    """Deny PutObject that names an encryption other than SSE-KMS, or a KMS key other than the stack's.
+
+    S3 User Guide, "Requiring server-side encryption" (bucket policy with s3:x-amz-server-side-encryption
+    and s3:x-amz-server-side-encryption-aws-kms-key-id). The ``Null: false`` guard applies each Deny only
+    when the header is sent: uploads without it get the bucket's default SSE-KMS with the stack key.
+    """
+    objects = pulumi.Output.concat(bucket_arn, "/*")
+    header, key_header = "s3:x-amz-server-side-encryption", "s3:x-amz-server-side-encryption-aws-kms-key-id"
+    return [
+        {"Sid": "DenyNonKmsEncryption", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
+         "Resource": objects, "Condition": {"StringNotEquals": {header: "aws:kms"}, "Null": {header: "false"}}},
+        {"Sid": "DenyOtherKmsKey", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
+         "Resource": objects,
+         "Condition": {"StringNotEquals": {key_header: kms_key_arn}, "Null": {key_header: "false"}}},
+    ]  # fmt: skip
 
 
 class SecureBucket(pulumi.ComponentResource):
@@ -84,7 +104,8 @@ class SecureBucket(pulumi.ComponentResource):
                             "Action": "s3:*",
                             "Resource": [self.bucket.arn, self.bucket.arn.apply(lambda arn: f"{arn}/*")],
                             "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                        }
+                        },
+                        *(kms_only_statements(self.bucket.arn, args.kms_key_arn) if args.kms_only_uploads else []),
                     ]
                 ),
             ),
@@ -184,6 +205,7 @@ class Buckets(pulumi.ComponentResource):
                 kms_key_arn=args.kms_key_arn,
                 purpose="capture",
                 protect=args.protect,
+                kms_only_uploads=True,
                 lifecycle_rules=[
                     aws.s3.BucketLifecycleConfigurationRuleArgs(
                         id="capture-to-infrequent-access-then-expire",
@@ -202,6 +224,15 @@ class Buckets(pulumi.ComponentResource):
                         ),
                     ),
                     _expire("expire-athena-results", 30, prefix="athena-results/"),
+                    # Uploads outside the two prefixes (operators' own) must not leave parts behind either.
+                    aws.s3.BucketLifecycleConfigurationRuleArgs(
+                        id="abort-incomplete-multipart-uploads",
+                        status="Enabled",
+                        filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+                        abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
+                            days_after_initiation=7
+                        ),
+                    ),
                 ],
             ),
             opts=child,

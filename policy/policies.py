@@ -200,6 +200,119 @@ def _model_bucket_versioned(args: StackValidationArgs, report_violation: ReportV
                 )
 
 
+# --- issue #17: HTTPS and WAF in prod, encrypted logs, no Docker Hub images, capture bucket SSE-KMS only ---
+# ALB security policies that offer only TLS 1.2 and newer (ELB User Guide, "Security policies for your ALB").
+TLS12_POLICY_PREFIXES = ("ELBSecurityPolicy-TLS13-1-2-", "ELBSecurityPolicy-TLS13-1-3-", "ELBSecurityPolicy-TLS-1-2-",
+                         "ELBSecurityPolicy-FS-1-2-")  # fmt: skip
+DOCKER_HUB_REGISTRIES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
+
+
+def _is_prod(props: Mapping[str, Any]) -> bool:
+    return (props.get("tags") or {}).get("environment") == "prod"
+
+
+def _https_in_prod(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if args.resource_type != "aws:lb/listener:Listener":
+        return
+    protocol = args.props.get("protocol")
+    if protocol == "HTTPS" and not str(args.props.get("sslPolicy") or "").startswith(TLS12_POLICY_PREFIXES):
+        report_violation(f"{args.name}: HTTPS listener policy {args.props.get('sslPolicy')!r} allows TLS below 1.2; "
+                         f"use one of {list(TLS12_POLICY_PREFIXES)}")  # fmt: skip
+    if protocol == "HTTP" and _is_prod(args.props):
+        actions = _as_list(args.props.get("defaultActions"))
+        redirects = [a for a in actions if a.get("type") == "redirect"
+                     and (a.get("redirect") or {}).get("protocol") == "HTTPS"]  # fmt: skip
+        if len(redirects) != len(actions) or not actions:
+            report_violation(f"{args.name}: in prod an HTTP listener may only redirect to HTTPS (serve on 443 with "
+                             "certificateArn)")  # fmt: skip
+
+
+def _waf_in_prod(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    protected = {
+        dependency.urn
+        for resource in args.resources
+        if resource.resource_type == "aws:wafv2/webAclAssociation:WebAclAssociation"
+        for dependency in resource.property_dependencies.get("resourceArn", [])
+    }
+    for alb in args.resources:
+        if (alb.resource_type == "aws:lb/loadBalancer:LoadBalancer" and _is_prod(alb.props)
+                and not alb.props.get("internal") and alb.urn not in protected):  # fmt: skip
+            report_violation(f"{alb.name}: an internet-facing ALB in prod needs a WAF web ACL (wafEnabled)", alb.urn)
+
+
+def _logs_encrypted(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if args.resource_type == "aws:cloudwatch/logGroup:LogGroup" and not args.props.get("kmsKeyId"):
+        report_violation(f"{args.name}: log groups must be encrypted with the stack's KMS key (kmsKeyId)")
+
+
+def is_docker_hub(image: str) -> bool:
+    """Whether an image reference pulls from Docker Hub: an explicit docker.io host, or no registry host at
+    all (``python:3.11``, ``library/python``), which Docker and containerd resolve to docker.io."""
+    first, _, rest = image.partition("/")
+    if not rest:
+        return True
+    if "." not in first and ":" not in first and first != "localhost":
+        return True  # "owner/name": a Docker Hub namespace
+    return first.lower() in DOCKER_HUB_REGISTRIES
+
+
+def _images(args: ResourceValidationArgs) -> list[str]:
+    if args.resource_type == "aws:ecs/taskDefinition:TaskDefinition":
+        definitions = args.props.get("containerDefinitions")
+        containers = json.loads(definitions) if isinstance(definitions, str) else _as_list(definitions)
+        return [str(c.get("image", "")) for c in containers if isinstance(c, Mapping)]
+    if args.resource_type == "aws:batch/jobDefinition:JobDefinition":
+        images = []
+        for key in ("containerProperties", "ecsProperties"):
+            value = args.props.get(key)
+            document = json.loads(value) if isinstance(value, str) else value
+            if isinstance(document, Mapping):
+                images.extend(_nested_images(document))
+        return images
+    return []
+
+
+def _nested_images(document: Any) -> list[str]:
+    if isinstance(document, Mapping):
+        found = [str(document["image"])] if isinstance(document.get("image"), str) else []
+        return found + [i for v in document.values() for i in _nested_images(v)]
+    if isinstance(document, list):
+        return [i for v in document for i in _nested_images(v)]
+    return []
+
+
+def _no_docker_hub_images(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    for image in _images(args):
+        if is_docker_hub(image):
+            report_violation(f"{args.name}: image {image!r} comes from Docker Hub (pull limits, no KMS, no scan); "
+                             "use ECR or ECR Public (public.ecr.aws/docker/library/...)")  # fmt: skip
+
+
+def _capture_bucket_policy(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    encryption = _satellites(
+        args, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+    )
+    policies = _satellites(args, "aws:s3/bucketPolicy:BucketPolicy")
+    for bucket in args.resources:
+        if (
+            bucket.resource_type != "aws:s3/bucket:Bucket"
+            or (bucket.props.get("tags") or {}).get("purpose") != "capture"
+        ):
+            continue
+        rules = (encryption.get(bucket.urn) or {}).get("rules") or []
+        defaults = [r.get("applyServerSideEncryptionByDefault") or {} for r in rules]
+        if not any(d.get("sseAlgorithm") == "aws:kms" and d.get("kmsMasterKeyId") for d in defaults):
+            report_violation(f"{bucket.name}: captured payloads must default to SSE-KMS with the stack key", bucket.urn)
+        statements = _as_list((_document((policies.get(bucket.urn) or {}).get("policy")) or {}).get("Statement"))
+        denies = [s for s in statements if s.get("Effect") == "Deny"]
+        if not any((s.get("Condition") or {}).get("Bool", {}).get("aws:SecureTransport") == "false" for s in denies):
+            report_violation(f"{bucket.name}: the capture bucket policy must deny requests without TLS", bucket.urn)
+        if not any("s3:x-amz-server-side-encryption" in (s.get("Condition") or {}).get("StringNotEquals", {})
+                   for s in denies):  # fmt: skip
+            report_violation(f"{bucket.name}: the capture bucket policy must deny uploads that ask for an encryption "
+                             "other than aws:kms", bucket.urn)  # fmt: skip
+
+
 def _resource_policy(name: str, description: str, validate: Any) -> ResourceValidationPolicy:
     return ResourceValidationPolicy(name=name, description=description, validate=validate)
 
@@ -220,4 +333,14 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
     _resource_policy("logs-retention-set", "Every log group has a retention.", _log_retention),
     _resource_policy("sns-topics-encrypted", "SNS topics are KMS-encrypted.", _sns_encrypted),
     _resource_policy("required-tags", f"Every taggable resource carries {list(REQUIRED_TAGS)}.", _required_tags),
+    _resource_policy("alb-https-in-prod", "TLS 1.2+ on HTTPS listeners; in prod HTTP only redirects to HTTPS.",
+                     _https_in_prod),
+    StackValidationPolicy(name="waf-on-prod-albs", description="Internet-facing ALBs in prod have a WAF web ACL.",
+                          validate=_waf_in_prod),
+    _resource_policy("logs-encrypted", "Every log group is encrypted with a KMS key.", _logs_encrypted),
+    _resource_policy("no-docker-hub-images", "Task and job definitions pull no image from Docker Hub.",
+                     _no_docker_hub_images),
+    StackValidationPolicy(name="capture-bucket-tls-and-sse-kms",
+                          description="The capture bucket defaults to SSE-KMS, denies non-TLS and non-KMS uploads.",
+                          validate=_capture_bucket_policy),
 ]  # fmt: skip

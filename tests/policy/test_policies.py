@@ -7,6 +7,7 @@ the mocked resources of each stack the way the analyzer does (inputs, options, d
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 import sys
 from collections.abc import Callable
@@ -125,7 +126,25 @@ BAD_EXAMPLES: dict[str, Callable[[OfflineRun], list[RegisteredResource]]] = {
                                                  {"name": "/forever", "tags": TAGS})],
     "sns-topics-encrypted": lambda run: [_resource("aws:sns/topic:Topic", "plain", {"tags": TAGS})],
     "required-tags": lambda run: [_resource("aws:ec2/vpc:Vpc", "untagged", {"cidrBlock": "10.9.0.0/16"})],
+    "alb-https-in-prod": lambda run: [_resource("aws:lb/listener:Listener", "plain-prod", {
+        "protocol": "HTTP", "port": 80, "defaultActions": [{"type": "forward", "targetGroupArn": "arn:tg"}],
+        "tags": {**TAGS, "environment": "prod"}})],
+    "waf-on-prod-albs": lambda run: _with_changed(  # dev has no WAF; the same ALB tagged prod must be refused
+        run, "aws:lb/loadBalancer:LoadBalancer", "prod-alb", lambda i: i["tags"].update(environment="prod")),
+    "logs-encrypted": lambda run: _with_changed(
+        run, "aws:cloudwatch/logGroup:LogGroup", "stage-logs", lambda i: i.pop("kmsKeyId")),
+    "no-docker-hub-images": lambda run: [_resource("aws:ecs/taskDefinition:TaskDefinition", "hub", {
+        "family": "hub", "tags": TAGS,
+        "containerDefinitions": '[{"name": "app", "image": "traefik/whoami:v1.10.3"}]'})],
+    "capture-bucket-tls-and-sse-kms": lambda run: _with_changed(
+        run, "aws:s3/bucketPolicy:BucketPolicy", "buckets-capture-tls-only", _drop_kms_only_statements),
 }  # fmt: skip
+
+
+def _drop_kms_only_statements(inputs: dict) -> None:
+    document = json.loads(inputs["policy"])
+    document["Statement"] = [s for s in document["Statement"] if s["Sid"] == "DenyInsecureTransport"]
+    inputs["policy"] = json.dumps(document)
 
 
 def test_every_policy_has_a_bad_example() -> None:

@@ -28,7 +28,8 @@ def test_jobs_dockerfile_is_hadolint_clean() -> None:
     result = subprocess.run([str(HADOLINT), "--no-color", str(DOCKERFILE)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     # And hadolint really checks: a root, unpinned variant of the same file fails.
-    bad = DOCKERFILE.read_text().replace("python:3.11-slim-bookworm", "python").replace("USER 10001:10001\n", "")
+    bad = DOCKERFILE.read_text().replace("public.ecr.aws/docker/library/python:3.11-slim-bookworm", "python")
+    bad = bad.replace("USER 10001:10001\n", "")
     bad = bad.replace("pip install --no-cache-dir -r", "pip install flask && pip install -r")
     result = subprocess.run([str(HADOLINT), "--no-color", "-"], input=bad, capture_output=True, text=True, check=False)
     assert result.returncode != 0
@@ -36,7 +37,7 @@ def test_jobs_dockerfile_is_hadolint_clean() -> None:
 
 def test_jobs_image_is_pinned_non_root_and_runs_the_retrain_job() -> None:
     instructions = _instructions()
-    assert ("FROM", "python:3.11-slim-bookworm") in instructions
+    assert ("FROM", "public.ecr.aws/docker/library/python:3.11-slim-bookworm") in instructions
     users = [arg for kind, arg in instructions if kind == "USER"]
     assert users and users[-1].split(":")[0] not in ("root", "0")
     copies = [arg.split()[0] for kind, arg in instructions if kind == "COPY"]
