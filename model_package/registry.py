@@ -23,6 +23,10 @@ MODELS_PREFIX = "models/"
 # Where the retrain job reads its training data (every CSV/Parquet object under it); the infra's
 # ``trainingDataPrefix`` default and the job's DATA_URI, and the README's "put training data under".
 TRAINING_DATA_PREFIX = "training-data/"
+# The Evaluate stage's reports (evaluation/): one JSON and one HTML per evaluated candidate.
+EVALUATION_REPORTS_PREFIX = f"{REPORTS_PREFIX}evaluation/"
+# The promotion ledger (release/ledger.py): one write-once JSON object per promotion or rollback.
+LEDGER_PREFIX = "ledger/"
 
 
 def versioned_model_key(version: int) -> str:
@@ -32,6 +36,17 @@ def versioned_model_key(version: int) -> str:
 
 def release_key(released_at: datetime, git_sha: str) -> str:
     return f"{RELEASES_PREFIX}{released_at.strftime('%Y%m%dT%H%M%SZ')}-{git_sha[:12]}.json"
+
+
+def evaluation_report_keys(evaluated_at: datetime, git_sha: str, model_version: int) -> tuple[str, str]:
+    """``(json_key, html_key)`` of one evaluation; the timestamp first, so keys list in time order."""
+    stem = f"{EVALUATION_REPORTS_PREFIX}{evaluated_at.strftime('%Y%m%dT%H%M%SZ')}-{git_sha[:12]}-m{model_version}"
+    return f"{stem}.json", f"{stem}.html"
+
+
+def ledger_key(at: datetime, event: str, pipeline_execution_id: str) -> str:
+    """Time-ordered (keys list in time order) and unique per execution and event (write-once)."""
+    return f"{LEDGER_PREFIX}{at.strftime('%Y%m%dT%H%M%S%fZ')}-{event}-{pipeline_execution_id}.json"
 
 
 class _Record(BaseModel):
