@@ -33,9 +33,9 @@ from retrain.store import ModelStore
 from retrain.training import split_holdout
 
 LOG = logging.getLogger(__name__)
-# CodePipeline's manual approval CustomData is at most 500 characters (CodePipeline API Reference,
-# ApprovalResult / action configuration); the summary must fit with the sentence around it.
-SUMMARY_LIMIT = 400
+# The manual approval's CustomData is at most 500 characters (CodePipeline User Guide, "Manual approval
+# action" configuration); the summary must fit with the sentence infra/pipeline.py puts around it.
+SUMMARY_LIMIT = 300
 
 
 def console_object_url(region: str, bucket: str, key: str) -> str:
@@ -149,7 +149,7 @@ class EvaluationJob:
         checks = [c for section in sections.values() for c in section.checks]
         failed = [c for c in checks if c.status == "fail"]
         verdict = "fail" if failed else "pass"
-        json_key, html_key = evaluation_report_keys(started, s.git_sha, manifest.version)
+        json_key, html_key = evaluation_report_keys(s.pipeline_execution_id)
         summary = _summary(verdict, manifest.name, manifest.version, champion, checks)
         report = {
             "job": "evaluation",

@@ -9,6 +9,7 @@ gate can never judge one candidate by two different rules.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -65,6 +66,7 @@ class EvaluationSettings:
     labelled_data_uri: str | None = None
     stage_url: str = ""
     git_sha: str = "unknown"
+    # The report's key (model_package.registry.evaluation_report_keys); a local run names its own.
     pipeline_execution_id: str = "local"
     region: str = "us-east-1"
     gate_metric: str = "roc_auc"
@@ -125,6 +127,11 @@ class EvaluationSettings:
             problems.append("MODEL_BUCKET is required (the bucket holding champion.json, models/ and reports/)")
         if not self.stage_url.startswith(("http://", "https://")):
             problems.append(f"STAGE_URL={self.stage_url!r}: the stage service's base URL (http:// or https://)")
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,100}", self.pipeline_execution_id):
+            problems.append(
+                f"PIPELINE_EXECUTION_ID={self.pipeline_execution_id!r}: letters, digits, '.', '_', '-' "
+                "(#{codepipeline.PipelineExecutionId} in the pipeline)"
+            )
         if self.gate_metric not in HIGHER_IS_BETTER:
             problems.append(f"GATE_METRIC={self.gate_metric!r}; allowed: {sorted(HIGHER_IS_BETTER)}")
         if self.gate_tolerance < 0:

@@ -38,9 +38,11 @@ def release_key(released_at: datetime, git_sha: str) -> str:
     return f"{RELEASES_PREFIX}{released_at.strftime('%Y%m%dT%H%M%SZ')}-{git_sha[:12]}.json"
 
 
-def evaluation_report_keys(evaluated_at: datetime, git_sha: str, model_version: int) -> tuple[str, str]:
-    """``(json_key, html_key)`` of one evaluation; the timestamp first, so keys list in time order."""
-    stem = f"{EVALUATION_REPORTS_PREFIX}{evaluated_at.strftime('%Y%m%dT%H%M%SZ')}-{git_sha[:12]}-m{model_version}"
+def evaluation_report_keys(pipeline_execution_id: str) -> tuple[str, str]:
+    """``(json_key, html_key)`` of the evaluation of one pipeline execution. Keyed by the execution id, so
+    the approval alert (which knows only the event's execution id) links the very report; a retried
+    Evaluate action replaces it (the bucket is versioned, the earlier one stays as a version)."""
+    stem = f"{EVALUATION_REPORTS_PREFIX}{pipeline_execution_id}/report"
     return f"{stem}.json", f"{stem}.html"
 
 

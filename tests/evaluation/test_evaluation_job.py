@@ -158,14 +158,18 @@ def test_cli_writes_the_pipeline_variables(  # noqa: PLR0917 (pytest fixtures)
     env_out = tmp_path / "evaluation.env"
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint_url)
     for key, value in {"MODEL_BUCKET": buckets[0], "CAPTURE_BUCKET": buckets[1], "STAGE_URL": stage.url,
-                       "EVALUATION_SMOKE_REQUESTS": "5", "EVALUATION_MIN_AGREEMENT": "0.8"}.items():  # fmt: skip
+                       "EVALUATION_SMOKE_REQUESTS": "5", "EVALUATION_MIN_AGREEMENT": "0.8",
+                       "PIPELINE_EXECUTION_ID": "0f1e2d3c-aaaa-bbbb-cccc-000011112222"}.items():  # fmt: skip
         monkeypatch.setenv(key, value)
     code = main(["run", "--candidate", str(path), "--env-out", str(env_out)])
     assert code == EXIT_REJECTED
     exported = env_out.read_text()
     assert "export EVAL_VERDICT=fail" in exported
-    assert f"s3://{buckets[0]}/reports/evaluation/" in exported
-    assert f"https://us-east-1.console.aws.amazon.com/s3/object/{buckets[0]}?region=us-east-1&prefix=" in exported
+    key = "reports/evaluation/0f1e2d3c-aaaa-bbbb-cccc-000011112222/report.html"
+    assert f"export EVAL_REPORT_URI=s3://{buckets[0]}/{key}" in exported
+    url = f"https://us-east-1.console.aws.amazon.com/s3/object/{buckets[0]}?region=us-east-1&prefix={key}"
+    assert f"export EVAL_REPORT_URL='{url}'" in exported
+    assert "Verdict: FAIL" in s3.get_object(Bucket=buckets[0], Key=key)["Body"].read().decode()
 
 
 def test_bad_settings_name_the_variable() -> None:
