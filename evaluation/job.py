@@ -23,7 +23,7 @@ import pandas as pd
 from evaluation.checks import Check, Section, labelled_comparison, replay_comparison, smoke_test
 from evaluation.settings import EXIT_PASSED, EXIT_REJECTED, EvaluationSettings
 from model_package.archive import ModelPackage, open_package
-from model_package.registry import evaluation_report_keys
+from model_package.registry import console_object_url, evaluation_report_keys
 from model_package.runtime import Predictor, load_predictor
 from monitor.drift import reference_frame
 from monitor.sources import S3CaptureReader, observations_from_records
@@ -36,11 +36,6 @@ LOG = logging.getLogger(__name__)
 # The manual approval's CustomData is at most 500 characters (CodePipeline User Guide, "Manual approval
 # action" configuration); the summary must fit with the sentence infra/pipeline.py puts around it.
 SUMMARY_LIMIT = 300
-
-
-def console_object_url(region: str, bucket: str, key: str) -> str:
-    """The S3 console page of one object: a stable link for the approver (a presigned URL would expire)."""
-    return f"https://{region}.console.aws.amazon.com/s3/object/{bucket}?region={region}&prefix={key}"
 
 
 @dataclass

@@ -46,6 +46,11 @@ def evaluation_report_keys(pipeline_execution_id: str) -> tuple[str, str]:
     return f"{stem}.json", f"{stem}.html"
 
 
+def console_object_url(region: str, bucket: str, key: str) -> str:
+    """The S3 console page of one object: a stable link for a person (a presigned URL would expire)."""
+    return f"https://{region}.console.aws.amazon.com/s3/object/{bucket}?region={region}&prefix={key}"
+
+
 def ledger_key(at: datetime, event: str, pipeline_execution_id: str) -> str:
     """Time-ordered (keys list in time order) and unique per execution and event (write-once)."""
     return f"{LEDGER_PREFIX}{at.strftime('%Y%m%dT%H%M%S%fZ')}-{event}-{pipeline_execution_id}.json"

@@ -18,7 +18,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "schemas" / "buildspec-0.2.schema.json").read_text())
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
-BUILDSPECS = {"build": ROOT / "buildspec.yml", "release": ROOT / "release" / "buildspec.yml"}
+BUILDSPECS = {
+    "build": ROOT / "buildspec.yml",
+    "release": ROOT / "release" / "buildspec.yml",
+    "evaluate": ROOT / "evaluation" / "buildspec.yml",
+}
 
 
 def load(name: str) -> dict[str, Any]:
