@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from evaluation import contract
 from evaluation.checks import Check, Section, labelled_comparison, replay_comparison, smoke_test
 from evaluation.settings import EXIT_PASSED, EXIT_REJECTED, EvaluationSettings
 from model_package.archive import ModelPackage, open_package
@@ -52,10 +53,10 @@ class EvaluationResult:
 def exported_variables(result: EvaluationResult, settings: EvaluationSettings) -> dict[str, str]:
     """The Evaluate action's output variables (buildspec ``exported-variables``)."""
     return {
-        "EVAL_VERDICT": result.verdict,
-        "EVAL_SUMMARY": result.summary,
-        "EVAL_REPORT_URI": f"s3://{settings.model_bucket}/{result.html_key}",
-        "EVAL_REPORT_URL": console_object_url(settings.region, settings.model_bucket, result.html_key),
+        contract.VERDICT: result.verdict,
+        contract.SUMMARY: result.summary,
+        contract.REPORT_URI: f"s3://{settings.model_bucket}/{result.html_key}",
+        contract.REPORT_URL: console_object_url(settings.region, settings.model_bucket, result.html_key),
     }
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from evaluation.contract import APPROVAL_STAGE, EVALUATE_NAMESPACE, EVALUATE_STAGE, REPORT_URL, SUMMARY
 from infra import iam
 from infra.jobs import BatchJobs
 from infra.model_service import ModelService
@@ -39,9 +40,7 @@ from model_package.registry import CHAMPION_KEY, EVALUATION_REPORTS_PREFIX, MODE
 IMAGE_DEFINITIONS = "ImageDefinitions"
 BUILD_RECORD = "BuildRecord"
 BUILD_NAMESPACE = "BuildVariables"
-# The Evaluate action's exported variables (evaluation/buildspec.yml; evaluation.job.exported_variables).
-EVALUATE_NAMESPACE = "EvaluateVariables"
-STAGE_ORDER = ("Source", "Build", "DeployStage", "Evaluate", "Approval", "DeployProd", "Release")
+STAGE_ORDER = ("Source", "Build", "DeployStage", EVALUATE_STAGE, APPROVAL_STAGE, "DeployProd", "Release")
 # Where prod's app writes its capture (infra/model_service.py CAPTURE_S3_URI: capture/<service>).
 PROD_CAPTURE_PREFIX = "capture/prod"
 
@@ -385,7 +384,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
         # CodePipeline User Guide, "Variables reference": variables resolve in action configuration, so the
         # approver reads this execution's verdict (the Evaluate action's exported variables), not a plan-time text.
         approval_note = pulumi.Output.concat(
-            f"Evaluation #{{{EVALUATE_NAMESPACE}.EVAL_SUMMARY}} | Stage runs git #{{{BUILD_NAMESPACE}.GIT_SHA}} ",
+            f"Evaluation #{{{EVALUATE_NAMESPACE}.{SUMMARY}}} | Stage runs git #{{{BUILD_NAMESPACE}.GIT_SHA}} ",
             f"with model version #{{{BUILD_NAMESPACE}.MODEL_VERSION}}: ",
             stage_url,
         )
@@ -424,7 +423,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
             ),
             self._deploy_stage("DeployStage", args.stage),
             aws.codepipeline.PipelineStageArgs(
-                name="Evaluate",
+                name=EVALUATE_STAGE,
                 actions=[
                     action(
                         name="EvaluateCandidate",
@@ -448,7 +447,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
                 ],
             ),
             aws.codepipeline.PipelineStageArgs(
-                name="Approval",
+                name=APPROVAL_STAGE,
                 actions=[
                     action(
                         name="ApproveProd",
@@ -464,7 +463,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
                             "CustomData": approval_note,
                             # The report of this very execution (a presigned URL would be made at plan time
                             # and expire; the S3 console object page needs the approver's own S3 access).
-                            "ExternalEntityLink": f"#{{{EVALUATE_NAMESPACE}.EVAL_REPORT_URL}}",
+                            "ExternalEntityLink": f"#{{{EVALUATE_NAMESPACE}.{REPORT_URL}}}",
                         },
                     )
                 ],

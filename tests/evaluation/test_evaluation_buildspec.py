@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from evaluation import contract
 from model_package import extract_package, open_package
 from tests.evaluation.conftest import Models, as_version, make_champion, put_capture, put_labelled, recent
 from tests.pipeline.test_buildspec_run import run_buildspec
@@ -77,3 +78,8 @@ def test_passing_candidate_exports_the_approval_variables(
     assert exported["EVAL_SUMMARY"].startswith("PASS: churn v2 vs champion v1")
     assert exported["EVAL_REPORT_URI"] == f"s3://{buckets[0]}/reports/evaluation/{EXECUTION}/report.html"
     assert exported["EVAL_REPORT_URL"].endswith(f"prefix=reports/evaluation/{EXECUTION}/report.html")
+
+
+def test_buildspec_exports_exactly_the_contract_variables() -> None:
+    """The Approval (infra) and the ledger (release) read these names from evaluation.contract."""
+    assert tuple(SPEC["env"]["exported-variables"]) == contract.EXPORTED
