@@ -87,7 +87,7 @@ class ChampionPointer(_Record):
     updated_at: datetime
 
 
-def parse_record(model: type[_Record], body: bytes | str, source: str) -> Any:
+def parse_record(model: type[BaseModel], body: bytes | str, source: str) -> Any:
     """Parse a record, naming the object and field on failure."""
     try:
         return model.model_validate(json.loads(body))
