@@ -34,7 +34,7 @@ from infra.pipeline_sources import CODE_ARTIFACT, MODEL_ARTIFACT, CodeSource, Co
 from infra.pipeline_triggers import PipelineTriggers, PipelineTriggersArgs
 from infra.settings import StackSettings
 from infra.stack_types import Platform
-from model_package.registry import CHAMPION_KEY, EVALUATION_REPORTS_PREFIX, MODELS_PREFIX
+from model_package.registry import CHAMPION_KEY, EVALUATION_REPORTS_PREFIX, LEDGER_PREFIX, MODELS_PREFIX
 
 # Contract with the buildspecs (buildspec.yml, release/buildspec.yml).
 IMAGE_DEFINITIONS = "ImageDefinitions"
@@ -90,6 +90,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
         pipeline_name = self.name_prefix
         pipeline_arn = f"arn:{account.partition}:codepipeline:{account.region}:{account.account_id}:{pipeline_name}"
 
+        self._pipeline_arn = pipeline_arn
         self.code = CodeSource(f"{name}-code", CodeSourceArgs(settings=settings), opts=child)
         self.build = BuildProject(f"{name}-build", self._build_args(), opts=child)
         self.release = BuildProject(f"{name}-release", self._release_args(), opts=child)
@@ -231,6 +232,8 @@ class DeliveryPipeline(pulumi.ComponentResource):
                 "JOB_DEFINITION_NAMES": names,
                 # <group>/<name> of the job schedules the release enables (release/schedules.py).
                 "SCHEDULE_NAMES": pulumi.Output.all(*_schedules(jobs).refs).apply(",".join),
+                # release/ledger.py asks CodePipeline who approved this execution.
+                "PIPELINE_NAME": self.name_prefix,
             },
             statements=self._release_statements(),
             egress=(EgressPort(443, "HTTPS: AWS APIs, PyPI"),),
@@ -294,11 +297,18 @@ class DeliveryPipeline(pulumi.ComponentResource):
             return [pulumi.Output.concat(models, "/", key) for key in keys]
 
         statements = [
-            iam.allow(["s3:GetObject"], objects("models/*", "champion.json", "releases/*", settings.model_key),
-                      sid="ReadReleaseInputs"),
+            iam.allow(["s3:GetObject"], objects("models/*", "champion.json", "releases/*", f"{LEDGER_PREFIX}*",
+                                                settings.model_key), sid="ReadReleaseInputs"),
             # The build record names the model key's S3 version; reading a version is its own action.
             iam.allow(["s3:GetObjectVersion"], objects(settings.model_key), sid="ReadReleasedModelVersion"),
             iam.allow(["s3:PutObject"], objects("releases/*", "champion.json"), sid="WriteReleaseRecord"),
+            # The ledger is write-once: S3 User Guide, "Enforce conditional writes on Amazon S3 buckets" (the
+            # s3:if-none-match condition key), so even this role cannot replace an entry.
+            iam.allow(["s3:PutObject"], objects(f"{LEDGER_PREFIX}*"), sid="AppendLedger",
+                      Condition={"Null": {"s3:if-none-match": "false"}}),
+            # Who approved, the Evaluate action's variables (Service Authorization Reference, AWS CodePipeline:
+            # ListActionExecutions on the pipeline resource).
+            iam.allow(["codepipeline:ListActionExecutions"], [self._pipeline_arn], sid="ReadApprovalEvidence"),
             # A hand-uploaded model.zip has no archived copy yet; the release writes it (never replaces it).
             iam.allow(["s3:PutObject"], objects("models/*/model.zip"), sid="ArchiveReleasedPackage"),
             # The release-failed alert's dedup marker (alerting.S3DedupStore, prefix alerts/sent/).

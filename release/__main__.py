@@ -76,6 +76,7 @@ def _record(args: argparse.Namespace) -> int:
 
     from release.build_record import BuildRecordReader
     from release.job_definitions import JobDefinitionUpdater
+    from release.ledger import PipelineEvidenceReader
     from release.releaser import ModelBucket, Releaser
     from release.schedules import ScheduleEnabler
     from release.settings import ReleaseSettings
@@ -89,6 +90,9 @@ def _record(args: argparse.Namespace) -> int:
             JobDefinitionUpdater(boto3.client("batch")),
             model_key=settings.model_key,
             schedules=ScheduleEnabler(boto3.client("scheduler")) if settings.schedule_names else None,
+            evidence=PipelineEvidenceReader(boto3.client("codepipeline"), settings.pipeline_name).read
+            if settings.pipeline_name
+            else None,
         )
         outcome = releaser.release(
             build,

@@ -175,9 +175,7 @@ def record_rollback(
     ledger = Ledger(bucket)
     previous = ledger.latest()
     if previous is not None and previous[1].release_key == release_key:
-        raise ReleaseStateError(
-            f"{where} is already what the ledger says is live ({previous[0]}); nothing to roll back"
-        )
+        raise ReleaseStateError(f"{where} is already live per the ledger ({previous[0]}); nothing to roll back")
     package_key = versioned_model_key(record.model_version)
     try:
         package = open_package(bucket.read(package_key))

@@ -16,6 +16,7 @@ from infra.iam import RESOURCE_STAR_ACTIONS
 from infra.offline import ACCOUNT_ID, OfflineRun, run_offline
 from model_package.registry import evaluation_report_keys
 from tests.infra.plan_queries import allowed_actions, as_list, role_policy, statements
+from tests.infra.test_pipeline import project_env
 
 PIPELINE_ROLES = ("delivery-pipeline-role", "delivery-build-role", "delivery-release-role", "delivery-triggers-role",
                   "delivery-evaluate-role")  # fmt: skip
@@ -199,8 +200,16 @@ def test_release_role_writes_only_the_release_keys_and_its_job_definitions(stack
     bucket = f"arn:aws:s3:::{stack.outputs['modelBucket']}"
     model_writes = sorted(r for r in actions["s3:PutObject"] if r.startswith(bucket))
     assert model_writes == sorted(
-        [f"{bucket}/releases/*", f"{bucket}/champion.json", f"{bucket}/alerts/sent/*", f"{bucket}/models/*/model.zip"]
-    )
+        [f"{bucket}/releases/*", f"{bucket}/champion.json", f"{bucket}/alerts/sent/*", f"{bucket}/models/*/model.zip",
+         f"{bucket}/ledger/*"]
+    )  # fmt: skip
+    # The ledger only with If-None-Match (write-once), and the approval evidence of this pipeline only.
+    (ledger,) = [s for s in statements(policy) if s.get("Sid") == "AppendLedger"]
+    assert as_list(ledger["Resource"]) == [f"{bucket}/ledger/*"]
+    assert ledger["Condition"] == {"Null": {"s3:if-none-match": "false"}}
+    pipeline = f"arn:aws:codepipeline:us-east-1:123456789012:ml-delivery-{stack.stack}"
+    assert actions["codepipeline:ListActionExecutions"] == [pipeline]
+    assert project_env(stack, "release")["PIPELINE_NAME"] == f"ml-delivery-{stack.stack}"
     assert {f"{bucket}/models/*", f"{bucket}/champion.json", f"{bucket}/releases/*"} <= set(actions["s3:GetObject"])
     assert [r for r in actions["s3:GetObjectVersion"] if r.startswith(bucket)] == [f"{bucket}/model.zip"]
     assert "ecr:PutImage" not in actions and "ecs:UpdateService" not in actions
