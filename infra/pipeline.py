@@ -200,6 +200,8 @@ class DeliveryPipeline(pulumi.ComponentResource):
                 "CONTAINER_NAME": settings.container_name,
                 "MODEL_KEY": settings.model_key,
                 "MODEL_BUCKET": platform.buckets.models.name,
+                # test-passed/<git sha>.json: the suite runs once per commit (release/test_record.py).
+                "ARTIFACT_BUCKET": platform.buckets.artifacts.name,
                 "AWS_ACCOUNT_ID": platform.account.account_id,
                 "AWS_REGION": platform.account.region,
             },

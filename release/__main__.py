@@ -153,6 +153,23 @@ def _rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _test_record(args: argparse.Namespace) -> int:
+    """``check`` prints ``passed`` when the suite already passed for the sha; ``write`` records a pass."""
+    import os
+
+    import boto3
+
+    from release.test_record import TestRecords
+
+    records = TestRecords(boto3.client("s3"), args.bucket)
+    if args.action == "check":
+        print("passed" if records.passed(args.git_sha) else "not-recorded")
+        return 0
+    key = records.write(args.git_sha, at=datetime.now(UTC), build_id=os.environ.get("CODEBUILD_BUILD_ID"))
+    LOG.info("recorded the passing test suite of %s at s3://%s/%s", args.git_sha, args.bucket, key)
+    return 0
+
+
 def _alert_release_failed(settings: ReleaseSettings, s3: Any, exc: Exception) -> None:
     """Page: prod runs the new build but the record, pointer or job definitions may not say so. Best effort."""
     if not settings.alerts_topic_arn:
@@ -223,6 +240,12 @@ def parser() -> argparse.ArgumentParser:
     release = commands.add_parser("record", help="write the release record, move champion, update job definitions")
     release.add_argument("--build-record", required=True)
     release.set_defaults(run=_record)
+
+    tests = commands.add_parser("test-record", help="has the test suite passed for this git sha? / record a pass")
+    tests.add_argument("action", choices=("check", "write"))
+    tests.add_argument("--bucket", required=True, help="the pipeline's artifact bucket")
+    tests.add_argument("--git-sha", required=True)
+    tests.set_defaults(run=_test_record)
 
     history = commands.add_parser("history", help="what was live in prod at --at (the promotion ledger)")
     history.add_argument("--at", type=_aware_datetime, default=None, help="ISO-8601 with zone; omit: every entry")

@@ -242,6 +242,7 @@ def test_build_action_and_project_keep_the_buildspec_contract(stack: OfflineRun)
         "CONTAINER_NAME": "app",
         "MODEL_KEY": "model.zip",
         "MODEL_BUCKET": stack.outputs["modelBucket"],
+        "ARTIFACT_BUCKET": stack.outputs["artifactBucket"],
         "AWS_ACCOUNT_ID": "123456789012",
         "AWS_REGION": "us-east-1",
     }
