@@ -150,7 +150,11 @@ def test_the_loop_as_deployed(twin: Twin, workspace: Path, tmp_path: Path) -> No
         ]
 
     def traffic() -> list[str]:
-        prod = run.services[plan.pipeline()["stages"][4]["actions"][0]["configuration"]["ServiceName"]]
+        prod = run.services[
+            next(s for s in plan.pipeline()["stages"] if s["name"] == "DeployProd")["actions"][0]["configuration"][
+                "ServiceName"
+            ]
+        ]
         # Shifted traffic (monthly_spend +40): the drift job has something to report and alert on.
         frame = churn_frame(600, seed=11, monthly_spend=40.0)
         records = records_of(frame, 600)
