@@ -26,6 +26,7 @@ from model_package.runtime import Predictor
 from model_package.validation import SchemaValidator
 from monitor.columns import feature_columns
 from monitor.univariate import _psi as psi_of_fractions
+from retrain.errors import DataError
 from retrain.gate import GatePolicy, decide
 from retrain.metrics import holdout_metrics
 
@@ -73,8 +74,15 @@ def labelled_comparison(
         return section
     package, predictor = candidate
     y = frame[package.manifest.target].to_numpy()
-    candidate_metrics = holdout_metrics(y, score(predictor, package, frame))
-    champion_metrics = holdout_metrics(y, score(champion[1], champion[0], frame)) if champion else None
+    try:
+        candidate_metrics = holdout_metrics(y, score(predictor, package, frame))
+        champion_metrics = holdout_metrics(y, score(champion[1], champion[0], frame)) if champion else None
+    except DataError as exc:  # e.g. one class only: no AUC to compare; say so instead of crashing
+        section.checks.append(Check("labelled.gate", "skipped", f"{len(frame)} labelled rows at {source}: {exc}"))
+        return section
+    except PackageError as exc:
+        section.checks.append(Check("labelled.score", "fail", f"a model cannot score the labelled rows: {exc}"))
+        return section
     decision = decide(policy, candidate_metrics, champion_metrics)
     section.details.update(
         {

@@ -178,3 +178,17 @@ def test_bad_settings_name_the_variable() -> None:
     with pytest.raises(ConfigError, match=r"EVALUATION_MIN_AGREEMENT=1\.5 must be between 0 and 1"):
         EvaluationSettings.from_env({"MODEL_BUCKET": "b", "STAGE_URL": "http://x", "EVALUATION_MIN_AGREEMENT": "1.5"})
     assert main(["run", "--candidate", "x", "--stage-url", "not-a-url"]) == EXIT_CONFIG
+
+
+def test_labelled_rows_of_one_class_are_reported_as_skipped_not_a_crash(models: Models) -> None:
+    from evaluation.checks import labelled_comparison
+    from model_package.runtime import load_predictor
+    from retrain.gate import GatePolicy
+    from retrain.synthetic import generate_churn
+
+    frame = generate_churn(300, seed=9)
+    frame["churn"] = 0
+    candidate = (models.clean, load_predictor(models.clean))
+    section = labelled_comparison(GatePolicy(), candidate, candidate, frame, "s3://b/training-data/")
+    (check,) = section.checks
+    assert check.status == "skipped" and "only one target class" in check.reason
