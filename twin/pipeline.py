@@ -71,6 +71,9 @@ class PipelineRun:
     log: Callable[[str], None] = print
     # A buildspec command to replace (exact text -> replacement), e.g. `make test` when CI ran it already.
     command_overrides: dict[str, str] = field(default_factory=dict)
+    # CodeBuild environment variables to set over the project's and the action's (name -> value), for what
+    # the twin cannot emulate, e.g. PIPELINE_NAME="" where a step would ask CodePipeline's execution history.
+    environment_overrides: dict[str, str] = field(default_factory=dict)
     execution_id: str = field(default_factory=lambda: f"twin-{int(time.time())}")
     artifacts: dict[str, Path] = field(default_factory=dict)
     namespaces: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -150,7 +153,7 @@ class PipelineRun:
             env[var["name"]] = var["value"]
         for var in json.loads(config.get("EnvironmentVariables", "[]")):
             env[var["name"]] = self.resolve(var["value"])
-        env = {name: self._route(value) for name, value in env.items()}
+        env = {name: self._route(value) for name, value in {**env, **self.environment_overrides}.items()}
         env["CODEBUILD_SRC_DIR"] = str(src)
         for name in inputs:
             if name != primary:
