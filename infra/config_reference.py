@@ -59,6 +59,18 @@ DESCRIPTIONS: dict[str, str] = {
     "fullRepositoryId": "`owner/repo` for the connection (with `codeconnections`)",
     "buildComputeType": "CodeBuild compute type",
     "buildTimeoutMinutes": "CodeBuild timeout",
+    "evaluationMinAgreement": "Evaluate: least share of replayed prod requests on which candidate and champion decide "
+    "alike",
+    "evaluationMaxScorePsi": "Evaluate: largest PSI of the candidate's scores against the champion's on the replay",
+    "evaluationMaxSegmentShift": "Evaluate: largest mean-score change in any categorical segment of the replay",
+    "evaluationMaxStageDifference": "Evaluate: largest difference between the stage service's and the in-process "
+    "candidate's probability",
+    "evaluationMaxP99LatencyMs": "Evaluate: p99 (ms) of single-record requests to the stage service",
+    "evaluationReplaySampleSize": "Evaluate: most recent captured prod requests replayed",
+    "evaluationReplayWindowHours": "Evaluate: how far back the replay reads prod capture",
+    "evaluationSmokeRequests": "Evaluate: single-record requests of the stage latency test",
+    "evaluationTimeoutMinutes": "Evaluate CodeBuild timeout",
+    "approvalTimeoutMinutes": "minutes the prod approval waits before it fails (CodePipeline default: 7 days)",
     "retrainSchedule": "EventBridge Scheduler expression that submits the retrain job",
     "scheduleTimezone": "IANA time zone of the cron schedules (e.g. `Europe/Berlin`)",
     "retrainVcpu": "retrain job vCPU (Batch on Fargate)",

@@ -6,8 +6,9 @@ Interface used by stack.py (keep it): ``DeliveryPipeline(name, DeliveryPipelineA
 One CodePipeline V2 pipeline, stages in this order (docs/pipeline.md has the walkthrough):
 
 ``Source`` (code + model) -> ``Build`` (test, verify, build and push both images) -> ``DeployStage``
-(ECS) -> ``Approval`` (manual, notifies the alerts topic) -> ``DeployProd`` (ECS) -> ``Release``
-(release record, champion pointer, Batch job definition revisions).
+(ECS) -> ``Evaluate`` (candidate vs champion, prod replay, stage smoke; fails on the ``evaluation*``
+thresholds) -> ``Approval`` (manual, shows the verdict and links the report, times out) -> ``DeployProd``
+(ECS) -> ``Release`` (release record, ledger entry, champion pointer, Batch job definition revisions).
 
 The parts live in their own components: :mod:`infra.pipeline_sources`, :mod:`infra.pipeline_build`,
 :mod:`infra.pipeline_triggers`, :mod:`infra.pipeline_notifications`. This module wires them and owns
@@ -23,6 +24,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from evaluation.contract import APPROVAL_STAGE, EVALUATE_NAMESPACE, EVALUATE_STAGE, REPORT_URL, SUMMARY
 from infra import iam
 from infra.jobs import BatchJobs
 from infra.model_service import ModelService
@@ -30,13 +32,17 @@ from infra.pipeline_build import BuildProject, BuildProjectArgs, EgressPort
 from infra.pipeline_notifications import PipelineNotifications, PipelineNotificationsArgs
 from infra.pipeline_sources import CODE_ARTIFACT, MODEL_ARTIFACT, CodeSource, CodeSourceArgs, model_source_action
 from infra.pipeline_triggers import PipelineTriggers, PipelineTriggersArgs
+from infra.settings import StackSettings
 from infra.stack_types import Platform
+from model_package.registry import CHAMPION_KEY, EVALUATION_REPORTS_PREFIX, LEDGER_PREFIX, MODELS_PREFIX
 
 # Contract with the buildspecs (buildspec.yml, release/buildspec.yml).
 IMAGE_DEFINITIONS = "ImageDefinitions"
 BUILD_RECORD = "BuildRecord"
 BUILD_NAMESPACE = "BuildVariables"
-STAGE_ORDER = ("Source", "Build", "DeployStage", "Approval", "DeployProd", "Release")
+STAGE_ORDER = ("Source", "Build", "DeployStage", EVALUATE_STAGE, APPROVAL_STAGE, "DeployProd", "Release")
+# Where prod's app writes its capture (infra/model_service.py CAPTURE_S3_URI: capture/<service>).
+PROD_CAPTURE_PREFIX = "capture/prod"
 
 # CodeBuild User Guide, "Build caching in AWS CodeBuild": local Docker layer cache for the privileged build.
 BUILD_CACHE_MODES = ("LOCAL_DOCKER_LAYER_CACHE", "LOCAL_SOURCE_CACHE")
@@ -84,9 +90,11 @@ class DeliveryPipeline(pulumi.ComponentResource):
         pipeline_name = self.name_prefix
         pipeline_arn = f"arn:{account.partition}:codepipeline:{account.region}:{account.account_id}:{pipeline_name}"
 
+        self._pipeline_arn = pipeline_arn
         self.code = CodeSource(f"{name}-code", CodeSourceArgs(settings=settings), opts=child)
         self.build = BuildProject(f"{name}-build", self._build_args(), opts=child)
         self.release = BuildProject(f"{name}-release", self._release_args(), opts=child)
+        self.evaluate = BuildProject(f"{name}-evaluate", self._evaluate_args(), opts=child)
         self.role, role_policy = iam.role_with_policy(
             f"{name}-pipeline-role",
             service="codepipeline.amazonaws.com",
@@ -119,7 +127,8 @@ class DeliveryPipeline(pulumi.ComponentResource):
             # CodePipeline starts a first execution on create; the role must already have its policy,
             # and both projects theirs.
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[role_policy, self.build.role_policy, self.release.role_policy]
+                parent=self,
+                depends_on=[role_policy, self.build.role_policy, self.release.role_policy, self.evaluate.role_policy],
             ),
         )
         self.triggers = PipelineTriggers(
@@ -143,6 +152,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
                 pipeline_name=pipeline_name,
                 rule_prefix=f"{self.name_prefix}-notify",
                 topic_arn=platform.alerts.topic_arn,
+                model_bucket_name=platform.buckets.models.name,
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.pipeline]),
         )
@@ -190,6 +200,8 @@ class DeliveryPipeline(pulumi.ComponentResource):
                 "CONTAINER_NAME": settings.container_name,
                 "MODEL_KEY": settings.model_key,
                 "MODEL_BUCKET": platform.buckets.models.name,
+                # test-passed/<git sha>.json: the suite runs once per commit (release/test_record.py).
+                "ARTIFACT_BUCKET": platform.buckets.artifacts.name,
                 "AWS_ACCOUNT_ID": platform.account.account_id,
                 "AWS_REGION": platform.account.region,
             },
@@ -222,10 +234,61 @@ class DeliveryPipeline(pulumi.ComponentResource):
                 "JOB_DEFINITION_NAMES": names,
                 # <group>/<name> of the job schedules the release enables (release/schedules.py).
                 "SCHEDULE_NAMES": pulumi.Output.all(*_schedules(jobs).refs).apply(",".join),
+                # release/ledger.py asks CodePipeline who approved this execution.
+                "PIPELINE_NAME": self.name_prefix,
             },
             statements=self._release_statements(),
             egress=(EgressPort(443, "HTTPS: AWS APIs, PyPI"),),
         )
+
+    def _evaluate_args(self) -> BuildProjectArgs:
+        """In the VPC because (c) calls the stage service; not privileged: it runs Python, no docker."""
+        platform, stage = self._args.platform, self._args.stage
+        settings = platform.settings
+        return self._project_args(
+            "evaluate",
+            description="candidate vs champion on labelled data, prod capture replay, stage smoke and latency",
+            buildspec="evaluation/buildspec.yml",
+            privileged=False,
+            compute_type="BUILD_GENERAL1_SMALL",
+            timeout_minutes=settings.evaluation_timeout_minutes,
+            environment={
+                "MODEL_BUCKET": platform.buckets.models.name,
+                "MODEL_KEY": settings.model_key,
+                "LABELLED_DATA_URI": pulumi.Output.concat(
+                    "s3://", platform.buckets.models.name, "/", settings.training_data_prefix
+                ),
+                "CAPTURE_BUCKET": platform.buckets.capture.name,
+                "CAPTURE_PREFIX": PROD_CAPTURE_PREFIX,
+                "STAGE_URL": stage.url,
+                "GATE_METRIC": settings.gate_metric,
+                "GATE_TOLERANCE": str(settings.gate_tolerance),
+                "GATE_FLOOR": str(settings.gate_floor),
+                **evaluation_environment(settings),
+            },
+            statements=self._evaluate_statements(),
+            # 443: AWS APIs and PyPI; 80: the stage ALB when it has no certificate (dev).
+            egress=(EgressPort(443, "HTTPS: AWS APIs, PyPI, stage ALB"), EgressPort(80, "HTTP: stage ALB (dev)")),
+        )
+
+    def _evaluate_statements(self) -> list[iam.Statement]:
+        platform = self._args.platform
+        settings, models, capture = platform.settings, platform.buckets.models.arn, platform.buckets.capture.arn
+
+        def objects(bucket: pulumi.Output[str], *keys: str) -> list[pulumi.Output[str]]:
+            return [pulumi.Output.concat(bucket, "/", key) for key in keys]
+
+        return [
+            iam.allow(["s3:GetObject"], objects(models, CHAMPION_KEY, f"{MODELS_PREFIX}*",
+                                                f"{settings.training_data_prefix}*"), sid="ReadChampionAndLabels"),
+            iam.allow(["s3:PutObject"], objects(models, f"{EVALUATION_REPORTS_PREFIX}*"), sid="WriteEvaluationReport"),
+            # S3 API Reference, GetObject: without s3:ListBucket a missing champion.json (the first model)
+            # answers 403, not 404; the labelled data is read by listing its prefix.
+            iam.allow(["s3:ListBucket"], [models], sid="ListModelBucket"),
+            iam.allow(["s3:ListBucket"], [capture], sid="ListProdCapture",
+                      Condition={"StringLike": {"s3:prefix": [f"{PROD_CAPTURE_PREFIX}/*"]}}),
+            iam.allow(["s3:GetObject"], objects(capture, f"{PROD_CAPTURE_PREFIX}/*"), sid="ReadProdCapture"),
+        ]  # fmt: skip
 
     def _release_statements(self) -> list[iam.Statement]:
         platform, jobs = self._args.platform, self._args.jobs
@@ -236,11 +299,18 @@ class DeliveryPipeline(pulumi.ComponentResource):
             return [pulumi.Output.concat(models, "/", key) for key in keys]
 
         statements = [
-            iam.allow(["s3:GetObject"], objects("models/*", "champion.json", "releases/*", settings.model_key),
-                      sid="ReadReleaseInputs"),
+            iam.allow(["s3:GetObject"], objects("models/*", "champion.json", "releases/*", f"{LEDGER_PREFIX}*",
+                                                settings.model_key), sid="ReadReleaseInputs"),
             # The build record names the model key's S3 version; reading a version is its own action.
             iam.allow(["s3:GetObjectVersion"], objects(settings.model_key), sid="ReadReleasedModelVersion"),
             iam.allow(["s3:PutObject"], objects("releases/*", "champion.json"), sid="WriteReleaseRecord"),
+            # The ledger is write-once: S3 User Guide, "Enforce conditional writes on Amazon S3 buckets" (the
+            # s3:if-none-match condition key), so even this role cannot replace an entry.
+            iam.allow(["s3:PutObject"], objects(f"{LEDGER_PREFIX}*"), sid="AppendLedger",
+                      Condition={"Null": {"s3:if-none-match": "false"}}),
+            # Who approved, the Evaluate action's variables (Service Authorization Reference, AWS CodePipeline:
+            # ListActionExecutions on the pipeline resource).
+            iam.allow(["codepipeline:ListActionExecutions"], [self._pipeline_arn], sid="ReadApprovalEvidence"),
             # A hand-uploaded model.zip has no archived copy yet; the release writes it (never replaces it).
             iam.allow(["s3:PutObject"], objects("models/*/model.zip"), sid="ArchiveReleasedPackage"),
             # The release-failed alert's dedup marker (alerting.S3DedupStore, prefix alerts/sent/).
@@ -300,8 +370,8 @@ class DeliveryPipeline(pulumi.ComponentResource):
             # CodePipeline User Guide, "Amazon S3 source action reference", service role permissions.
             iam.allow(["s3:GetObject", "s3:GetObjectVersion"], [model_object], sid="ReadModelSource"),
             *self.code.pipeline_statements(buckets.artifacts.arn),
-            iam.allow(["codebuild:BatchGetBuilds", "codebuild:StartBuild"], [self.build.arn, self.release.arn],
-                      sid="RunBuildProjects"),
+            iam.allow(["codebuild:BatchGetBuilds", "codebuild:StartBuild"],
+                      [self.build.arn, self.evaluate.arn, self.release.arn], sid="RunBuildProjects"),
             iam.allow(list(ECS_DEPLOY_ACTIONS), service_arns, sid="DeployServices"),
             iam.allow(["ecs:DescribeTasks"], task_arns, sid="DescribeServiceTasks"),
             # Service Authorization Reference, Amazon ECS: a ListTasks of a whole cluster (what the ECS deploy
@@ -323,11 +393,12 @@ class DeliveryPipeline(pulumi.ComponentResource):
         platform = args.platform
         action = aws.codepipeline.PipelineStageActionArgs
         stage_url = args.stage.url
+        # CodePipeline User Guide, "Variables reference": variables resolve in action configuration, so the
+        # approver reads this execution's verdict (the Evaluate action's exported variables), not a plan-time text.
         approval_note = pulumi.Output.concat(
-            f"Stage runs git #{{{BUILD_NAMESPACE}.GIT_SHA}} with model version #{{{BUILD_NAMESPACE}.MODEL_VERSION}}. ",
-            "Check ",
+            f"Evaluation #{{{EVALUATE_NAMESPACE}.{SUMMARY}}} | Stage runs git #{{{BUILD_NAMESPACE}.GIT_SHA}} ",
+            f"with model version #{{{BUILD_NAMESPACE}.MODEL_VERSION}}: ",
             stage_url,
-            " (health, a few predictions, the stage alarms) before approving prod.",
         )
         return [
             aws.codepipeline.PipelineStageArgs(
@@ -364,7 +435,31 @@ class DeliveryPipeline(pulumi.ComponentResource):
             ),
             self._deploy_stage("DeployStage", args.stage),
             aws.codepipeline.PipelineStageArgs(
-                name="Approval",
+                name=EVALUATE_STAGE,
+                actions=[
+                    action(
+                        name="EvaluateCandidate",
+                        category="Build",
+                        owner="AWS",
+                        provider="CodeBuild",
+                        version="1",
+                        namespace=EVALUATE_NAMESPACE,
+                        input_artifacts=[CODE_ARTIFACT, MODEL_ARTIFACT],
+                        configuration={
+                            "ProjectName": self.evaluate.name,
+                            "PrimarySource": CODE_ARTIFACT,
+                            "EnvironmentVariables": _environment_json(
+                                {
+                                    "GIT_SHA": f"#{{{BUILD_NAMESPACE}.GIT_SHA}}",
+                                    "PIPELINE_EXECUTION_ID": "#{codepipeline.PipelineExecutionId}",
+                                }
+                            ),
+                        },
+                    )
+                ],
+            ),
+            aws.codepipeline.PipelineStageArgs(
+                name=APPROVAL_STAGE,
                 actions=[
                     action(
                         name="ApproveProd",
@@ -372,10 +467,15 @@ class DeliveryPipeline(pulumi.ComponentResource):
                         owner="AWS",
                         provider="Manual",
                         version="1",
+                        # CodePipeline API Reference, ActionDeclaration.timeoutInMinutes: only for manual
+                        # approval actions, 5 to 86400 (default 7 days).
+                        timeout_in_minutes=platform.settings.approval_timeout_minutes,
                         configuration={
                             "NotificationArn": platform.alerts.topic_arn,
                             "CustomData": approval_note,
-                            "ExternalEntityLink": stage_url,
+                            # The report of this very execution (a presigned URL would be made at plan time
+                            # and expire; the S3 console object page needs the approver's own S3 access).
+                            "ExternalEntityLink": f"#{{{EVALUATE_NAMESPACE}.{REPORT_URL}}}",
                         },
                     )
                 ],
@@ -424,6 +524,20 @@ class DeliveryPipeline(pulumi.ComponentResource):
                 )
             ],
         )
+
+
+def evaluation_environment(settings: StackSettings) -> dict[str, str]:
+    """The stack's ``evaluation*`` keys as the EVALUATION_* variables evaluation/settings.py reads."""
+    return {
+        "EVALUATION_MIN_AGREEMENT": str(settings.evaluation_min_agreement),
+        "EVALUATION_MAX_SCORE_PSI": str(settings.evaluation_max_score_psi),
+        "EVALUATION_MAX_SEGMENT_SHIFT": str(settings.evaluation_max_segment_shift),
+        "EVALUATION_MAX_STAGE_DIFFERENCE": str(settings.evaluation_max_stage_difference),
+        "EVALUATION_MAX_P99_LATENCY_MS": str(settings.evaluation_max_p99_latency_ms),
+        "EVALUATION_REPLAY_SAMPLE_SIZE": str(settings.evaluation_replay_sample_size),
+        "EVALUATION_REPLAY_WINDOW_HOURS": str(settings.evaluation_replay_window_hours),
+        "EVALUATION_SMOKE_REQUESTS": str(settings.evaluation_smoke_requests),
+    }
 
 
 def _environment_json(variables: dict[str, str]) -> str:

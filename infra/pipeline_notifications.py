@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from model_package.registry import console_object_url, evaluation_report_keys
+
 EXECUTION_URL = (
     "https://<region>.console.aws.amazon.com/codesuite/codepipeline/pipelines/<pipeline>/executions/"
     "<execution>/visualization?region=<region>"
@@ -56,10 +58,17 @@ EXECUTION_PATHS = {
 }
 EXECUTION_TEMPLATE = _template(f"Pipeline <pipeline> execution <execution> <state>. Where to look: {EXECUTION_URL}")
 APPROVAL_PATHS = {**EXECUTION_PATHS, "stage": "$.detail.stage", "action": "$.detail.action"}
-APPROVAL_TEMPLATE = _template(
-    "Pipeline <pipeline> execution <execution> waits for approval at <stage>/<action>: check the stage service, "
-    f"then approve or reject. Where to look: {EXECUTION_URL}"
-)
+
+
+def approval_template(model_bucket: str) -> str:
+    """The approval alert links the same evaluation report as the approval's ExternalEntityLink: its key is
+    the execution id (model_package.registry.evaluation_report_keys), which the event carries."""
+    report = console_object_url("<region>", model_bucket, evaluation_report_keys("<execution>")[1])
+    return _template(
+        "Pipeline <pipeline> execution <execution> passed its evaluation and waits for approval at <stage>/<action>. "
+        f"Evaluation report (verdict, every check and the numbers behind it): {report} . "
+        f"Approve or reject. Where to look: {EXECUTION_URL}"
+    )
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,7 @@ class PipelineNotificationsArgs:
     pipeline_name: str
     rule_prefix: str
     topic_arn: pulumi.Input[str]
+    model_bucket_name: pulumi.Input[str]
 
 
 class PipelineNotifications(pulumi.ComponentResource):
@@ -75,8 +85,9 @@ class PipelineNotifications(pulumi.ComponentResource):
         rules = {
             "execution-finished": (execution_state_pattern(args.pipeline_name), EXECUTION_PATHS, EXECUTION_TEMPLATE,
                                    "Pipeline execution FAILED or SUCCEEDED -> alerts topic"),
-            "approval-waiting": (approval_waiting_pattern(args.pipeline_name), APPROVAL_PATHS, APPROVAL_TEMPLATE,
-                                 "Manual approval waiting -> alerts topic"),
+            "approval-waiting": (approval_waiting_pattern(args.pipeline_name), APPROVAL_PATHS,
+                                 pulumi.Output.from_input(args.model_bucket_name).apply(approval_template),
+                                 "Manual approval waiting (with the evaluation report) -> alerts topic"),
         }  # fmt: skip
         self.rules: dict[str, aws.cloudwatch.EventRule] = {}
         for key, (pattern, paths, template, description) in rules.items():

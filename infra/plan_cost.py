@@ -138,7 +138,9 @@ def _delivery(run: OfflineRun, c: _Pricing) -> list[CostItem]:
     items = []
     for project in sorted(run.of_type("aws:codebuild/project:Project"), key=lambda r: r.name):
         compute = (project.inputs.get("environment") or {}).get("computeType", "BUILD_GENERAL1_MEDIUM")
-        minutes = a["release_build_minutes_per_run"] if "release" in project.name else a["build_minutes_per_run"]
+        # Per project: the release and evaluate projects run a pip install and one short command each.
+        role = next((r for r in ("release", "evaluate") if r in project.name), None)
+        minutes = a[f"{role}_build_minutes_per_run"] if role else a["build_minutes_per_run"]
         per_minute = p["codebuild_minute"].get(compute, p["codebuild_minute"]["BUILD_GENERAL1_MEDIUM"])
         items.append(CostItem(f"CodeBuild {project.name}", f"{runs} runs × {minutes} min ({compute})",
                               runs * minutes * per_minute))  # fmt: skip

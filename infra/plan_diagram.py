@@ -142,7 +142,15 @@ def render(run: OfflineRun) -> str:
         edges += area_edges
     models = next((n for n in buckets if "models" in n), None)
     if "Release" in stage_nodes and models:
-        edges.append(f"  {stage_nodes['Release']} -->|release record, champion| {_id(models)}")
+        edges.append(f"  {stage_nodes['Release']} -->|release record, ledger, champion| {_id(models)}")
+    if "Evaluate" in stage_nodes:
+        # evaluation/: smoke + latency against the stage service, report to the model bucket, prod capture replay.
+        edges.append(f"  {stage_nodes['Evaluate']} -.->|smoke + latency| stage_service")
+        if models:
+            edges.append(f"  {stage_nodes['Evaluate']} -->|evaluation report| {_id(models)}")
+        capture = next((n for n in buckets if "capture" in n), None)
+        if capture:
+            edges.append(f"  {_id(capture)} -->|prod capture replay| {stage_nodes['Evaluate']}")
     for topic in run.of_type("aws:sns/topic:Topic"):
         lines.append(f'  alerts_topic{{{{"SNS {topic.name}"}}}}')
         if run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm"):

@@ -160,6 +160,19 @@ class StackSettings(BaseModel):
         "BUILD_GENERAL1_MEDIUM"
     )
     build_timeout_minutes: Annotated[int, Field(ge=5, le=480)] = 60
+    # --- evaluation and approval (issue #16; evaluation/settings.py reads them as EVALUATION_*) ---
+    evaluation_min_agreement: Annotated[float, Field(ge=0, le=1)] = 0.9
+    evaluation_max_score_psi: Annotated[float, Field(ge=0, le=10)] = 0.2
+    evaluation_max_segment_shift: Annotated[float, Field(ge=0, le=1)] = 0.1
+    evaluation_max_stage_difference: Annotated[float, Field(ge=0, le=1)] = 0.0001
+    evaluation_max_p99_latency_ms: Annotated[int, Field(ge=1, le=60000)] = 1000
+    evaluation_replay_sample_size: Annotated[int, Field(ge=100, le=100_000)] = 2000
+    evaluation_replay_window_hours: Annotated[int, Field(ge=1, le=2160)] = 168
+    evaluation_smoke_requests: Annotated[int, Field(ge=1, le=1000)] = 30
+    evaluation_timeout_minutes: Annotated[int, Field(ge=5, le=480)] = 30
+    # CodePipeline User Guide, "Quotas": a manual approval times out after 7 days unless the action's
+    # timeoutInMinutes (5 to 86400) says otherwise. A stale candidate is better rejected: one day.
+    approval_timeout_minutes: Annotated[int, Field(ge=5, le=86400)] = 1440
     # --- retrain job ---
     retrain_schedule: str = "cron(0 3 ? * MON *)"
     schedule_timezone: Annotated[str, Field(min_length=1)] = "UTC"

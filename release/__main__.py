@@ -78,6 +78,7 @@ def _record(args: argparse.Namespace) -> int:
 
     from release.build_record import BuildRecordReader
     from release.job_definitions import JobDefinitionUpdater
+    from release.ledger import PipelineEvidenceReader
     from release.releaser import ModelBucket, Releaser
     from release.schedules import ScheduleEnabler
     from release.settings import ReleaseSettings
@@ -91,6 +92,9 @@ def _record(args: argparse.Namespace) -> int:
             JobDefinitionUpdater(boto3.client("batch")),
             model_key=settings.model_key,
             schedules=ScheduleEnabler(boto3.client("scheduler")) if settings.schedule_names else None,
+            evidence=PipelineEvidenceReader(boto3.client("codepipeline"), settings.pipeline_name).read
+            if settings.pipeline_name
+            else None,
         )
         outcome = releaser.release(
             build,
@@ -103,6 +107,69 @@ def _record(args: argparse.Namespace) -> int:
         raise
     print(f"s3://{settings.model_bucket}/{outcome.record_key}")
     return ExitCode.OK
+
+
+def _model_bucket(args: argparse.Namespace) -> Any:
+    import os
+
+    import boto3
+
+    from release.releaser import ModelBucket
+
+    bucket = args.bucket or os.environ.get("MODEL_BUCKET", "").strip()
+    if not bucket:
+        raise ConfigurationError("give --bucket or set MODEL_BUCKET (the model bucket holding ledger/)")
+    return ModelBucket(boto3.client("s3"), bucket)
+
+
+def _history(args: argparse.Namespace) -> int:
+    """Print the ledger entry live at ``--at`` (JSON), or every entry when ``--at`` is not given."""
+    import json
+
+    from release.ledger import Ledger
+
+    ledger = Ledger(_model_bucket(args))
+    if args.at is None:
+        for key, entry in ledger.entries():
+            print(json.dumps({"ledger_key": key, **entry.model_dump(mode="json")}))
+        return 0
+    found = ledger.live_at(args.at)
+    live = None if found is None else {"ledger_key": found[0], **found[1].model_dump(mode="json")}
+    print(json.dumps({"at": args.at.isoformat(), "live": live}, indent=2))
+    if found is None:
+        LOG.info("nothing was live in prod at %s (no ledger entry at or before it)", args.at.isoformat())
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    import boto3
+
+    from release.ledger import record_rollback
+
+    bucket = _model_bucket(args)
+    caller = boto3.client("sts").get_caller_identity()["Arn"]
+    key, entry = record_rollback(bucket, args.to, reason=args.reason, recorded_by=caller, now=datetime.now(UTC))
+    print(f"s3://{bucket.bucket}/{key}")
+    LOG.info("ledger: prod is back on %s v%d (%s); champion.json moved", entry.model_name, entry.model_version,
+             args.to)  # fmt: skip
+    return 0
+
+
+def _test_record(args: argparse.Namespace) -> int:
+    """``check`` prints ``passed`` when the suite already passed for the sha; ``write`` records a pass."""
+    import os
+
+    import boto3
+
+    from release.test_record import TestRecords
+
+    records = TestRecords(boto3.client("s3"), args.bucket)
+    if args.action == "check":
+        print("passed" if records.passed(args.git_sha) else "not-recorded")
+        return 0
+    key = records.write(args.git_sha, at=datetime.now(UTC), build_id=os.environ.get("CODEBUILD_BUILD_ID"))
+    LOG.info("recorded the passing test suite of %s at s3://%s/%s", args.git_sha, args.bucket, key)
+    return 0
 
 
 def _alert_release_failed(settings: ReleaseSettings, s3: Any, exc: Exception) -> None:
@@ -175,6 +242,25 @@ def parser() -> argparse.ArgumentParser:
     release = commands.add_parser("record", help="write the release record, move champion, update job definitions")
     release.add_argument("--build-record", required=True)
     release.set_defaults(run=_record)
+
+    tests = commands.add_parser("test-record", help="has the test suite passed for this git sha? / record a pass")
+    tests.add_argument("action", choices=("check", "write"))
+    tests.add_argument("--bucket", required=True, help="the pipeline's artifact bucket")
+    tests.add_argument("--git-sha", required=True)
+    tests.set_defaults(run=_test_record)
+
+    history = commands.add_parser("history", help="what was live in prod at --at (the promotion ledger)")
+    history.add_argument("--at", type=_aware_datetime, default=None, help="ISO-8601 with zone; omit: every entry")
+    history.add_argument("--bucket", default=None, help="the model bucket (default: MODEL_BUCKET)")
+    history.set_defaults(run=_history)
+
+    rollback = commands.add_parser("rollback", help="record that prod went back to an earlier release")
+    rollback.add_argument(
+        "--to", required=True, help="the release record key, e.g. releases/20260301T120000Z-0123.json"
+    )
+    rollback.add_argument("--reason", required=True, help="why (kept in the ledger)")
+    rollback.add_argument("--bucket", default=None, help="the model bucket (default: MODEL_BUCKET)")
+    rollback.set_defaults(run=_rollback)
     return root
 
 

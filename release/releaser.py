@@ -30,6 +30,7 @@ from model_package.registry import (
 from release.build_record import BuildRecord
 from release.errors import ReleaseStateError
 from release.job_definitions import JobDefinitionUpdater, PlannedRevision
+from release.ledger import Ledger, LedgerEntry, PromotionEvidence
 from release.schedules import PlannedSchedule, ScheduleEnabler, ScheduleRef
 
 LOG = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ class ReleaseOutcome:
     job_definitions: list[str] = field(default_factory=list)
     archived_package: bool = False
     schedules: list[str] = field(default_factory=list)
+    ledger_key: str | None = None
 
 
 class ModelBucket:
@@ -98,9 +100,14 @@ class Releaser:
         model_key: str,
         schedules: ScheduleEnabler | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        evidence: Callable[[str], PromotionEvidence] | None = None,
     ) -> None:
         self.bucket, self.job_definitions, self.model_key, self._now = bucket, job_definitions, model_key, clock
         self.schedules = schedules
+        # Who approved and what the evaluation said (release.ledger.PipelineEvidenceReader.read); None
+        # leaves those ledger fields empty (a release run outside the pipeline).
+        self.evidence = evidence
+        self.ledger = Ledger(bucket)
 
     def _check_package(self, build: BuildRecord, data: bytes, where: str) -> None:
         try:
@@ -145,6 +152,10 @@ class Releaser:
         if schedule_names and self.schedules is None:
             raise ReleaseStateError(f"schedules {[str(r) for r in schedule_names]} given but no scheduler client")
         schedules: list[PlannedSchedule] = self.schedules.plan(schedule_names) if self.schedules else []
+        evidence = self.evidence(pipeline_execution_id) if self.evidence else None
+        if evidence is None:
+            LOG.warning("no pipeline to ask: the ledger entry of %s names no approver", pipeline_execution_id)
+        previous = self.ledger.latest()
         if to_archive is not None:
             self.bucket.write_new(package_key, to_archive, content_type="application/zip")
             LOG.info("archived the released package as s3://%s/%s", self.bucket.bucket, package_key)
@@ -165,6 +176,11 @@ class Releaser:
         )
         self.bucket.write_new(key, (record.model_dump_json(indent=2) + "\n").encode())
         LOG.info("wrote release record s3://%s/%s", self.bucket.bucket, key)
+        entry = LedgerEntry.from_release(
+            "promotion", key, record, live_from=released_at, recorded_by="pipeline",
+            replaces=previous[0] if previous else None, **(evidence.fields() if evidence else {}),
+        )  # fmt: skip
+        entry_key = self.ledger.append(entry)
         champion = ChampionPointer(
             model_name=build.model_name,
             model_version=build.model_version,
@@ -178,4 +194,5 @@ class Releaser:
         arns = self.job_definitions.apply(planned)
         enabled = self.schedules.apply(schedules) if self.schedules else []
         return ReleaseOutcome(record_key=key, record=record, champion=champion, job_definitions=arns,
-                              archived_package=to_archive is not None, schedules=enabled)  # fmt: skip
+                              archived_package=to_archive is not None, schedules=enabled,
+                              ledger_key=entry_key)  # fmt: skip

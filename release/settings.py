@@ -24,6 +24,8 @@ class ReleaseSettings:
     job_definition_names: tuple[str, ...]
     alerts_topic_arn: str | None
     schedule_names: tuple[ScheduleRef, ...] = ()
+    # The pipeline whose ListActionExecutions says who approved (release/ledger.py); unset outside it.
+    pipeline_name: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ReleaseSettings:
@@ -43,6 +45,9 @@ class ReleaseSettings:
         topic = env.get("ALERTS_TOPIC_ARN", "").strip() or None
         if topic is not None and not topic.startswith("arn:"):
             raise ConfigurationError(f"ALERTS_TOPIC_ARN={topic!r} is not an ARN")
+        pipeline = env.get("PIPELINE_NAME", "").strip() or None
+        if pipeline is not None and not re.fullmatch(r"[A-Za-z0-9.@_-]{1,100}", pipeline):
+            raise ConfigurationError(f"PIPELINE_NAME={pipeline!r} is not a CodePipeline name ([A-Za-z0-9.@_-], <= 100)")
         return cls(
             model_bucket=bucket,
             model_key=model_key,
@@ -50,4 +55,5 @@ class ReleaseSettings:
             job_definition_names=tuple(parse_names(env.get("JOB_DEFINITION_NAMES", ""))),
             alerts_topic_arn=topic,
             schedule_names=tuple(parse_schedule_names(env.get("SCHEDULE_NAMES", ""))),
+            pipeline_name=pipeline,
         )

@@ -11,8 +11,11 @@ Read from the plan's ``aws:codepipeline/pipeline:Pipeline`` resource, each actio
   failed ``build`` (with ``CODEBUILD_BUILD_SUCCEEDING=0``) as CodeBuild does; ``on-failure: ABORT`` of
   install/pre_build stops the build. Secondary artifacts and exported variables are collected.
 - Deploy/ECS: the service's task definition with the image of ``imagedefinitions.json``, until healthy
-  (twin.containers.run_service). Services run one at a time (host network, the plan's port).
-- Approval/Manual: approved.
+  (twin.containers.run_service). Services run one at a time (host network, the plan's port). A later
+  CodeBuild action that names the service's load balancer by URL (``http(s)://<lb name>-….elb.amazonaws.com``,
+  AWS's ALB DNS form; e.g. the Evaluate action's ``STAGE_URL``) reaches the running task instead.
+- Approval/Manual: its ``CustomData`` and ``ExternalEntityLink`` resolved (every ``#{Ns.Var}`` must come from
+  an earlier action, as in CodePipeline), then approved.
 
 Not emulated (docs/twin.md): CodePipeline itself (triggers, retries, superseding), CodeBuild's image
 (commands run on this host), runtime-versions, caching, ALB routing, Fargate scheduling, rollbacks.
@@ -68,10 +71,15 @@ class PipelineRun:
     log: Callable[[str], None] = print
     # A buildspec command to replace (exact text -> replacement), e.g. `make test` when CI ran it already.
     command_overrides: dict[str, str] = field(default_factory=dict)
+    # CodeBuild environment variables to set over the project's and the action's (name -> value), for what
+    # the twin cannot emulate, e.g. PIPELINE_NAME="" where a step would ask CodePipeline's execution history.
+    environment_overrides: dict[str, str] = field(default_factory=dict)
     execution_id: str = field(default_factory=lambda: f"twin-{int(time.time())}")
     artifacts: dict[str, Path] = field(default_factory=dict)
     namespaces: dict[str, dict[str, str]] = field(default_factory=dict)
     services: dict[str, RunningTask] = field(default_factory=dict)
+    # Load balancer name -> (service name, the running task's URL): the plan's listener -> target group -> service.
+    routes: dict[str, tuple[str, str]] = field(default_factory=dict)
     results: list[StageResult] = field(default_factory=list)
 
     def resolve(self, text: str) -> str:
@@ -145,6 +153,7 @@ class PipelineRun:
             env[var["name"]] = var["value"]
         for var in json.loads(config.get("EnvironmentVariables", "[]")):
             env[var["name"]] = self.resolve(var["value"])
+        env = {name: self._route(value) for name, value in {**env, **self.environment_overrides}.items()}
         env["CODEBUILD_SRC_DIR"] = str(src)
         for name in inputs:
             if name != primary:
@@ -267,7 +276,30 @@ class PipelineRun:
             task.stop()
             del self.services[config["ServiceName"]]
             raise
-        return [*task.checks, f"image from {config['FileName']}: {definitions[0]['imageUri']}", *smoke]
+        self.routes = {lb: route for lb, route in self.routes.items() if route[0] in self.services}
+        for lb in self._load_balancers(config["ClusterName"], config["ServiceName"]):
+            self.routes[lb] = (config["ServiceName"], task.url)
+        routed = [f"load balancer {lb} routes to {task.url}" for lb, (svc, _) in self.routes.items()
+                  if svc == config["ServiceName"]]  # fmt: skip
+        return [*task.checks, f"image from {config['FileName']}: {definitions[0]['imageUri']}", *smoke, *routed]
+
+    def _load_balancers(self, cluster: str, service: str) -> list[str]:
+        """Names of the plan's load balancers whose listeners forward to this service's target groups."""
+        groups = {lb["targetGroupArn"] for lb in self.twin.plan.service(cluster, service).get("loadBalancers") or []}
+        names = []
+        for listener in self.twin.plan.of_type("aws:lb/listener:Listener"):
+            inputs = listener["inputs"]
+            forwards = {a.get("targetGroupArn") for a in inputs.get("defaultActions") or []}
+            if forwards & groups and inputs.get("loadBalancerArn"):
+                # arn:...:loadbalancer/app/<name>/<id>
+                names.append(str(inputs["loadBalancerArn"]).split(":loadbalancer/", 1)[1].split("/")[1])
+        return sorted(set(names))
+
+    def _route(self, value: str) -> str:
+        """A URL of a running service's load balancer (an ALB's DNS name starts with its name) -> the task."""
+        for lb, (_service, url) in self.routes.items():
+            value = re.sub(rf"https?://{re.escape(lb)}-[A-Za-z0-9-]+\.[a-z0-9-]+\.elb\.amazonaws\.com/?", url, value)
+        return value
 
     def _smoke(self, task: RunningTask) -> list[str]:
         """What an operator checks on stage before approving (the approval's CustomData): a few predictions,
@@ -327,6 +359,11 @@ class PipelineRun:
 
     def _approval(self, action: dict[str, Any]) -> list[str]:
         stage = next(s["name"] for s in self.twin.plan.pipeline()["stages"] if action in s["actions"])
+        shown = [
+            f"{key}: {self.resolve(str(value))[:300]}"
+            for key, value in sorted((action.get("configuration") or {}).items())
+            if key in ("CustomData", "ExternalEntityLink")
+        ]
         detail = {
             "stage": stage,
             "action": action["name"],
@@ -343,7 +380,7 @@ class PipelineRun:
                 # The message the target delivers (its input transformer applied), as on-call would read it.
                 message = self.twin.resources.wait_for(probe, lambda m: self.execution_id in json.dumps(m), 10)
                 checked.append(f"target {target['name']} delivers: {json.dumps(message.get('body', message))[:160]}")
-        return [*checked, "approved"]
+        return [*shown, *checked, "approved"]
 
     # -- the walk ----------------------------------------------------------------------------------
     def run_stage(self, name: str) -> list[StageResult]:

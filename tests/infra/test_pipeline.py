@@ -13,8 +13,14 @@ import pytest
 from botocore.session import get_session
 from botocore.validate import ParamValidator
 
+from evaluation.job import SUMMARY_LIMIT
+from evaluation.settings import ENV as EVALUATION_ENV
+from evaluation.settings import EvaluationSettings
 from infra.offline import OfflineRun, run_offline
 from infra.pipeline import STAGE_ORDER
+
+# Job settings the infra leaves at the job's default on purpose (the app's default threshold, segment size).
+OPTIONAL = {"EVALUATION_DECISION_THRESHOLD", "EVALUATION_MIN_SEGMENT_ROWS"}
 
 PIPELINE = "aws:codepipeline/pipeline:Pipeline"
 PROJECT = "aws:codebuild/project:Project"
@@ -61,7 +67,9 @@ def test_v2_pipeline_with_stages_in_order_and_the_right_action_kinds(stack: Offl
     assert pipeline["pipelineType"] == "V2"
     assert pipeline["name"] == f"ml-delivery-{stack.stack}"
     assert (
-        tuple(stages(stack)) == STAGE_ORDER == ("Source", "Build", "DeployStage", "Approval", "DeployProd", "Release")
+        tuple(stages(stack))
+        == STAGE_ORDER
+        == ("Source", "Build", "DeployStage", "Evaluate", "Approval", "DeployProd", "Release")
     )
     kinds = {
         stage: sorted((a["category"], a["owner"], a["provider"]) for a in actions)
@@ -71,6 +79,7 @@ def test_v2_pipeline_with_stages_in_order_and_the_right_action_kinds(stack: Offl
         "Source": [("Source", "AWS", "CodeCommit"), ("Source", "AWS", "S3")],
         "Build": [("Build", "AWS", "CodeBuild")],
         "DeployStage": [("Deploy", "AWS", "ECS")],
+        "Evaluate": [("Build", "AWS", "CodeBuild")],
         "Approval": [("Approval", "AWS", "Manual")],
         "DeployProd": [("Deploy", "AWS", "ECS")],
         "Release": [("Build", "AWS", "CodeBuild")],
@@ -105,6 +114,7 @@ def test_pipeline_definition_is_valid_for_the_codepipeline_api(stack: OfflineRun
                         "inputArtifacts": [{"name": n} for n in a.get("inputArtifacts", [])],
                         "outputArtifacts": [{"name": n} for n in a.get("outputArtifacts", [])],
                         **({"namespace": a["namespace"]} if "namespace" in a else {}),
+                        **({"timeoutInMinutes": a["timeoutInMinutes"]} if "timeoutInMinutes" in a else {}),
                     }
                     for a in stage["actions"]
                 ],
@@ -232,6 +242,7 @@ def test_build_action_and_project_keep_the_buildspec_contract(stack: OfflineRun)
         "CONTAINER_NAME": "app",
         "MODEL_KEY": "model.zip",
         "MODEL_BUCKET": stack.outputs["modelBucket"],
+        "ARTIFACT_BUCKET": stack.outputs["artifactBucket"],
         "AWS_ACCOUNT_ID": "123456789012",
         "AWS_REGION": "us-east-1",
     }
@@ -270,15 +281,71 @@ def test_images_name_the_container_the_services_run() -> None:
             assert [c["name"] for c in json.loads(task["containerDefinitions"])] == [expected]
 
 
-def test_approval_sits_between_the_deploys_and_names_what_to_check(stack: OfflineRun) -> None:
+def test_approval_follows_the_evaluation_and_shows_its_verdict_and_report(stack: OfflineRun) -> None:
     order = list(stages(stack))
-    assert order.index("DeployStage") + 1 == order.index("Approval") == order.index("DeployProd") - 1
-    configuration = action(stack, "Approval")["configuration"]
+    assert order.index("DeployStage") + 1 == order.index("Evaluate") == order.index("Approval") - 1
+    assert order.index("Approval") + 1 == order.index("DeployProd")
+    approval = action(stack, "Approval")
+    configuration = approval["configuration"]
     assert configuration["NotificationArn"] == stack.outputs["alertsTopicArn"]
-    assert configuration["ExternalEntityLink"] == stack.outputs["stageUrl"]
+    # The report of this execution, from the Evaluate action's exported variables.
+    assert configuration["ExternalEntityLink"] == "#{EvaluateVariables.EVAL_REPORT_URL}"
     note = configuration["CustomData"]
-    for needed in (stack.outputs["stageUrl"], "#{BuildVariables.GIT_SHA}", "#{BuildVariables.MODEL_VERSION}"):
+    for needed in (stack.outputs["stageUrl"], "#{BuildVariables.GIT_SHA}", "#{BuildVariables.MODEL_VERSION}",
+                   "#{EvaluateVariables.EVAL_SUMMARY}"):  # fmt: skip
         assert needed in note
+    # Resolved, with the longest summary the job writes, a full git sha and a large version: <= 500 characters.
+    resolved = (
+        note.replace("#{EvaluateVariables.EVAL_SUMMARY}", "x" * SUMMARY_LIMIT)
+        .replace("#{BuildVariables.GIT_SHA}", "f" * 40)
+        .replace("#{BuildVariables.MODEL_VERSION}", "999999")
+    )
+    assert len(resolved) <= 500, len(resolved)
+
+
+def test_approval_times_out_after_the_configured_minutes() -> None:
+    """CodePipeline's default is 7 days; the stack key sets the action's timeoutInMinutes."""
+    assert action(run_offline("dev"), "Approval")["timeoutInMinutes"] == 1440
+    assert (
+        action(run_offline("dev", overrides={"ml-delivery:approvalTimeoutMinutes": 90}), "Approval")["timeoutInMinutes"]
+        == 90
+    )
+
+
+def test_evaluate_action_runs_the_evaluation_project_with_the_candidate_and_exports_its_verdict(
+    stack: OfflineRun,
+) -> None:
+    evaluate = action(stack, "Evaluate")
+    assert evaluate["namespace"] == "EvaluateVariables"
+    assert evaluate["inputArtifacts"] == ["CodeSource", "ModelSource"]
+    assert evaluate["configuration"]["PrimarySource"] == "CodeSource"
+    assert evaluate["configuration"]["ProjectName"] == f"ml-delivery-{stack.stack}-evaluate"
+    assert action_env(evaluate["configuration"]) == {
+        "GIT_SHA": "#{BuildVariables.GIT_SHA}",
+        "PIPELINE_EXECUTION_ID": "#{codepipeline.PipelineExecutionId}",
+    }
+    inputs = project(stack, "evaluate")
+    assert inputs["source"] == {"type": "CODEPIPELINE", "buildspec": "evaluation/buildspec.yml"}
+    assert inputs["environment"]["privilegedMode"] is False
+    env = project_env(stack, "evaluate")
+    assert env["STAGE_URL"] == stack.outputs["stageUrl"]
+    assert env["MODEL_BUCKET"] == stack.outputs["modelBucket"]
+    assert env["LABELLED_DATA_URI"] == f"s3://{stack.outputs['modelBucket']}/training-data/"
+    assert env["CAPTURE_PREFIX"] == "capture/prod"
+    # Every variable the project sets is one the job reads, and every threshold is set from the stack.
+    assert set(env) <= set(EVALUATION_ENV) | {"AWS_REGION"}
+    assert {k for k in EVALUATION_ENV if k.startswith("EVALUATION_") and k not in OPTIONAL} <= set(env)
+    settings = EvaluationSettings.from_env(env)
+    assert settings.min_agreement == 0.9 and settings.gate_metric == "roc_auc"
+
+
+def test_evaluation_thresholds_follow_config() -> None:
+    keys = {"evaluationMinAgreement": 0.75, "evaluationMaxP99LatencyMs": 300, "evaluationTimeoutMinutes": 15}
+    run = run_offline("dev", overrides={f"ml-delivery:{k}": v for k, v in keys.items()})
+    env = project_env(run, "evaluate")
+    settings = EvaluationSettings.from_env(env)
+    assert (settings.min_agreement, settings.max_p99_latency_ms) == (0.75, 300)
+    assert project(run, "evaluate")["buildTimeout"] == 15
 
 
 def test_release_action_runs_the_unprivileged_release_project(stack: OfflineRun) -> None:
@@ -304,7 +371,7 @@ def test_release_project_environment_names_every_job_definition(stack: OfflineRu
 
 
 # --- network and logs --------------------------------------------------------------------------------
-@pytest.mark.parametrize("role", ["build", "release"])
+@pytest.mark.parametrize("role", ["build", "release", "evaluate"])
 def test_codebuild_runs_in_the_private_subnets_behind_an_egress_only_group(stack: OfflineRun, role: str) -> None:
     private = sorted(
         f"{r.name}-id" for r in stack.of_type("aws:ec2/subnet:Subnet") if r.inputs["tags"]["tier"] == "private"
@@ -326,10 +393,10 @@ def test_codebuild_runs_in_the_private_subnets_behind_an_egress_only_group(stack
         for r in stack.of_type("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")
         if r.inputs["securityGroupId"] == f"delivery-{role}-sg-id"
     }
-    assert egress == ({443, 80} if role == "build" else {443})
+    assert egress == ({443, 80} if role in {"build", "evaluate"} else {443})
 
 
-@pytest.mark.parametrize("role", ["build", "release"])
+@pytest.mark.parametrize("role", ["build", "release", "evaluate"])
 def test_codebuild_logs_to_its_own_log_group_with_the_stack_retention(stack: OfflineRun, role: str) -> None:
     group = stack.one("aws:cloudwatch/logGroup:LogGroup", f"delivery-{role}-logs").inputs
     assert group["name"] == f"/ml-delivery/{stack.stack}/codebuild/{role}"
@@ -353,12 +420,12 @@ def test_pipeline_waits_for_its_role_policies_before_it_is_created(stack: Offlin
     pipeline = stack.one(PIPELINE, "delivery-pipeline")
     needed = {
         stack.one("aws:iam/rolePolicy:RolePolicy", f"delivery-{r}-role-policy").urn
-        for r in ("pipeline", "build", "release")
+        for r in ("pipeline", "build", "release", "evaluate")
     }
     assert needed <= set(pipeline.dependencies)
 
 
-@pytest.mark.parametrize("role", ["build", "release"])
+@pytest.mark.parametrize("role", ["build", "release", "evaluate"])
 def test_build_projects_are_valid_for_the_codebuild_api(stack: OfflineRun, role: str) -> None:
     inputs = project(stack, role)
     environment = inputs["environment"]

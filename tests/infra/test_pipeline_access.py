@@ -14,9 +14,12 @@ import pytest
 
 from infra.iam import RESOURCE_STAR_ACTIONS
 from infra.offline import ACCOUNT_ID, OfflineRun, run_offline
+from model_package.registry import evaluation_report_keys
 from tests.infra.plan_queries import allowed_actions, as_list, role_policy, statements
+from tests.infra.test_pipeline import project_env
 
-PIPELINE_ROLES = ("delivery-pipeline-role", "delivery-build-role", "delivery-release-role", "delivery-triggers-role")
+PIPELINE_ROLES = ("delivery-pipeline-role", "delivery-build-role", "delivery-release-role", "delivery-triggers-role",
+                  "delivery-evaluate-role")  # fmt: skip
 RULE = "aws:cloudwatch/eventRule:EventRule"
 TARGET = "aws:cloudwatch/eventTarget:EventTarget"
 
@@ -134,7 +137,8 @@ def test_pipeline_role_deploys_both_services_and_passes_only_their_roles(stack: 
         f"{ecs}:service/{s}-cluster-0a1b2c3/{s}-service-0a1b2c3" for s in ("stage", "prod")
     )
     assert actions["codebuild:StartBuild"] == [
-        f"arn:aws:codebuild:us-east-1:123456789012:project/ml-delivery-{stack.stack}-{p}" for p in ("build", "release")
+        f"arn:aws:codebuild:us-east-1:123456789012:project/ml-delivery-{stack.stack}-{p}"
+        for p in ("build", "evaluate", "release")
     ]
     (pass_role,) = [s for s in statements(policy) if "iam:PassRole" in s["Action"]]
     assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}
@@ -196,8 +200,16 @@ def test_release_role_writes_only_the_release_keys_and_its_job_definitions(stack
     bucket = f"arn:aws:s3:::{stack.outputs['modelBucket']}"
     model_writes = sorted(r for r in actions["s3:PutObject"] if r.startswith(bucket))
     assert model_writes == sorted(
-        [f"{bucket}/releases/*", f"{bucket}/champion.json", f"{bucket}/alerts/sent/*", f"{bucket}/models/*/model.zip"]
-    )
+        [f"{bucket}/releases/*", f"{bucket}/champion.json", f"{bucket}/alerts/sent/*", f"{bucket}/models/*/model.zip",
+         f"{bucket}/ledger/*"]
+    )  # fmt: skip
+    # The ledger only with If-None-Match (write-once), and the approval evidence of this pipeline only.
+    (ledger,) = [s for s in statements(policy) if s.get("Sid") == "AppendLedger"]
+    assert as_list(ledger["Resource"]) == [f"{bucket}/ledger/*"]
+    assert ledger["Condition"] == {"Null": {"s3:if-none-match": "false"}}
+    pipeline = f"arn:aws:codepipeline:us-east-1:123456789012:ml-delivery-{stack.stack}"
+    assert actions["codepipeline:ListActionExecutions"] == [pipeline]
+    assert project_env(stack, "release")["PIPELINE_NAME"] == f"ml-delivery-{stack.stack}"
     assert {f"{bucket}/models/*", f"{bucket}/champion.json", f"{bucket}/releases/*"} <= set(actions["s3:GetObject"])
     assert [r for r in actions["s3:GetObjectVersion"] if r.startswith(bucket)] == [f"{bucket}/model.zip"]
     assert "ecr:PutImage" not in actions and "ecs:UpdateService" not in actions
@@ -218,6 +230,38 @@ def test_release_role_writes_only_the_release_keys_and_its_job_definitions(stack
         if r.name.startswith("jobs-")
     }
     assert pass_role["Resource"] and set(pass_role["Resource"]) <= job_roles
+
+
+def test_evaluate_role_reads_champion_labels_and_prod_capture_and_writes_only_its_reports(stack: OfflineRun) -> None:
+    policy = role_policy(stack, "delivery-evaluate-role")
+    actions = allowed_actions(policy)
+    models = f"arn:aws:s3:::{stack.outputs['modelBucket']}"
+    capture = f"arn:aws:s3:::{stack.outputs['captureBucket']}"
+    assert sorted(r for r in actions["s3:PutObject"] if not r.endswith("/*") or r.startswith(models)) == [
+        f"{models}/reports/evaluation/*"
+    ]
+    assert set(actions["s3:GetObject"]) >= {
+        f"{models}/champion.json", f"{models}/models/*", f"{models}/training-data/*", f"{capture}/capture/prod/*"
+    }  # fmt: skip
+    assert not any(r.startswith(capture) and "capture/stage" in r for r in actions["s3:GetObject"])
+    (listing,) = [s for s in statements(policy) if s.get("Sid") == "ListProdCapture"]
+    assert listing["Resource"] == [capture] or listing["Resource"] == capture
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["capture/prod/*"]}}
+    for forbidden in ("ecs:UpdateService", "ecr:PutImage", "s3:DeleteObject", "codepipeline:PutApprovalResult"):
+        assert forbidden not in actions
+
+
+def test_approval_alert_links_this_executions_evaluation_report(stack: OfflineRun) -> None:
+    """The alert carries what the approval shows: the report at the key the Evaluate action wrote."""
+    _pattern, target = _rule(stack, "delivery-notifications-approval-waiting")
+    template = json.loads(target["inputTransformer"]["inputTemplate"])
+    report = (
+        f"https://<region>.console.aws.amazon.com/s3/object/{stack.outputs['modelBucket']}?region=<region>"
+        "&prefix=reports/evaluation/<execution>/report.html"
+    )
+    assert report in template
+    # The same key the job writes for an execution id (model_package.registry.evaluation_report_keys).
+    assert evaluation_report_keys("<execution>")[1] == "reports/evaluation/<execution>/report.html"
 
 
 def test_release_without_job_definitions_grants_no_batch_or_pass_role() -> None:

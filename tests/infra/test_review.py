@@ -12,7 +12,7 @@ from infra.offline import OfflineRun, run_offline
 from infra.plan import main
 
 ROOT = Path(__file__).resolve().parents[2]
-STAGES = ("Source", "Build", "DeployStage", "Approval", "DeployProd", "Release")
+STAGES = ("Source", "Build", "DeployStage", "Evaluate", "Approval", "DeployProd", "Release")
 
 
 def test_diagram_shows_every_pipeline_stage_in_order_and_both_services(stack: OfflineRun) -> None:
@@ -24,6 +24,8 @@ def test_diagram_shows_every_pipeline_stage_in_order_and_both_services(stack: Of
         assert f"stage_{earlier} --> stage_{later}" in diagram
     assert "stage_DeployStage -->|deploys| stage_service" in diagram
     assert "stage_DeployProd -->|deploys| prod_service" in diagram
+    assert "stage_Evaluate -.->|smoke + latency| stage_service" in diagram
+    assert "stage_Evaluate -->|evaluation report| buckets_models" in diagram
     assert '-->|"EventBridge: model.zip created"| delivery_pipeline' in diagram
     assert '-->|"EventBridge: push to main"| delivery_pipeline' in diagram
     for job in ("retrain", "drift", "summary", "inference"):
@@ -98,3 +100,10 @@ def test_cli_review_modes(capsys: pytest.CaptureFixture[str]) -> None:
     assert "Stack dev → stack prod" in capsys.readouterr().out
     assert main(["--stack", "prod", "--diagram"]) == 0
     assert capsys.readouterr().out.startswith("flowchart LR")
+
+
+def test_cost_shows_the_evaluate_project(stack: OfflineRun) -> None:
+    """Issue #16: `--cost` keeps showing the added pieces; the Evaluate CodeBuild project is priced per run."""
+    estimate = plan_cost.estimate(stack)
+    (item,) = [i for i in estimate.items if i.item == "CodeBuild delivery-evaluate-project"]
+    assert "× 4 min (BUILD_GENERAL1_SMALL)" in item.quantity and item.monthly_usd > 0

@@ -116,6 +116,8 @@ if os.path.basename(sys.argv[0]) == "aws":
     if sys.argv[1:3] != ["ecr", "get-login-password"]:
         sys.exit("fake aws: only 'ecr get-login-password' is expected")
     print("fake-ecr-token")
+if os.path.basename(sys.argv[0]) == "make" and sys.argv[1:] == ["test"]:
+    sys.exit(int(os.environ.get("FAKE_TEST_EXIT", "0")))  # the suite's result, as the test wants it
 """
 
 FAKE_RETRAIN = r"""
@@ -198,6 +200,10 @@ class Sandbox:
         spec = yaml.safe_load((ROOT / "buildspec.yml").read_text())
         return run_buildspec(spec, env, work)
 
+    @staticmethod
+    def calls_of_docker_build(result: BuildResult) -> list[list[str]]:
+        return [c for c in result.calls if c[0] == "docker" and "build" in c[1:3]]
+
     def tags(self, repository_uri: str) -> dict[str, str]:
         name = repository_uri.split("/", 1)[1]
         images = self.ecr.describe_images(repositoryName=name)["imageDetails"]
@@ -208,7 +214,8 @@ class Sandbox:
 def sandbox(tmp_path: Path, moto_server: Any) -> Sandbox:
     src = tmp_path / "src"
     src.mkdir()
-    for package in ("release", "model_package", "alerting"):
+    # evaluation: release/ledger.py reads the Evaluate action's contract (evaluation/contract.py).
+    for package in ("release", "model_package", "alerting", "evaluation"):
         shutil.copytree(ROOT / package, src / package, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "buildspec.yml", src / "buildspec.yml")
     (src / "retrain").mkdir()
@@ -254,6 +261,9 @@ def sandbox(tmp_path: Path, moto_server: Any) -> Sandbox:
             "FAKE_STATE": str(tmp_path / "docker-state.json"),
         }
     )
+    artifacts = f"artifacts-{suffix}"
+    boto3.client("s3", endpoint_url=moto_server.endpoint_url).create_bucket(Bucket=artifacts)
+    env["ARTIFACT_BUCKET"] = artifacts
     return Sandbox(tmp_path, env, ecr, repos[0], repos[1])
 
 
@@ -423,3 +433,32 @@ def test_build_then_release_end_to_end(sandbox: Sandbox, moto_server: Any) -> No
         key=lambda d: d["revision"],
     )
     assert latest["containerProperties"]["image"] == f"{sandbox.jobs_repo}@{build_record['jobs_image_digest']}"
+
+
+def test_the_suite_runs_once_per_git_sha(sandbox: Sandbox, moto_server: Any) -> None:
+    """Issue #16 item 8: a model-only change (same commit) skips `make test`; the record is per sha."""
+    s3 = boto3.client("s3", endpoint_url=moto_server.endpoint_url)
+    first = sandbox.build(make_package(4))
+    assert first.returncode == 0, first.output
+    assert ["make", "test"] in first.calls
+    record = json.loads(s3.get_object(Bucket=sandbox.env["ARTIFACT_BUCKET"], Key=f"test-passed/{GIT_SHA}.json")
+                        ["Body"].read())  # fmt: skip
+    assert record["git_sha"] == GIT_SHA and record["result"] == "passed"
+    second = sandbox.build(make_package(5, salt="retrained"))
+    assert second.returncode == 0, second.output
+    assert ["make", "test"] not in second.calls
+    assert f"the test suite already passed for {GIT_SHA}" in second.output
+
+
+def test_a_failing_suite_stops_the_build_and_records_nothing(sandbox: Sandbox, moto_server: Any) -> None:
+    s3 = boto3.client("s3", endpoint_url=moto_server.endpoint_url)
+    sandbox.env["FAKE_TEST_EXIT"] = "2"
+    result = sandbox.build(make_package(4))
+    assert result.returncode != 0 and result.failed_at is not None and result.failed_at.startswith("pre_build:")
+    assert not sandbox.calls_of_docker_build(result)
+    listing = s3.list_objects_v2(Bucket=sandbox.env["ARTIFACT_BUCKET"], Prefix="test-passed/")
+    assert listing.get("KeyCount", 0) == 0
+    # Fixed suite, same sha: it runs again (nothing was recorded), passes, and is recorded.
+    sandbox.env["FAKE_TEST_EXIT"] = "0"
+    again = sandbox.build(make_package(4))
+    assert again.returncode == 0 and ["make", "test"] in again.calls

@@ -235,5 +235,10 @@ def test_a_waiting_approval_arrives_as_a_sentence(plan: OfflineRun, aws: dict[st
     ]
     assert aws["events"].put_events(Entries=entries)["FailedEntryCount"] == 0
     (message,) = [json.loads(body) for body in read()]
-    assert message.startswith("Pipeline ml-delivery-dev execution e-1 waits for approval at Approval/ApproveProd")
+    assert message.startswith(
+        "Pipeline ml-delivery-dev execution e-1 passed its evaluation and waits for approval at Approval/ApproveProd"
+    )
+    # The same report the approval links (issue #16): its key is this execution's id, filled in by the transformer.
+    assert "?region=us-east-1&prefix=reports/evaluation/e-1/report.html" in message
+    assert "https://us-east-1.console.aws.amazon.com/s3/object/" in message
     assert "Where to look: https://us-east-1.console.aws.amazon.com/codesuite/codepipeline/pipelines/" in message

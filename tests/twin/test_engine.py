@@ -81,3 +81,25 @@ def test_buildspec_phases_follow_codebuild(twin: Twin, tmp_path: Path) -> None:
         run._run_buildspec(failing_pre, src, {}, "failing-pre")
     assert not (src / "built").exists() and not (src / "posted").exists()
     run.stop()
+
+
+def test_a_codebuild_action_reaches_a_running_service_through_its_load_balancer_url(
+    plan_doc: dict, tmp_path: Path
+) -> None:
+    """Issue #16's Evaluate action calls the stage service by the plan's stage URL (the ALB); in the twin the
+    URL of the load balancer whose listener forwards to the deployed service routes to the running task."""
+    from types import SimpleNamespace
+
+    from twin.pipeline import PipelineRun
+    from twin.plan import Plan
+
+    plan = Plan(plan_doc)
+    run = PipelineRun(twin=SimpleNamespace(plan=plan), workdir=tmp_path)  # type: ignore[arg-type]
+    deploy = {s["name"]: s["actions"][0]["configuration"] for s in plan.pipeline()["stages"]}
+    stage, prod = deploy["DeployStage"], deploy["DeployProd"]
+    balancers = run._load_balancers(stage["ClusterName"], stage["ServiceName"])
+    assert len(balancers) == 1 and balancers[0].startswith("stage-alb")
+    run.routes = {balancers[0]: (stage["ServiceName"], "http://127.0.0.1:18080")}
+    assert run._route(plan.outputs["stageUrl"]) == "http://127.0.0.1:18080"
+    assert run._route(plan.outputs["prodUrl"]) == plan.outputs["prodUrl"]  # not running: left as it is
+    assert run._load_balancers(prod["ClusterName"], prod["ServiceName"]) != balancers

@@ -1,0 +1,49 @@
+"""``python -m evaluation run --candidate DIR [--env-out FILE]``: the pipeline's Evaluate action.
+
+Exit status (evaluation.settings): 0 the candidate passed; 4 it failed a check (the report says which);
+3 a setting is wrong; 1 anything unexpected, with the traceback. ``--env-out`` writes ``export EVAL_*=``
+lines for the buildspec to source, so its ``exported-variables`` reach the Approval action.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from evaluation.settings import EXIT_CONFIG, ConfigError, EvaluationSettings
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="python -m evaluation", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="evaluate a candidate package; write the report; exit 4 if it fails")
+    run.add_argument("--candidate", required=True, help="unpacked package directory or model.zip")
+    run.add_argument("--stage-url", default=None, help="overrides STAGE_URL")
+    run.add_argument("--env-out", default=None, help="write 'export EVAL_*=' lines here")
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    args = parser().parse_args(argv)
+    try:
+        settings = EvaluationSettings.from_env(stage_url=args.stage_url)
+    except ConfigError as exc:
+        print(f"evaluation {args.command}: configuration: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    import boto3
+
+    from evaluation.job import EvaluationJob, exported_variables, shell_exports
+
+    result = EvaluationJob(settings, boto3.client("s3"), args.candidate).run()
+    if args.env_out:
+        Path(args.env_out).write_text(shell_exports(exported_variables(result, settings)))
+    print(result.summary)
+    return result.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""The Evaluate action's settings: read once from the environment the infra gives the CodeBuild project.
+
+Every value is checked here, so a typo fails at start naming the variable and what is allowed. The
+``EVALUATION_*`` thresholds are the stack's ``evaluation*`` keys (infra/settings.py); the gate metric,
+tolerance and floor are the retrain gate's own keys, so the labelled comparison here and the retrain
+gate can never judge one candidate by two different rules.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from model_package.registry import DEFAULT_MODEL_KEY, TRAINING_DATA_PREFIX
+from retrain.gate import GatePolicy
+from retrain.metrics import HIGHER_IS_BETTER
+
+
+class ConfigError(ValueError):
+    """A bad or missing setting; the message names the variable and what is allowed."""
+
+
+# Exit status of ``python -m evaluation run`` (the buildspec passes it on; CodeBuild fails the action on != 0).
+EXIT_PASSED = 0
+EXIT_UNEXPECTED = 1
+EXIT_CONFIG = 3
+EXIT_REJECTED = 4
+
+# Environment variable -> (field, parser). Defaults are the dataclass defaults below.
+ENV: dict[str, tuple[str, type]] = {
+    "MODEL_BUCKET": ("model_bucket", str),
+    "MODEL_KEY": ("model_key", str),
+    "CAPTURE_BUCKET": ("capture_bucket", str),
+    "CAPTURE_PREFIX": ("capture_prefix", str),
+    "LABELLED_DATA_URI": ("labelled_data_uri", str),
+    "STAGE_URL": ("stage_url", str),
+    "GIT_SHA": ("git_sha", str),
+    "PIPELINE_EXECUTION_ID": ("pipeline_execution_id", str),
+    "AWS_REGION": ("region", str),
+    "GATE_METRIC": ("gate_metric", str),
+    "GATE_TOLERANCE": ("gate_tolerance", float),
+    "GATE_FLOOR": ("gate_floor", float),
+    "EVALUATION_MIN_AGREEMENT": ("min_agreement", float),
+    "EVALUATION_MAX_SCORE_PSI": ("max_score_psi", float),
+    "EVALUATION_MAX_SEGMENT_SHIFT": ("max_segment_shift", float),
+    "EVALUATION_MAX_STAGE_DIFFERENCE": ("max_stage_difference", float),
+    "EVALUATION_MAX_P99_LATENCY_MS": ("max_p99_latency_ms", float),
+    "EVALUATION_REPLAY_SAMPLE_SIZE": ("replay_sample_size", int),
+    "EVALUATION_REPLAY_WINDOW_HOURS": ("replay_window_hours", int),
+    "EVALUATION_SMOKE_REQUESTS": ("smoke_requests", int),
+    "EVALUATION_DECISION_THRESHOLD": ("decision_threshold", float),
+    "EVALUATION_MIN_SEGMENT_ROWS": ("min_segment_rows", int),
+}
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    model_bucket: str = ""
+    model_key: str = DEFAULT_MODEL_KEY
+    capture_bucket: str | None = None
+    capture_prefix: str = "capture/prod"
+    # None: every data file under the model bucket's training-data prefix (what retrain trains on).
+    labelled_data_uri: str | None = None
+    stage_url: str = ""
+    git_sha: str = "unknown"
+    # The report's key (model_package.registry.evaluation_report_keys); a local run names its own.
+    pipeline_execution_id: str = "local"
+    region: str = "us-east-1"
+    gate_metric: str = "roc_auc"
+    gate_tolerance: float = 0.005
+    gate_floor: float = 0.6
+    min_agreement: float = 0.9
+    max_score_psi: float = 0.2
+    max_segment_shift: float = 0.1
+    max_stage_difference: float = 1e-4
+    max_p99_latency_ms: float = 1000.0
+    replay_sample_size: int = 2000
+    replay_window_hours: int = 168
+    smoke_requests: int = 30
+    decision_threshold: float = 0.5
+    min_segment_rows: int = 30
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> EvaluationSettings:
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for var, (name, parser) in ENV.items():
+            raw = env.get(var, "").strip()
+            if not raw:
+                continue
+            try:
+                values[name] = parser(raw)
+            except ValueError:
+                raise ConfigError(f"{var}={raw!r} is not a valid {parser.__name__}") from None
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ConfigError(f"unknown settings {unknown}")
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values).validated()
+
+    @property
+    def gate(self) -> GatePolicy:
+        return GatePolicy(self.gate_metric, self.gate_tolerance, self.gate_floor)
+
+    @property
+    def labelled_uri(self) -> str:
+        return self.labelled_data_uri or f"s3://{self.model_bucket}/{TRAINING_DATA_PREFIX}"
+
+    def thresholds(self) -> dict[str, Any]:
+        """What the report shows next to each check: the rules the candidate was judged by."""
+        return {
+            "gate": {"metric": self.gate_metric, "tolerance": self.gate_tolerance, "floor": self.gate_floor},
+            "min_agreement": self.min_agreement,
+            "max_score_psi": self.max_score_psi,
+            "max_segment_shift": self.max_segment_shift,
+            "max_stage_difference": self.max_stage_difference,
+            "max_p99_latency_ms": self.max_p99_latency_ms,
+        }
+
+    def validated(self) -> EvaluationSettings:
+        problems = []
+        if not self.model_bucket:
+            problems.append("MODEL_BUCKET is required (the bucket holding champion.json, models/ and reports/)")
+        if not self.stage_url.startswith(("http://", "https://")):
+            problems.append(f"STAGE_URL={self.stage_url!r}: the stage service's base URL (http:// or https://)")
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,100}", self.pipeline_execution_id):
+            problems.append(
+                f"PIPELINE_EXECUTION_ID={self.pipeline_execution_id!r}: letters, digits, '.', '_', '-' "
+                "(#{codepipeline.PipelineExecutionId} in the pipeline)"
+            )
+        if self.gate_metric not in HIGHER_IS_BETTER:
+            problems.append(f"GATE_METRIC={self.gate_metric!r}; allowed: {sorted(HIGHER_IS_BETTER)}")
+        if self.gate_tolerance < 0:
+            problems.append(f"GATE_TOLERANCE={self.gate_tolerance} must be >= 0")
+        for var, value in (("EVALUATION_MIN_AGREEMENT", self.min_agreement),
+                           ("EVALUATION_DECISION_THRESHOLD", self.decision_threshold)):  # fmt: skip
+            if not 0 <= value <= 1:
+                problems.append(f"{var}={value} must be between 0 and 1")
+        for var, value in (("EVALUATION_MAX_SCORE_PSI", self.max_score_psi),
+                           ("EVALUATION_MAX_SEGMENT_SHIFT", self.max_segment_shift),
+                           ("EVALUATION_MAX_STAGE_DIFFERENCE", self.max_stage_difference)):  # fmt: skip
+            if value < 0:
+                problems.append(f"{var}={value} must be >= 0")
+        for var, value in (("EVALUATION_MAX_P99_LATENCY_MS", self.max_p99_latency_ms),
+                           ("EVALUATION_REPLAY_SAMPLE_SIZE", self.replay_sample_size),
+                           ("EVALUATION_REPLAY_WINDOW_HOURS", self.replay_window_hours),
+                           ("EVALUATION_SMOKE_REQUESTS", self.smoke_requests),
+                           ("EVALUATION_MIN_SEGMENT_ROWS", self.min_segment_rows)):  # fmt: skip
+            if value <= 0:
+                problems.append(f"{var}={value} must be > 0")
+        if problems:
+            raise ConfigError("invalid settings: " + "; ".join(problems))
+        return self
