@@ -26,6 +26,8 @@ class RuntimeSettings(BaseModel):
     decision_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
     out_of_range: Literal["warn", "reject"] = "warn"
     capture_enabled: bool = True
+    # Capture privacy (docs/app.md "Capture privacy"): feature -> keep | hash | drop; unnamed features: keep.
+    capture_policy: dict[str, Literal["keep", "hash", "drop"]] = Field(default_factory=dict)
 
 
 class SettingsError(ValueError):
@@ -98,8 +100,10 @@ def source_from_location(location: str, client: Any = None) -> SettingsSource:
 class SettingsRefresher:
     """Holds the current settings; a daemon thread re-reads the source every ``interval`` seconds."""
 
-    def __init__(self, source: SettingsSource, interval: float, on_change: Any = None) -> None:
+    def __init__(self, source: SettingsSource, interval: float, on_change: Any = None, validate: Any = None) -> None:
         self.source = source
+        self._validate = validate  # raises SettingsError: checks needing the model (capture privacy hook)
+        self.checked: Any = None  # what ``validate`` returned for ``current``
         self.interval = interval
         self.current = RuntimeSettings()
         self.last_error: str | None = None
@@ -113,6 +117,7 @@ class SettingsRefresher:
         try:
             raw = self.source.read()
             new = RuntimeSettings() if raw is None else parse_settings(raw, self.source.description)
+            checked = self._validate(new) if self._validate is not None else None
         except SettingsError as exc:
             self._reject(str(exc))
             return self.current
@@ -123,7 +128,7 @@ class SettingsRefresher:
         self.refreshes += 1
         if new != self.current:
             log.info("runtime settings from %s: %s", self.source.description, new.model_dump())
-            self.current = new
+            self.current, self.checked = new, checked
             if self._on_change is not None:
                 self._on_change(new)
         return self.current
