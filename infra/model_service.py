@@ -17,6 +17,7 @@ import pulumi_aws as aws
 from app import capture_contract
 from infra import iam
 from infra.hardening import BOOTSTRAP_IMAGE, BOOTSTRAP_SERVER, WebFirewall, WebFirewallArgs
+from infra.jobs_spec import runtime_settings_parameter
 from model_package.capture_privacy import HASH_KEY_ENV as CAPTURE_HASH_KEY_ENV
 
 # ALB security policy with TLS 1.3 and 1.2 only (ELB User Guide, "Security policies for your ALB").
@@ -105,7 +106,7 @@ class ModelService(pulumi.ComponentResource):
         self.runtime_settings = aws.ssm.Parameter(
             f"{name}-runtime-settings",
             aws.ssm.ParameterArgs(
-                name=f"/ml-delivery/{stack}/{args.service}/runtime",
+                name=runtime_settings_parameter(stack, args.service),
                 # SecureString on the stack key (issue #17); the app reads it WithDecryption and its role
                 # holds kms:Decrypt on the key (SSM User Guide, "SecureString parameters and KMS").
                 type="SecureString",
@@ -197,7 +198,7 @@ class ModelService(pulumi.ComponentResource):
             "MODEL_DIR": "/opt/model",
             "CAPTURE_S3_URI": f"s3://{capture_bucket}/capture/{args.service}",
             "SPOOL_DIR": "/tmp/capture-spool",  # noqa: S108 - the task's private ephemeral volume
-            "SETTINGS_SOURCE": f"ssm:/ml-delivery/{pulumi.get_stack()}/{args.service}/runtime",
+            "SETTINGS_SOURCE": f"ssm:{runtime_settings_parameter(pulumi.get_stack(), args.service)}",
             "SETTINGS_REFRESH_SECONDS": "30",
             "AWS_REGION": args.region,
             "LOG_LEVEL": "INFO",

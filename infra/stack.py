@@ -16,6 +16,7 @@ from infra.hardening import (
     register_encryption_at_rest,
 )
 from infra.jobs import BatchJobs, BatchJobsArgs
+from infra.jobs_spec import runtime_settings_parameter
 from infra.model_service import ModelService, ModelServiceArgs, ServiceSizing
 from infra.network import Network, NetworkArgs
 from infra.observability import Observability, ObservabilityArgs
@@ -204,6 +205,17 @@ def build_jobs(platform: Platform) -> BatchJobs:
             jobs_repository_arn=platform.registry.jobs.arn,
             alerts_topic_arn=platform.alerts.topic_arn,
             data_key_grant=platform.data_key.grant(),
+            capture_key_secret_arn=platform.capture_key_secret.arn if platform.capture_key_secret else None,
+            runtime_settings_arn=pulumi.Output.concat(
+                "arn:",
+                platform.account.partition,
+                ":ssm:",
+                platform.account.region,
+                ":",
+                platform.account.account_id,
+                ":parameter",
+                runtime_settings_parameter(pulumi.get_stack(), "prod"),
+            ),
         ),
     )
 
