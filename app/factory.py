@@ -36,7 +36,17 @@ def init_sentry(dsn: str | None, service: str) -> bool:
         return False
     import sentry_sdk
 
-    sentry_sdk.init(dsn=dsn, environment=service, traces_sample_rate=0.0, send_default_pii=False)
+    # Capture privacy (docs/app.md): an error event must not carry request bodies or the stack's local variables
+    # (the records), or a hashed/dropped feature would leave the process raw through Sentry
+    # (https://docs.sentry.io/platforms/python/configuration/options/: max_request_body_size, include_local_variables).
+    sentry_sdk.init(
+        dsn=dsn,
+        environment=service,
+        traces_sample_rate=0.0,
+        send_default_pii=False,
+        max_request_body_size="never",
+        include_local_variables=False,
+    )
     return True
 
 
