@@ -40,7 +40,13 @@ def capture_environment(workers: int) -> dict[str, str]:
     }
 
 
-RUNTIME_SETTINGS_DEFAULTS = {"decision_threshold": 0.5, "out_of_range": "warn", "capture_enabled": True}
+# capture_policy: feature -> keep|hash|drop (docs/app.md "Capture privacy"); empty = keep every feature.
+RUNTIME_SETTINGS_DEFAULTS = {
+    "decision_threshold": 0.5,
+    "out_of_range": "warn",
+    "capture_enabled": True,
+    "capture_policy": {},
+}
 
 
 @dataclass(frozen=True)
