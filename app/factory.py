@@ -110,9 +110,14 @@ def _host_worker(slot: str) -> str:
 def privacy_checker(features: tuple[str, ...], location: str) -> Callable[[RuntimeSettings], CapturePrivacy]:
     """Capture privacy hook (app/capture/privacy.py): a policy naming an unknown feature, or hashing without
     a key, is refused like any bad settings document (and at startup the app refuses to start)."""
-    hash_key = key_from_env()
+    try:
+        hash_key, key_problem = key_from_env(), None
+    except CapturePolicyError as exc:  # a too-short key: refused like a missing one, with its own reason
+        hash_key, key_problem = None, str(exc)
 
     def privacy_for(settings: RuntimeSettings) -> CapturePrivacy:
+        if key_problem is not None and "hash" in settings.capture_policy.values():
+            raise SettingsError(f"{location}: capture_policy cannot hash: {key_problem}")
         try:
             return CapturePrivacy(settings.capture_policy, features, hash_key)
         except CapturePolicyError as exc:

@@ -171,6 +171,7 @@ def test_policy_end_to_end_in_s3_postgres_and_logs(
     [
         ({HASHED: "hash"}, None, f"hashes ['{HASHED}'] but {HASH_KEY_ENV} is not set"),
         ({"emial": "drop"}, KEY, "unknown feature(s) ['emial']"),
+        ({HASHED: "hash"}, "too-short", f"{HASH_KEY_ENV} is 9 bytes; at least 16 are required"),
     ],
 )
 def test_policy_that_cannot_be_honoured_refuses_to_start(
