@@ -9,15 +9,17 @@ from __future__ import annotations
 import gc
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from app import metrics
 from app.capture import CaptureWriter, S3Sink, SinkWorker, Spool, SqlSink, claim_slot
+from app.capture.privacy import CapturePolicyError, CapturePrivacy, key_from_env
 from app.capture.sinks import parse_s3_uri
 from app.config import AppConfig
 from app.handlers import LoadedModel, model_fn
-from app.runtime_settings import RuntimeSettings, SettingsRefresher, source_from_location
+from app.runtime_settings import RuntimeSettings, SettingsError, SettingsRefresher, source_from_location
 from app.server import ASGIApp, PredictService, build_app
 from model_package.exit_codes import ExitCode
 
@@ -34,7 +36,17 @@ def init_sentry(dsn: str | None, service: str) -> bool:
         return False
     import sentry_sdk
 
-    sentry_sdk.init(dsn=dsn, environment=service, traces_sample_rate=0.0, send_default_pii=False)
+    # Capture privacy (docs/app.md): an error event must not carry request bodies or the stack's local variables
+    # (the records), or a hashed/dropped feature would leave the process raw through Sentry
+    # (https://docs.sentry.io/platforms/python/configuration/options/: max_request_body_size, include_local_variables).
+    sentry_sdk.init(
+        dsn=dsn,
+        environment=service,
+        traces_sample_rate=0.0,
+        send_default_pii=False,
+        max_request_body_size="never",
+        include_local_variables=False,
+    )
     return True
 
 
@@ -95,6 +107,34 @@ def _host_worker(slot: str) -> str:
     return f"{socket.gethostname().split('.')[0]}-{slot}"
 
 
+def privacy_checker(features: tuple[str, ...], location: str) -> Callable[[RuntimeSettings], CapturePrivacy]:
+    """Capture privacy hook (app/capture/privacy.py): a policy naming an unknown feature, or hashing without
+    a key, is refused like any bad settings document (and at startup the app refuses to start)."""
+    try:
+        hash_key, key_problem = key_from_env(), None
+    except CapturePolicyError as exc:  # a too-short key: refused like a missing one, with its own reason
+        hash_key, key_problem = None, str(exc)
+
+    def privacy_for(settings: RuntimeSettings) -> CapturePrivacy:
+        if key_problem is not None and "hash" in settings.capture_policy.values():
+            raise SettingsError(f"{location}: capture_policy cannot hash: {key_problem}")
+        try:
+            return CapturePrivacy(settings.capture_policy, features, hash_key)
+        except CapturePolicyError as exc:
+            raise SettingsError(f"{location}: {exc}") from exc
+
+    return privacy_for
+
+
+def refuse_loose_capture_policy(refresher: SettingsRefresher) -> None:
+    """Privacy hook: never start capturing under a looser policy (the defaults) than the one asked for."""
+    refresher.refresh()
+    if refresher.last_error is not None and "capture_policy" in refresher.last_error:
+        log.critical("refusing to start: %s", refresher.last_error)
+        report_shutdown(ExitCode.CONFIG, refresher.last_error)
+        raise SettingsError(refresher.last_error)
+
+
 def create_app(
     config: AppConfig | None = None, *, model: LoadedModel | None = None, s3_client: Any = None, ssm_client: Any = None
 ) -> ASGIApp:
@@ -115,12 +155,16 @@ def create_app(
     capture_holder: dict[str, Any] = {}
 
     def apply(settings: RuntimeSettings) -> None:
+        service.capture_privacy = refresher.checked  # privacy hook: what privacy_checker built for `settings`
         writer = capture_holder.get("writer")
         if writer is not None:
             writer.enabled = settings.capture_enabled
 
     refresher = SettingsRefresher(
-        source_from_location(config.settings_location, ssm_client), config.settings_refresh_seconds, on_change=apply
+        source_from_location(config.settings_location, ssm_client),
+        config.settings_refresh_seconds,
+        on_change=apply,
+        validate=privacy_checker(manifest.feature_names, config.settings_location),
     )
     service = PredictService(
         model,
@@ -135,6 +179,7 @@ def create_app(
     service.capture_failure_policy = config.capture_failure_policy
 
     def startup() -> None:
+        refuse_loose_capture_policy(refresher)
         try:
             writer, slot = build_capture(config, s3_client=s3_client)
         except OSError as exc:

@@ -31,6 +31,8 @@ class RuntimeSettings(BaseModel):
     extra_feature: Literal["reject", "ignore"] = "reject"
     unexpected_null: Literal["reject", "impute"] = "reject"
     capture_enabled: bool = True
+    # Capture privacy (docs/app.md "Capture privacy"): feature -> keep | hash | drop; unnamed features: keep.
+    capture_policy: dict[str, Literal["keep", "hash", "drop"]] = Field(default_factory=dict)
 
 
 class SettingsError(ValueError):
@@ -103,8 +105,10 @@ def source_from_location(location: str, client: Any = None) -> SettingsSource:
 class SettingsRefresher:
     """Holds the current settings; a daemon thread re-reads the source every ``interval`` seconds."""
 
-    def __init__(self, source: SettingsSource, interval: float, on_change: Any = None) -> None:
+    def __init__(self, source: SettingsSource, interval: float, on_change: Any = None, validate: Any = None) -> None:
         self.source = source
+        self._validate = validate  # raises SettingsError: checks needing the model (capture privacy hook)
+        self.checked: Any = None  # what ``validate`` returned for ``current``
         self.interval = interval
         self.current = RuntimeSettings()
         self.last_error: str | None = None
@@ -118,6 +122,7 @@ class SettingsRefresher:
         try:
             raw = self.source.read()
             new = RuntimeSettings() if raw is None else parse_settings(raw, self.source.description)
+            checked = self._validate(new) if self._validate is not None else None
         except SettingsError as exc:
             self._reject(str(exc))
             return self.current
@@ -128,7 +133,7 @@ class SettingsRefresher:
         self.refreshes += 1
         if new != self.current:
             log.info("runtime settings from %s: %s", self.source.description, new.model_dump())
-            self.current = new
+            self.current, self.checked = new, checked
             if self._on_change is not None:
                 self._on_change(new)
         return self.current

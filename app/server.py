@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse
 from app import metrics
 from app.batching import MicroBatcher
 from app.capture import CaptureWriter, capture_records
+from app.capture.privacy import CapturePrivacy
 from app.handlers import LoadedModel, Prediction, RequestError, accepted_type, input_fn, output_fn, predict_fn
 from app.openapi import predict_openapi
 from app.runtime_settings import RuntimeSettings, SettingsRefresher
@@ -56,6 +57,7 @@ class PredictService:
         self.model = model
         self.service_name = service_name
         self.capture = capture
+        self.capture_privacy: CapturePrivacy | None = None  # privacy hook: set from the runtime settings
         self.settings = settings
         if settings is not None:
             model.settings = lambda: settings.current
@@ -137,10 +139,11 @@ class PredictService:
         manifest = self.model.manifest
         stamp = datetime.now(UTC).isoformat()  # the answer time: this turn is the one that answered them
         captured: list[dict[str, Any]] = []
+        privacy = self.capture_privacy
         for prediction, records, latency in answered:
             captured += capture_records(
                 uids=prediction.uids,
-                inputs=records,
+                inputs=records if privacy is None else privacy.apply(records),  # privacy hook: before it leaves
                 outputs=prediction.outputs,
                 ids=prediction.ids,
                 time=stamp,

@@ -91,6 +91,9 @@ DESCRIPTIONS: dict[str, str] = {
     "jobsVcpu": "drift, summary and inference jobs vCPU",
     "jobsMemoryMib": "drift, summary and inference jobs memory MiB",
     "sentryDsn": "Sentry DSN for the app, **secret** (`pulumi config set --secret sentryDsn …`); in Secrets Manager",
+    "captureHashKey": "HMAC key of capture privacy (at least 16 bytes), **secret** (`pulumi config set --secret "
+    "captureHashKey …`); in Secrets Manager, injected as CAPTURE_HASH_KEY. Unset: a `hash` capture policy refuses "
+    "to start (docs/app.md, Capture privacy)",
 }
 
 

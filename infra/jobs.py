@@ -39,6 +39,7 @@ from infra.jobs_spec import (
     Resolved,
     container_properties,
     inference_parameters,
+    runtime_settings_parameter,
     timeout_seconds,
 )
 from infra.settings import StackSettings
@@ -63,6 +64,8 @@ class BatchJobsArgs:
     jobs_repository_arn: pulumi.Input[str]
     alerts_topic_arn: pulumi.Input[str]
     data_key_grant: iam.Statement
+    capture_key_secret_arn: pulumi.Input[str] | None = None  # capture privacy HMAC key (drift job only)
+    runtime_settings_arn: pulumi.Input[str] = ""  # prod runtime settings parameter (the drift job's policy)
 
 
 def job_definition_name(stack: str, job: JobName) -> str:
@@ -121,7 +124,7 @@ class BatchJobs(pulumi.ComponentResource):
             f"{name}-execution-role",
             service="ecs-tasks.amazonaws.com",
             account_id=args.account_id,
-            statements=execution_statements(args.jobs_repository_arn, self.log_group.arn),
+            statements=execution_statements(args.jobs_repository_arn, self.log_group.arn, args.capture_key_secret_arn),
             parent=self,
             description="ECS agent for every Batch job: pull the jobs image, write the jobs log group",
         )
@@ -139,6 +142,7 @@ class BatchJobs(pulumi.ComponentResource):
                 data_key_grant=args.data_key_grant,
                 job_queue_arn=self.job_queue.arn,
                 retrain_job_definition_arn_prefix=retrain_prefix,
+                runtime_settings_arn=args.runtime_settings_arn,
             )
             self.job_roles[job] = iam.role(
                 f"{name}-{job}-role",
@@ -222,6 +226,7 @@ class BatchJobs(pulumi.ComponentResource):
             capture_bucket=args.capture_bucket_name,
             alerts_topic_arn=args.alerts_topic_arn,
             job_queue=self.job_queue.arn if is_monitor else "",
+            capture_key_secret_arn=args.capture_key_secret_arn or "",
         )
         properties = resolved.apply(
             lambda v: json.dumps(
@@ -231,6 +236,7 @@ class BatchJobs(pulumi.ComponentResource):
                     Resolved(
                         region=args.region,
                         retrain_job_definition=job_definition_name(stack, "retrain") if is_monitor else "",
+                        runtime_settings_parameter=runtime_settings_parameter(stack, "prod"),
                         **v,
                     ),
                 ),

@@ -33,6 +33,7 @@ class JobGrants:
     data_key_grant: iam.Statement
     job_queue_arn: pulumi.Input[str]
     retrain_job_definition_arn_prefix: pulumi.Input[str]
+    runtime_settings_arn: pulumi.Input[str] = ""  # prod runtime settings: the drift job reads capture_policy
 
     def model_object(self, key: str) -> pulumi.Output[str]:
         return pulumi.Output.concat(self.model_bucket_arn, "/", key)
@@ -135,6 +136,9 @@ def drift_statements(grants: JobGrants) -> list[iam.Statement]:
             sid="ReadDriftWindowMarker",
         ),
         iam.allow(["s3:PutObject"], [grants.model_object(f"{REPORT_PREFIXES['drift']}*")], sid="WriteDriftReports"),
+        # Capture privacy (monitor/privacy.py): the policy capture used; the SecureString is decrypted with
+        # the stack key, which _common's data key grant already covers.
+        iam.allow(["ssm:GetParameter"], [grants.runtime_settings_arn], sid="ReadCapturePolicy"),
     ]
     if s.drift_retrain_enabled:
         statements.append(
@@ -190,11 +194,18 @@ def job_statements(job: JobName, grants: JobGrants) -> list[iam.Statement]:
 
 
 def execution_statements(
-    jobs_repository_arn: pulumi.Input[str], log_group_arn: pulumi.Input[str]
+    jobs_repository_arn: pulumi.Input[str],
+    log_group_arn: pulumi.Input[str],
+    capture_key_secret_arn: pulumi.Input[str] | None = None,
 ) -> list[iam.Statement]:
-    """The ECS agent's role for every job: pull the jobs image, ship logs to the jobs log group."""
+    """The ECS agent's role for every job: pull the jobs image, ship logs to the jobs log group, and (with a
+    capture HMAC key) fetch that one secret for the drift job's `secrets` entry."""
     streams = pulumi.Output.from_input(log_group_arn).apply(lambda arn: f"{arn}:log-stream:*")
+    key = [] if capture_key_secret_arn is None else [
+        iam.allow(["secretsmanager:GetSecretValue"], [capture_key_secret_arn], sid="ReadCaptureHashKey")
+    ]  # fmt: skip
     return [
+        *key,
         # ECR User Guide, "Private registry authentication": no resource-level permissions.
         iam.allow(["ecr:GetAuthorizationToken"], ["*"], sid="EcrLogin"),
         iam.allow(

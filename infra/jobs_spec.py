@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from infra.settings import StackSettings
+from model_package.capture_privacy import HASH_KEY_ENV as CAPTURE_HASH_KEY_ENV
 
 JobName = Literal["retrain", "drift", "summary", "inference"]
 JOB_NAMES: tuple[JobName, ...] = ("retrain", "drift", "summary", "inference")
@@ -82,6 +83,15 @@ class Resolved:
     alerts_topic_arn: str
     job_queue: str = ""
     retrain_job_definition: str = ""
+    # Capture privacy (docs/monitoring.md): the prod runtime settings the drift job reads the policy from,
+    # and the HMAC key's secret ("" when the stack has no captureHashKey).
+    runtime_settings_parameter: str = ""
+    capture_key_secret_arn: str = ""
+
+
+def runtime_settings_parameter(stack: str, service: str) -> str:
+    """The SSM parameter of a service's runtime settings: the app reads it, the drift job reads its policy."""
+    return f"/ml-delivery/{stack}/{service}/runtime"
 
 
 def format_vcpu(vcpu: float) -> str:
@@ -155,6 +165,7 @@ def job_environment(settings: StackSettings, job: JobName, r: Resolved) -> dict[
             "RETRAIN_JOB_DEFINITION": r.retrain_job_definition,
             "SUMMARY_MIN_COUNT": str(settings.summary_min_count),
             "SUMMARY_WINDOW_MINUTES": str(schedule_window_minutes(settings.summary_schedule, 10)),
+            **({"CAPTURE_SETTINGS_SOURCE": f"ssm:{r.runtime_settings_parameter}"} if job == "drift" else {}),
         }
     parameters = inference_parameters(r.model_bucket)
     return {
@@ -171,7 +182,15 @@ def container_properties(settings: StackSettings, job: JobName, r: Resolved) -> 
     "ContainerProperties"); the tests validate it against botocore's shape."""
     vcpu, memory = resources(settings, job)
     environment = job_environment(settings, job, r)
+    # Batch User Guide, "Specifying sensitive data": `secrets` valueFrom a Secrets Manager ARN, fetched with
+    # the execution role. Only the drift job needs the capture HMAC key (monitor/privacy.py).
+    secrets = (
+        [{"name": CAPTURE_HASH_KEY_ENV, "valueFrom": r.capture_key_secret_arn}]
+        if job == "drift" and r.capture_key_secret_arn
+        else []
+    )
     return {
+        **({"secrets": secrets} if secrets else {}),
         "image": r.image,
         "command": list(COMMANDS[job]),
         "jobRoleArn": r.job_role_arn,

@@ -17,6 +17,8 @@ import pulumi_aws as aws
 from app import capture_contract
 from infra import iam
 from infra.hardening import BOOTSTRAP_IMAGE, BOOTSTRAP_SERVER, WebFirewall, WebFirewallArgs
+from infra.jobs_spec import runtime_settings_parameter
+from model_package.capture_privacy import HASH_KEY_ENV as CAPTURE_HASH_KEY_ENV
 
 # ALB security policy with TLS 1.3 and 1.2 only (ELB User Guide, "Security policies for your ALB").
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
@@ -41,6 +43,7 @@ def capture_environment(workers: int) -> dict[str, str]:
 # Every key of app.runtime_settings.RuntimeSettings with its default (tests/app/test_settings.py checks they
 # agree). The three violation policies start strict ("reject"); docs/app.md "Serving policies" lists the
 # lenient values (unknown_category: missing, extra_feature: ignore, unexpected_null: impute).
+# capture_policy: feature -> keep|hash|drop (docs/app.md "Capture privacy"); empty = keep every feature.
 RUNTIME_SETTINGS_DEFAULTS = {
     "decision_threshold": 0.5,
     "out_of_range": "warn",
@@ -48,6 +51,7 @@ RUNTIME_SETTINGS_DEFAULTS = {
     "extra_feature": "reject",
     "unexpected_null": "reject",
     "capture_enabled": True,
+    "capture_policy": {},
 }
 
 
@@ -83,6 +87,7 @@ class ModelServiceArgs:
     data_key_grant: iam.Statement
     app_repository_arn: pulumi.Input[str]
     sentry_secret_arn: pulumi.Input[str] | None
+    capture_key_secret_arn: pulumi.Input[str] | None  # capture privacy HMAC key (docs/app.md)
     account_id: pulumi.Input[str]
     region: str
     # Issue #17: ALB access logs to this bucket (prefix alb/<service>); a WAF web ACL when a rate is given.
@@ -113,7 +118,7 @@ class ModelService(pulumi.ComponentResource):
         self.runtime_settings = aws.ssm.Parameter(
             f"{name}-runtime-settings",
             aws.ssm.ParameterArgs(
-                name=f"/ml-delivery/{stack}/{args.service}/runtime",
+                name=runtime_settings_parameter(stack, args.service),
                 # SecureString on the stack key (issue #17); the app reads it WithDecryption and its role
                 # holds kms:Decrypt on the key (SSM User Guide, "SecureString parameters and KMS").
                 type="SecureString",
@@ -163,6 +168,10 @@ class ModelService(pulumi.ComponentResource):
             execution_statements.append(
                 iam.allow(["secretsmanager:GetSecretValue"], [args.sentry_secret_arn], sid="ReadSentryDsn")
             )
+        if args.capture_key_secret_arn is not None:  # ECS injects it with the execution role (secrets valueFrom)
+            execution_statements.append(
+                iam.allow(["secretsmanager:GetSecretValue"], [args.capture_key_secret_arn], sid="ReadCaptureHashKey")
+            )
         execution_role = iam.role(
             f"{name}-execution-role",
             service="ecs-tasks.amazonaws.com",
@@ -187,7 +196,9 @@ class ModelService(pulumi.ComponentResource):
         return execution_role, task_role
 
     # --- task definition --------------------------------------------------------------------------
-    def container_definitions(self, capture_bucket: str, log_group: str, sentry_arn: str | None) -> str:
+    def container_definitions(
+        self, capture_bucket: str, log_group: str, sentry_arn: str | None, capture_key_arn: str | None = None
+    ) -> str:
         """The one container, as ECS RegisterTaskDefinition expects it (tests validate it with botocore)."""
         args = self._args
         workers = max(1, args.sizing.cpu // 1024)
@@ -199,7 +210,7 @@ class ModelService(pulumi.ComponentResource):
             "MODEL_DIR": "/opt/model",
             "CAPTURE_S3_URI": f"s3://{capture_bucket}/capture/{args.service}",
             "SPOOL_DIR": "/tmp/capture-spool",  # noqa: S108 - the task's private ephemeral volume
-            "SETTINGS_SOURCE": f"ssm:/ml-delivery/{pulumi.get_stack()}/{args.service}/runtime",
+            "SETTINGS_SOURCE": f"ssm:{runtime_settings_parameter(pulumi.get_stack(), args.service)}",
             "SETTINGS_REFRESH_SECONDS": "30",
             "AWS_REGION": args.region,
             "LOG_LEVEL": "INFO",
@@ -232,14 +243,17 @@ class ModelService(pulumi.ComponentResource):
         }
         if args.bootstrap_image == BOOTSTRAP_IMAGE:
             container["command"] = ["python", "-c", BOOTSTRAP_SERVER]
-        if sentry_arn is not None:
-            container["secrets"] = [{"name": "SENTRY_DSN", "valueFrom": sentry_arn}]
+        secrets = [{"name": "SENTRY_DSN", "valueFrom": sentry_arn}] if sentry_arn is not None else []
+        if capture_key_arn is not None:
+            secrets.append({"name": CAPTURE_HASH_KEY_ENV, "valueFrom": capture_key_arn})
+        if secrets:
+            container["secrets"] = secrets
         return json.dumps([container], sort_keys=True)
 
     def _task_definition(self, name: str, args: ModelServiceArgs) -> aws.ecs.TaskDefinition:
-        definitions = pulumi.Output.all(args.capture_bucket_name, self.log_group.name, args.sentry_secret_arn).apply(
-            lambda v: self.container_definitions(v[0], v[1], v[2])
-        )
+        definitions = pulumi.Output.all(
+            args.capture_bucket_name, self.log_group.name, args.sentry_secret_arn, args.capture_key_secret_arn
+        ).apply(lambda v: self.container_definitions(v[0], v[1], v[2], v[3]))
         return aws.ecs.TaskDefinition(
             f"{name}-task",
             aws.ecs.TaskDefinitionArgs(

@@ -403,7 +403,7 @@ def _decode(value: Any) -> Any:
     return value
 
 
-SECRET_KEYS = frozenset({"sentryDsn"})
+SECRET_KEYS = frozenset({"sentryDsn", "captureHashKey"})
 
 
 def parse_settings(raw_config: Mapping[str, Any]) -> StackSettings:
@@ -446,6 +446,12 @@ def current_raw_config() -> dict[str, Any]:
 
 def load_settings() -> StackSettings:
     return parse_settings(current_raw_config())
+
+
+def capture_hash_key() -> pulumi.Output[str] | None:
+    """The optional HMAC key of capture privacy (docs/app.md "Capture privacy"), only ever as a Pulumi secret
+    (``pulumi config set --secret captureHashKey``); without it a ``hash`` capture policy refuses to start."""
+    return pulumi.Config(NAMESPACE).get_secret("captureHashKey")
 
 
 def sentry_dsn() -> pulumi.Output[str] | None:

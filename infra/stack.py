@@ -16,12 +16,13 @@ from infra.hardening import (
     register_encryption_at_rest,
 )
 from infra.jobs import BatchJobs, BatchJobsArgs
+from infra.jobs_spec import runtime_settings_parameter
 from infra.model_service import ModelService, ModelServiceArgs, ServiceSizing
 from infra.network import Network, NetworkArgs
 from infra.observability import Observability, ObservabilityArgs
 from infra.pipeline import DeliveryPipeline, DeliveryPipelineArgs
 from infra.registry import Registry, RegistryArgs
-from infra.settings import StackSettings, load_settings, sentry_dsn
+from infra.settings import StackSettings, capture_hash_key, load_settings, sentry_dsn
 from infra.stack_types import Account, Platform
 from infra.storage import Buckets, BucketsArgs
 from infra.tagging import register_required_tags
@@ -114,8 +115,30 @@ def build_platform(settings: StackSettings, account: Account) -> Platform:
             aws.secretsmanager.SecretVersionArgs(secret_id=sentry_secret.id, secret_string=dsn),
             opts=pulumi.ResourceOptions(parent=sentry_secret),
         )
-    return Platform(settings, account, data_key, network, buckets, registry, alerts, sentry_secret, access_logs,
-                    event_delivery)  # fmt: skip
+    return Platform(settings, account, data_key, network, buckets, registry, alerts, sentry_secret,
+                    _capture_key_secret(), access_logs, event_delivery)  # fmt: skip
+
+
+def _capture_key_secret() -> aws.secretsmanager.Secret | None:
+    """The capture privacy HMAC key (docs/app.md "Capture privacy"), from the secret config captureHashKey.
+
+    pulumi_random is not available, so the value is an operator-set Pulumi secret (encrypted in the stack
+    state and plan) written to Secrets Manager; ECS injects it as CAPTURE_HASH_KEY through the task
+    definition's ``secrets`` (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/secrets-envvar-secrets-manager.html).
+    Encrypted with the account's aws/secretsmanager key, like the Sentry DSN, so no KMS grant is needed.
+    """
+    key = capture_hash_key()
+    if key is None:
+        return None
+    secret = aws.secretsmanager.Secret(
+        "capture-hash-key", aws.secretsmanager.SecretArgs(description="HMAC key of capture privacy (hash policy)")
+    )
+    aws.secretsmanager.SecretVersion(
+        "capture-hash-key-value",
+        aws.secretsmanager.SecretVersionArgs(secret_id=secret.id, secret_string=key),
+        opts=pulumi.ResourceOptions(parent=secret),
+    )
+    return secret
 
 
 def build_service(platform: Platform, service: str) -> ModelService:
@@ -155,6 +178,7 @@ def build_service(platform: Platform, service: str) -> ModelService:
             data_key_grant=platform.data_key.grant(),
             app_repository_arn=platform.registry.app.arn,
             sentry_secret_arn=platform.sentry_secret.arn if platform.sentry_secret else None,
+            capture_key_secret_arn=platform.capture_key_secret.arn if platform.capture_key_secret else None,
             account_id=platform.account.account_id,
             region=platform.account.region,
             access_logs_bucket=platform.access_logs.name,
@@ -181,6 +205,17 @@ def build_jobs(platform: Platform) -> BatchJobs:
             jobs_repository_arn=platform.registry.jobs.arn,
             alerts_topic_arn=platform.alerts.topic_arn,
             data_key_grant=platform.data_key.grant(),
+            capture_key_secret_arn=platform.capture_key_secret.arn if platform.capture_key_secret else None,
+            runtime_settings_arn=pulumi.Output.concat(
+                "arn:",
+                platform.account.partition,
+                ":ssm:",
+                platform.account.region,
+                ":",
+                platform.account.account_id,
+                ":parameter",
+                runtime_settings_parameter(pulumi.get_stack(), "prod"),
+            ),
         ),
     )
 

@@ -56,5 +56,6 @@ class Platform:
     registry: Registry
     alerts: Alerts
     sentry_secret: aws.secretsmanager.Secret | None
+    capture_key_secret: aws.secretsmanager.Secret | None  # capture privacy HMAC key (None: no hash policy)
     access_logs: AccessLogs
     event_delivery: EventDelivery

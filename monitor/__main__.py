@@ -23,6 +23,7 @@ from model_package.exit_codes import ExitCode, UsageArgumentParser
 from monitor.drift import DriftAnalysis
 from monitor.drift_job import DriftJob, RetrainTrigger
 from monitor.models import live_model, resolve_model
+from monitor.privacy import privacy_from_env
 from monitor.render import render_sensitivity
 from monitor.sensitivity import SensitivityStudy, format_table
 from monitor.settings import MonitorSettings, env_int, env_str
@@ -76,7 +77,11 @@ def cmd_drift(args: argparse.Namespace) -> int:
             attach_labels(observations, read_labels(args.labels, package.manifest.target, task=package.manifest.task))
         out = Path(args.out)
         analysis = DriftAnalysis(
-            package, thresholds, _predictor(package, args.runtime), run_adversarial=not args.no_adversarial
+            package,
+            thresholds,
+            _predictor(package, args.runtime),
+            run_adversarial=not args.no_adversarial,
+            privacy=privacy_from_env(package.manifest),  # capture privacy hook (monitor/privacy.py)
         )
         publisher = _local_publisher(out, env_int("ALERT_WINDOW_MINUTES", 360))
         job = DriftJob(analysis, LocalReportSink(out), publisher)
@@ -135,7 +140,8 @@ def _cloud_drift(args: argparse.Namespace, thresholds: DriftThresholds) -> Any:
         retrain = RetrainTrigger(
             boto3.client("batch"), str(settings.retrain_job_queue), str(settings.retrain_job_definition)
         )
-    analysis = DriftAnalysis(package, thresholds, _predictor(package, args.runtime))
+    privacy = privacy_from_env(manifest)  # capture privacy hook (monitor/privacy.py)
+    analysis = DriftAnalysis(package, thresholds, _predictor(package, args.runtime), privacy=privacy)
     job = DriftJob(analysis, MultiSink(*sinks), _cloud_publisher(s3, settings), retrain)
     report = job.run(observations, window_info)
     ledger.record_success(window, report.locations.get("json"))  # last: only a finished run moves the window

@@ -20,6 +20,7 @@ from model_package.validation import SchemaValidator
 from monitor.adversarial import AdversarialClassifier, AdversarialResult
 from monitor.columns import feature_columns
 from monitor.metrics import ConceptResult, concept_drift
+from monitor.privacy import CapturePrivacyView
 from monitor.sources import Observations
 from monitor.thresholds import DriftThresholds
 from monitor.univariate import FeatureDrift, categorical_drift, missing_feature, numeric_drift
@@ -68,6 +69,7 @@ class DriftReport:
     window: dict[str, str | None] = field(default_factory=dict)
     generated_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     locations: dict[str, str] = field(default_factory=dict)
+    privacy: list[str] = field(default_factory=list)  # capture privacy hook: one line per feature it changes
 
     @property
     def drifted_features(self) -> list[str]:
@@ -116,6 +118,7 @@ class DriftReport:
             "timeline": self.timeline,
             "thresholds": self.thresholds.model_dump(),
             "locations": self.locations,
+            "privacy": self.privacy,
         }
 
 
@@ -203,11 +206,17 @@ class DriftAnalysis:
         predictor: Any | None = None,
         adversarial: AdversarialClassifier | None = None,
         run_adversarial: bool = True,
+        *,
+        privacy: CapturePrivacyView | None = None,
     ) -> None:
         self.package = package
         self.manifest: Manifest = package.manifest
         self.thresholds = thresholds or DriftThresholds()
         self.predictor = predictor
+        self.privacy = privacy
+        if privacy is not None:  # capture privacy hook (monitor/privacy.py): judge what capture can show
+            self.manifest = privacy.manifest(self.manifest)
+            self.predictor = None  # the model cannot score hashed rows; the captured probability is used
         self.adversarial = adversarial or AdversarialClassifier(self.thresholds.adversarial_auc)
         self.run_adversarial = run_adversarial
 
@@ -228,6 +237,8 @@ class DriftAnalysis:
 
     def run(self, observations: Observations, window: dict[str, str | None] | None = None) -> DriftReport:
         manifest, t = self.manifest, self.thresholds
+        if self.privacy is not None:  # capture privacy hook: hashed-numeric columns are not compared
+            observations = self.privacy.observations(observations)
         raw = feature_columns(observations.inputs, manifest.features)
         # Id, excluded and time columns are the package's own roles (manifest.columns), not unexpected extras.
         roles = {*manifest.columns.id_columns, *manifest.columns.excluded, manifest.columns.time_column}
@@ -253,7 +264,10 @@ class DriftAnalysis:
 
         adversarial = None
         if self.run_adversarial:
-            adversarial = self.adversarial.run(reference_frame(self.package), observations.inputs, manifest)
+            reference = reference_frame(self.package)
+            if self.privacy is not None:  # capture privacy hook: the reference as capture would hold it
+                reference = self.privacy.frame(reference, already_hashed=False)
+            adversarial = self.adversarial.run(reference, observations.inputs, manifest)
         concept = concept_drift(
             observations.labels, probability, manifest.metrics, t, task=manifest.task, class_probabilities=matrix
         )
@@ -269,4 +283,5 @@ class DriftAnalysis:
             thresholds=t,
             timeline=timeline(observations),
             window=window or {},
+            privacy=self.privacy.notes() if self.privacy is not None else [],
         )

@@ -169,6 +169,9 @@ def render_drift_report(report: dict[str, Any]) -> str:
         parts.append(f"<p>{html.escape('; '.join(concept['reasons']) or 'within thresholds')}</p>")
     else:
         parts.append(f"<p>{html.escape(concept['note'])}</p>")
+    if report.get("privacy"):  # capture privacy hook (monitor/privacy.py)
+        parts.append("<h2>Capture privacy</h2>")
+        parts.append("<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in report["privacy"]) + "</ul>")
     if report["violations"]:
         parts.append("<h2>Schema violations</h2>")
         parts.append(

@@ -38,6 +38,8 @@ EXPECTED_ENV = {
                   "ALERT_WINDOW_MINUTES", "AWS_REGION"},
 }  # fmt: skip
 EXPECTED_ENV["summary"] = EXPECTED_ENV["drift"]
+# Capture privacy (docs/monitoring.md): only drift reads the capture policy of the prod runtime settings.
+EXPECTED_ENV["drift"] = EXPECTED_ENV["drift"] | {"CAPTURE_SETTINGS_SOURCE"}
 # Where each job's code reads its environment: every variable set must be read there (a typo fails).
 JOB_SOURCES = {
     "retrain": ["retrain"],
@@ -288,7 +290,8 @@ def test_every_job_role_is_trusted_by_ecs_tasks_of_this_account_only(stack: Offl
 def test_job_roles_reach_only_this_stacks_buckets_topic_key_and_queue(stack: OfflineRun) -> None:
     own = (MODELS, CAPTURE, "arn:aws:sns:us-east-1:123456789012:alerts-topic-0a1b2c3",
            "arn:aws:kms:us-east-1:123456789012:key/", QUEUE_ARN.format(stack=stack.stack),
-           f"arn:aws:batch:us-east-1:123456789012:job-definition/ml-delivery-{stack.stack}-retrain")  # fmt: skip
+           f"arn:aws:batch:us-east-1:123456789012:job-definition/ml-delivery-{stack.stack}-retrain",
+           f"arn:aws:ssm:us-east-1:123456789012:parameter/ml-delivery/{stack.stack}/prod/runtime")  # fmt: skip
     for job in JOB_NAMES:
         for resource in resources_of(policy(stack, job)):
             assert resource.startswith(own) or resource == "arn:aws:batch:us-east-1:123456789012:job/*", resource

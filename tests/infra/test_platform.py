@@ -315,3 +315,59 @@ def test_secrets_never_appear_in_plain_text(stack_name: str) -> None:
     assert container["secrets"][0]["valueFrom"].startswith("arn:aws:secretsmanager:")
     execution = allowed_actions(role_policy(run, "prod-execution-role"))
     assert execution["secretsmanager:GetSecretValue"] == [container["secrets"][0]["valueFrom"]]
+
+
+@pytest.mark.parametrize("stack_name", ["dev", "prod"])
+def test_capture_hash_key_is_a_secret_injected_by_ecs_with_a_one_secret_grant(stack_name: str) -> None:
+    """Capture privacy (docs/app.md): the HMAC key is a Secrets Manager secret set from the secret config
+    captureHashKey, ECS injects it as CAPTURE_HASH_KEY, the execution role may read that one secret only."""
+    key = "capture-key-for-the-infra-test-0123456789"
+    run = run_offline(stack_name, secret_overrides={"ml-delivery:captureHashKey": key})
+    secret = run.one("aws:secretsmanager/secret:Secret", "capture-hash-key")
+    version = run.one("aws:secretsmanager/secretVersion:SecretVersion", "capture-hash-key-value")
+    assert version.inputs["secretString"] == "[secret]"
+    assert key not in json.dumps(run.as_plan())
+    for service in ("stage", "prod"):
+        container = json.loads(
+            run.one("aws:ecs/taskDefinition:TaskDefinition", f"{service}-task").inputs["containerDefinitions"]
+        )[0]
+        [entry] = [s for s in container.get("secrets", []) if s["name"] == "CAPTURE_HASH_KEY"]
+        assert entry["valueFrom"].startswith("arn:aws:secretsmanager:") and "capture-hash-key" in entry["valueFrom"]
+        assert "CAPTURE_HASH_KEY" not in {e["name"] for e in container["environment"]}  # never a plain variable
+        execution = allowed_actions(role_policy(run, f"{service}-execution-role"))
+        assert execution["secretsmanager:GetSecretValue"] == [entry["valueFrom"]]
+        task = allowed_actions(role_policy(run, f"{service}-task-role"))
+        assert "secretsmanager:GetSecretValue" not in task
+    assert secret.inputs["description"].startswith("HMAC key of capture privacy")
+
+
+@pytest.mark.parametrize("stack_name", ["dev", "prod"])
+def test_without_a_capture_hash_key_there_is_no_secret_and_no_grant(stack_name: str) -> None:
+    run = run_offline(stack_name)
+    assert not [r for r in run.resources if r.name.startswith("capture-hash-key")]
+    container = json.loads(
+        run.one("aws:ecs/taskDefinition:TaskDefinition", "prod-task").inputs["containerDefinitions"]
+    )[0]
+    assert "CAPTURE_HASH_KEY" not in {s["name"] for s in container.get("secrets", [])}
+    assert "secretsmanager:GetSecretValue" not in allowed_actions(role_policy(run, "prod-execution-role"))
+
+
+@pytest.mark.parametrize("stack_name", ["dev", "prod"])
+def test_drift_job_reads_the_capture_policy_and_key_with_narrow_grants(stack_name: str) -> None:
+    """Capture privacy in drift (docs/monitoring.md): the drift job gets the prod runtime settings as
+    CAPTURE_SETTINGS_SOURCE, may read only that parameter, and gets the key through Batch `secrets`."""
+    run = run_offline(stack_name, secret_overrides={"ml-delivery:captureHashKey": "k" * 32})
+    drift = json.loads(run.one("aws:batch/jobDefinition:JobDefinition", "jobs-drift").inputs["containerProperties"])
+    env = {e["name"]: e["value"] for e in drift["environment"]}
+    assert env["CAPTURE_SETTINGS_SOURCE"] == f"ssm:/ml-delivery/{stack_name}/prod/runtime"
+    prod_parameter = run.one("aws:ssm/parameter:Parameter", "prod-runtime-settings").inputs["name"]
+    assert env["CAPTURE_SETTINGS_SOURCE"] == f"ssm:{prod_parameter}"  # the parameter the prod app reads
+    [secret] = drift["secrets"]
+    assert secret["name"] == "CAPTURE_HASH_KEY" and "capture-hash-key" in secret["valueFrom"]
+    reads = allowed_actions(role_policy(run, "jobs-drift-role"))["ssm:GetParameter"]
+    assert reads == [f"arn:aws:ssm:us-east-1:123456789012:parameter{prod_parameter}"]
+    execution = allowed_actions(role_policy(run, "jobs-execution-role"))
+    assert execution["secretsmanager:GetSecretValue"] == [secret["valueFrom"]]
+    summary = json.loads(run.one("aws:batch/jobDefinition:JobDefinition", "jobs-summary").inputs["containerProperties"])
+    assert "secrets" not in summary and "CAPTURE_SETTINGS_SOURCE" not in {e["name"] for e in summary["environment"]}
+    assert "ssm:GetParameter" not in allowed_actions(role_policy(run, "jobs-summary-role"))

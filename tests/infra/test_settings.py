@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from infra.offline import load_stack_config, run_offline
-from infra.settings import ConfigError, StackSettings, parse_settings, validate_schedule_expression
+from infra.settings import SECRET_KEYS, ConfigError, StackSettings, parse_settings, validate_schedule_expression
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -118,7 +118,7 @@ def test_bad_config_stops_the_program_before_any_resource() -> None:
 
 def test_every_settings_key_is_documented_in_the_readme() -> None:
     readme = (ROOT / "README.md").read_text()
-    keys = [field.alias for field in StackSettings.model_fields.values()] + ["sentryDsn"]
+    keys = [field.alias for field in StackSettings.model_fields.values()] + sorted(SECRET_KEYS)
     missing = [key for key in keys if f"`{key}`" not in readme]
     assert not missing, f"README configuration reference lacks {missing}"
 
