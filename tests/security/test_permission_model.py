@@ -81,3 +81,27 @@ def test_capture_bucket_refuses_uploads_that_ask_for_other_encryption(plans: dic
                         for name, context in cases.items()])  # fmt: skip
     assert results["none"]["result"] == "Allowed" and results["kms"]["result"] == "Allowed"
     assert results["aes"]["result"] == "ExplicitlyDenied"
+
+
+CONNECTIONS = {
+    "ml-delivery:sourceProvider": "codeconnections",
+    "ml-delivery:connectionArn": (
+        "arn:aws:codeconnections:us-east-1:123456789012:connection/0a1b2c3d-0000-4000-8000-000000000000"
+    ),
+    "ml-delivery:fullRepositoryId": "example-org/ml-delivery",
+}
+
+
+@pytest.mark.xfail(strict=True, reason="#12 item 7: the pipeline role lacks s3:PutObjectAcl for the connections source")
+def test_codeconnections_source_may_set_the_artifact_acl() -> None:
+    """CodePipeline User Guide, "CodeStarSourceConnection ... service role permissions": the source action
+    writes its artifact with s3:PutObjectAcl. Evaluated on the dev stack switched to a connections source."""
+    from infra.offline import run_offline
+    from tools.iam.simulate import Ref
+
+    run = run_offline("dev", overrides=CONNECTIONS)
+    call = Call("pipeline (codeconnections)", "delivery-pipeline-role", "s3:PutObjectAcl",
+                Ref("aws:s3/bucket:Bucket", "buckets-artifacts", "/ml-delivery-pi/source_out/abc.zip"),
+                "CodePipeline User Guide, 'CodeStarSourceConnection ...': service role permissions")  # fmt: skip
+    result = evaluate([(call.id, simulation(run, call))])[call.id]
+    assert result["result"] == "Allowed", result
