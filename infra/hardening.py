@@ -19,6 +19,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import iam
+from infra.images import PYTHON_BASE_IMAGE
 
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 SCHEDULE = "aws:scheduler/schedule:Schedule"
@@ -39,7 +40,7 @@ ACCESS_LOG_RETENTION_DAYS = 90
 # What the services run before the pipeline's first deploy, from ECR Public rather than Docker Hub (whose
 # anonymous pull limit a NAT gateway's one address soon hits): the official Python image running a
 # standard-library server that answers 200 on every path at $PORT, so the ALB health check passes.
-BOOTSTRAP_IMAGE = "public.ecr.aws/docker/library/python:3.11-slim-bookworm"
+BOOTSTRAP_IMAGE = PYTHON_BASE_IMAGE  # pinned by digest (infra/images.py)
 BOOTSTRAP_SERVER = (
     "import http.server, os\n"
     "class Bootstrap(http.server.BaseHTTPRequestHandler):\n"

@@ -19,6 +19,7 @@ import pulumi
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from infra.images import PYTHON_BASE_IMAGE, is_digest_pinned, registry_host
 from model_package.registry import TRAINING_DATA_PREFIX
 
 NAMESPACE = "ml-delivery"
@@ -129,8 +130,9 @@ class StackSettings(BaseModel):
     container_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,255}$")] = "app"
     container_port: Annotated[int, Field(ge=1024, le=65535)] = 8080
     health_check_path: Annotated[str, Field(pattern=r"^/[A-Za-z0-9/_.-]*$", max_length=1024)] = "/health"
-    # ECR Public's copy of the official Python image, running infra.hardening.BOOTSTRAP_SERVER (no Docker Hub).
-    bootstrap_image: Annotated[str, Field(min_length=1)] = "public.ecr.aws/docker/library/python:3.11-slim-bookworm"
+    # ECR Public's copy of the official Python image, pinned by digest (infra/images.py), running
+    # infra.hardening.BOOTSTRAP_SERVER (no Docker Hub).
+    bootstrap_image: Annotated[str, Field(min_length=1)] = PYTHON_BASE_IMAGE
     task_cpu: int = 512
     task_memory: int = 1024
     stage_desired_count: Annotated[int, Field(ge=1, le=50)] = 1
@@ -140,6 +142,16 @@ class StackSettings(BaseModel):
     cpu_target_percent: Annotated[int, Field(ge=20, le=90)] = 60
     alarm_5xx_threshold: Annotated[int, Field(ge=1, alias="alarm5xxThreshold")] = 5
     alarm_p99_latency_ms: Annotated[int, Field(ge=1, le=60000)] = 250
+    # --- prod progressive delivery (issue #16 item 3; stage keeps a rolling deploy) ---
+    # Ranges are the ECS API's (API Reference, CanaryConfiguration / LinearConfiguration / DeploymentConfiguration).
+    prod_deployment_strategy: Literal["CANARY", "LINEAR"] = "CANARY"
+    canary_percent: Annotated[float, Field(ge=0.1, le=100.0)] = 10.0
+    canary_bake_minutes: Annotated[int, Field(ge=0, le=1440)] = 10
+    linear_step_percent: Annotated[float, Field(ge=3.0, le=100.0)] = 25.0
+    linear_step_bake_minutes: Annotated[int, Field(ge=0, le=1440)] = 5
+    deployment_bake_minutes: Annotated[int, Field(ge=0, le=1440)] = 10
+    # Largest |mean score of a task's last minute - the package's baseline mean| before the prediction alarm.
+    alarm_score_shift: Annotated[float, Field(gt=0.0, le=1.0)] = 0.15
     # --- alerts ---
     alert_emails: tuple[str, ...] = ()
     alert_sms_numbers: tuple[str, ...] = ()
@@ -148,6 +160,10 @@ class StackSettings(BaseModel):
     capture_retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
     artifact_retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
     image_retention_count: Annotated[int, Field(ge=1, le=1000)] = 30
+    # Release-tagged images kept besides the ones running (ECR lifecycle, infra/registry.py).
+    release_keep_count: Annotated[int, Field(ge=1, le=1000)] = 10
+    # Where base images come from: ECR Public directly, or an ECR pull-through cache rule of the account.
+    base_image_source: Literal["ecr-public", "pull-through-cache"] = "ecr-public"
     # --- pipeline ---
     source_provider: Literal["codecommit", "codeconnections"] = "codecommit"
     # None: ``ml-delivery-<stack>`` (repository names are per account and region, and dev and prod may
@@ -184,6 +200,15 @@ class StackSettings(BaseModel):
     jobs_image_tag: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")] = "bootstrap"
     jobs_vcpu: float = 1.0
     jobs_memory_mib: int = 4096
+
+    @field_validator("bootstrap_image")
+    @classmethod
+    def _bootstrap_image(cls, value: str) -> str:
+        if registry_host(value) in (None, "docker.io", "index.docker.io", "registry-1.docker.io"):
+            raise ValueError(f"{value!r} pulls from Docker Hub; use ECR or ECR Public (e.g. {PYTHON_BASE_IMAGE})")
+        if not is_digest_pinned(value):
+            raise ValueError(f"{value!r} is not pinned by digest; append @sha256:<64 hex> (e.g. {PYTHON_BASE_IMAGE})")
+        return value
 
     @field_validator("vpc_cidr")
     @classmethod
