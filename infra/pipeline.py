@@ -192,15 +192,18 @@ class DeliveryPipeline(pulumi.ComponentResource):
                 "MODEL_BUCKET": platform.buckets.models.name,
                 "AWS_ACCOUNT_ID": platform.account.account_id,
                 "AWS_REGION": platform.account.region,
+                # BuildKit cache tag and base image (issue #16 items 6, 8: infra/registry.py).
+                **registry.build_environment(),
             },
             statements=[
                 # ECR User Guide, "Private registry authentication": GetAuthorizationToken has no
                 # resource-level permissions, so it needs "*".
                 iam.allow(["ecr:GetAuthorizationToken"], ["*"], sid="EcrLogin"),
                 iam.allow(list(ECR_PUSH_ACTIONS), [registry.app.arn, registry.jobs.arn], sid="PushOwnImages"),
+                *registry.build_statements(),
             ],
             # apt (postgresql for the test suite) uses http mirrors; everything else is HTTPS.
-            egress=(EgressPort(443, "HTTPS: AWS APIs, ECR, PyPI, Docker Hub"), EgressPort(80, "HTTP: apt mirrors")),
+            egress=(EgressPort(443, "HTTPS: AWS APIs, ECR, ECR Public, PyPI"), EgressPort(80, "HTTP: apt mirrors")),
         )
 
     def _release_args(self) -> BuildProjectArgs:

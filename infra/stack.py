@@ -77,7 +77,12 @@ def build_platform(settings: StackSettings, account: Account) -> Platform:
     registry = Registry(
         "registry",
         RegistryArgs(
-            image_retention_count=settings.image_retention_count, force_delete=not settings.deletion_protection
+            image_retention_count=settings.image_retention_count,
+            force_delete=not settings.deletion_protection,
+            release_keep_count=settings.release_keep_count,
+            base_image_source=settings.base_image_source,
+            account_id=account.account_id,
+            region=account.region,
         ),
     )
     alerts = Alerts(

@@ -105,7 +105,12 @@ def test_ecr_immutable_with_scan_on_push(stack: OfflineRun) -> None:
     repositories = stack.of_type("aws:ecr/repository:Repository")
     assert len(repositories) == 2
     for repository in repositories:
-        assert repository.inputs["imageTagMutability"] == "IMMUTABLE"
+        # Immutable but the moving reference tags and the build cache (issue #16 item 7).
+        assert repository.inputs["imageTagMutability"] == "IMMUTABLE_WITH_EXCLUSION"
+        assert {f["filter"] for f in repository.inputs["imageTagMutabilityExclusionFilters"]} == {
+            "keep-*",
+            "buildcache",
+        }
         assert repository.inputs["imageScanningConfiguration"] == {"scanOnPush": True}
     for policy in stack.of_type("aws:ecr/lifecyclePolicy:LifecyclePolicy"):
         assert json.loads(policy.inputs["policy"])["rules"]
