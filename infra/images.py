@@ -24,6 +24,11 @@ PYTHON_BASE_REPOSITORY = "public.ecr.aws/docker/library/python"
 PYTHON_BASE_TAG = "3.11.14-slim-bookworm"
 PYTHON_BASE_DIGEST = "sha256:5be1e2ba6f0d6a2e5b8c9f0b9b9a4c3a6d1a1f0e6d7c8b9a0f1e2d3c4b5a6978"
 PYTHON_BASE_IMAGE = f"{PYTHON_BASE_REPOSITORY}:{PYTHON_BASE_TAG}@{PYTHON_BASE_DIGEST}"
+# BuildKit for `docker buildx` (the docker-container driver: the default docker driver cannot export a
+# registry cache; Docker docs, "Cache storage backends"). Named explicitly so buildx does not pull
+# moby/buildkit from Docker Hub. ECR Public's mirror of it; VERIFY the repository and pin its digest before the
+# first real build (not reachable from here), like PYTHON_BASE_DIGEST.
+BUILDKIT_IMAGE = "public.ecr.aws/vend/moby/buildkit:buildx-stable-1"
 # Upstream registry and the repository prefix of the ECR pull-through cache rule (ECR User Guide,
 # "Sync an upstream registry with an Amazon ECR private registry": ECR Public needs no credentials).
 PULL_THROUGH_UPSTREAM = "public.ecr.aws"

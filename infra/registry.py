@@ -29,7 +29,13 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import iam
-from infra.images import PULL_THROUGH_PREFIX, PULL_THROUGH_UPSTREAM, PYTHON_BASE_IMAGE, pull_through_reference
+from infra.images import (
+    BUILDKIT_IMAGE,
+    PULL_THROUGH_PREFIX,
+    PULL_THROUGH_UPSTREAM,
+    PYTHON_BASE_IMAGE,
+    pull_through_reference,
+)
 
 KEEP_TAG_PREFIX = "keep-"
 RELEASE_TAG_PREFIX = "release-"
@@ -126,7 +132,7 @@ class Registry(pulumi.ComponentResource):
 
     def build_environment(self) -> dict[str, pulumi.Input[str]]:
         """What the build project needs from the registry (buildspec.yml reads these)."""
-        return {"BUILD_CACHE_TAG": CACHE_TAG, "PYTHON_IMAGE": self.base_image}
+        return {"BUILD_CACHE_TAG": CACHE_TAG, "PYTHON_IMAGE": self.base_image, "BUILDKIT_IMAGE": BUILDKIT_IMAGE}
 
     def build_statements(self) -> list[iam.Statement]:
         """The build's extra ECR rights: pull (and import) the base image through the cache rule (ECR User
