@@ -60,9 +60,8 @@ DESCRIPTIONS: dict[str, str] = {
     "baseImageSource": "`ecr-public` (pull `public.ecr.aws` directly) or `pull-through-cache` (an ECR pull-through "
     "cache rule of the account; builds pull through it)",
     "alertEmails": "e-mail subscriptions of the alerts topic (everything but INFO; docs/monitoring.md)",
-    "alertSmsNumbers": "SMS subscriptions (E.164) of the alerts topic (everything but INFO). An account in the SNS SMS "
-    "sandbox delivers only to verified numbers, and US numbers need an origination identity (toll-free/10DLC): see "
-    "docs/security.md",
+    "alertSmsNumbers": "SMS subscriptions (E.164) of the alerts topic (everything but INFO). An account in the SNS "
+    "SMS sandbox delivers only to verified numbers, and US numbers need an origination identity: docs/security.md",
     "modelKey": "object key of the model package in the model bucket: the pipeline's S3 source",
     "captureRetentionDays": "days captured payloads are kept (to Standard-IA after 30 when > 60)",
     "artifactRetentionDays": "days pipeline artifacts are kept",

@@ -105,17 +105,19 @@ class AccessLogsArgs:
     account_id: pulumi.Input[str]
     partition: pulumi.Input[str]
     protect: bool
+    region: str
 
 
 class AccessLogs(pulumi.ComponentResource):
     """One bucket for ALB access logs (prefix ``alb/``) and S3 server access logs (prefix ``s3/``).
 
     Encryption is SSE-S3: ALB access logs "support only SSE-S3" (ELB User Guide, "Enable access logs for
-    your Application Load Balancer", step 1). Delivery principals, both with confused-deputy conditions:
-    ``logdelivery.elasticloadbalancing.amazonaws.com`` (the documented principal for Regions available
-    after August 2022 and recommended for all; ELB User Guide, "Attach a policy to your S3 bucket") and
-    ``logging.s3.amazonaws.com`` (S3 User Guide, "Enabling Amazon S3 server access logging": grant the
-    logging service principal PutObject on the target prefix).
+    your Application Load Balancer", step 1). ALB delivery (ELB User Guide, "Attach a policy to your S3
+    bucket"): Regions launched before August 2022 (us-east-1 among them) deliver as the Region's Elastic
+    Load Balancing account, later ones as ``logdelivery.elasticloadbalancing.amazonaws.com``; the policy
+    grants both, on ``alb/<service>/AWSLogs/<account>/`` only (the account comes from the provider's
+    ``aws.elb.get_service_account``). S3 server access logs: ``logging.s3.amazonaws.com`` with
+    ``aws:SourceAccount`` (S3 User Guide, "Enabling Amazon S3 server access logging").
     """
 
     def __init__(self, name: str, args: AccessLogsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -178,6 +180,9 @@ class AccessLogs(pulumi.ComponentResource):
         )
         objects = self.bucket.arn.apply(lambda arn: f"{arn}/*")
         source_account = {"StringEquals": {"aws:SourceAccount": args.account_id}}
+        # Keys are <prefix>/AWSLogs/<account>/..., and each ALB's prefix is alb/<service> (model_service.py).
+        alb_logs = pulumi.Output.concat(self.bucket.arn, "/alb/*/AWSLogs/", args.account_id, "/*")
+        elb_account = aws.elb.get_service_account(region=args.region).arn
         self.policy = aws.s3.BucketPolicy(
             f"{name}-policy",
             aws.s3.BucketPolicyArgs(
@@ -186,9 +191,9 @@ class AccessLogs(pulumi.ComponentResource):
                     [
                         {"Sid": "AlbLogDelivery", "Effect": "Allow",
                          "Principal": {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"},
-                         "Action": "s3:PutObject",
-                         "Resource": pulumi.Output.concat(self.bucket.arn, "/alb/AWSLogs/", args.account_id, "/*"),
-                         "Condition": source_account},
+                         "Action": "s3:PutObject", "Resource": alb_logs, "Condition": source_account},
+                        {"Sid": "AlbLogDeliveryRegionalElbAccount", "Effect": "Allow",
+                         "Principal": {"AWS": elb_account}, "Action": "s3:PutObject", "Resource": alb_logs},
                         {"Sid": "S3ServerAccessLogDelivery", "Effect": "Allow",
                          "Principal": {"Service": "logging.s3.amazonaws.com"}, "Action": "s3:PutObject",
                          "Resource": pulumi.Output.concat(self.bucket.arn, "/s3/*"), "Condition": source_account},

@@ -178,6 +178,9 @@ class AwsMocks(pulumi_mocks.Mocks):
                 "partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws", "reverseDnsPrefix": "com.amazonaws"},
             "aws:index/getAvailabilityZones:getAvailabilityZones": lambda: _zones(region, args.args),
             "aws:ssm/getParameter:getParameter": lambda: self._parameter(args.args),
+            # The Region's Elastic Load Balancing account (ELB User Guide, "Attach a policy to your S3 bucket").
+            "aws:elb/getServiceAccount:getServiceAccount": lambda: {
+                "arn": f"arn:aws:iam::{ELB_ACCOUNTS[region]}:root", "id": ELB_ACCOUNTS[region], "region": region},
         }  # fmt: skip
         if args.token not in answers:
             raise UnknownInvokeError(
@@ -218,6 +221,11 @@ class AwsMocks(pulumi_mocks.Mocks):
         if extra is not None:
             state.update(extra(_Names(self.region, ACCOUNT_ID, physical, inputs)))
         return f"{args.name}-id", state
+
+
+# Elastic Load Balancing account per Region (ELB User Guide, "Attach a policy to your S3 bucket").
+ELB_ACCOUNTS = {"us-east-1": "127311923021", "us-east-2": "033677994240", "us-west-2": "797873946194",
+                "eu-west-1": "156460612806", "eu-central-1": "054676820928"}  # fmt: skip
 
 
 # The Region's zones plus an opted-in Local Zone listed first, as DescribeAvailabilityZones can return it

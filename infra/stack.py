@@ -59,7 +59,10 @@ def build_platform(settings: StackSettings, account: Account) -> Platform:
     access_logs = AccessLogs(
         "access-logs",
         AccessLogsArgs(
-            account_id=account.account_id, partition=account.partition, protect=settings.deletion_protection
+            account_id=account.account_id,
+            partition=account.partition,
+            protect=settings.deletion_protection,
+            region=account.region,
         ),
     )
     buckets = Buckets(

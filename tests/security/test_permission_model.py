@@ -92,7 +92,6 @@ CONNECTIONS = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="#12 item 7: the pipeline role lacks s3:PutObjectAcl for the connections source")
 def test_codeconnections_source_may_set_the_artifact_acl() -> None:
     """CodePipeline User Guide, "CodeStarSourceConnection ... service role permissions": the source action
     writes its artifact with s3:PutObjectAcl. Evaluated on the dev stack switched to a connections source."""
@@ -105,3 +104,11 @@ def test_codeconnections_source_may_set_the_artifact_acl() -> None:
                 "CodePipeline User Guide, 'CodeStarSourceConnection ...': service role permissions")  # fmt: skip
     result = evaluate([(call.id, simulation(run, call))])[call.id]
     assert result["result"] == "Allowed", result
+
+
+def test_list_tasks_is_limited_to_the_stacks_clusters(plans: dict[str, OfflineRun]) -> None:
+    """ecs:ListTasks is granted on "*" only under the ecs:cluster condition: another cluster is denied."""
+    call = next(c for c in REQUIRED_CALLS if c.action == "ecs:ListTasks")
+    elsewhere = Call(**{**call.__dict__, "context": {"ecs:cluster": "arn:aws:ecs:us-east-1:123456789012:cluster/x"}})
+    results = evaluate([("ours", simulation(plans["prod"], call)), ("other", simulation(plans["prod"], elsewhere))])
+    assert results["ours"]["result"] == "Allowed" and results["other"]["result"] == "ImplicitlyDenied"

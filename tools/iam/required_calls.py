@@ -4,7 +4,7 @@ Each entry names the principal (a planned role, or a service principal), the act
 request context AWS sends (``kms:ViaService``, ``iam:PassedToService``, encryption context, ``aws:Source*``)
 and the AWS doc that says the call is made. ``tests/security/test_permission_model.py`` evaluates every
 entry against both stacks' planned policies with ``@cloud-copilot/iam-simulate`` and fails on a denial.
-``defect`` marks calls a known defect keeps denied today (issue #12 items, fixed on another branch).
+``defect`` marks calls that cannot be shown allowed today (the test marks them xfail, strict).
 """
 
 from __future__ import annotations
@@ -54,13 +54,11 @@ ALERTS = [
          "SNS Developer Guide, 'Enable compatibility between event sources from AWS services and encrypted "
          "topics'", {"aws:SourceAccount": ACCOUNT}),
     # The SNS guide: aws:SourceAccount / aws:SourceArn are not supported for EventBridge -> encrypted topic,
-    # so the request carries neither; a key policy conditioned on them denies it (issue #12 item 3).
+    # so the request carries neither; a key policy conditioned on them would deny it (issue #12 defect 3).
     Call("alerts", "events.amazonaws.com", "kms:GenerateDataKey", KEY,
-         "SNS Developer Guide, 'Enable compatibility between event sources ... and encrypted topics'",
-         defect="#12 item 3: key policy requires aws:SourceAccount, which EventBridge does not send"),
+         "SNS Developer Guide, 'Enable compatibility between event sources ... and encrypted topics'"),
     Call("alerts", "events.amazonaws.com", "kms:Decrypt", KEY,
-         "SNS Developer Guide, 'Enable compatibility between event sources ... and encrypted topics'",
-         defect="#12 item 3: key policy requires aws:SourceAccount, which EventBridge does not send"),
+         "SNS Developer Guide, 'Enable compatibility between event sources ... and encrypted topics'"),
 ]  # fmt: skip
 
 ENCRYPTED_LOGS = [
@@ -89,15 +87,31 @@ NETWORK = [
          Ref("aws:cloudwatch/logGroup:LogGroup", "network-flow-logs", ":log-stream:eni-0123"),
          "VPC User Guide, 'IAM role for publishing flow logs to CloudWatch Logs'"),
     Call("network", "network-flow-logs-role", "logs:DescribeLogGroups", STAR,
-         "VPC User Guide, 'IAM role for publishing flow logs to CloudWatch Logs' lists logs:DescribeLogGroups",
-         defect="#12 item 10: the flow-log role lacks logs:DescribeLogGroups"),
+         "VPC User Guide, 'IAM role for publishing flow logs to CloudWatch Logs' lists logs:DescribeLogGroups"),
 ]  # fmt: skip
 
 PIPELINE = [
+    Call("pipeline", "delivery-pipeline-role", "ecs:ListTasks", STAR,
+         "Service Authorization Reference, Amazon ECS: a cluster-wide ListTasks is authorized on '*' and "
+         "scoped by ecs:cluster (issue #12 defect 6)", {"ecs:cluster": Ref("aws:ecs/cluster:Cluster", "prod-cluster")}),
     Call("pipeline", "delivery-pipeline-role", "iam:PassRole", Ref("aws:iam/role:Role", "prod-task-role"),
          "ECS deploy action: RegisterTaskDefinition passes the task role",
          {"iam:PassedToService": "ecs-tasks.amazonaws.com"}),
 ]  # fmt: skip
 
+ACCESS_LOGS = [
+    Call("access logs", "logdelivery.elasticloadbalancing.amazonaws.com", "s3:PutObject",
+         Ref("aws:s3/bucket:Bucket", "access-logs", f"/alb/prod/AWSLogs/{ACCOUNT}/elasticloadbalancing/x.log.gz"),
+         "ELB User Guide, 'Attach a policy to your S3 bucket' (log delivery service principal)",
+         {"aws:SourceAccount": ACCOUNT}),
+    Call("access logs", "logging.s3.amazonaws.com", "s3:PutObject",
+         Ref("aws:s3/bucket:Bucket", "access-logs", "/s3/buckets-capture/2026-12-01-00-00-00-ABCDEF"),
+         "S3 User Guide, 'Enabling Amazon S3 server access logging' (logging service principal)",
+         {"aws:SourceAccount": ACCOUNT}),
+    Call("events", "events.amazonaws.com", "sqs:SendMessage", Ref("aws:sqs/queue:Queue", "events-dlq"),
+         "EventBridge User Guide, 'Granting permissions to the dead-letter queue'",
+         {"aws:SourceAccount": ACCOUNT, "aws:SourceArn": f"arn:aws:events:{REGION}:{ACCOUNT}:rule/ml-delivery-x"}),
+]  # fmt: skip
+
 REQUIRED_CALLS: list[Call] = [*_serving("stage"), *_serving("prod"), *ALERTS, *ENCRYPTED_LOGS, *SCHEDULES,
-                              *NETWORK, *PIPELINE]  # fmt: skip
+                              *NETWORK, *PIPELINE, *ACCESS_LOGS]  # fmt: skip

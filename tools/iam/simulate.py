@@ -28,6 +28,7 @@ ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 RESOURCE_POLICY_TYPES = {
     "aws:s3/bucket:Bucket": ("aws:s3/bucketPolicy:BucketPolicy", "bucket", "policy"),
     "aws:sns/topic:Topic": ("aws:sns/topicPolicy:TopicPolicy", "arn", "policy"),
+    "aws:sqs/queue:Queue": ("aws:sqs/queuePolicy:QueuePolicy", "queueUrl", "policy"),
 }
 
 
@@ -60,7 +61,7 @@ class Call:
     action: str
     resource: Ref
     doc: str
-    context: dict[str, str | list[str]] = field(default_factory=dict)
+    context: dict[str, str | list[str] | Ref] = field(default_factory=dict)  # a Ref becomes its planned ARN
     defect: str | None = None
 
     @property
@@ -109,12 +110,19 @@ def resource_policy(run: OfflineRun, call: Call) -> dict[str, Any] | None:
     if ref.type in RESOURCE_POLICY_TYPES:
         policy_type, key, attribute = RESOURCE_POLICY_TYPES[ref.type]
         target = _one(run, ref.type, ref.name)
-        identifier = target.inputs.get("bucket") or (
-            physical_arn(run, ref.type, ref.name) if key == "arn" else f"{ref.name}-0a1b2c3"
-        )
+        identifier = _identifier(run, ref, key, target)
         matches = [p for p in run.of_type(policy_type) if p.inputs.get(key) == identifier]
         return _policy(matches[0].inputs[attribute]) if matches else None
     return None
+
+
+def _identifier(run: OfflineRun, ref: Ref, key: str, target: RegisteredResource) -> str:
+    """How the policy resource names its target: bucket name, topic ARN or queue URL (mock state)."""
+    if key == "bucket":
+        return str(target.inputs.get("bucket") or f"{ref.name}-0a1b2c3")
+    mocks = AwsMocks(_region(run))
+    _, state = mocks.new_resource(pulumi_mocks.MockResourceArgs(ref.type, ref.name, dict(target.inputs), "", "", True))
+    return str(state["url"] if key == "queueUrl" else state["arn"])
 
 
 def simulation(run: OfflineRun, call: Call) -> dict[str, Any]:
@@ -124,7 +132,9 @@ def simulation(run: OfflineRun, call: Call) -> dict[str, Any]:
         resource_arn = "*"
     else:
         resource_arn = physical_arn(run, call.resource.type, call.resource.name) + call.resource.suffix
-    context: dict[str, str | list[str]] = {"aws:SecureTransport": "true", **call.context}
+    context: dict[str, str | list[str]] = {"aws:SecureTransport": "true"}
+    for key, value in call.context.items():
+        context[key] = physical_arn(run, value.type, value.name) if isinstance(value, Ref) else value
     simulated: dict[str, Any] = {
         "request": {"principal": principal, "action": call.action,
                     "resource": {"resource": resource_arn, "accountId": ACCOUNT_ID}, "contextVariables": context},

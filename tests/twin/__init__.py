@@ -1,0 +1,1 @@
+"""Tests of the offline twin (issue #12)."""
