@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import re
 import zoneinfo
 from collections.abc import Mapping
@@ -38,6 +39,10 @@ FARGATE_MEMORY: dict[int, tuple[int, ...]] = {
 # network.subnet_cidrs cuts the VPC into 2**4 blocks; an ALB subnet must be /27 or larger.
 SUBNET_SPLIT_BITS = 4
 MAX_SUBNET_PREFIX = 27
+# The CodePipeline ECS deploy action waits at most this long for a deployment (DeploymentTimeout, 1-60 min),
+# and what a prod deployment needs besides its bake times (task start + health checks); docs/pipeline.md.
+ECS_DEPLOY_ACTION_TIMEOUT_MINUTES = 60
+PROD_TASK_START_MINUTES = 5
 # CloudWatch Logs PutRetentionPolicy accepts only these values.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
                       3288, 3653)  # fmt: skip
@@ -309,10 +314,33 @@ class StackSettings(BaseModel):
     @model_validator(mode="after")
     def _cross_checks(self) -> StackSettings:
         problems = [*self._sizing_problems(), *self._count_problems(), *self._prod_problems(),
-                    *self._pipeline_and_gate_problems(), *self._exposure_problems()]  # fmt: skip
+                    *self._pipeline_and_gate_problems(), *self._exposure_problems(),
+                    *self._delivery_problems()]  # fmt: skip
         if problems:
             raise ConfigError("\n".join(_describe(k, v, allowed) for k, v, allowed in problems))
         return self
+
+    @property
+    def prod_shift_minutes(self) -> int:
+        """Minutes from the start of a prod deployment's traffic shift to its end, bake times only."""
+        if self.prod_deployment_strategy == "CANARY":
+            return self.canary_bake_minutes + self.deployment_bake_minutes
+        steps = math.ceil(100 / self.linear_step_percent)
+        return (steps - 1) * self.linear_step_bake_minutes + self.deployment_bake_minutes
+
+    def _delivery_problems(self) -> list[tuple[str, Any, str]]:
+        """The pipeline's ECS deploy action waits at most 60 minutes for the deployment (CodePipeline User Guide,
+        "Amazon ECS deploy action reference", DeploymentTimeout 1-60); a longer canary fails the run while ECS
+        goes on. PROD_TASK_START_MINUTES leaves room for the new tasks to start and pass health checks."""
+        total = self.prod_shift_minutes + PROD_TASK_START_MINUTES
+        if total <= ECS_DEPLOY_ACTION_TIMEOUT_MINUTES:
+            return []
+        keys = "canaryBakeMinutes" if self.prod_deployment_strategy == "CANARY" else "linearStepBakeMinutes"
+        return [(keys, getattr(self, "canary_bake_minutes" if keys == "canaryBakeMinutes" else
+                               "linear_step_bake_minutes"),
+                 f"bake times ({self.prod_shift_minutes} min with deploymentBakeMinutes) plus "
+                 f"{PROD_TASK_START_MINUTES} min of task start must fit the ECS deploy action's "
+                 f"{ECS_DEPLOY_ACTION_TIMEOUT_MINUTES}-minute limit")]  # fmt: skip
 
     def _sizing_problems(self) -> list[tuple[str, Any, str]]:
         """Fargate offers fixed cpu/memory pairs, for ECS tasks and Batch jobs alike."""

@@ -109,3 +109,13 @@ def test_infrastructure_role_touches_only_this_services_load_balancer_pieces(sta
     # The service is created only once its role may act (ECS validates the role at CreateService).
     service = stack.one(SERVICE, "prod-service")
     assert stack.one("aws:iam/rolePolicy:RolePolicy", "prod-ecs-lb-role-policy").urn in service.dependencies
+
+
+def test_bake_times_that_outlast_the_pipelines_deploy_action_are_refused() -> None:
+    """The ECS deploy action waits at most 60 minutes; a longer canary would fail the run while ECS goes on."""
+    with pytest.raises(ConfigError, match="canaryBakeMinutes") as error:
+        run_offline("dev", overrides={"ml-delivery:canaryBakeMinutes": 40, "ml-delivery:deploymentBakeMinutes": 20})
+    assert "60-minute" in str(error.value)
+    keys = {"prodDeploymentStrategy": "LINEAR", "linearStepPercent": 10, "linearStepBakeMinutes": 6}
+    with pytest.raises(ConfigError, match="linearStepBakeMinutes"):
+        run_offline("dev", overrides={f"ml-delivery:{k}": v for k, v in keys.items()})
