@@ -62,3 +62,17 @@ def test_pull_through_cache_rule_by_stack_key() -> None:
     pull = grants["PullThroughCache"]
     assert pull["Resource"] == ["arn:aws:ecr:us-east-1:123456789012:repository/ecr-public/*"]
     assert "ecr:BatchImportUpstreamImage" in pull["Action"]
+
+
+def test_model_is_the_app_images_last_content_layer() -> None:
+    """Issue #16 item 8: after the model COPY only the load check (and metadata) follows, so a model-only
+    change rebuilds one layer and everything before it comes from the registry cache."""
+    dockerfile = next(d for d in DOCKERFILES if d.name == "app.Dockerfile")
+    instructions = [line.split()[0] for line in dockerfile.read_text().splitlines()
+                    if line and not line.startswith((" ", "#", "\t"))]  # fmt: skip
+    lines = [line for line in dockerfile.read_text().splitlines() if line and not line.startswith((" ", "#"))]
+    model = next(i for i, line in enumerate(lines) if line.startswith("COPY ${MODEL_SRC}"))
+    after = [line.split()[0] for line in lines[model + 1 :]]
+    assert after.count("RUN") == 1 and "COPY" not in after and "ADD" not in after, after
+    assert "python -c" in lines[model + 1] and "model_fn" in lines[model + 1]
+    assert instructions.count("COPY") >= 3

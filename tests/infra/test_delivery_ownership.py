@@ -9,8 +9,9 @@ any number of pipeline deploys keeps the deployed image, while a change in ``inf
 from __future__ import annotations
 
 import json
-
-import pytest
+import subprocess
+import sys
+from pathlib import Path
 
 from infra.hardening import BOOTSTRAP_IMAGE
 from infra.model_service import deployed_image_parameter
@@ -73,9 +74,15 @@ def test_sizing_change_reaches_the_service_with_the_deployed_image_kept() -> Non
 
 
 def test_a_tag_instead_of_a_digest_in_the_parameter_fails_with_the_reason() -> None:
-    parameters = {deployed_image_parameter("dev", "stage"): DEPLOYED.split("@", maxsplit=1)[0] + ":latest"}
-    with pytest.raises(Exception, match="must be pinned by digest"):
-        run_offline("dev", ssm_parameters=parameters)
+    """Run in a child process: a program failing mid-run leaves Pulumi's process-wide runtime state behind,
+    which would break the next offline run of this test worker."""
+    name = deployed_image_parameter("dev", "stage")
+    tagged = DEPLOYED.split("@", maxsplit=1)[0] + ":latest"
+    code = f"from infra.offline import run_offline; run_offline('dev', ssm_parameters={{{name!r}: {tagged!r}}})"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False,
+                            cwd=Path(__file__).resolve().parents[2])  # fmt: skip
+    assert result.returncode != 0
+    assert "must be pinned by digest" in result.stderr and name in result.stderr and tagged in result.stderr
 
 
 def test_old_task_definition_revisions_stay_registered_for_rollback(stack: OfflineRun) -> None:
