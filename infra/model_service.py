@@ -43,6 +43,7 @@ RUNTIME_SETTINGS_DEFAULTS = {"decision_threshold": 0.5, "out_of_range": "warn", 
 PREDICTION_NAMESPACE = "ml-delivery/Predictions"
 SCORE_SHIFT_METRIC = "ScoreShift"
 SCORED_METRIC = "Scored"
+PREDICTION_METRICS = (SCORE_SHIFT_METRIC, SCORED_METRIC)
 PROGRESSIVE = ("CANARY", "LINEAR")
 
 

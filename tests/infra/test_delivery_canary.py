@@ -119,3 +119,17 @@ def test_bake_times_that_outlast_the_pipelines_deploy_action_are_refused() -> No
     keys = {"prodDeploymentStrategy": "LINEAR", "linearStepPercent": 10, "linearStepBakeMinutes": 6}
     with pytest.raises(ConfigError, match="linearStepBakeMinutes"):
         run_offline("dev", overrides={f"ml-delivery:{k}": v for k, v in keys.items()})
+
+
+def test_cost_shows_the_canary_overlap_the_cache_and_the_emf_metrics(prod: OfflineRun) -> None:
+    from infra import plan_cost
+
+    items = {i.item: i for i in plan_cost.estimate(prod).items}
+    overlap = items["Fargate prod-service canary overlap"]
+    assert "25 min × 3 extra tasks" in overlap.quantity  # 10 canary + 10 bake + 5 task start, 3 prod tasks
+    assert "Fargate stage-service canary overlap" not in items
+    assert items["CloudWatch custom metrics (app EMF)"].quantity == "4 metrics"
+    assert items["ECR BuildKit registry cache"].monthly_usd > 0
+    longer = {i.item: i for i in plan_cost.estimate(run_offline("prod", overrides={
+        "ml-delivery:canaryBakeMinutes": 30})).items}  # fmt: skip
+    assert longer["Fargate prod-service canary overlap"].monthly_usd > overlap.monthly_usd
