@@ -89,3 +89,16 @@ def test_old_task_definition_revisions_stay_registered_for_rollback(stack: Offli
     """ECS rolls back to the previous revision; Pulumi must not deregister it when it registers a new one."""
     for task in stack.of_type(TASK):
         assert task.inputs["skipDestroy"] is True
+
+
+def test_stage_and_prod_deploy_the_one_artifact_the_one_build_produced(stack: OfflineRun) -> None:
+    """Digest promotion: prod never rebuilds. Exactly one action outputs ImageDefinitions (the build, whose
+    imagedefinitions.json names the image by digest: tests/pipeline/test_buildspec_run.py), and both ECS
+    deploys read exactly that artifact."""
+    from tests.infra.test_pipeline import stages
+
+    actions = [a for stage in stages(stack).values() for a in stage]
+    producers = [a["name"] for a in actions if "ImageDefinitions" in a.get("outputArtifacts", [])]
+    assert producers == ["BuildAndPush"]
+    deploys = [a for a in actions if a["provider"] == "ECS"]
+    assert len(deploys) == 2 and all(a["inputArtifacts"] == ["ImageDefinitions"] for a in deploys)
