@@ -13,6 +13,7 @@ import pytest
 from botocore.session import get_session
 from botocore.validate import ParamValidator
 
+from infra.images import BUILDKIT_IMAGE, PYTHON_BASE_IMAGE
 from infra.offline import OfflineRun, run_offline
 from infra.pipeline import STAGE_ORDER
 
@@ -234,6 +235,10 @@ def test_build_action_and_project_keep_the_buildspec_contract(stack: OfflineRun)
         "MODEL_BUCKET": stack.outputs["modelBucket"],
         "AWS_ACCOUNT_ID": "123456789012",
         "AWS_REGION": "us-east-1",
+        # Issue #16: BuildKit cache tag, digest-pinned base image, BuildKit image (infra/registry.py).
+        "BUILD_CACHE_TAG": "buildcache",
+        "PYTHON_IMAGE": PYTHON_BASE_IMAGE,
+        "BUILDKIT_IMAGE": BUILDKIT_IMAGE,
     }
     assert inputs["encryptionKey"].startswith("arn:aws:kms:us-east-1:123456789012:key/")
 
