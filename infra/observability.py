@@ -155,15 +155,15 @@ class ObservabilityArgs:
 
 
 def job_failed_template(stack: str, log_group: str) -> str:
-    """The job-failed alert as a JSON object; ``<job>``, ``<reason>``, ``<definition>``, ``<stream>`` are bare
-    JSON values (never inside a string literal) so any statusReason arrives intact (issue #17)."""
+    """The job-failed alert as a JSON object; ``<job>``, ``<reason>``, ``<definition>``, ``<stream>`` are each a
+    whole JSON string value (never part of a longer string) so any statusReason arrives intact (issue #17)."""
     fixed = {
         "alert": f"[ml-delivery {stack}] Batch job FAILED",
         "where_to_look": f"CloudWatch Logs {log_group}, the stream below",
         "note": "a pull error before the first release is expected (docs/jobs-infra.md)",
     }
     body = ", ".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in fixed.items())
-    return "{" + body + ', "job": <job>, "reason": <reason>, "definition": <definition>, "stream": <stream>}'
+    return "{" + body + ', "job": "<job>", "reason": "<reason>", "definition": "<definition>", "stream": "<stream>"}'
 
 
 class Observability(pulumi.ComponentResource):
@@ -293,9 +293,10 @@ class Observability(pulumi.ComponentResource):
             aws.cloudwatch.EventTargetArgs(
                 rule=rule.name,
                 arn=args.platform.alerts.topic_arn,
-                # EventBridge User Guide, "Transforming target input": a value pasted inside a quoted string is
-                # not escaped, so a statusReason with a quote broke the message. Every placeholder stands alone
-                # as a JSON value, where EventBridge inserts the extracted string as a quoted JSON string.
+                # EventBridge User Guide, "Transforming target input": a value pasted into the middle of a
+                # quoted sentence is not escaped, so a statusReason with a quote broke the message. Each
+                # placeholder is now a whole JSON string value ("reason": "<reason>"), the form EventBridge
+                # keeps a valid JSON string.
                 input_transformer=aws.cloudwatch.EventTargetInputTransformerArgs(
                     input_paths={
                         "job": "$.detail.jobName",

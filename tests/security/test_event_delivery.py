@@ -15,12 +15,12 @@ ALERT_TARGET = "observability-job-failed-alert"
 HOSTILE_REASON = 'Essential container exited: "OOM" in C:\\tmp\nnext line'
 
 
-def render_bare_placeholders(template: str, values: dict[str, str]) -> str:
-    """EventBridge "Transforming target input": a placeholder used as a JSON value (not inside a quoted
-    string) receives the extracted string as a JSON string value; inside a quoted string it is pasted
-    without escaping. Rendering every placeholder as a JSON-encoded value models the first case exactly
-    and makes the second produce invalid JSON, which is the defect."""
-    return re.sub(r"<([A-Za-z0-9_.-]+)>", lambda m: json.dumps(values[m.group(1)]), template)
+def render(template: str, values: dict[str, str]) -> str:
+    """EventBridge "Transforming target input" as this test models it: a placeholder that is a whole JSON
+    string value (``"<reason>"``) becomes a valid JSON string; one pasted into a longer string is not
+    escaped. The old template (placeholders inside one sentence) therefore renders invalid JSON."""
+    whole = re.sub(r'"<([A-Za-z0-9_.-]+)>"', lambda m: json.dumps(values[m.group(1)]), template)
+    return re.sub(r"<([A-Za-z0-9_.-]+)>", lambda m: values[m.group(1)], whole)
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
@@ -29,7 +29,7 @@ def test_job_failed_template_keeps_any_status_reason_intact(plans: dict[str, Off
     values = {"job": "scheduled-retrain", "definition": "ml-delivery-dev-retrain:3", "reason": HOSTILE_REASON,
               "stream": "retrain/default/abc"}  # fmt: skip
     assert set(transformer["inputPaths"]) == set(values)
-    rendered = render_bare_placeholders(transformer["inputTemplate"], values)
+    rendered = render(transformer["inputTemplate"], values)
     message = json.loads(rendered)  # raises on the old quoted-string template
     assert message["reason"] == HOSTILE_REASON and message["job"] == "scheduled-retrain"
     assert f"/ml-delivery/{stack}/jobs" in json.dumps(message)

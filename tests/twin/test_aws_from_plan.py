@@ -95,10 +95,13 @@ def test_buckets_exist_with_the_plans_versioning_and_encryption(
     versioned = {r["inputs"]["bucket"]: r["inputs"]["versioningConfiguration"]["status"]
                  for r in of_type(plan, "aws:s3/bucketVersioning:BucketVersioning")}  # fmt: skip
     assert versioned, "the plan versions at least the model bucket"
-    for name in twin.buckets.values():
+    for purpose, name in twin.buckets.items():
         assert s3.get_bucket_versioning(Bucket=name).get("Status") == versioned.get(name)
         [rule] = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"]
         default = rule["ApplyServerSideEncryptionByDefault"]
+        if purpose == "access-logs":  # ALB access logs support only SSE-S3 (docs/security.md)
+            assert default["SSEAlgorithm"] == "AES256"
+            continue
         assert default["SSEAlgorithm"] == "aws:kms"
         # The plan's mocked key ARN resolves to the twin's real key, which exists.
         twin.client("kms").describe_key(KeyId=default["KMSMasterKeyID"])
@@ -185,13 +188,12 @@ def test_batch_job_failed_event_matches_the_alert_rule_and_succeeded_does_not(
     failed = twin.wait_for(probe.queue_url, lambda m: m["detail"]["status"] == "FAILED", TIMEOUT)
     assert failed["detail"]["jobName"] == "scheduled-drift-failed"
     assert twin.drain(probe.queue_url) == []
-    # The plan's SNS target text, rendered by its own input transformer, names the job and the reason.
+    # The plan's SNS target text, rendered by its own input transformer, names the job and the reason (a JSON
+    # object since issue #17: each placeholder a whole string value, so any statusReason stays valid JSON).
     [target] = [t for t in of_type(plans["dev"], "aws:cloudwatch/eventTarget:EventTarget")
                 if t["inputs"]["rule"] == probe.rule_name]  # fmt: skip
-    message = twin.wait_for(
-        twin.target_probes[target["name"]], lambda m: "scheduled-drift-failed" in m["body"], TIMEOUT
-    )
-    assert "Essential container in task exited" in message["body"]
+    message = twin.wait_for(twin.target_probes[target["name"]], lambda m: m["job"] == "scheduled-drift-failed", TIMEOUT)
+    assert message["reason"] == "Essential container in task exited"
     assert twin.drain(twin.target_probes[target["name"]]) == []
 
 
@@ -201,7 +203,7 @@ def test_ssm_parameters_hold_the_plans_names_types_and_values(twin: TwinAws, pla
     ssm = twin.client("ssm")
     for parameter in parameters:
         inputs = parameter["inputs"]
-        stored = ssm.get_parameter(Name=inputs["name"])["Parameter"]
+        stored = ssm.get_parameter(Name=inputs["name"], WithDecryption=True)["Parameter"]
         assert stored["Value"] == inputs.get("value", inputs.get("insecureValue"))
         assert stored["Type"] == inputs["type"]
         assert twin.parameters[inputs["name"]] == stored["Value"]
@@ -484,7 +486,7 @@ def test_a_configured_secret_exists_under_the_plans_reference_with_the_mask(fres
     [reference] = [s["valueFrom"] for c in json.loads(task["inputs"]["containerDefinitions"]) for s in c["secrets"]]
     value = twin.client("secretsmanager").get_secret_value(SecretId=twin.resolve(reference))["SecretString"]
     assert value == "[secret]"
-    assert twin.masked == ["sentry-dsn-value"]
+    assert "sentry-dsn-value" in twin.masked  # (the SecureString runtime settings are masked in the plan too)
 
 
 def test_a_plan_target_moto_can_deliver_to_is_installed_as_the_plan_says(
@@ -494,7 +496,7 @@ def test_a_plan_target_moto_can_deliver_to_is_installed_as_the_plan_says(
     target's transformed input (no stand-in probe), by the plan's own reference to it."""
     plan = copy.deepcopy(plans["dev"])
     rule = rule_matching(plan, "aws.batch")
-    [queue] = of_type(plan, "aws:sqs/queue:Queue")
+    [queue] = [q for q in of_type(plan, "aws:sqs/queue:Queue") if q["name"] == "jobs-schedules-dlq"]
     # The plan's reference to that queue's ARN, as another resource (a schedule's dead-letter config) uses it.
     [queue_arn] = {
         s["inputs"]["target"]["deadLetterConfig"]["arn"] for s in of_type(plan, "aws:scheduler/schedule:Schedule")
@@ -510,8 +512,8 @@ def test_a_plan_target_moto_can_deliver_to_is_installed_as_the_plan_says(
     twin.client("events").put_events(
         Entries=[{"Source": "aws.batch", "DetailType": "Batch Job State Change", "Detail": json.dumps(detail)}]
     )
-    delivered = twin.wait_for(twin.queues[queue["name"]], lambda m: "scheduled-summary" in m["body"], TIMEOUT)
-    assert "Task failed to start" in delivered["body"]
+    delivered = twin.wait_for(twin.queues[queue["name"]], lambda m: m["job"] == "scheduled-summary", TIMEOUT)
+    assert delivered["reason"] == "Task failed to start"  # a JSON object since issue #17
 
 
 def test_every_way_of_creating_the_model_key_triggers_and_deleting_it_does_not(
