@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STACK ?= dev
 
-.PHONY: preview plan test system-packages lint format demo bench-serving bench-drift bench-inference diagram review docs policy lock clean venv scan scan-venv iam-eval
+.PHONY: preview plan test system-packages e2e e2e-setup lint format demo bench-serving bench-drift bench-inference diagram review docs policy lock clean venv scan scan-venv iam-eval
 
 $(BIN)/.installed: requirements/dev.lock
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 is required, found {sys.version}"'
@@ -27,7 +27,15 @@ system-packages:
 
 ## The whole test suite: infra under Pulumi mocks, app and jobs against real moto/PostgreSQL on loopback.
 test: venv system-packages $(if $(shell command -v npm),iam-eval)
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 2 --dist loadfile --ignore=tests/twin
+
+## The offline twin (docs/twin.md): real images run under the plan's own settings, the loop end to end.
+## Installs Debian's podman, runc, debootstrap and docker-registry when missing (root or sudo).
+e2e-setup: venv
+	$(BIN)/python -m twin.system
+
+e2e: e2e-setup
+	$(BIN)/python -m pytest -s -v --timeout=3600 tests/twin
 
 lint: venv
 	$(BIN)/ruff check .

@@ -11,16 +11,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.capture.writer import OVERFLOW_POLICIES
+from model_package.exit_codes import ExitCode
+
 SERVICES = ("stage", "prod", "local")
 # Inside the container /tmp is the task's own ephemeral storage, not a shared world-writable dir.
 DEFAULT_SPOOL_DIR = "/tmp/capture-spool"  # noqa: S108
 RUNTIME_CHOICES = ("onnx", "skops", "pickle")
+FAILURE_POLICIES = ("alarm", "drain")  # what /ready does when capture fails too long (docs/app.md)
+DEFAULT_SPOOL_MAX_BYTES = 1 << 30
 
 
 class ConfigError(ValueError):
     """An environment variable has a value the app cannot use."""
 
-    exit_code = 64
+    exit_code = ExitCode.CONFIG
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
@@ -47,6 +52,13 @@ def _float(env: Mapping[str, str], name: str, default: float, minimum: float, ma
     if not minimum <= value <= maximum:
         raise ConfigError(f"{name}={value} is out of range; allowed {minimum}..{maximum}")
     return value
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    raw = env.get(name, "").strip().lower() or default
+    if raw not in allowed:
+        raise ConfigError(f"{name}={raw!r}: allowed {list(allowed)}")
+    return raw
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
@@ -83,13 +95,26 @@ class AppConfig:
     capture_flush_seconds: float = 5.0
     capture_queue_size: int = 100_000
     capture_retry_max_seconds: float = 30.0
+    capture_spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES
+    capture_spool_overflow: str = "drop_oldest"
+    capture_unhealthy_seconds: float = 300.0
+    capture_failure_policy: str = "alarm"
+    capture_emf_seconds: float = 0.0
+    max_records_per_request: int = 1000
+    http_max_header_bytes: int = 16384
+    http_header_timeout_seconds: float = 10.0
+    http_body_timeout_seconds: float = 30.0
+    http_keepalive_seconds: float = 5.0
+    http_max_connections: int = 1000
 
     @property
-    def db_url(self) -> str:
-        """SQLite under the spool dir by default: capture works with no database configured."""
-        if self.capture_db_url:
-            return self.capture_db_url
-        return f"sqlite:///{Path(self.spool_dir) / 'capture.db'}"
+    def db_url(self) -> str | None:
+        """The SQL capture sink's URL, or None: no SQL capture unless configured.
+
+        Why no SQLite default any more: a file on the task's ephemeral volume, never pruned, filled the disk
+        the spool needs (issue #13). A local run that wants SQL capture sets ``CAPTURE_DB_URL=sqlite:///...``.
+        """
+        return self.capture_db_url
 
     @property
     def settings_location(self) -> str:
@@ -136,6 +161,17 @@ class AppConfig:
             capture_flush_seconds=_float(env, "CAPTURE_FLUSH_SECONDS", 5.0, 0.01, 3600),
             capture_queue_size=_int(env, "CAPTURE_QUEUE_SIZE", 100_000, 10, 10_000_000),
             capture_retry_max_seconds=_float(env, "CAPTURE_RETRY_MAX_SECONDS", 30.0, 0.05, 3600),
+            capture_spool_max_bytes=_int(env, "CAPTURE_SPOOL_MAX_BYTES", DEFAULT_SPOOL_MAX_BYTES, 1 << 20, 1 << 40),
+            capture_spool_overflow=_choice(env, "CAPTURE_SPOOL_OVERFLOW", "drop_oldest", OVERFLOW_POLICIES),
+            capture_unhealthy_seconds=_float(env, "CAPTURE_UNHEALTHY_SECONDS", 300.0, 1.0, 86400),
+            capture_failure_policy=_choice(env, "CAPTURE_FAILURE_POLICY", "alarm", FAILURE_POLICIES),
+            capture_emf_seconds=_float(env, "CAPTURE_EMF_SECONDS", 0.0, 0.0, 3600),
+            max_records_per_request=_int(env, "MAX_RECORDS_PER_REQUEST", 1000, 1, 100_000),
+            http_max_header_bytes=_int(env, "HTTP_MAX_HEADER_BYTES", 16384, 1024, 1 << 20),
+            http_header_timeout_seconds=_float(env, "HTTP_HEADER_TIMEOUT_SECONDS", 10.0, 0.1, 3600),
+            http_body_timeout_seconds=_float(env, "HTTP_BODY_TIMEOUT_SECONDS", 30.0, 0.1, 3600),
+            http_keepalive_seconds=_float(env, "HTTP_KEEPALIVE_SECONDS", 5.0, 0.1, 3600),
+            http_max_connections=_int(env, "HTTP_MAX_CONNECTIONS", 1000, 1, 100_000),
         )
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
+from pathlib import Path
 from typing import Any
 
 from app import metrics
@@ -17,8 +19,12 @@ from app.config import AppConfig
 from app.handlers import LoadedModel, model_fn
 from app.runtime_settings import RuntimeSettings, SettingsRefresher, source_from_location
 from app.server import ASGIApp, PredictService, build_app
+from model_package.exit_codes import ExitCode
 
 GC_GEN0_THRESHOLD = 20_000
+STATUS_DIR_ENV = "APP_STATUS_DIR"  # set by ``python -m app`` for its workers; not an operator setting
+PARENT_PID_ENV = "APP_PARENT_PID"  # likewise: lets a worker notice its parent died before it started
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 log = logging.getLogger("app")
 
@@ -33,26 +39,53 @@ def init_sentry(dsn: str | None, service: str) -> bool:
 
 
 def build_capture(config: AppConfig, *, s3_client: Any = None) -> tuple[CaptureWriter, Any]:
-    """One sink worker per configured sink, each with its spool under this worker's claimed slot."""
+    """One sink worker per configured sink, each with its spool under this worker's claimed slot.
+
+    The spool size cap is per process (slot) and split evenly between the sinks, so the volume holds
+    ``WORKERS x CAPTURE_SPOOL_MAX_BYTES`` at most (infra sizes the ephemeral storage from the same number).
+    """
     slot = claim_slot(config.spool_dir)
-    workers = []
+    sinks: list[Any] = []
+    if config.capture_s3_uri:
+        bucket, prefix = parse_s3_uri(config.capture_s3_uri, config.service_name)
+        worker_id = _host_worker(slot.name)
+        sinks.append(S3Sink(bucket, prefix, worker=worker_id, client=s3_client))
+        log.info("capture to s3://%s/%s (worker %s)", bucket, prefix, worker_id)
+    if config.db_url:
+        sql = SqlSink(config.db_url)
+        sinks.append(sql)
+        log.info("capture to %s", sql.engine.url.render_as_string(hide_password=True))
+    if not sinks:
+        log.warning("capture is off: neither CAPTURE_S3_URI nor CAPTURE_DB_URL is set")
     options = {
         "flush_records": config.capture_flush_records,
         "flush_seconds": config.capture_flush_seconds,
         "queue_size": config.capture_queue_size,
         "retry_initial": min(0.5, config.capture_retry_max_seconds),
         "retry_max": config.capture_retry_max_seconds,
+        "spool_max_bytes": config.capture_spool_max_bytes // max(1, len(sinks)),
+        "overflow": config.capture_spool_overflow,
+        "unhealthy_seconds": config.capture_unhealthy_seconds,
+        "service": config.service_name,
+        "emf_seconds": config.capture_emf_seconds,
     }
-    if config.capture_s3_uri:
-        bucket, prefix = parse_s3_uri(config.capture_s3_uri, config.service_name)
-        worker_id = _host_worker(slot.name)
-        sink = S3Sink(bucket, prefix, worker=worker_id, client=s3_client)
-        log.info("capture to s3://%s/%s (worker %s)", bucket, prefix, worker_id)
-        workers.append(SinkWorker(sink, Spool(slot.directory / "s3"), **options))
-    sql = SqlSink(config.db_url)
-    log.info("capture to %s", sql.engine.url.render_as_string(hide_password=True))
-    workers.append(SinkWorker(sql, Spool(slot.directory / "sql"), **options))
+    workers = [SinkWorker(sink, Spool(slot.directory / sink.name), **options) for sink in sinks]
     return CaptureWriter(workers), slot
+
+
+def report_shutdown(code: int, detail: str) -> None:
+    """Tell ``python -m app`` (the parent) why this worker could not stop cleanly: a file in its status dir.
+
+    Why a file: uvicorn's supervisor does not pass a worker's exit status on, so the parent would exit 0
+    although captured records were lost or a worker could not start.
+    """
+    directory = os.environ.get(STATUS_DIR_ENV)
+    if not directory:
+        return
+    try:
+        (Path(directory) / f"{os.getpid()}-{code}").write_text(detail)
+    except OSError:
+        log.exception("cannot record the shutdown status in %s", directory)
 
 
 def _host_worker(slot: str) -> str:
@@ -96,10 +129,18 @@ def create_app(
         max_batch_size=config.max_batch_size,
         max_batch_wait_ms=config.max_batch_wait_ms,
         max_body_bytes=config.max_body_bytes,
+        max_records=config.max_records_per_request,
     )
 
+    service.capture_failure_policy = config.capture_failure_policy
+
     def startup() -> None:
-        writer, slot = build_capture(config, s3_client=s3_client)
+        try:
+            writer, slot = build_capture(config, s3_client=s3_client)
+        except OSError as exc:
+            log.critical("refusing to start: capture spool %s is not usable: %s", config.spool_dir, exc)
+            report_shutdown(ExitCode.CAPTURE_NOT_SAVED, f"spool {config.spool_dir}: {exc}")
+            raise
         capture_holder.update(writer=writer, slot=slot)
         service.capture = writer
         refresher.start()
@@ -121,16 +162,47 @@ def create_app(
         writer = capture_holder.get("writer")
         if writer is not None:
             log.info("flushing capture before exit")
-            writer.close()
+            try:
+                unsaved = writer.close()
+            except Exception as exc:  # never skip the slot release or the report
+                log.exception("capture flush at shutdown failed")
+                unsaved, detail = -1, f"capture flush failed: {exc}"
+            else:
+                detail = f"{unsaved} captured records could not be delivered or spooled"
             capture_holder["slot"].release()
+            if unsaved:
+                log.error("exit with unsaved capture: %s", detail)
+                report_shutdown(ExitCode.CAPTURE_NOT_SAVED, detail)
 
     app = build_app(service, on_startup=startup, on_shutdown=shutdown)
     app.service = service  # type: ignore[attr-defined]  # tests and the bench read counters from here
     return app
 
 
+def die_with_parent() -> None:
+    """Ask Linux to send this worker SIGTERM when ``python -m app`` (its parent) dies.
+
+    Why: a SIGKILL of the parent alone left the workers serving as orphans, holding the port (the next
+    start failed) and their spool slots; with this they flush capture and exit like on a normal stop
+    (prctl(2), PR_SET_PDEATHSIG). A no-op where prctl is unavailable.
+    """
+    import ctypes
+    import ctypes.util
+    import signal
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    parent = os.environ.get(PARENT_PID_ENV)
+    if parent and os.getppid() != int(parent):  # the parent died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def create_app_from_env() -> ASGIApp:
     """uvicorn ``factory=True`` entry point (each worker process calls it)."""
     config = AppConfig.from_env()
     logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    die_with_parent()
     return create_app(config)

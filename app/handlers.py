@@ -24,8 +24,8 @@ import numpy as np
 
 from app import json_codec
 from app.runtime_settings import RuntimeSettings
-from model_package import Manifest, ModelPackage, PackageError, open_package
-from model_package.runtime import Predictor, load_predictor
+from model_package import Manifest, ModelPackage, open_package
+from model_package.runtime import OnnxPredictor, Predictor, check_schema, load_predictor
 from model_package.validation import SchemaValidator, Violation
 
 log = logging.getLogger("app.model")
@@ -67,18 +67,25 @@ def _flag(name: str) -> bool:
 def model_fn(
     model_dir: str | os.PathLike[str], runtime: str | None = None, allow_pickle: bool | None = None
 ) -> LoadedModel:
-    """Load a package directory (or ``model.zip``). ONNX Runtime first; skops if ONNX cannot load (needs the
-    jobs' libraries); pickle only with ``ALLOW_PICKLE=1``. Raises ``PackageError`` (with ``exit_code``)."""
+    """Load a package directory (or ``model.zip``), verified, and its ONNX graph checked against the schema.
+
+    ONNX Runtime serves unless ``MODEL_RUNTIME`` forces skops (needs the jobs' libraries) or pickle (only
+    with ``ALLOW_PICKLE=1``). Raises ``PackageError`` (with ``exit_code``)."""
     location = Path(model_dir)
     if location.is_dir() and not (location / "manifest.json").exists() and (location / "model.zip").exists():
         location = location / "model.zip"  # SageMaker unpacks model.tar.gz; a zip inside is fine too
     package = open_package(location)
+    # The same checks as ``python -m retrain verify`` short of parity (which needs scikit-learn, absent from
+    # the serving image): integrity above, then the schema against the ONNX graph. A package verify refuses
+    # is never served, whatever runtime is chosen below.
+    onnx = OnnxPredictor(package)
+    check_schema(package, onnx)
     allow = _flag("ALLOW_PICKLE") if allow_pickle is None else allow_pickle
     choice = runtime or os.environ.get("MODEL_RUNTIME") or None
-    if choice:
-        predictor = load_predictor(package, runtime=choice, allow_pickle=allow)  # type: ignore[arg-type]
+    if choice in (None, "onnx"):
+        predictor: Predictor = onnx
     else:
-        predictor = _load_with_fallback(package, allow)
+        predictor = load_predictor(package, runtime=choice, allow_pickle=allow)  # type: ignore[arg-type]
     return LoadedModel(
         package=package,
         predictor=predictor,
@@ -86,37 +93,26 @@ def model_fn(
     )
 
 
-def _load_with_fallback(package: ModelPackage, allow_pickle: bool) -> Predictor:
-    errors: list[str] = []
-    order = ["onnx", "skops", *(["pickle"] if allow_pickle else [])]
-    for runtime in order:
-        try:
-            predictor = load_predictor(package, runtime=runtime, allow_pickle=allow_pickle)  # type: ignore[arg-type]
-        except PackageError as exc:
-            errors.append(f"{runtime}: {exc}")
-            log.warning("runtime %s cannot serve %s: %s", runtime, package.source, exc)
-            continue
-        if errors:
-            log.warning("serving %s with the %s fallback", package.source, runtime)
-        return predictor
-    raise PackageError(f"{package.source}: no runtime can load the model ({'; '.join(errors)})")
-
-
-# -- input ------------------------------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=256)  # clients send the same few header values; parse each once
 def _base_type(content_type: str | None) -> str:
     return (content_type or "application/json").split(";", 1)[0].strip().lower() or "application/json"
 
 
-def input_fn(body: bytes | str, content_type: str | None, model: LoadedModel | None = None) -> list[dict[str, Any]]:
-    """Records from a JSON object, a JSON list of objects, or CSV with a header row."""
+def input_fn(
+    body: bytes | str, content_type: str | None, model: LoadedModel | None = None, max_records: int | None = None
+) -> list[dict[str, Any]]:
+    """Records from a JSON object, a JSON list of objects, or CSV with a header row.
+
+    ``max_records`` is checked before any record is validated: a 1 MB body of empty records cost a worker
+    seconds of validation (issue #13); now it costs the parse.
+    """
     kind = _base_type(content_type)
     if kind in JSON_TYPES or kind.endswith("+json"):
-        return _json_records(body)
+        records = _json_records(body)
+        if max_records is not None and len(records) > max_records:
+            raise _too_many(len(records), max_records)
+        return records
     if kind in CSV_TYPES:
-        return _csv_records(body, model.manifest if model else None)
+        return _csv_records(body, model.manifest if model else None, max_records)
     raise RequestError(415, f"content type {kind!r} is not supported; use application/json or text/csv")
 
 
@@ -157,16 +153,27 @@ def _csv_value(raw: str, numeric: bool | None) -> Any:
     return number
 
 
-def _csv_records(body: bytes | str, manifest: Manifest | None) -> list[dict[str, Any]]:
+def _too_many(count: int | str, limit: int) -> RequestError:
+    return RequestError(
+        413, f"{count} records in one request; at most {limit} are allowed (MAX_RECORDS_PER_REQUEST): split it"
+    )
+
+
+def _csv_records(body: bytes | str, manifest: Manifest | None, max_records: int | None = None) -> list[dict[str, Any]]:
     try:
         text = body.decode("utf-8-sig") if isinstance(body, bytes) else body
     except UnicodeDecodeError as exc:
         raise RequestError(400, f"CSV body is not UTF-8: {exc}") from None
+    rows: list[list[str]] = []
     try:
-        rows = list(csv.reader(io.StringIO(text), strict=True))
+        for row in csv.reader(io.StringIO(text), strict=True):
+            if not row:
+                continue
+            rows.append(row)
+            if max_records is not None and len(rows) > max_records + 1:  # + the header; stop reading here
+                raise _too_many(f"more than {max_records}", max_records)
     except csv.Error as exc:
         raise RequestError(400, f"body is not valid CSV: {exc}") from None
-    rows = [row for row in rows if row]
     if len(rows) < 2:
         raise RequestError(400, "CSV needs a header row naming the features and at least one data row")
     header = [name.strip() for name in rows[0]]

@@ -51,6 +51,41 @@ CAPTURE_FAILURES = Counter("app_capture_sink_failures_total", "Failed writes to 
 SPOOL_SEGMENTS = Gauge(
     "app_capture_spool_segments", "Spooled segments waiting for a sink", ["sink"], multiprocess_mode="livesum"
 )
+SPOOL_BYTES = Gauge("app_capture_spool_bytes", "Bytes of spooled segments", ["sink"], multiprocess_mode="livesum")
+CAPTURE_BACKLOG = Gauge(
+    "app_capture_backlog_records",
+    "Capture records not yet confirmed by the sink (queued, batching, spooled, held in memory)",
+    ["sink"],
+    multiprocess_mode="livesum",
+)
+CAPTURE_OLDEST_UNSENT = Gauge(
+    "app_capture_oldest_unsent_seconds",
+    "Age of the oldest capture record not yet confirmed by the sink",
+    ["sink"],
+    multiprocess_mode="livemax",
+)
+CAPTURE_UNHEALTHY = Gauge(
+    "app_capture_unhealthy",
+    "1 when the sink's capture has been failing longer than CAPTURE_UNHEALTHY_SECONDS",
+    ["sink"],
+    multiprocess_mode="livemax",
+)
+CAPTURE_QUARANTINED = Counter(
+    "app_capture_quarantined_records_total",
+    "Capture records set aside in the quarantine (corrupt segment lines, records the sink rejects permanently)",
+    ["sink"],
+)
+CAPTURE_DROPPED = Counter(
+    "app_capture_dropped_records_total",
+    "Capture records lost (spool overflow policy, in-memory bound while the spool is not writable)",
+    ["sink", "reason"],
+)
+CAPTURE_SPOOL_ERRORS = Counter("app_capture_spool_write_errors_total", "Failed writes to the capture spool", ["sink"])
+HTTP_REJECTED = Counter(
+    "app_http_rejected_total",
+    "Connections or requests refused by an HTTP limit (header_too_large, headers_timeout, body_timeout)",
+    ["reason"],
+)
 MODEL_INFO = Gauge(
     "app_model_info", "The loaded model (value 1)", ["model_name", "model_version", "runtime"], multiprocess_mode="max"
 )

@@ -51,6 +51,7 @@ class PredictService:
         max_batch_size: int = 64,
         max_batch_wait_ms: float = 2.0,
         max_body_bytes: int = 1 << 20,
+        max_records: int = 1000,
     ) -> None:
         self.model = model
         self.service_name = service_name
@@ -62,6 +63,8 @@ class PredictService:
             lambda records: predict_fn(records, model), max_batch_size, max_batch_wait_ms / 1000
         )
         self.max_body_bytes = max_body_bytes
+        self.max_records = max_records
+        self.capture_failure_policy = "alarm"  # or "drain": /ready answers 503 while capture fails too long
         self.ready = False
         # Answered this event-loop turn, settled by :meth:`_settle`: (prediction, records, latency in s).
         self._answered: list[tuple[Prediction, list[dict[str, Any]], float]] = []
@@ -81,7 +84,7 @@ class PredictService:
         try:
             kind = accepted_type(accept)
             body = await body_source()
-            records = input_fn(body, content_type, self.model)
+            records = input_fn(body, content_type, self.model, self.max_records)
             batcher.reader_done()
             reading = False
             prediction = await batcher.submit(records)
@@ -269,7 +272,15 @@ def build_app(
     async def ready() -> JSONResponse:
         if not service.ready:
             return JSONResponse({"ready": False}, status_code=503)
-        return JSONResponse({"ready": True, "model_version": manifest.version})
+        capture = service.capture
+        failing = capture.unhealthy_reasons() if capture is not None else []
+        if failing and service.capture_failure_policy == "drain":
+            # CAPTURE_FAILURE_POLICY=drain: the load balancer takes this task out of rotation (docs/app.md).
+            return JSONResponse({"ready": False, "capture_failing": failing}, status_code=503)
+        body: dict[str, Any] = {"ready": True, "model_version": manifest.version}
+        if failing:  # policy "alarm": keep serving; the metrics and the CloudWatch alarm carry the news
+            body["capture_failing"] = failing
+        return JSONResponse(body)
 
     @api.get("/model", summary="The loaded model: version, git sha, trained at, metrics, schema")
     async def model_info() -> dict[str, Any]:

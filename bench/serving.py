@@ -85,6 +85,8 @@ def start(kind: str, port: int, model_zip: Path, baseline: Path, workdir: Path) 
     bin_dir = Path(sys.executable).parent
     if kind in ("app", "app-nocapture"):
         env |= {"SPOOL_DIR": str(workdir / kind), "LOG_LEVEL": "WARNING", "SERVICE_NAME": "local"}
+        # SQL capture has no default any more (issue #13): name the local SQLite sink the numbers were taken with.
+        env["CAPTURE_DB_URL"] = f"sqlite:///{workdir / kind / 'capture.db'}"
         if kind == "app-nocapture":  # the same app with capture switched off: shows what capture costs
             settings = workdir / "nocapture.json"
             settings.write_text('{"capture_enabled": false}')

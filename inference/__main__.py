@@ -1,8 +1,10 @@
 """``python -m inference run``: score a CSV/Parquet table (local or s3://) with a model package.
 
 Flags win over the environment (MODEL_REF, MODEL_BUCKET, INPUT_URI, OUTPUT_URI, CHUNK_ROWS,
-ALERTS_TOPIC_ARN, ALERT_WINDOW_MINUTES; see docs/inference.md). Exit status: 0 done (rejected rows
-are reported, not a failure), 2 bad input or configuration, a ``PackageError``'s code for a bad model.
+ALERTS_TOPIC_ARN, ALERT_WINDOW_MINUTES; see docs/inference.md). Exit status
+(``model_package.exit_codes.ExitCode``, docs/exit-codes.md): 0 done (rejected rows are reported, not a
+failure), 7 bad input data, 8 bad configuration, 64 usage, 143 stopped by SIGTERM (partial files removed),
+a ``PackageError``'s code for a bad model.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from alerting import AlertPublisher, LocalDedupStore, S3DedupStore
-from inference.job import InferenceJob
+from inference.job import InferenceJob, JobTerminated, terminate_on_sigterm
 from inference.readers import DEFAULT_CHUNK_ROWS
 from model_package.errors import run_command
+from model_package.exit_codes import ExitCode, UsageArgumentParser
 from monitor.models import resolve_model
 from monitor.settings import env_bool, env_int, env_str
 
@@ -69,14 +72,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         s3_client=s3,
         publisher=publisher,
     )
-    result = job.run(str(input_uri), str(output_uri))
+    try:
+        with terminate_on_sigterm():
+            result = job.run(str(input_uri), str(output_uri))
+    except JobTerminated as exc:
+        print(
+            f"error: {exc} (SIGTERM): stopped; partial output files were removed and {output_uri} was left as it was",
+            file=sys.stderr,
+        )
+        return ExitCode.TERMINATED
     print(json.dumps(result.to_dict(), indent=2, default=str))
-    return 0
+    return ExitCode.OK
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="python -m inference", description=__doc__.splitlines()[0])
-    commands = root.add_subparsers(dest="command", required=True)
+    root = UsageArgumentParser(prog="python -m inference", description=__doc__.splitlines()[0])
+    commands = root.add_subparsers(dest="command", required=True, parser_class=UsageArgumentParser)
     run = commands.add_parser("run", help="score a table in chunks")
     run.add_argument("--model", help="champion | <version> | s3://bucket/key | local model.zip (env MODEL_REF)")
     run.add_argument("--input", help="CSV or Parquet, local or s3:// (env INPUT_URI)")
@@ -94,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if not 0 < args.threshold < 1:
         print(f"error: --threshold must be between 0 and 1, got {args.threshold}", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     return run_command(lambda: args.func(args))
 
 

@@ -7,10 +7,13 @@ new ones. Rejected rows go, with their row number and violations, to ``<output>.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +32,32 @@ from monitor.columns import feature_columns
 LOG = logging.getLogger(__name__)
 PROBABILITY, PREDICTION = "probability", "prediction"
 ROW, ERRORS = "_row", "_errors"
+
+
+class JobTerminated(BaseException):
+    """SIGTERM arrived (Batch cancel/terminate, job timeout, ECS stop). Raised from the signal handler
+    installed by :func:`terminate_on_sigterm`, so the job unwinds like any failure: writers abort, staged
+    ``.partial`` files and temp directories are removed, and the failure notice goes out. A
+    ``BaseException`` (like ``KeyboardInterrupt``) so no ``except Exception`` on the way swallows it."""
+
+
+@contextlib.contextmanager
+def terminate_on_sigterm() -> Iterator[None]:
+    """Within the block SIGTERM raises :class:`JobTerminated` in the main thread; the old handler is back after.
+
+    Python's default for SIGTERM ends the process at once without unwinding, which is what left partial
+    files behind. SIGKILL cannot be caught; docs/inference.md says what it can leave.
+    """
+
+    def handler(signum: int, _frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not interrupt the clean-up
+        raise JobTerminated(f"received {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @dataclass
@@ -114,7 +143,7 @@ class InferenceJob:
         started = time.monotonic()
         try:
             result = self._run(input_uri, output_uri, started)
-        except Exception as exc:
+        except (Exception, JobTerminated) as exc:
             self._notify_failure(input_uri, output_uri, exc)
             raise
         self._notify(result)

@@ -128,6 +128,12 @@ def drift_statements(grants: JobGrants) -> list[iam.Statement]:
             ],
             sid="ReadLiveModel",
         ),
+        # The window marker the job writes last (monitor/window.py, RunLedger): where the next window starts.
+        iam.allow(
+            ["s3:GetObject"],
+            [grants.model_object(f"{REPORT_PREFIXES['drift']}*/last-success.json")],
+            sid="ReadDriftWindowMarker",
+        ),
         iam.allow(["s3:PutObject"], [grants.model_object(f"{REPORT_PREFIXES['drift']}*")], sid="WriteDriftReports"),
     ]
     if s.drift_retrain_enabled:

@@ -25,12 +25,31 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
+from app import capture_contract
 from infra import iam
 from infra.hardening import BOOTSTRAP_IMAGE, BOOTSTRAP_SERVER, WebFirewall, WebFirewallArgs
 from infra.images import check_deployed_image
 
 # ALB security policy with TLS 1.3 and 1.2 only (ELB User Guide, "Security policies for your ALB").
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+# The task's ephemeral storage (Fargate: 21-200 GiB, https://docs.aws.amazon.com/AWSCloudFormation/latest/
+# UserGuide/aws-properties-ecs-taskdefinition-ephemeralstorage.html) and the part of it the capture spool may
+# fill. One place: the task definition's size and the app's CAPTURE_SPOOL_MAX_BYTES both derive from these.
+EPHEMERAL_STORAGE_GIB = 30
+CAPTURE_SPOOL_BUDGET_GIB = 20  # the rest holds the image layers and temp files
+# Alarm when a sink's oldest unsent record is older than this (the app's /ready default is 300 s).
+CAPTURE_OLDEST_UNSENT_ALARM_SECONDS = 900
+
+
+def capture_environment(workers: int) -> dict[str, str]:
+    """The app's capture durability settings for one task: spool cap per worker, EMF health lines on."""
+    return {
+        "CAPTURE_SPOOL_MAX_BYTES": str(CAPTURE_SPOOL_BUDGET_GIB * (1 << 30) // max(1, workers)),
+        "CAPTURE_SPOOL_OVERFLOW": "drop_oldest",
+        "CAPTURE_EMF_SECONDS": str(capture_contract.EMF_PERIOD_SECONDS),
+    }
+
+
 RUNTIME_SETTINGS_DEFAULTS = {"decision_threshold": 0.5, "out_of_range": "warn", "capture_enabled": True}
 # The prediction-distribution metric the app publishes as CloudWatch embedded-metric-format (EMF) lines on
 # stdout (awslogs driver -> CloudWatch Logs, which extracts the metric; CloudWatch User Guide, "Specification:
@@ -178,6 +197,7 @@ class ModelService(pulumi.ComponentResource):
         self.deployment_alarms = self._alarms(name, args)
         self.service = self._service(name, args, traffic_ready)
         self._autoscaling(name, args)
+        self._capture_alarms(name, args)
 
         scheme = "https" if args.certificate_arn else "http"
         self.url = pulumi.Output.concat(scheme, "://", self.alb.dns_name)
@@ -258,10 +278,12 @@ class ModelService(pulumi.ComponentResource):
         ``image`` is the one currently deployed (:meth:`_deployed_image`); everything else is Pulumi's.
         """
         args = self._args
+        workers = max(1, args.sizing.cpu // 1024)
         environment = {
+            **capture_environment(workers),
             "SERVICE_NAME": args.service,
             "PORT": str(args.container_port),
-            "WORKERS": str(max(1, args.sizing.cpu // 1024)),
+            "WORKERS": str(workers),
             "MODEL_DIR": "/opt/model",
             "CAPTURE_S3_URI": f"s3://{capture_bucket}/capture/{args.service}",
             "SPOOL_DIR": "/tmp/capture-spool",  # noqa: S108 - the task's private ephemeral volume
@@ -321,6 +343,7 @@ class ModelService(pulumi.ComponentResource):
                 execution_role_arn=self.execution_role.arn,
                 task_role_arn=self.task_role.arn,
                 volumes=[aws.ecs.TaskDefinitionVolumeArgs(name="tmp")],
+                ephemeral_storage=aws.ecs.TaskDefinitionEphemeralStorageArgs(size_in_gib=EPHEMERAL_STORAGE_GIB),
                 container_definitions=definitions,
                 # A new shape registers a new revision; the previous one stays ACTIVE, because ECS rolls a
                 # failed deployment back to it and the pipeline's deploy action copies the service's current
@@ -750,3 +773,66 @@ class ModelService(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
         return created
+
+    def _capture_alarms(self, name: str, args: ModelServiceArgs) -> None:
+        """Alarms on the app's capture health, which reaches CloudWatch as EMF log lines (app/capture_contract.py).
+
+        Only the S3 sink is configured in the task (no CAPTURE_DB_URL), so only it is alarmed. Missing data is
+        not breaching: a task that stopped logging is the unhealthy-hosts alarm's business.
+        """
+        where = f"ECS service logs /ml-delivery/{pulumi.get_stack()}/{args.service} (search 'capture')"
+        common = {
+            "namespace": capture_contract.EMF_NAMESPACE,
+            "dimensions": {"Service": args.service, "Sink": "s3"},
+            "alarm_actions": [args.alerts_topic_arn],
+            "ok_actions": [args.alerts_topic_arn],
+            "treat_missing_data": "notBreaching",
+            "period": capture_contract.EMF_PERIOD_SECONDS * 5,
+            "evaluation_periods": 1,
+        }
+        lost = "Records are being lost"
+        alarms = {
+            "capture-oldest-unsent": (
+                capture_contract.OLDEST_UNSENT,
+                "Maximum",
+                float(CAPTURE_OLDEST_UNSENT_ALARM_SECONDS),
+                "GreaterThanThreshold",
+                f"captured predictions older than {CAPTURE_OLDEST_UNSENT_ALARM_SECONDS} s are not in S3 yet "
+                "(sink down or hung; they wait in the spool)",
+            ),
+            "capture-dropped": (
+                capture_contract.DROPPED,
+                "Sum",
+                0.0,
+                "GreaterThanThreshold",
+                f"{lost}: the spool is full (overflow policy) or not writable",
+            ),
+            "capture-quarantined": (
+                capture_contract.QUARANTINED,
+                "Sum",
+                0.0,
+                "GreaterThanThreshold",
+                "records were set aside in the spool's quarantine (corrupt segment or rejected by S3)",
+            ),
+            "capture-spool-errors": (
+                capture_contract.SPOOL_WRITE_ERRORS,
+                "Sum",
+                0.0,
+                "GreaterThanThreshold",
+                "spool writes fail (disk full or I/O errors); records wait in memory and a kill loses them",
+            ),
+        }
+        for suffix, (metric, statistic, threshold, comparison, what) in alarms.items():
+            aws.cloudwatch.MetricAlarm(
+                f"{name}-{suffix}",
+                aws.cloudwatch.MetricAlarmArgs(
+                    alarm_description=f"{args.service}: {what}. Where to look: {where}; docs/app.md, "
+                    "'Durability contract'.",
+                    metric_name=metric,
+                    statistic=statistic,
+                    threshold=threshold,
+                    comparison_operator=comparison,
+                    **common,
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )

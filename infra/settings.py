@@ -134,7 +134,7 @@ class StackSettings(BaseModel):
     # --- services (stage and prod use the same component) ---
     container_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,255}$")] = "app"
     container_port: Annotated[int, Field(ge=1024, le=65535)] = 8080
-    health_check_path: Annotated[str, Field(pattern=r"^/[A-Za-z0-9/_.-]*$", max_length=1024)] = "/health"
+    health_check_path: Annotated[str, Field(pattern=r"^/[A-Za-z0-9/_.-]*$", max_length=1024)] = "/ready"
     # ECR Public's copy of the official Python image, pinned by digest (infra/images.py), running
     # infra.hardening.BOOTSTRAP_SERVER (no Docker Hub).
     bootstrap_image: Annotated[str, Field(min_length=1)] = PYTHON_BASE_IMAGE

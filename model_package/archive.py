@@ -16,6 +16,7 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 from model_package.errors import IntegrityError, ManifestError, PackageError
 from model_package.manifest import Manifest
@@ -28,6 +29,7 @@ REFERENCE_NAME = "reference.csv"
 REQUIRED_FILES = (ONNX_NAME, SKOPS_NAME, REQUIREMENTS_NAME, REFERENCE_NAME)
 # A model of this product is a few MB; anything near this limit is a zip bomb or a wrong upload.
 MAX_UNPACKED_BYTES = 1 << 30
+MAX_FILES = 64  # a package has five files today; more is a wrong directory or a crafted archive
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -91,23 +93,70 @@ def _verify(raw_files: Mapping[str, bytes], source: str) -> ModelPackage:
     return ModelPackage(manifest=manifest, files=dict(raw_files), source=source)
 
 
+def _read_capped(handle: IO[bytes], name: str, budget: int, source: str) -> bytes:
+    """Read at most ``budget`` bytes; more is refused. Counted on the bytes actually produced, so a zip
+    member whose header understates its size (a zip bomb) stops at the cap instead of filling memory."""
+    chunks: list[bytes] = []
+    total = 0
+    while chunk := handle.read(min(1 << 20, budget - total + 1)):
+        total += len(chunk)
+        if total > budget:
+            raise PackageError(
+                f"{source}: {name} takes the package beyond {MAX_UNPACKED_BYTES} bytes unpacked; "
+                "a model package is a few MB (wrong upload or a zip bomb)"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _read_zip(data: bytes, source: str) -> dict[str, bytes]:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile as exc:
         raise PackageError(f"{source}: not a zip archive ({exc})") from exc
     with archive:
-        infos = [i for i in archive.infolist() if not i.is_dir()]
+        infos = archive.infolist()
+        if len(infos) > MAX_FILES:
+            raise PackageError(f"{source}: {len(infos)} members; a package holds at most {MAX_FILES} files")
         if sum(i.file_size for i in infos) > MAX_UNPACKED_BYTES:
             raise PackageError(f"{source}: unpacks to more than {MAX_UNPACKED_BYTES} bytes")
         files: dict[str, bytes] = {}
+        remaining = MAX_UNPACKED_BYTES
         for info in infos:
+            if info.is_dir():
+                raise PackageError(f"{source}: member {info.filename!r} is a directory; a package holds only files")
             _check_member_name(info.filename, source)
+            if (info.external_attr >> 16) & 0o170000 == 0o120000:
+                raise PackageError(f"{source}: member {info.filename!r} is a symlink; a package holds only files")
             try:
-                files[info.filename] = archive.read(info)
-            except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError) as exc:
+                with archive.open(info) as handle:
+                    files[info.filename] = _read_capped(handle, info.filename, remaining, source)
+            except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
                 raise IntegrityError(f"{source}: member {info.filename!r} cannot be read: {exc}") from exc
+            remaining -= len(files[info.filename])
         return files
+
+
+def _read_directory(path: Path, source: str) -> dict[str, bytes]:
+    """An unpacked package: flat regular files only, read with the same size cap as the zip.
+
+    Symlinks (which could point anywhere on the host) and subdirectories are refused rather than skipped:
+    the pipeline verifies this directory, so whatever is in it must be exactly what the manifest lists.
+    """
+    entries = sorted(path.iterdir())
+    if len(entries) > MAX_FILES:
+        raise PackageError(f"{source}: {len(entries)} entries; a package holds at most {MAX_FILES} files")
+    files: dict[str, bytes] = {}
+    remaining = MAX_UNPACKED_BYTES
+    for entry in entries:
+        if entry.is_symlink():
+            raise PackageError(f"{source}: {entry.name} is a symlink; a package directory holds only regular files")
+        if not entry.is_file():
+            raise PackageError(f"{source}: {entry.name} is not a regular file; a package directory is flat")
+        with entry.open("rb") as handle:
+            files[entry.name] = _read_capped(handle, entry.name, remaining, source)
+        remaining -= len(files[entry.name])
+    return files
 
 
 def open_package(location: str | os.PathLike[str] | bytes) -> ModelPackage:
@@ -119,11 +168,14 @@ def open_package(location: str | os.PathLike[str] | bytes) -> ModelPackage:
         return _verify(_read_zip(location, "<bytes>"), "<bytes>")
     path = Path(location)
     source = str(path)
+    if path.is_symlink():
+        raise PackageError(f"{source}: is a symlink; pass the package itself")
     if path.is_dir():
-        files = {p.name: p.read_bytes() for p in sorted(path.iterdir()) if p.is_file()}
-        return _verify(files, source)
+        return _verify(_read_directory(path, source), source)
     if not path.exists():
         raise PackageError(f"{source}: no such file or directory")
+    if path.stat().st_size > MAX_UNPACKED_BYTES:
+        raise PackageError(f"{source}: {path.stat().st_size} bytes; a package is at most {MAX_UNPACKED_BYTES}")
     return _verify(_read_zip(path.read_bytes(), source), source)
 
 

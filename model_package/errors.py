@@ -1,8 +1,8 @@
 """Errors raised while reading or checking a model package.
 
-Each error carries an ``exit_code`` so command-line entry points (``python -m retrain verify``,
-the app's start-up) can turn it into a documented process exit status without a lookup table
-of their own.
+Each error carries an ``exit_code`` (a member of :class:`model_package.exit_codes.ExitCode`, the one
+table) so command-line entry points (``python -m retrain verify``, the app's start-up, the jobs) can turn
+it into a documented process exit status without a lookup table of their own.
 """
 
 from __future__ import annotations
@@ -10,43 +10,64 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
+from model_package.exit_codes import ExitCode
+
 
 class PackageError(Exception):
     """A model package cannot be used. The message names the file or field and what is allowed."""
 
-    exit_code = 2
+    exit_code = ExitCode.PACKAGE_UNUSABLE
 
 
 class ManifestError(PackageError):
     """``manifest.json`` is missing, is not JSON, or a field is absent or of the wrong kind."""
 
-    exit_code = 3
+    exit_code = ExitCode.MANIFEST_INVALID
 
 
 class IntegrityError(PackageError):
     """A file's sha256 differs from the manifest, or a listed file is missing or unlisted."""
 
-    exit_code = 4
+    exit_code = ExitCode.INTEGRITY
 
 
 class SchemaError(PackageError):
     """The feature schema is absent or inconsistent (duplicate names, min > max, ...)."""
 
-    exit_code = 5
+    exit_code = ExitCode.SCHEMA
 
 
 class ParityError(PackageError):
     """The ONNX model and the fitted estimator disagree on the stored parity sample."""
 
-    exit_code = 6
+    exit_code = ExitCode.PARITY
+
+
+class JobConfigError(ValueError):
+    """A job's setting (environment variable, settings file) is missing or invalid; names it and what is allowed."""
+
+    exit_code = ExitCode.CONFIG
+
+
+class InputDataError(ValueError):
+    """A job's input data cannot be used (bad header, one column, unreadable); names the file and column."""
+
+    exit_code = ExitCode.BAD_DATA
+
+
+class InsufficientDataError(InputDataError):
+    """Too few rows to conclude anything (e.g. a drift window below its minimum); gives count and minimum."""
+
+    exit_code = ExitCode.INSUFFICIENT_DATA
 
 
 def run_command(command: Callable[[], int]) -> int:
     """Run a job's command line and turn its failure into the documented exit status, with one clear line.
 
-    A :class:`PackageError` exits with its own code (2-6, ``docs/model-package.md``); bad input that a
-    command rejects (``ValueError``) or cannot read (``OSError``) exits 2. Anything else is a bug and keeps
-    its traceback.
+    A :class:`PackageError` exits with its own code (``docs/exit-codes.md``); a ``ValueError`` that carries
+    an ``exit_code`` (:class:`JobConfigError`, :class:`InputDataError`) exits with it; any other rejected
+    (``ValueError``) or unreadable (``OSError``) input exits :attr:`ExitCode.BAD_DATA`. Anything else is a
+    bug and keeps its traceback (exit 1).
     """
     try:
         return int(command())
@@ -55,4 +76,4 @@ def run_command(command: Callable[[], int]) -> int:
         return exc.exit_code
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return int(getattr(exc, "exit_code", ExitCode.BAD_DATA))

@@ -22,6 +22,30 @@ Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 FeatureDtype = Literal["int", "float", "string"]
 
 
+MAX_MANIFEST_BYTES = 4 << 20  # a manifest is a few KB; its features and baselines grow it linearly
+MAX_JSON_DEPTH = 32  # the schema itself nests 4 levels; hyperparameters may nest a few more
+
+
+def _refuse_constant(name: str) -> float:
+    """NaN/Infinity are not JSON (RFC 8259) and a NaN bound broke /openapi.json: refused at the parse."""
+    raise ManifestError(f"manifest.json contains {name}; only finite numbers are allowed")
+
+
+def _depth(value: object) -> int:
+    """Nesting depth, iteratively (a recursive walk is what a deep document would crash)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if level > MAX_JSON_DEPTH:
+            return level
+        if isinstance(item, dict):
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, level + 1) for v in item)
+    return deepest
+
+
 class _Frozen(BaseModel):
     # extra="forbid": a misspelt field in a hand-edited manifest is an error, not silently dropped.
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -47,6 +71,9 @@ class FeatureSpec(_Frozen):
             raise ValueError(f"feature {self.name!r}: categories are only allowed for dtype 'string'")
         if not self.is_numeric and (self.minimum is not None or self.maximum is not None):
             raise ValueError(f"feature {self.name!r}: minimum/maximum are only allowed for numeric dtypes")
+        for bound, value in (("minimum", self.minimum), ("maximum", self.maximum)):
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"feature {self.name!r}: {bound} {value} is not a finite number")
         if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
             raise ValueError(f"feature {self.name!r}: minimum {self.minimum} > maximum {self.maximum}")
         return self
@@ -167,10 +194,17 @@ class Manifest(_Frozen):
     @classmethod
     def from_json(cls, text: str | bytes) -> Manifest:
         """Parse and validate; every problem becomes a ``ManifestError``/``SchemaError`` naming the field."""
+        if len(text) > MAX_MANIFEST_BYTES:
+            raise ManifestError(f"manifest.json is {len(text)} bytes; at most {MAX_MANIFEST_BYTES} are allowed")
         try:
-            raw = json.loads(text)
+            raw = json.loads(text, parse_constant=_refuse_constant)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ManifestError(f"manifest.json is not valid JSON: {exc}") from exc
+        except RecursionError:
+            raise ManifestError(f"manifest.json nests deeper than {MAX_JSON_DEPTH} levels") from None
+        depth = _depth(raw)
+        if depth > MAX_JSON_DEPTH:
+            raise ManifestError(f"manifest.json nests {depth} levels deep; at most {MAX_JSON_DEPTH} are allowed")
         if not isinstance(raw, dict):
             raise ManifestError("manifest.json must be a JSON object")
         if not raw.get("features"):

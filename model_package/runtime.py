@@ -254,3 +254,27 @@ def load_predictor(package: ModelPackage, *, runtime: RuntimeName = "onnx", allo
             )
         return EstimatorPredictor(_load_pickle(package), package.manifest, "pickle")
     raise PackageError(f"runtime {runtime!r} is not known; allowed: {list(RUNTIMES)}")
+
+
+_NUMERIC_ONNX = {"tensor(float)", "tensor(double)", "tensor(int64)", "tensor(int32)"}
+
+
+def check_schema(package: ModelPackage, onnx: OnnxPredictor) -> None:
+    """The ONNX graph takes exactly the manifest's features, each with a matching tensor type.
+
+    One implementation for ``verify`` and the app's start-up: a package the pipeline refuses must not be
+    served either (a manifest that disagrees with the graph scored with wrong probabilities).
+    """
+    inputs = {i.name: i.type for i in onnx.session.get_inputs()}
+    features = {f.name: f for f in package.manifest.features}
+    if set(inputs) != set(features):
+        raise SchemaError(
+            f"{package.source}: {ONNX_NAME} inputs {sorted(inputs)} differ from manifest features {sorted(features)}"
+        )
+    for name, onnx_type in inputs.items():
+        numeric = features[name].is_numeric
+        if numeric != (onnx_type in _NUMERIC_ONNX) or (not numeric and onnx_type != "tensor(string)"):
+            raise SchemaError(
+                f"{package.source}: feature {name!r} is {features[name].dtype} in the manifest "
+                f"but {onnx_type} in {ONNX_NAME}"
+            )

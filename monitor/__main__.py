@@ -1,9 +1,10 @@
 """``python -m monitor drift|sensitivity|summary`` (the Batch jobs, and their local forms).
 
 Local runs name their inputs with flags (``--model``, ``--data``, ``--out``); without ``--model`` the
-job reads its environment (docs/monitoring.md lists every variable). Exit status: 0 done (drift or
-not: drift is reported, not a failure), 2 bad input or configuration, a ``PackageError``'s own code
-for an unusable model package.
+job reads its environment (docs/monitoring.md lists every variable). Exit status
+(``model_package.exit_codes.ExitCode``, docs/exit-codes.md): 0 done (drift or not: drift is reported, not
+a failure), 7 bad input data, 8 bad configuration, 16 too few rows to judge, 64 usage, a
+``PackageError``'s own code for an unusable model package.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from alerting import AlertPublisher, LocalDedupStore, S3DedupStore
 from model_package.errors import run_command
+from model_package.exit_codes import ExitCode, UsageArgumentParser
 from monitor.drift import DriftAnalysis
 from monitor.drift_job import DriftJob, RetrainTrigger
 from monitor.models import live_model, resolve_model
@@ -37,6 +39,7 @@ from monitor.sources import (
 )
 from monitor.summary import SummaryJob
 from monitor.thresholds import DriftThresholds
+from monitor.window import RunLedger, drift_window, report_root
 
 LOG = logging.getLogger("monitor")
 LOCAL_DEDUP = ".alerts-sent.json"
@@ -63,7 +66,7 @@ def _cloud_publisher(s3: Any, settings: MonitorSettings) -> AlertPublisher:
 
 
 def cmd_drift(args: argparse.Namespace) -> int:
-    thresholds = DriftThresholds.from_file(args.thresholds or env_str("DRIFT_THRESHOLDS_FILE"))
+    thresholds = DriftThresholds.from_file(args.thresholds or env_str("DRIFT_THRESHOLDS_FILE")).with_env()
     if args.model:
         if not args.data or not args.out:
             raise ValueError("local drift needs --data PATH and --out DIR with --model")
@@ -75,12 +78,11 @@ def cmd_drift(args: argparse.Namespace) -> int:
         analysis = DriftAnalysis(
             package, thresholds, _predictor(package, args.runtime), run_adversarial=not args.no_adversarial
         )
-        job = DriftJob(analysis, LocalReportSink(out), _local_publisher(out, env_int("ALERT_WINDOW_MINUTES", 360)))
+        publisher = _local_publisher(out, env_int("ALERT_WINDOW_MINUTES", 360))
+        job = DriftJob(analysis, LocalReportSink(out), publisher)
         report = job.run(observations, {"source": args.data})
     else:
         report = _cloud_drift(args, thresholds)
-        if report is None:
-            return 0
     print(
         json.dumps(
             {
@@ -92,7 +94,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
             indent=2,
         )
     )
-    return 0
+    return ExitCode.OK
 
 
 def _cloud_drift(args: argparse.Namespace, thresholds: DriftThresholds) -> Any:
@@ -102,26 +104,30 @@ def _cloud_drift(args: argparse.Namespace, thresholds: DriftThresholds) -> Any:
     s3 = boto3.client("s3")
     package = live_model(s3, settings.model_bucket, settings.model_key)
     manifest = package.manifest
-    since, until = manifest.created_at.astimezone(UTC), datetime.now(UTC)
+    root = report_root(settings.report_prefix, manifest)
+    ledger = RunLedger(s3, settings.model_bucket, root)
+    now = parse_time(args.now) if args.now else datetime.now(UTC)
+    window = drift_window(manifest, now, ledger.last_success(), settings.drift_window, settings.drift_max_window)
+    LOG.info("drift window of %s v%s: [%s, %s) %s", manifest.name, manifest.version, window.since, now, window.basis)
     reader = (
         SqlCaptureReader(settings.capture_db_url)
         if settings.capture_db_url
-        else S3CaptureReader(s3, settings.capture_bucket, settings.capture_prefix)
-    )
-    records = reader.read(manifest, since, until)
-    if not records:
-        LOG.warning(
-            "no captured predictions of %s v%s since %s; nothing to compare",
-            manifest.name,
-            manifest.version,
-            since.isoformat(),
+        else S3CaptureReader(
+            s3,
+            str(settings.capture_bucket),
+            settings.capture_prefix,
+            settings.capture_read_workers,
+            max_records=settings.drift_max_rows,
         )
-        return None
+    )
+    records = reader.read(manifest, window.since, window.until)
+    window_info = window.to_dict()
+    if isinstance(reader, S3CaptureReader) and reader.last_seen > len(records):
+        window_info["sampled"] = f"{len(records)} of {reader.last_seen} records (DRIFT_MAX_ROWS)"
     observations = observations_from_records(records, manifest.target)
     if settings.labels_uri:
         attach_labels(observations, read_labels(settings.labels_uri, manifest.target, s3))
-    prefix = f"{settings.report_prefix.strip('/')}/{manifest.name}/v{manifest.version}/{until:%Y%m%dT%H%M%SZ}"
-    sinks: list[ReportSink] = [S3ReportSink(s3, settings.model_bucket, prefix)]
+    sinks: list[ReportSink] = [S3ReportSink(s3, settings.model_bucket, f"{root}/{now:%Y%m%dT%H%M%SZ}")]
     if args.out:
         sinks.append(LocalReportSink(args.out))
     retrain = None
@@ -131,7 +137,9 @@ def _cloud_drift(args: argparse.Namespace, thresholds: DriftThresholds) -> Any:
         )
     analysis = DriftAnalysis(package, thresholds, _predictor(package, args.runtime))
     job = DriftJob(analysis, MultiSink(*sinks), _cloud_publisher(s3, settings), retrain)
-    return job.run(observations, {"since": since.isoformat(), "until": until.isoformat()})
+    report = job.run(observations, window_info)
+    ledger.record_success(window, report.locations.get("json"))  # last: only a finished run moves the window
+    return report
 
 
 def cmd_sensitivity(args: argparse.Namespace) -> int:
@@ -150,7 +158,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     )
     out.write("sensitivity.html", render_sensitivity(rows, title).encode(), "text/html; charset=utf-8")
     print(f"written {json_path} and sensitivity.html", file=sys.stderr)
-    return 0
+    return ExitCode.OK
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -174,7 +182,9 @@ def cmd_summary(args: argparse.Namespace) -> int:
         reader = (
             SqlCaptureReader(settings.capture_db_url)
             if settings.capture_db_url
-            else S3CaptureReader(s3, str(settings.capture_bucket), settings.capture_prefix)
+            else S3CaptureReader(
+                s3, str(settings.capture_bucket), settings.capture_prefix, settings.capture_read_workers
+            )
         )
         records = reader.read(None, end - window, end)
         prefix = settings.report_prefix.rsplit("/", 1)[0] + "/summary"
@@ -182,12 +192,12 @@ def cmd_summary(args: argparse.Namespace) -> int:
             S3ReportSink(s3, settings.model_bucket, prefix), _cloud_publisher(s3, settings), min_count, window
         )
     print(json.dumps(job.run(records, end), indent=2))
-    return 0
+    return ExitCode.OK
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="python -m monitor", description=__doc__.splitlines()[0])
-    commands = root.add_subparsers(dest="command", required=True)
+    root = UsageArgumentParser(prog="python -m monitor", description=__doc__.splitlines()[0])
+    commands = root.add_subparsers(dest="command", required=True, parser_class=UsageArgumentParser)
     drift = commands.add_parser("drift", help="data and concept drift report (+ alerts, optional retrain)")
     drift.add_argument("--model", help="model.zip (local mode); without it the job reads its environment")
     drift.add_argument("--data", help="production rows: CSV, Parquet or capture JSON lines (file or directory)")
@@ -196,6 +206,7 @@ def parser() -> argparse.ArgumentParser:
     drift.add_argument("--thresholds", help="JSON file overriding drift thresholds (see docs/monitoring.md)")
     drift.add_argument("--no-adversarial", action="store_true", help="skip the adversarial classifier")
     drift.add_argument("--runtime", default="onnx", choices=["onnx", "skops"])
+    drift.add_argument("--now", help="end of the window (ISO-8601), cloud mode; default now")
     drift.set_defaults(func=cmd_drift)
     sens = commands.add_parser("sensitivity", help="how much simulated drift hurts log loss and lift")
     sens.add_argument("--model", required=True)

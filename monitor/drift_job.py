@@ -14,13 +14,39 @@ from datetime import UTC, datetime
 from typing import Any
 
 from alerting import Alert, AlertPublisher, Severity
+from model_package.errors import InputDataError, InsufficientDataError
+from model_package.manifest import Manifest
 from monitor.drift import DriftAnalysis, DriftReport
 from monitor.render import render_drift_report
 from monitor.sinks import ReportSink
 from monitor.sources import Observations
+from monitor.thresholds import MIN_ROWS_ENV
 
 LOG = logging.getLogger(__name__)
 SOURCE = "monitor.drift"
+
+
+def check_window(observations: Observations, manifest: Manifest, min_rows: int, source: str) -> None:
+    """Refuse what cannot be judged, before any report or alert exists.
+
+    A file that parses into one column (wrong delimiter) or carries none of the model's features would
+    otherwise report every feature missing -> "100% drifted, retrain warranted"; a window below
+    ``min_rows`` would report "no drift" from no evidence.
+    """
+    columns = [str(c) for c in observations.inputs.columns]
+    features = list(manifest.feature_names)
+    if len(columns) == 1 and len(features) > 1:
+        raise InputDataError(
+            f"{source}: parses into one column {columns[0][:120]!r}; the model needs {len(features)} features. "
+            "A CSV must be comma-separated with a header naming the features (wrong delimiter?)"
+        )
+    if columns and not set(columns) & set(features):
+        raise InputDataError(f"{source}: none of the model's features {features} is a column; found {columns[:10]}")
+    if observations.rows < min_rows:
+        raise InsufficientDataError(
+            f"{source}: {observations.rows} row(s); drift needs at least {min_rows} (thresholds min_rows, "
+            f"{MIN_ROWS_ENV}) to conclude anything, so no report was written. Widen the window or wait for traffic"
+        )
 
 
 @dataclass
@@ -98,6 +124,9 @@ class DriftJob:
         self.analysis, self.sink, self.publisher, self.retrain = analysis, sink, publisher, retrain
 
     def run(self, observations: Observations, window: dict[str, str | None] | None = None) -> DriftReport:
+        source = ", ".join(f"{k}={v}" for k, v in (window or {}).items() if v) or "the drift window"
+        # The same minimum below which a feature is not tested (thresholds.min_rows): one number.
+        check_window(observations, self.analysis.manifest, self.analysis.thresholds.min_rows, source)
         report = self.analysis.run(observations, window)
         # HTML first so the JSON can name it; both before any alert, so alerts point at something real.
         report.locations["html"] = self.sink.write(

@@ -6,6 +6,11 @@ import os
 from dataclasses import dataclass
 from datetime import timedelta
 
+from model_package.errors import JobConfigError
+
+# Parallel capture GETs share one client, whose default pool holds 10 connections (botocore Config
+# max_pool_connections); more threads would only wait for a connection.
+MAX_READ_WORKERS = 10
 TRUE = {"1", "true", "yes", "on"}
 FALSE = {"0", "false", "no", "off", ""}
 
@@ -18,7 +23,7 @@ def env_bool(name: str, default: bool = False) -> bool:
         return True
     if value.strip().lower() in FALSE:
         return False
-    raise ValueError(f"{name}={value!r}: expected one of true/false, 1/0, yes/no, on/off")
+    raise JobConfigError(f"{name}={value!r}: expected one of true/false, 1/0, yes/no, on/off")
 
 
 def env_int(name: str, default: int, minimum: int = 0) -> int:
@@ -28,9 +33,9 @@ def env_int(name: str, default: int, minimum: int = 0) -> int:
     try:
         number = int(value)
     except ValueError:
-        raise ValueError(f"{name}={value!r}: expected an integer") from None
+        raise JobConfigError(f"{name}={value!r}: expected an integer") from None
     if number < minimum:
-        raise ValueError(f"{name}={value!r}: must be at least {minimum}")
+        raise JobConfigError(f"{name}={value!r}: must be at least {minimum}")
     return number
 
 
@@ -42,7 +47,7 @@ def env_str(name: str, default: str | None = None) -> str | None:
 def require(name: str) -> str:
     value = os.environ.get(name)
     if not value:
-        raise ValueError(f"{name} is not set; the job needs it (see docs/monitoring.md)")
+        raise JobConfigError(f"{name} is not set; the job needs it (see docs/monitoring.md)")
     return value
 
 
@@ -63,6 +68,10 @@ class MonitorSettings:
     summary_min_count: int
     summary_window: timedelta
     thresholds_file: str | None
+    drift_window: timedelta | None = None  # None: since the last successful report (monitor.window)
+    drift_max_window: timedelta = timedelta(hours=168)
+    capture_read_workers: int = 8
+    drift_max_rows: int = 200_000
 
     @classmethod
     def from_env(cls) -> MonitorSettings:
@@ -82,9 +91,20 @@ class MonitorSettings:
             summary_min_count=env_int("SUMMARY_MIN_COUNT", 1),
             summary_window=timedelta(minutes=env_int("SUMMARY_WINDOW_MINUTES", 10, minimum=1)),
             thresholds_file=env_str("DRIFT_THRESHOLDS_FILE"),
+            drift_window=timedelta(hours=hours) if (hours := env_int("DRIFT_WINDOW_HOURS", 0)) else None,
+            drift_max_window=timedelta(hours=env_int("DRIFT_MAX_WINDOW_HOURS", 168, minimum=1)),
+            capture_read_workers=env_int("CAPTURE_READ_WORKERS", 8, minimum=1),
+            drift_max_rows=env_int("DRIFT_MAX_ROWS", 200_000, minimum=1),
         )
         if settings.capture_bucket is None and settings.capture_db_url is None:
-            raise ValueError("set CAPTURE_BUCKET (S3 capture) or CAPTURE_DB_URL (SQL capture): the job has no data")
+            raise JobConfigError("set CAPTURE_BUCKET (S3 capture) or CAPTURE_DB_URL (SQL capture): the job has no data")
+        if settings.capture_read_workers > MAX_READ_WORKERS:
+            raise JobConfigError(
+                f"CAPTURE_READ_WORKERS={settings.capture_read_workers}: at most {MAX_READ_WORKERS} "
+                "(botocore's default connection pool)"
+            )
         if settings.retrain_enabled and not (settings.retrain_job_queue and settings.retrain_job_definition):
-            raise ValueError("DRIFT_RETRAIN_ENABLED is true: RETRAIN_JOB_QUEUE and RETRAIN_JOB_DEFINITION are required")
+            raise JobConfigError(
+                "DRIFT_RETRAIN_ENABLED is true: RETRAIN_JOB_QUEUE and RETRAIN_JOB_DEFINITION are required"
+            )
         return settings

@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 import numpy as np
 import pandas as pd
 
+from model_package.capture_layout import hour_prefixes
 from model_package.manifest import Manifest
 from monitor.columns import csv_dtypes
 
@@ -180,31 +181,110 @@ def _keep(record: dict[str, Any], manifest: Manifest | None, since: datetime, un
     return at >= since and (until is None or at < until)
 
 
-class S3CaptureReader:
-    """Capture objects under ``<prefix>/dt=YYYY-MM-DD/hour=HH/`` from ``since`` on (S3 lists keys in order)."""
+class Reservoir:
+    """At most ``size`` records, a uniform random sample of all offered (Vitter's algorithm R), seeded.
 
-    def __init__(self, s3_client: Any, bucket: str, prefix: str = "capture/prod") -> None:
-        self.s3, self.bucket, self.prefix = s3_client, bucket, prefix.strip("/")
+    Why: the window is bounded in time, but traffic is not; drift statistics on a uniform sample of the
+    window are valid, and the sample keeps the job's memory fixed whatever the volume. ``size=None`` keeps
+    everything (the summary job counts every prediction).
+    """
+
+    def __init__(self, size: int | None, seed: int = 0) -> None:
+        self.size, self.seen = size, 0
+        self.items: list[dict[str, Any]] = []
+        self._rng = np.random.default_rng(seed)
+
+    def offer(self, records: Iterable[dict[str, Any]]) -> None:
+        for record in records:
+            self.seen += 1
+            if self.size is None or len(self.items) < self.size:
+                self.items.append(record)
+                continue
+            slot = int(self._rng.integers(0, self.seen))
+            if slot < self.size:
+                self.items[slot] = record
+
+    @property
+    def sampled(self) -> bool:
+        return self.seen > len(self.items)
+
+    def result(self) -> list[dict[str, Any]]:
+        """The kept records in time order (a sample is shuffled by replacement)."""
+        if self.sampled:
+            self.items.sort(key=lambda r: str(r.get("time")))
+        return list(self.items)
+
+
+class S3CaptureReader:
+    """Capture objects of the window [since, until), listed by hour partition and fetched in parallel.
+
+    Only the hour prefixes the window touches are listed (``model_package.capture_layout``, the layout the
+    app writes), so objects outside the window are never listed nor fetched: a run costs what its window
+    holds, not what the bucket has accumulated. ``workers`` GETs run at once through one shared client
+    (boto3 low-level clients are thread-safe once created: boto3 guide "Low-level clients", section
+    "Multithreading or multiprocessing with clients"); at most ``2 * workers`` objects are in flight, and
+    only records of the window are kept — at most ``max_records`` of them, a uniform sample when the
+    window holds more (:class:`Reservoir`) — so memory is bounded whatever the traffic.
+    ``workers`` stays below botocore's default pool of 10 connections (``max_pool_connections``).
+    """
+
+    def __init__(
+        self,
+        s3_client: Any,
+        bucket: str,
+        prefix: str = "capture/prod",
+        workers: int = 8,
+        max_records: int | None = None,
+    ) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        self.s3, self.bucket, self.prefix, self.workers = s3_client, bucket, prefix.strip("/"), workers
+        self.max_records = max_records
+        self.last_seen = 0  # records of the window seen by the last read (before sampling)
 
     def keys(self, since: datetime, until: datetime | None = None) -> Iterator[str]:
-        since = since.astimezone(UTC)
-        start_after = f"{self.prefix}/dt={since:%Y-%m-%d}/hour={since:%H}"
-        stop = f"{self.prefix}/dt={until.astimezone(UTC):%Y-%m-%d}/hour={until.astimezone(UTC):%H}/~" if until else None
+        """Capture object keys under the window's hour prefixes, oldest hour first."""
         paginator = self.s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{self.prefix}/dt=", StartAfter=start_after):
-            for item in page.get("Contents", []):
-                key = item["Key"]
-                if stop is not None and key > stop:
-                    return
-                if key.endswith(CAPTURE_SUFFIXES):
-                    yield key
+        for prefix in hour_prefixes(self.prefix, since, until or datetime.now(UTC)):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    if item["Key"].endswith(CAPTURE_SUFFIXES):
+                        yield item["Key"]
+
+    def _fetch(
+        self, key: str, manifest: Manifest | None, since: datetime, until: datetime | None
+    ) -> list[dict[str, Any]]:
+        body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"]
+        source = f"s3://{self.bucket}/{key}"
+        return [r for r in iter_json_lines(body.iter_lines(), source) if _keep(r, manifest, since, until)]
 
     def read(self, manifest: Manifest | None, since: datetime, until: datetime | None = None) -> list[dict[str, Any]]:
-        records: list[dict[str, Any]] = []
-        for key in self.keys(since, until):
-            body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"]
-            source = f"s3://{self.bucket}/{key}"
-            records.extend(r for r in iter_json_lines(body.iter_lines(), source) if _keep(r, manifest, since, until))
+        from collections import deque
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        kept = Reservoir(self.max_records)
+        objects = 0
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="capture-get") as pool:
+            pending: deque[Future[list[dict[str, Any]]]] = deque()
+            for key in self.keys(since, until):
+                pending.append(pool.submit(self._fetch, key, manifest, since, until))
+                objects += 1
+                if len(pending) >= 2 * self.workers:  # bounded in flight; results taken in key (time) order
+                    kept.offer(pending.popleft().result())
+            while pending:
+                kept.offer(pending.popleft().result())
+        records = kept.result()
+        self.last_seen = kept.seen
+        LOG.info(
+            "read %d capture records of s3://%s/%s from %d objects in [%s, %s)%s",
+            kept.seen,
+            self.bucket,
+            self.prefix,
+            objects,
+            since.isoformat(),
+            until.isoformat() if until else "now",
+            f"; kept a uniform sample of {len(records)} (max_records)" if kept.sampled else "",
+        )
         return records
 
 

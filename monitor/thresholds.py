@@ -11,9 +11,16 @@ before measuring, not tuned to any test; docs/monitoring.md gives the sensitivit
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from model_package.errors import JobConfigError
+
+# The environment form of ``min_rows`` (a Batch job definition sets variables more easily than files).
+MIN_ROWS_ENV = "DRIFT_MIN_ROWS"
 
 
 class DriftThresholds(BaseModel):
@@ -29,7 +36,9 @@ class DriftThresholds(BaseModel):
     unseen_share: float = Field(0.01, gt=0, le=1, description="share of unseen categories that is drift")
     null_rate_change: float = Field(0.05, gt=0, le=1, description="minimum absolute change of the null rate")
     adversarial_auc: float = Field(0.6, gt=0.5, le=1, description="adversarial ROC AUC at or above = drift")
-    min_rows: int = Field(100, ge=10, description="fewer production rows than this: tests are not run")
+    min_rows: int = Field(
+        100, ge=10, description="fewer production rows than this: the window is refused, a feature is not tested"
+    )
     concept_auc_drop: float = Field(0.05, gt=0, le=1, description="ROC AUC drop vs holdout = concept drift")
     concept_log_loss_rise: float = Field(0.2, gt=0, description="relative log-loss rise vs holdout = concept drift")
     min_labelled_rows: int = Field(200, ge=10, description="fewer labelled rows: live metrics are not judged")
@@ -47,7 +56,18 @@ class DriftThresholds(BaseModel):
             raw = json.loads(Path(path).read_text())
             return cls.model_validate(raw)
         except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"thresholds file {path}: cannot be read as JSON: {exc}") from exc
+            raise JobConfigError(f"thresholds file {path}: cannot be read as JSON: {exc}") from exc
         except ValidationError as exc:
             allowed = ", ".join(cls.model_fields)
-            raise ValueError(f"thresholds file {path}: {exc.errors()[0]['msg']} (allowed fields: {allowed})") from exc
+            message = f"thresholds file {path}: {exc.errors()[0]['msg']} (allowed fields: {allowed})"
+            raise JobConfigError(message) from exc
+
+    def with_env(self, env: Mapping[str, str] | None = None) -> DriftThresholds:
+        """``DRIFT_MIN_ROWS`` when set overrides ``min_rows``: one value for the window and the tests."""
+        raw = (os.environ if env is None else env).get(MIN_ROWS_ENV, "").strip()
+        if not raw:
+            return self
+        try:
+            return type(self).model_validate({**self.model_dump(), "min_rows": raw})
+        except ValidationError as exc:
+            raise JobConfigError(f"{MIN_ROWS_ENV}={raw!r}: {exc.errors()[0]['msg']}") from exc

@@ -1,7 +1,8 @@
 """``python -m release``: the commands the two buildspecs run. ``--help`` on each lists its arguments.
 
-Exit status: 0 done; 2-6 a model package error (``model_package.errors``); 7-10 ``release.errors``;
-1 anything unexpected (a bug or an AWS outage), with the traceback.
+Exit status (``model_package.exit_codes.ExitCode``, docs/exit-codes.md): 0 done; 2-6 a model package
+error; 8, 10, 11, 12 ``release.errors``; 64 usage; 1 anything unexpected (a bug or an AWS outage), with
+the traceback.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from model_package import PackageError
+from model_package.exit_codes import ExitCode, UsageArgumentParser
 from release.errors import ConfigurationError, ReleaseError
 
 if TYPE_CHECKING:
@@ -26,7 +28,7 @@ def _model_info(args: argparse.Namespace) -> int:
     from release.model_info import ModelIdentity
 
     sys.stdout.write(ModelIdentity.from_package(args.model_dir).shell_exports())
-    return 0
+    return ExitCode.OK
 
 
 def _image_digest(args: argparse.Namespace) -> int:
@@ -38,7 +40,7 @@ def _image_digest(args: argparse.Namespace) -> int:
     lookup = EcrImageLookup(boto3.client("ecr"))
     digest = lookup.digest(image) if args.missing_ok else lookup.require_digest(image)
     print(digest or "")
-    return 0
+    return ExitCode.OK
 
 
 def _imagedefinitions(args: argparse.Namespace) -> int:
@@ -46,7 +48,7 @@ def _imagedefinitions(args: argparse.Namespace) -> int:
 
     write_image_definitions(args.out, args.container_name, args.image)
     LOG.info("wrote %s: container %s -> %s", args.out, args.container_name, args.image)
-    return 0
+    return ExitCode.OK
 
 
 def _build_record(args: argparse.Namespace) -> int:
@@ -68,7 +70,7 @@ def _build_record(args: argparse.Namespace) -> int:
     )
     BuildRecordWriter().write(args.out, record)
     LOG.info("wrote build record %s", args.out)
-    return 0
+    return ExitCode.OK
 
 
 def _record(args: argparse.Namespace) -> int:
@@ -100,7 +102,7 @@ def _record(args: argparse.Namespace) -> int:
         _alert_release_failed(settings, s3, exc)
         raise
     print(f"s3://{settings.model_bucket}/{outcome.record_key}")
-    return 0
+    return ExitCode.OK
 
 
 def _alert_release_failed(settings: ReleaseSettings, s3: Any, exc: Exception) -> None:
@@ -140,8 +142,8 @@ def _aware_datetime(value: str) -> datetime:
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="python -m release", description=__doc__)
-    commands = root.add_subparsers(dest="command", required=True)
+    root = UsageArgumentParser(prog="python -m release", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True, parser_class=UsageArgumentParser)
 
     info = commands.add_parser("model-info", help="verify a model package and print 'export MODEL_*=' lines")
     info.add_argument("model_dir", help="unpacked package directory or model.zip")

@@ -1,31 +1,33 @@
 """Errors of the build and release steps, each with the process exit status it maps to.
 
-The codes continue after the model package's (2-6, ``model_package.errors``) so that one table in
-``docs/build.md`` covers every status a pipeline log can show.
+The codes come from the one table, ``model_package.exit_codes.ExitCode`` (docs/exit-codes.md), so a
+status in a pipeline log means the same as in a job's.
 """
 
 from __future__ import annotations
+
+from model_package.exit_codes import ExitCode
 
 
 class ReleaseError(Exception):
     """A build or release step cannot go on; the message names what is wrong and what is allowed."""
 
-    exit_code = 7
+    exit_code = ExitCode.RELEASE_FAILED
 
 
 class ConfigurationError(ReleaseError):
     """An environment variable or argument is missing or malformed."""
 
-    exit_code = 8
+    exit_code = ExitCode.CONFIG
 
 
 class ImageNotFoundError(ReleaseError):
     """The image tag asked for is not in the ECR repository."""
 
-    exit_code = 9
+    exit_code = ExitCode.IMAGE_NOT_FOUND
 
 
 class ReleaseStateError(ReleaseError):
     """The bucket or a job definition disagrees with the build record; nothing past this point was changed."""
 
-    exit_code = 10
+    exit_code = ExitCode.RELEASE_STATE

@@ -1,9 +1,9 @@
 """Command line: ``python -m retrain {run,train,verify,synth}``.
 
-Exit codes (docs/retrain.md): 0 success (for ``run`` also a rejected or unchanged candidate);
-1 unexpected error; 2 package unusable; 3 manifest invalid; 4 integrity (sha256) mismatch;
-5 schema inconsistent; 6 ONNX/estimator parity failed; 7 bad training data; 8 invalid settings;
-9 upload refused; 64 bad command-line usage.
+Exit codes (``model_package.exit_codes.ExitCode``, docs/exit-codes.md): 0 success (for ``run`` also a
+rejected or unchanged candidate); 1 unexpected error; 2 package unusable; 3 manifest invalid; 4 integrity
+(sha256) mismatch; 5 schema inconsistent; 6 ONNX/estimator parity failed; 7 bad training data; 8 invalid
+settings; 9 upload refused; 64 bad command-line usage.
 """
 
 from __future__ import annotations
@@ -14,19 +14,13 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
 
 from model_package.errors import PackageError
-from retrain.errors import USAGE_EXIT_CODE, RetrainError
+from model_package.exit_codes import ExitCode, UsageArgumentParser
+from retrain.errors import RetrainError, UsageError
 from retrain.logs import configure_logging
 
 LOG = logging.getLogger("retrain")
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(USAGE_EXIT_CODE, f"{self.prog}: error: {message}\n")
 
 
 def _csv_list(text: str) -> list[str]:
@@ -34,10 +28,12 @@ def _csv_list(text: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m retrain", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = UsageArgumentParser(
+        prog="python -m retrain", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--plain-logs", action="store_true", help="human-readable logs instead of JSON lines")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=UsageArgumentParser)
 
     run = sub.add_parser("run", help="the Batch retrain job (settings from the environment, flags override)")
     for flag, dest, kind in [
@@ -138,7 +134,7 @@ def _train(args: argparse.Namespace) -> int:
         f"wrote {args.out}: {result.manifest.name} v{result.manifest.version}, {len(result.manifest.features)} "
         f"features, holdout roc_auc={m.roc_auc:.4f} log_loss={m.log_loss:.4f} lift={m.lift:.2f}"
     )
-    return 0
+    return ExitCode.OK
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -147,7 +143,7 @@ def _verify(args: argparse.Namespace) -> int:
     tolerance = args.tolerance if args.tolerance is not None else PARITY_TOLERANCE
     result = verify_package(args.package, tolerance, expect_sha256=args.expect_sha256)
     print(json.dumps(result.__dict__) if args.json else result.summary())
-    return 0
+    return ExitCode.OK
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -161,10 +157,10 @@ def _synth(args: argparse.Namespace) -> int:
     elif suffix in (".parquet", ".pq"):
         data = frame.to_parquet(index=False)
     else:
-        raise RetrainError(f"--out {args.out}: unknown format {suffix!r}; allowed: .csv, .parquet")
+        raise UsageError(f"--out {args.out}: unknown format {suffix!r}; allowed: .csv, .parquet")
     write_atomically(args.out, data)
     print(f"wrote {args.out}: {len(frame)} rows, churn rate {frame['churn'].mean():.3f}")
-    return 0
+    return ExitCode.OK
 
 
 COMMANDS = {"run": _run, "train": _train, "verify": _verify, "synth": _synth}

@@ -10,7 +10,7 @@ import pandas as pd
 
 from model_package.manifest import FeatureSpec
 from retrain.errors import DataError
-from retrain.schema import numeric_values
+from retrain.schema import duplicate_header_problems, numeric_values
 
 # A feature mostly missing is an upstream failure, not a property of the customers.
 MAX_NULL_RATE = 0.5
@@ -99,6 +99,8 @@ def _time_problems(frame: pd.DataFrame, req: DataRequirements) -> list[str]:
 
 def check_training_frame(frame: pd.DataFrame, req: DataRequirements) -> None:
     """Raise one :class:`DataError` listing every problem, so one failed run tells the whole story."""
+    if duplicated := duplicate_header_problems(frame.columns):  # every other check would read two as one
+        raise DataError("the training data is not usable:\n  - " + "\n  - ".join(duplicated))
     problems: list[str] = []
     if len(frame) < req.min_rows:
         problems.append(f"{len(frame)} rows; at least {req.min_rows} are required (MIN_ROWS)")

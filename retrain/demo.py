@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 
 from model_package.archive import write_atomically
+from model_package.exit_codes import ExitCode
 from retrain.synthetic import generate_churn
 from retrain.training import fit_candidate
 from retrain.verify import verify_package
@@ -114,7 +115,7 @@ def main() -> int:
         ok = serve_and_query(model, workdir, records)
         _say(f"5/5 served and queried: {'ok' if ok else 'FAILED'}")
     _say(f"done in {time.monotonic() - started:.1f}s; files in {workdir}")
-    return 0 if ok else 1
+    return ExitCode.OK if ok else ExitCode.UNEXPECTED
 
 
 if __name__ == "__main__":

@@ -1,15 +1,17 @@
 """Errors of the retrain job that are not about a model package (those live in ``model_package.errors``).
 
-Exit codes continue the package family (2..6) so one table documents every status of ``python -m retrain``.
+Exit codes come from the one table, ``model_package.exit_codes.ExitCode`` (docs/exit-codes.md).
 """
 
 from __future__ import annotations
+
+from model_package.exit_codes import ExitCode
 
 
 class RetrainError(Exception):
     """Base of the job's own failures."""
 
-    exit_code = 1
+    exit_code = ExitCode.UNEXPECTED
 
 
 class DataError(RetrainError):
@@ -18,19 +20,25 @@ class DataError(RetrainError):
     Raised before anything is trained, so bad data never reaches the bucket.
     """
 
-    exit_code = 7
+    exit_code = ExitCode.BAD_DATA
 
 
 class ConfigError(RetrainError):
     """The job's settings (environment or flags) are missing or invalid."""
 
-    exit_code = 8
+    exit_code = ExitCode.CONFIG
+
+
+class UsageError(RetrainError):
+    """A command-line argument has a value the command cannot use (e.g. an unknown output format)."""
+
+    exit_code = ExitCode.USAGE
 
 
 class UploadError(RetrainError):
     """The model bucket refused a write (e.g. the immutable versioned key already exists)."""
 
-    exit_code = 9
+    exit_code = ExitCode.UPLOAD_REFUSED
 
 
-USAGE_EXIT_CODE = 64  # EX_USAGE: argparse's own 2 would collide with PackageError
+USAGE_EXIT_CODE = ExitCode.USAGE  # kept for importers; argparse's own 2 would collide with PackageError

@@ -19,6 +19,7 @@ from typing import Any
 from alerting import Alert, AlertPublisher, S3DedupStore, Severity
 from model_package.archive import ModelPackage, open_package
 from model_package.errors import PackageError
+from model_package.exit_codes import ExitCode
 from model_package.manifest import Metrics
 from model_package.registry import versioned_model_key
 from model_package.runtime import load_predictor, load_skops_estimator
@@ -137,7 +138,7 @@ class RetrainJob:
             result = RunResult(Decision.FAILED, f"{type(exc).__name__}: {exc}", exc.exit_code)
         except Exception as exc:
             LOG.exception("retrain failed unexpectedly", extra={"run_id": self.run_id})
-            result = RunResult(Decision.FAILED, f"{type(exc).__name__}: {exc}", 1)
+            result = RunResult(Decision.FAILED, f"{type(exc).__name__}: {exc}", ExitCode.UNEXPECTED)
         return self._finish(result, started)
 
     def _run(self) -> RunResult:
@@ -174,7 +175,7 @@ class RetrainJob:
                 f"models/{latest[0]}/model.zip was built from the same data, champion, hyperparameters and code "
                 f"(fingerprint {fp[:12]}); nothing to do"
             )
-            return RunResult(Decision.UNCHANGED, reason, 0)
+            return RunResult(Decision.UNCHANGED, reason, ExitCode.OK)
 
         version = self.store.next_version()
         self._step(4, f"training candidate v{version}", refit=champion is not None)
@@ -216,7 +217,7 @@ class RetrainJob:
         gate = decide(self.policy, candidate_metrics, champion_metrics)
         self.report["gate"].update({"candidate": gate.candidate, "champion": gate.champion})
         if not gate.accepted:
-            return RunResult(Decision.REJECTED, gate.reason, 0)
+            return RunResult(Decision.REJECTED, gate.reason, ExitCode.OK)
 
         self._step(6, f"uploading candidate v{version}")
         uploaded = self.store.upload(version, candidate.data, {FINGERPRINT_METADATA: fp, "model-sha256": model_sha256})
@@ -226,7 +227,7 @@ class RetrainJob:
             "model_key": uploaded.model_key,
             "model_version_id": uploaded.model_version_id,
         }
-        return RunResult(Decision.ACCEPTED, gate.reason, 0)
+        return RunResult(Decision.ACCEPTED, gate.reason, ExitCode.OK)
 
     def _latest_fingerprint(self) -> tuple[int, str] | None:
         from botocore.exceptions import ClientError
@@ -262,7 +263,7 @@ class RetrainJob:
             result.report_key = self.store.put_report(self.report, finished)
         except Exception:
             LOG.exception("could not write the report to s3://%s", self.store.bucket)
-            result.exit_code = result.exit_code or 1
+            result.exit_code = result.exit_code or ExitCode.UNEXPECTED
             return result
         report_uri = self.store.uri(result.report_key)
         LOG.info(

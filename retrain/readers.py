@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from retrain.datasize import EXPANSION, check_data_size, data_kind
 from retrain.errors import ConfigError, DataError
 
 LOG = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class LocalFileReader:
 
     def read(self) -> DataSet:
         try:
+            check_data_size(self.path.stat().st_size, str(self.path))  # before reading: too large is refused
             data = self.path.read_bytes()
         except OSError as exc:
             raise DataError(f"{self.path}: cannot read the training data: {exc.strerror or exc}") from exc
@@ -100,7 +102,14 @@ class S3Reader:
 
         where = f"s3://{self.bucket}/{key}"
         try:
-            return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            response = self.s3.get_object(Bucket=self.bucket, Key=key)
+            if response.get("ContentLength") is not None:  # before reading the body: too large is refused
+                try:
+                    check_data_size(int(response["ContentLength"]), where)
+                except DataError:
+                    response["Body"].close()
+                    raise
+            return response["Body"].read()
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "?")
             raise DataError(f"{where}: cannot read the training data ({code})") from exc
@@ -110,7 +119,7 @@ class S3Reader:
     def _data_keys(self) -> list[str]:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        keys, skipped = [], []
+        keys, skipped, total_bytes = [], [], 0
         try:
             for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.key):
                 for item in page.get("Contents", []):
@@ -119,6 +128,7 @@ class S3Reader:
                         skipped.append(key)
                     else:
                         keys.append(key)
+                        total_bytes += int(item.get("Size", 0))
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "?")
             raise DataError(f"{self.uri}: cannot list the training data ({code})") from exc
@@ -133,6 +143,9 @@ class S3Reader:
             )
         for key in keys:
             _format(f"s3://{self.bucket}/{key}")  # every file is a known format before any is downloaded
+        # All files together, before any is downloaded, as the most expanding format among them.
+        kinds = {data_kind(key) for key in keys}
+        check_data_size(total_bytes, self.uri, kind=max(kinds, key=EXPANSION.__getitem__))
         return sorted(keys)
 
     def read(self) -> DataSet:

@@ -12,15 +12,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model_package.archive import ONNX_NAME, ModelPackage, open_package
-from model_package.errors import IntegrityError, ParityError, SchemaError
-from model_package.runtime import OnnxPredictor, load_predictor
+from model_package.archive import ModelPackage, open_package
+from model_package.errors import IntegrityError, ParityError
+from model_package.runtime import OnnxPredictor, check_schema, load_predictor
 from retrain.reference import read_reference
 
 LOG = logging.getLogger(__name__)
 # Trees compare float32 thresholds in both runtimes; the sums of leaf values differ by float rounding only.
 PARITY_TOLERANCE = 1e-4
-_NUMERIC_ONNX = {"tensor(float)", "tensor(double)", "tensor(int64)", "tensor(int32)"}
 
 
 @dataclass(frozen=True)
@@ -36,23 +35,6 @@ class VerifyResult:
             f"OK {self.name} v{self.version} sha256={self.sha256}: integrity, schema and parity "
             f"(max |onnx - estimator| = {self.max_abs_diff:.2e} over {self.parity_rows} rows)"
         )
-
-
-def check_schema(package: ModelPackage, onnx: OnnxPredictor) -> None:
-    """The ONNX graph takes exactly the manifest's features, each with a matching tensor type."""
-    inputs = {i.name: i.type for i in onnx.session.get_inputs()}
-    features = {f.name: f for f in package.manifest.features}
-    if set(inputs) != set(features):
-        raise SchemaError(
-            f"{package.source}: {ONNX_NAME} inputs {sorted(inputs)} differ from manifest features {sorted(features)}"
-        )
-    for name, onnx_type in inputs.items():
-        numeric = features[name].is_numeric
-        if numeric != (onnx_type in _NUMERIC_ONNX) or (not numeric and onnx_type != "tensor(string)"):
-            raise SchemaError(
-                f"{package.source}: feature {name!r} is {features[name].dtype} in the manifest "
-                f"but {onnx_type} in {ONNX_NAME}"
-            )
 
 
 def check_parity(package: ModelPackage, tolerance: float = PARITY_TOLERANCE) -> tuple[int, float]:

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
 from app.json_codec import dumps, dumps_text
+from model_package.capture_layout import capture_key
 
 CAPTURE_TABLE = "prediction_capture"
 _COLUMNS = (
@@ -38,6 +39,11 @@ class Sink(Protocol):
         """Store all records or raise; a return means the sink has them durably."""
 
 
+# Errors that say "this record can never be stored", as opposed to "the sink is down": the writer then
+# splits the batch and quarantines only the offending records instead of retrying them forever.
+_RECORD_ERRORS = KeyError | TypeError | ValueError
+
+
 def parse_s3_uri(uri: str, service: str) -> tuple[str, str]:
     """``s3://bucket[/prefix]``; the prefix defaults to ``capture/<service>``."""
     parsed = urlparse(uri)
@@ -48,10 +54,9 @@ def parse_s3_uri(uri: str, service: str) -> tuple[str, str]:
 
 
 def s3_key(prefix: str, records: Sequence[dict[str, Any]], worker: str) -> str:
+    """The batch's key in the one capture layout (``model_package.capture_layout``, read by the jobs)."""
     first = records[0]
-    when = datetime.fromisoformat(first["time"])
-    stamp = when.strftime("%Y%m%dT%H%M%S%fZ")
-    return f"{prefix}/dt={when:%Y-%m-%d}/hour={when:%H}/{stamp}-{worker}-{first['uid']}.jsonl"
+    return capture_key(prefix, datetime.fromisoformat(first["time"]), worker, first["uid"])
 
 
 class S3Sink:
@@ -71,6 +76,23 @@ class S3Sink:
                 config=Config(connect_timeout=2, read_timeout=10, retries={"max_attempts": 2, "mode": "standard"}),
             )
         self.client = client
+
+    @staticmethod
+    def permanent(exc: BaseException) -> bool:
+        """A request S3 will refuse however often it is sent (400/413 other than a timeout), or a bad record.
+
+        403 and 5xx stay transient: a missing permission or a throttled bucket is fixed by an operator or by
+        time, and the records must wait for that, not be set aside.
+        """
+        from botocore.exceptions import ClientError, ParamValidationError
+
+        if isinstance(exc, ParamValidationError | _RECORD_ERRORS):
+            return True
+        if isinstance(exc, ClientError):
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            code = exc.response.get("Error", {}).get("Code", "")
+            return status in (400, 413) and code not in ("RequestTimeout", "SlowDown", "Throttling")
+        return False
 
     def write(self, records: Sequence[dict[str, Any]]) -> None:
         if not records:
@@ -105,7 +127,8 @@ def capture_table(metadata: sa.MetaData) -> sa.Table:
         sa.Column("time", _CAPTURE_TIME, nullable=False, index=True),
         sa.Column("service", sa.String(16), nullable=False),
         sa.Column("model_name", sa.String(64), nullable=False),
-        sa.Column("model_version", sa.Integer, nullable=False),
+        # BIGINT: manifest versions are not capped at 2**31 (a timestamp-like version stopped all capture).
+        sa.Column("model_version", sa.BigInteger, nullable=False),
         sa.Column("input", sa.JSON, nullable=False),
         sa.Column("output", sa.JSON, nullable=False),
         sa.Column("latency_ms", sa.Double, nullable=False),
@@ -117,6 +140,7 @@ def capture_table(metadata: sa.MetaData) -> sa.Table:
 # Rows per INSERT statement: 90 rows x 10 columns = 900 bound values, under SQLite's historical limit of 999
 # (https://www.sqlite.org/limits.html#max_variable_number) and far under PostgreSQL's 65,535.
 ROWS_PER_STATEMENT = 90
+STATEMENT_TIMEOUT_MS = 30_000  # PostgreSQL: longest one capture statement may wait (e.g. on a lock)
 
 
 class SqlSink:
@@ -149,8 +173,23 @@ class SqlSink:
                 dbapi_connection.execute("PRAGMA synchronous=NORMAL")
 
             return engine
-        connect_args = {"connect_timeout": 3} if backend in ("postgresql", "mysql") else {}
+        connect_args: dict[str, Any] = {"connect_timeout": 3} if backend in ("postgresql", "mysql") else {}
+        options = sa.make_url(url).query.get("options", "")
+        if backend == "postgresql" and "statement_timeout" not in str(options):
+            # A statement waiting on a table lock would otherwise hold the deliverer forever; the records are
+            # safe in the spool either way, but an error makes the wait visible (log, metric) and retried.
+            # https://www.postgresql.org/docs/current/runtime-config-client.html#GUC-STATEMENT-TIMEOUT
+            # connect_args replace the URL's own ``options``, so those are kept in front.
+            given = " ".join(options) if isinstance(options, tuple) else options
+            connect_args["options"] = f"{given} -c statement_timeout={STATEMENT_TIMEOUT_MS}".strip()
         return sa.create_engine(url, pool_pre_ping=True, pool_size=2, connect_args=connect_args)
+
+    @staticmethod
+    def permanent(exc: BaseException) -> bool:
+        """A row the database refuses on its content (out of range, constraint, bad value), not an outage."""
+        if isinstance(exc, sa.exc.DataError | sa.exc.IntegrityError | _RECORD_ERRORS):
+            return True
+        return isinstance(exc, sa.exc.StatementError) and isinstance(exc.orig, _RECORD_ERRORS)
 
     def _statement(self, rows: int) -> str:
         """A raw multi-row INSERT per dialect, idempotent on uid, with the JSON columns passed as text.

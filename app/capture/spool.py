@@ -1,10 +1,16 @@
-"""The local spool: where capture records wait, on disk, while a sink is down.
+"""The local spool: the write-ahead log of capture records, one directory per sink.
 
-Each :meth:`Spool.append` writes one segment file (JSON lines) via a temp file, fsync and rename, so a
-segment is either whole or absent after a crash. Segments are replayed oldest first and deleted only
-after the sink confirmed them. A segment is one batch and is replayed as the same batch, which keeps the
-S3 object key (derived from the batch's first uid) stable across retries: a replay after an ambiguous
-failure overwrites the object rather than adding a duplicate.
+Every batch is written here first (write-ahead) and delivered to its sink afterwards, so a record leaves
+memory within ``CAPTURE_FLUSH_SECONDS`` whatever the sink is doing. Each :meth:`Spool.write` creates one
+segment file (JSON lines) via a temp file, fsync and rename, so a segment is either whole or absent after
+a crash. Segments are delivered oldest first and deleted only after the sink confirmed them. A segment
+is one batch and is replayed as the same batch, which keeps the S3 object key (derived from the batch's
+first uid) stable across retries: a replay after an ambiguous failure overwrites the object rather than
+adding a duplicate.
+
+What cannot be delivered at all (a line that is not a record, a record the sink rejects permanently, a
+segment that cannot be read) goes to the quarantine directory next to the spool (``<sink>-quarantine``)
+instead of blocking the records behind it.
 """
 
 from __future__ import annotations
@@ -14,40 +20,112 @@ import json
 import os
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
+
+from app.json_codec import dumps
 
 SEGMENT_SUFFIX = ".jsonl"
 
 
-class Spool:
-    """Append-only segment files for one sink in one directory; thread-safe."""
+def encode(records: Iterable[dict[str, Any]]) -> tuple[bytes, list[dict[str, Any]], list[tuple[Any, str]]]:
+    """JSON lines of the records that can be encoded, those records, and the ones that cannot (with why)."""
+    lines: list[bytes] = []
+    good: list[dict[str, Any]] = []
+    bad: list[tuple[Any, str]] = []
+    for record in records:
+        try:
+            line = dumps(record)
+        except (TypeError, ValueError) as exc:
+            bad.append((record, f"{type(exc).__name__}: {exc}"))
+            continue
+        lines.append(line + b"\n")
+        good.append(record)
+    return b"".join(lines), good, bad
 
-    def __init__(self, directory: str | Path) -> None:
+
+def decode(data: bytes) -> tuple[list[dict[str, Any]], list[bytes]]:
+    """Records of a segment and the lines that are not records (corrupt, truncated, not an object with a uid)."""
+    records: list[dict[str, Any]] = []
+    bad: list[bytes] = []
+    for line in data.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            bad.append(line)
+            continue
+        if isinstance(record, dict) and isinstance(record.get("uid"), str):
+            records.append(record)
+        else:
+            bad.append(line)
+    return records, bad
+
+
+def segment_records(segment: Path) -> int:
+    """Records in a segment: from its name when written with a count, else by counting its lines."""
+    parts = segment.name.removesuffix(SEGMENT_SUFFIX).split("-")
+    if len(parts) == 3 and parts[2].startswith("n") and parts[2][1:].isdigit():
+        return int(parts[2][1:])
+    try:
+        return segment.read_bytes().count(b"\n")
+    except OSError:
+        return 1
+
+
+def segment_time(segment: Path) -> float:
+    """Wall-clock time a segment was written, from its name (``<time_ns>-<counter>.jsonl``)."""
+    try:
+        return int(segment.name.split("-", 1)[0]) / 1e9
+    except ValueError:
+        return segment.stat().st_mtime
+
+
+class Spool:
+    """Append-only segment files for one sink in one directory, plus its quarantine; thread-safe."""
+
+    def __init__(self, directory: str | Path, quarantine: str | Path | None = None) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.quarantine_dir = (
+            Path(quarantine) if quarantine else self.directory.with_name(f"{self.directory.name}-quarantine")
+        )
         self._lock = threading.Lock()
         self._counter = 0
-        for stale in self.directory.glob(".tmp-*"):  # a crash mid-append: the records are in the queue's retry
+        for stale in self.directory.glob(".tmp-*"):  # a crash mid-write: the records were never acknowledged
             stale.unlink(missing_ok=True)
-        self._segments = len(self.segments())
+        segments = self.segments()
+        self._segments = len(segments)
+        self._bytes = sum(_size(s) for s in segments)
 
-    def append(self, records: list[dict[str, Any]]) -> Path | None:
-        if not records:
-            return None
-        data = "".join(json.dumps(r, separators=(",", ":"), allow_nan=False) + "\n" for r in records).encode()
+    # -- writing ------------------------------------------------------------------------------------------
+
+    def write(self, data: bytes, count: int | None = None) -> Path:
+        """One fsynced segment holding ``data``; raises OSError (disk full, read-only, I/O error).
+
+        ``count`` (records in ``data``) goes into the name, so a restart knows the backlog without reading
+        a spool that may hold gigabytes.
+        """
         with self._lock:
             self._counter += 1
-            name = f"{time.time_ns():020d}-{self._counter:08d}{SEGMENT_SUFFIX}"
+            tail = f"-n{count}" if count is not None else ""
+            name = f"{time.time_ns():020d}-{self._counter:08d}{tail}{SEGMENT_SUFFIX}"
         tmp = self.directory / f".tmp-{name}"
-        with tmp.open("wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        target = self.directory / name
-        tmp.replace(target)
+        try:
+            with tmp.open("wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            target = self.directory / name
+            tmp.replace(target)
+        except OSError:
+            tmp.unlink(missing_ok=True)  # a partial temp file would only take space from the next attempt
+            raise
         with self._lock:
             self._segments += 1
+            self._bytes += len(data)
         directory_fd = os.open(self.directory, os.O_RDONLY)
         try:
             os.fsync(directory_fd)
@@ -55,22 +133,72 @@ class Spool:
             os.close(directory_fd)
         return target
 
+    def append(self, records: list[dict[str, Any]]) -> Path | None:
+        """Write records as one segment (records that cannot be encoded are left out); None when empty."""
+        data, good, _bad = encode(records)
+        return self.write(data, len(good)) if data else None
+
+    # -- reading ------------------------------------------------------------------------------------------
+
     def segments(self) -> list[Path]:
         return sorted(self.directory.glob(f"*{SEGMENT_SUFFIX}"))
 
     def read(self, segment: Path) -> list[dict[str, Any]]:
-        with segment.open("rb") as handle:
-            return [json.loads(line) for line in handle if line.strip()]
+        """The segment's records; lines that are not records are left out (see :meth:`read_checked`)."""
+        return self.read_checked(segment)[0]
 
-    def remove(self, segment: Path) -> None:
-        segment.unlink(missing_ok=True)
+    def read_checked(self, segment: Path) -> tuple[list[dict[str, Any]], list[bytes]]:
+        """Records and bad lines of a segment; raises OSError when the file cannot be read."""
+        return decode(segment.read_bytes())
+
+    def remove(self, segment: Path, nbytes: int | None = None) -> None:
+        size = _size(segment) if nbytes is None else nbytes
+        try:
+            segment.unlink()
+        except FileNotFoundError:
+            return
         with self._lock:
             self._segments = max(0, self._segments - 1)
+            self._bytes = max(0, self._bytes - size)
+
+    # -- quarantine ---------------------------------------------------------------------------------------
+
+    def quarantine_lines(self, source: str, lines: list[bytes], reason: str) -> Path:
+        """Keep what cannot be delivered for an operator: the lines, and why, next to the spool."""
+        self.quarantine_dir.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            self._counter += 1
+            counter = self._counter
+        target = self.quarantine_dir / f"{time.time_ns():020d}-{counter:08d}-{Path(source).stem}.bad"
+        header = json.dumps({"source": source, "reason": reason}).encode() + b"\n"
+        with target.open("wb") as handle:
+            handle.write(header + b"".join(line.rstrip(b"\n") + b"\n" for line in lines))
+            handle.flush()
+            os.fsync(handle.fileno())
+        return target
+
+    def quarantine_segment(self, segment: Path) -> Path:
+        """Move an unreadable segment aside whole (rename: no need to read it)."""
+        self.quarantine_dir.mkdir(parents=True, exist_ok=True)
+        size = _size(segment)
+        target = self.quarantine_dir / f"{segment.name}.unreadable"
+        segment.replace(target)
+        with self._lock:
+            self._segments = max(0, self._segments - 1)
+            self._bytes = max(0, self._bytes - size)
+        return target
+
+    # -- accounting ---------------------------------------------------------------------------------------
 
     @property
     def segment_count(self) -> int:
-        """Kept in memory: the drain thread asks on every loop and a directory listing each time is waste."""
+        """Kept in memory: the threads ask on every loop and a directory listing each time is waste."""
         return self._segments
+
+    @property
+    def bytes(self) -> int:
+        """Bytes of all segments, kept in memory (the spool size cap is checked against it)."""
+        return self._bytes
 
     def pending_records(self) -> int:
         total = 0
@@ -78,6 +206,13 @@ class Spool:
             with segment.open("rb") as handle:
                 total += sum(1 for line in handle if line.strip())
         return total
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 class SlotLock:

@@ -143,7 +143,9 @@ def app_process(tmp_path: Path) -> Iterator[Any]:
     """Factory: ``app_process(model, env=..., workers=...)``; every started app is stopped afterwards."""
     started: list[AppProcess] = []
 
-    def make(model: Path, env: dict[str, str] | None = None, workers: int = 1, wait: bool = True) -> AppProcess:
+    def make(
+        model: Path, env: dict[str, str] | None = None, workers: int = 1, wait: bool = True, port: int | None = None
+    ) -> AppProcess:
         index = len(started)
         base = {
             "SPOOL_DIR": str(tmp_path / f"spool-{index}"),
@@ -153,6 +155,8 @@ def app_process(tmp_path: Path) -> Iterator[Any]:
         app = AppProcess(
             model=model, env={**base, **(env or {})}, workers=workers, log_path=tmp_path / f"app-{index}.log"
         )
+        if port is not None:
+            app.port = port
         started.append(app)
         return app.start(wait=wait)
 

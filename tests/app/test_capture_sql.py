@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.capture import SqlSink, capture_records
-from app.capture.sinks import ROWS_PER_STATEMENT
+from app.capture.sinks import ROWS_PER_STATEMENT, capture_table
 from app.handlers import new_uids
 from app.json_codec import loads
 
@@ -113,3 +113,75 @@ def test_times_in_other_offsets_are_stored_in_utc(tmp_path: Path) -> None:
     sink.close()
     rows = _stored(url)
     assert {str(row.time) for row in rows} == {"2026-11-22 07:10:11.000000"}
+
+
+def test_a_model_version_beyond_32_bits_is_stored(database_url: str) -> None:
+    """Issue #13: a manifest ``version`` >= 2**31 stopped PostgreSQL capture entirely (INTEGER column)."""
+    records = _records(3)
+    for record in records:
+        record["model_version"] = 2**31 + 5
+    sink = SqlSink(database_url)
+    sink.write(records)
+    sink.close()
+    assert [row.model_version for row in _stored(database_url)] == [2**31 + 5] * 3
+
+
+def test_a_row_the_database_refuses_is_a_permanent_error(database_url: str) -> None:
+    """The writer quarantines such a row instead of retrying it forever (and blocking all behind it)."""
+    bad = _records(1)
+    bad[0]["uid"] = "x" * 40  # longer than the uid column
+    sink = SqlSink(database_url)
+    if sa.make_url(database_url).get_backend_name() != "postgresql":
+        sink.close()
+        pytest.skip("SQLite does not enforce VARCHAR lengths; MySQL's INSERT IGNORE turns the error into a warning")
+    with pytest.raises(Exception) as caught:
+        sink.write(bad)
+    sink.close()
+    assert SqlSink.permanent(caught.value), caught.value
+    assert not SqlSink.permanent(sa.exc.OperationalError("insert", {}, ConnectionError("server closed")))
+
+
+def test_a_poison_row_on_an_old_integer_table_is_quarantined_and_the_rest_delivered(
+    postgres_server, tmp_path: Path
+) -> None:
+    """A table created before the BIGINT change refuses a version >= 2**31: only that row is set aside."""
+    from app.capture import SinkWorker, Spool
+    from tests.support.servers import wait_until
+
+    schema = f"old_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(postgres_server.url)
+    with admin.begin() as connection:
+        connection.execute(sa.text(f"create schema {schema}"))
+        old = sa.MetaData(schema=schema)
+        table = capture_table(old)
+        table.c.model_version.type = sa.Integer()
+        old.create_all(connection)
+    admin.dispose()
+    url = f"{postgres_server.url}?options=-csearch_path%3D{schema}"
+    records = _records(50)
+    records[20]["model_version"] = 2**31
+    worker = SinkWorker(SqlSink(url), Spool(tmp_path / "sql"), flush_records=50, flush_seconds=0.05)
+    worker.start()
+    worker.submit(records)
+    wait_until(lambda: worker.delivered + worker.quarantined == 50, 30, "every record delivered or quarantined")
+    worker.close()
+    assert worker.quarantined == 1
+    assert {row.uid for row in _stored(url)} == {r["uid"] for i, r in enumerate(records) if i != 20}
+    assert "out of range" in next((tmp_path / "sql-quarantine").iterdir()).read_text()
+
+
+def test_s3_errors_are_classified_permanent_or_transient() -> None:
+    from botocore.exceptions import ClientError, EndpointConnectionError
+
+    from app.capture import S3Sink
+
+    def client_error(status: int, code: str) -> ClientError:
+        return ClientError({"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "PutObject")
+
+    assert S3Sink.permanent(client_error(400, "InvalidArgument"))
+    assert S3Sink.permanent(client_error(413, "EntityTooLarge"))
+    assert S3Sink.permanent(TypeError("Type is not JSON serializable: set"))
+    assert not S3Sink.permanent(client_error(400, "RequestTimeout"))
+    assert not S3Sink.permanent(client_error(403, "AccessDenied"))  # an operator fixes IAM; records wait
+    assert not S3Sink.permanent(client_error(503, "SlowDown"))
+    assert not S3Sink.permanent(EndpointConnectionError(endpoint_url="http://127.0.0.1:1"))

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from infra.offline import OfflineRun, run_offline
+from model_package.exit_codes import ExitCode
 from tests.app.conftest import REPO, TrainedPackage
 from tests.support.servers import LOOPBACK, free_port, wait_until
 
@@ -82,7 +83,7 @@ def test_unwritable_spool_dir_stops_the_app_with_a_message_not_a_traceback(
     process = _run_app_as_10001(model, mount / "capture-spool", log, free_port())
     code = process.wait(90)
     output = log.read_text(errors="replace")
-    assert code == 64, output  # app.config.ConfigError.exit_code
+    assert code == ExitCode.CONFIG, output  # app.config.ConfigError.exit_code: a bad SPOOL_DIR is configuration
     assert "Traceback" not in output, output
     assert "refusing to start" in output and f"SPOOL_DIR={mount / 'capture-spool'}" in output, output
     assert f"uid {APP_UID}" in output and "VOLUME" in output, output

@@ -53,7 +53,8 @@ def test_worker_spools_while_down_and_replays_in_order_exactly_once(tmp_path: Pa
     sink.down.set()
     for start in range(10, 60, 5):
         worker.submit(_records(start, 5))
-    wait_until(lambda: worker.spooled == 50, 10, "spooled while down")
+    # Write-ahead: every batch is spooled first, the first 10 included; those were confirmed and removed.
+    wait_until(lambda: worker.spooled == 60, 10, "spooled while down")
     assert worker.spool.pending_records() == 50
     sink.down.clear()
     worker.submit(_records(60, 5))

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from model_package import extract_package, open_package
+from model_package.exit_codes import ExitCode
 from tests.app.conftest import TrainedPackage
 
 
@@ -74,8 +75,59 @@ def test_unpacked_directory_serves_and_a_tampered_file_in_it_does_not(
 
 def test_bad_environment_refuses_to_start(trained: TrainedPackage, app_process) -> None:
     app = app_process(trained.path, env={"MAX_BATCH_SIZE": "lots"}, wait=False)
-    assert app.wait_exit(60) == 64
+    assert app.wait_exit(60) == ExitCode.CONFIG
     assert "MAX_BATCH_SIZE='lots' is not an integer" in app.log()
+
+
+def test_a_busy_port_has_its_own_exit_code(trained: TrainedPackage, app_process) -> None:
+    """Issue #13: a busy port ended in exit 3, the code that means "manifest invalid"."""
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        app = app_process(trained.path, env={}, wait=False, port=holder.getsockname()[1])
+        code = app.wait_exit(60)
+    assert code == ExitCode.PORT_IN_USE, app.log()
+    assert "address already in use" in app.log()
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path):
+    """A directory on a read-only bind mount (root ignores permission bits, not a read-only filesystem)."""
+    import subprocess
+
+    directory = tmp_path / "read-only"
+    directory.mkdir()
+    if subprocess.run(["mount", "-o", "bind,ro", str(directory), str(directory)], check=False).returncode:
+        pytest.skip("cannot bind-mount read-only here")
+    try:
+        yield directory
+    finally:
+        subprocess.run(["umount", str(directory)], check=False)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_read_only_spool_dir_is_not_exit_0(
+    trained: TrainedPackage, app_process, read_only_dir: Path, workers: int
+) -> None:
+    """Issue #13: with SPOOL_DIR not writable the workers could not start and the app still exited 0."""
+    env = {"SPOOL_DIR": str(read_only_dir), "CAPTURE_S3_URI": "s3://bucket"}
+    app = app_process(trained.path, env=env, wait=False, workers=workers)
+    code = app.wait_exit(90)
+    # 15 from the worker that cannot claim its spool slot; h-defects' start-up probe of SPOOL_DIR (issue #12)
+    # refuses earlier with CONFIG. Either is a documented refusal; 0, -15 and 3 are not.
+    assert code in (ExitCode.CAPTURE_NOT_SAVED, ExitCode.CONFIG), app.log()
+    assert "Read-only file system" in app.log()
+
+
+def test_no_sqlite_capture_unless_configured(tmp_path: Path) -> None:
+    """Issue #13: the default SQLite file on the spool volume was never pruned and filled the disk."""
+    from app.config import AppConfig
+
+    config = AppConfig.from_env({"SPOOL_DIR": str(tmp_path)})
+    assert config.db_url is None
+    assert AppConfig.from_env({"CAPTURE_DB_URL": "sqlite:///x.db"}).db_url == "sqlite:///x.db"
 
 
 def test_startup_freezes_the_loaded_process_and_collects_rarely(trained: TrainedPackage, tmp_path: Path) -> None:
@@ -112,3 +164,41 @@ def test_startup_freezes_the_loaded_process_and_collects_rarely(trained: Trained
         gc.set_threshold(*before)
     assert threshold == GC_GEN0_THRESHOLD > before[0]
     assert frozen > 10_000  # the model, FastAPI, numpy, onnxruntime's Python side...
+
+
+def test_killing_only_the_parent_does_not_leave_workers_holding_the_port(trained: TrainedPackage, app_process) -> None:
+    """Issue #13: after a SIGKILL of the parent alone, the orphaned workers kept the port and the next start
+    failed (exit 3, "manifest invalid"). Now the workers get SIGTERM when their parent dies and exit."""
+    import contextlib
+    import os
+    import signal
+    import subprocess
+
+    from tests.support.servers import wait_until
+
+    first = app_process(trained.path, workers=2)
+    assert first.process is not None
+    listing = subprocess.run(["pgrep", "-P", str(first.process.pid)], check=False, capture_output=True, text=True)
+    workers = listing.stdout.split()
+    assert workers
+    first.process.send_signal(signal.SIGKILL)
+    first.process.wait(30)
+
+    def gone() -> bool:
+        alive = []
+        for pid in workers:
+            try:
+                os.kill(int(pid), 0)
+                alive.append(pid)
+            except ProcessLookupError:
+                pass
+        return not alive
+
+    try:
+        wait_until(gone, 60, "the orphaned workers to exit")
+    finally:
+        for pid in workers:  # never leave them behind, even when the test fails
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+    second = app_process(trained.path, port=first.port)  # the port is free again
+    assert second.terminate()

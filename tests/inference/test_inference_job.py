@@ -16,6 +16,7 @@ import pytest
 from inference.__main__ import main
 from inference.job import InferenceJob
 from inference.readers import CsvChunkReader
+from model_package.exit_codes import ExitCode
 from model_package.registry import CHAMPION_KEY, ChampionPointer, versioned_model_key
 from model_package.runtime import load_predictor
 from model_package.validation import SchemaValidator
@@ -178,7 +179,7 @@ def test_s3_end_to_end_by_champion_with_notification(trained, s3, moto_server, m
     assert "scored 2997 rows, rejected 3" in text and "s3://" in text and '"seconds"' in text
 
     monkeypatch.setenv("MODEL_REF", "2")  # a version that was never uploaded
-    assert main(["run"]) == 2
+    assert main(["run"]) == ExitCode.PACKAGE_UNUSABLE
     assert "models/2/model.zip: no such model package" in capsys.readouterr().err
 
 
@@ -189,6 +190,21 @@ def test_missing_feature_column_is_refused_before_anything_is_written(
     source = tmp_path / "in.csv"
     input_frame().iloc[:100].drop(columns=["campaign_id"]).to_csv(source, index=False)
     code = main(["run", "--model", str(trained.path), "--input", str(source), "--output", str(tmp_path / "o.parquet")])
-    assert code == 2
+    assert code == ExitCode.BAD_DATA
     assert "feature columns ['campaign_id'] are missing" in capsys.readouterr().err
     assert not (tmp_path / "o.parquet").exists()
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_infinite_cells_reject_their_rows_only(trained, tmp_path: Path, fmt: str) -> None:
+    """``inf`` is documented as a ``data_type`` violation of its row (never a training value), not a crash."""
+    frame = generate_churn(200, seed=66).drop(columns=["churn"])
+    frame.loc[[5, 9], "monthly_spend"] = [np.inf, -np.inf]
+    source = tmp_path / f"in.{fmt}"
+    frame.to_csv(source, index=False) if fmt == "csv" else frame.to_parquet(source, index=False)
+    output = tmp_path / "scores.parquet"
+    result = InferenceJob(trained.package, load_predictor(trained.package)).run(str(source), str(output))
+    assert (result.rows_in, result.rows_out, result.rows_rejected) == (200, 198, 2)
+    rejected = pq.read_table(tmp_path / "scores.rejected.parquet").to_pandas()
+    assert rejected["_row"].tolist() == [5, 9]
+    assert all("data_type:monthly_spend" in e for e in rejected["_errors"])

@@ -331,6 +331,9 @@ def test_drift_and_summary_read_only_the_prod_capture_prefix(stack: OfflineRun) 
         assert by_action["s3:ListBucket"]["Condition"] == {"StringLike": {"s3:prefix": ["capture/prod/*"]}}
     assert "s3:GetObject" in allowed_actions(policy(stack, "drift"))
     assert f"{MODELS}/model.zip" in allowed_actions(policy(stack, "drift"))["s3:GetObject"]
+    # The drift window marker (monitor/window.py) and nothing else under reports/ is readable.
+    reads = allowed_actions(policy(stack, "drift"))["s3:GetObject"]
+    assert [r for r in reads if "/reports/" in r] == [f"{MODELS}/reports/drift/*/last-success.json"]
 
 
 def test_drift_may_submit_retrain_only_when_enabled(dev: OfflineRun, prod: OfflineRun) -> None:

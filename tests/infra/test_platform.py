@@ -8,7 +8,9 @@ import pytest
 from botocore.session import get_session
 from botocore.validate import ParamValidator
 
+from app import capture_contract
 from infra.iam import RESOURCE_STAR_ACTIONS
+from infra.model_service import CAPTURE_SPOOL_BUDGET_GIB, EPHEMERAL_STORAGE_GIB
 from infra.offline import OfflineRun, run_offline
 from infra.tagging import REQUIRED_TAG_KEYS, _accepts_tags
 from tests.infra.plan_queries import allowed_actions, as_list, policy_documents, role_policy, statements
@@ -186,6 +188,7 @@ def test_container_definitions_valid_for_ecs_register_task_definition(stack: Off
             "taskRoleArn": inputs["taskRoleArn"],
             "runtimePlatform": {"operatingSystemFamily": "LINUX", "cpuArchitecture": "X86_64"},
             "volumes": [{"name": v["name"]} for v in inputs["volumes"]],
+            "ephemeralStorage": {"sizeInGiB": inputs["ephemeralStorage"]["sizeInGib"]},
         }
         report = ParamValidator().validate(params, shape)
         assert not report.has_errors(), report.generate_report()
@@ -199,11 +202,18 @@ def test_container_definitions_valid_for_ecs_register_task_definition(stack: Off
         service = "stage" if "stage" in inputs["family"] else "prod"
         assert env["CAPTURE_S3_URI"] == f"s3://buckets-capture-0a1b2c3/capture/{service}"
         assert env["SETTINGS_SOURCE"] == f"ssm:/ml-delivery/{stack.stack}/{service}/runtime"
+        # The spool cap fits the ephemeral volume: every worker's cap together stays under the budget.
+        assert inputs["ephemeralStorage"]["sizeInGib"] == EPHEMERAL_STORAGE_GIB
+        spool_total = int(env["CAPTURE_SPOOL_MAX_BYTES"]) * int(env["WORKERS"])
+        assert spool_total <= CAPTURE_SPOOL_BUDGET_GIB << 30 < EPHEMERAL_STORAGE_GIB << 30
+        assert "CAPTURE_DB_URL" not in env  # no SQLite on the task's disk by default
+        assert env["CAPTURE_EMF_SECONDS"] == str(capture_contract.EMF_PERIOD_SECONDS)
 
 
 def test_target_group_health_checks_the_apps_health_path(stack: OfflineRun) -> None:
     for group in stack.of_type("aws:lb/targetGroup:TargetGroup"):
-        assert group.inputs["healthCheck"]["path"] == "/health"
+        # /ready, not /health: with CAPTURE_FAILURE_POLICY=drain a task whose capture fails leaves rotation.
+        assert group.inputs["healthCheck"]["path"] == "/ready"
         assert group.inputs["targetType"] == "ip"
 
 
@@ -228,6 +238,28 @@ def test_alarms_reach_the_alerts_topic(stack: OfflineRun) -> None:
         for metric in ("HTTPCode_Target_5XX_Count", "TargetResponseTime", "UnHealthyHostCount"):
             assert (service, metric) in metrics
     assert all(a.inputs["alarmActions"] == [topic] for a in alarms)
+
+
+def test_capture_health_is_alarmed_on_the_apps_emf_metrics(stack: OfflineRun) -> None:
+    topic = stack.outputs["alertsTopicArn"]
+    alarms = [
+        a
+        for a in stack.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+        if a.inputs.get("namespace") == capture_contract.EMF_NAMESPACE
+    ]
+    seen = {(a.inputs["dimensions"]["Service"], a.inputs["metricName"]) for a in alarms}
+    for service in ("stage", "prod"):
+        for metric in (
+            capture_contract.OLDEST_UNSENT,
+            capture_contract.DROPPED,
+            capture_contract.QUARANTINED,
+            capture_contract.SPOOL_WRITE_ERRORS,
+        ):
+            assert (service, metric) in seen
+    for alarm in alarms:
+        assert alarm.inputs["dimensions"]["Sink"] == "s3" and alarm.inputs["alarmActions"] == [topic]
+        assert alarm.inputs["period"] % capture_contract.EMF_PERIOD_SECONDS == 0
+        assert "docs/app.md" in alarm.inputs["alarmDescription"]
 
 
 def test_autoscaling_tracks_cpu_between_desired_and_max(prod: OfflineRun) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import boto3
 import pandas as pd
 import pytest
 
@@ -86,3 +88,21 @@ def write_jsonl(path: Path, records: list[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     return path
+
+
+@pytest.fixture
+def aws(moto_server, monkeypatch: pytest.MonkeyPatch):
+    """Model and capture buckets, an SNS topic with an SQS subscriber; boto3 pointed at the moto server."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint_url)
+    suffix = uuid.uuid4().hex[:10]
+    s3 = boto3.client("s3", endpoint_url=moto_server.endpoint_url)
+    sns = boto3.client("sns", endpoint_url=moto_server.endpoint_url)
+    sqs = boto3.client("sqs", endpoint_url=moto_server.endpoint_url)
+    buckets = {"model": f"models-{suffix}", "capture": f"capture-{suffix}"}
+    for bucket in buckets.values():
+        s3.create_bucket(Bucket=bucket)
+    topic = sns.create_topic(Name=f"alerts-{suffix}")["TopicArn"]
+    queue = sqs.create_queue(QueueName=f"alerts-{suffix}")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    return {"s3": s3, "sqs": sqs, "queue": queue, "topic": topic, **buckets, "endpoint": moto_server.endpoint_url}

@@ -11,27 +11,11 @@ import boto3
 import pytest
 import sqlalchemy as sa
 
+from model_package.exit_codes import ExitCode
 from model_package.registry import CHAMPION_KEY, ChampionPointer, versioned_model_key
 from monitor.__main__ import main
 from monitor.sources import SqlCaptureReader
 from tests.monitor.conftest import capture_records, fresh
-
-
-@pytest.fixture
-def aws(moto_server, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint_url)
-    suffix = uuid.uuid4().hex[:10]
-    s3 = boto3.client("s3", endpoint_url=moto_server.endpoint_url)
-    sns = boto3.client("sns", endpoint_url=moto_server.endpoint_url)
-    sqs = boto3.client("sqs", endpoint_url=moto_server.endpoint_url)
-    buckets = {"model": f"models-{suffix}", "capture": f"capture-{suffix}"}
-    for bucket in buckets.values():
-        s3.create_bucket(Bucket=bucket)
-    topic = sns.create_topic(Name=f"alerts-{suffix}")["TopicArn"]
-    queue = sqs.create_queue(QueueName=f"alerts-{suffix}")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
-    return {"s3": s3, "sqs": sqs, "queue": queue, "topic": topic, **buckets, "endpoint": moto_server.endpoint_url}
 
 
 def drain(aws) -> list[dict]:
@@ -101,8 +85,8 @@ def test_drift_job_reads_capture_since_training_writes_reports_and_alerts_once(t
     job_env(monkeypatch, aws)
 
     assert main(["drift"]) == 0
-    listing = aws["s3"].list_objects_v2(Bucket=aws["model"], Prefix="reports/drift/churn/v1/")["Contents"]
-    keys = sorted(o["Key"] for o in listing)
+    listing = aws["s3"].list_objects_v2(Bucket=aws["model"], Prefix="reports/drift/churn/v1/2")["Contents"]
+    keys = sorted(o["Key"] for o in listing)  # the run's folder (the window marker sits beside the folders)
     assert [k.rsplit("/", 1)[1] for k in keys] == ["report.html", "report.json"]
     report = json.loads(aws["s3"].get_object(Bucket=aws["model"], Key=keys[1])["Body"].read())
     assert report["rows"] == len(records)  # stale and other-version records were not read
@@ -112,7 +96,18 @@ def test_drift_job_reads_capture_since_training_writes_reports_and_alerts_once(t
     assert "satisfaction_score" in messages[0]["Message"] and keys[0] in messages[0]["Message"]
     assert messages[0]["Subject"].startswith("[")
 
-    assert main(["drift"]) == 0  # the next scheduled run, still drifted: same alert inside the window
+    # The next scheduled run reads only what came since (monitor.window), still drifted: same alert, not resent.
+    later = datetime.now(UTC) + timedelta(minutes=10)
+    put_capture(
+        aws,
+        capture_records(
+            fresh(2000, seed=47).assign(satisfaction_score=lambda f: f.satisfaction_score * 1.1),
+            trained.package,
+            start=later.isoformat(),
+            seconds_apart=1,
+        ),
+    )
+    assert main(["drift", "--now", (later + timedelta(hours=1)).isoformat()]) == 0
     assert drain(aws) == []
 
 
@@ -158,7 +153,9 @@ def test_retrain_is_submitted_once_when_drift_passes_the_retrain_threshold(
     job_env(monkeypatch, aws, DRIFT_RETRAIN_ENABLED="true", RETRAIN_JOB_QUEUE=queue, RETRAIN_JOB_DEFINITION=definition)
 
     assert main(["drift"]) == 0
-    assert main(["drift"]) == 0
+    later = datetime.now(UTC) + timedelta(minutes=10)  # the next run's window holds new, still drifted capture
+    put_capture(aws, capture_records(frame, trained.package, start=later.isoformat(), seconds_apart=1))
+    assert main(["drift", "--now", (later + timedelta(hours=1)).isoformat()]) == 0
     jobs = [
         j
         for status in ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
@@ -172,10 +169,10 @@ def test_retrain_is_submitted_once_when_drift_passes_the_retrain_threshold(
 def test_missing_configuration_is_named(monkeypatch, capsys) -> None:
     for name in ("MODEL_BUCKET", "CAPTURE_BUCKET", "CAPTURE_DB_URL"):
         monkeypatch.delenv(name, raising=False)
-    assert main(["drift"]) == 2
+    assert main(["drift"]) == ExitCode.CONFIG
     assert "MODEL_BUCKET is not set" in capsys.readouterr().err
     monkeypatch.setenv("MODEL_BUCKET", "b")
-    assert main(["drift"]) == 2
+    assert main(["drift"]) == ExitCode.CONFIG
     assert "CAPTURE_BUCKET" in capsys.readouterr().err
 
 

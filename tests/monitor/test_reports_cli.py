@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from model_package.exit_codes import ExitCode
 from monitor.__main__ import main
 from tests.monitor.conftest import capture_records, fresh, write_jsonl
 
@@ -94,21 +95,22 @@ def test_local_drift_accepts_csv_and_parquet(trained, tmp_path: Path) -> None:
 def test_bad_inputs_fail_with_a_clear_message(trained, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     odd = tmp_path / "rows.txt"
     odd.write_text("a,b\n1,2\n")
-    assert run("--model", str(trained.path), "--data", str(odd), "--out", str(tmp_path / "o")) == 2
+    assert run("--model", str(trained.path), "--data", str(odd), "--out", str(tmp_path / "o")) == ExitCode.BAD_DATA
     assert "allowed: .csv, .parquet" in capsys.readouterr().err
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"uid": "x", "input": {}}\nnot json\n')
-    assert run("--model", str(trained.path), "--data", str(broken), "--out", str(tmp_path / "o")) == 2
+    assert run("--model", str(trained.path), "--data", str(broken), "--out", str(tmp_path / "o")) == ExitCode.BAD_DATA
     assert "line 2 is not JSON" in capsys.readouterr().err
     thresholds = tmp_path / "t.json"
     thresholds.write_text('{"ks_stat": 0.2}')
     code = run(
         "--model", str(trained.path), "--data", str(odd), "--out", str(tmp_path / "o"), "--thresholds", str(thresholds)
     )
-    assert code == 2 and "allowed fields" in capsys.readouterr().err
+    assert code == ExitCode.CONFIG and "allowed fields" in capsys.readouterr().err
     not_a_model = tmp_path / "model.zip"
     not_a_model.write_bytes(b"nope")
-    assert run("--model", str(not_a_model), "--data", str(odd), "--out", str(tmp_path / "o")) == 2
+    code = run("--model", str(not_a_model), "--data", str(odd), "--out", str(tmp_path / "o"))
+    assert code == ExitCode.PACKAGE_UNUSABLE
     assert "not a zip archive" in capsys.readouterr().err
     assert not (tmp_path / "o" / "report.json").exists()
 

@@ -31,6 +31,7 @@ import yaml
 from infra.images import BUILDKIT_IMAGE, PYTHON_BASE_IMAGE
 from infra.registry import CACHE_TAG
 from model_package import extract_package, open_package
+from model_package.exit_codes import ExitCode
 from tests.pipeline import packages
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -382,7 +383,7 @@ def test_tampered_model_fails_before_anything_is_built(sandbox: Sandbox) -> None
         (model_dir / "model.onnx").write_bytes(b"tampered")
 
     result = sandbox.build(make_package(4), tamper=tamper)
-    assert result.returncode == 4, result.output  # IntegrityError's exit code
+    assert result.returncode == ExitCode.INTEGRITY, result.output
     assert result.failed_at is not None
     assert result.failed_at.startswith("pre_build:")
     assert result.image_builds() == []

@@ -17,6 +17,7 @@ import pytest
 from packaging.requirements import Requirement
 
 from model_package import extract_package, open_package
+from model_package.exit_codes import ExitCode
 from model_package.registry import ChampionPointer, ReleaseRecord, parse_record, versioned_model_key
 from tests.pipeline import packages
 
@@ -69,7 +70,7 @@ def test_model_info_prints_sourceable_exports(tmp_path: Path, moto_server: Any) 
 
     (directory / "model.onnx").write_bytes(b"tampered")
     result = run(["model-info", str(directory)], moto_server.endpoint_url)
-    assert result.returncode == 4  # IntegrityError
+    assert result.returncode == ExitCode.INTEGRITY
     assert "sha256 of model.onnx" in result.stderr
     assert result.stdout == ""
 
@@ -88,13 +89,13 @@ def test_image_digest_reads_ecr(ecr: Any, moto_server: Any) -> None:
     missing_ok = run(["image-digest", "--missing-ok", f"{uri}:t2"], moto_server.endpoint_url)
     assert (missing_ok.returncode, missing_ok.stdout) == (0, "\n")
     missing = run(["image-digest", f"{uri}:t2"], moto_server.endpoint_url)
-    assert missing.returncode == 9
+    assert missing.returncode == ExitCode.IMAGE_NOT_FOUND
     assert "is not in ECR" in missing.stderr
     no_repo = run(["image-digest", "--missing-ok", f"{uri}-absent:t1"], moto_server.endpoint_url)
-    assert no_repo.returncode == 7
+    assert no_repo.returncode == ExitCode.RELEASE_FAILED
     assert "does not exist" in no_repo.stderr
     bad = run(["image-digest", "not a reference"], moto_server.endpoint_url)
-    assert bad.returncode == 8
+    assert bad.returncode == ExitCode.CONFIG
 
 
 def test_imagedefinitions(tmp_path: Path, moto_server: Any) -> None:
@@ -108,9 +109,10 @@ def test_imagedefinitions(tmp_path: Path, moto_server: Any) -> None:
         ["imagedefinitions", "--container-name", "app", "--image", image.replace(f"@{DIGEST}", ":v1"), "--out", "x"],
         "http://x",
     )
-    assert tagged.returncode == 8
+    assert tagged.returncode == ExitCode.CONFIG
     assert "pinned" in tagged.stderr
-    assert run(["imagedefinitions", "--container-name", "a b", "--image", image, "--out", "x"], "x").returncode == 8
+    spaced = run(["imagedefinitions", "--container-name", "a b", "--image", image, "--out", "x"], "x")
+    assert spaced.returncode == ExitCode.CONFIG
 
 
 def test_build_record_cli_validates_before_writing(tmp_path: Path) -> None:
@@ -148,7 +150,7 @@ def test_build_record_cli_validates_before_writing(tmp_path: Path) -> None:
     out.unlink()
     wrong_tag = [a.replace(f"{GIT_SHA}-m2", f"{GIT_SHA}-m9") for a in args]
     result = run(wrong_tag, "http://x")
-    assert result.returncode == 8
+    assert result.returncode == ExitCode.CONFIG
     assert "app_image_uri tag" in result.stderr
     assert not out.exists(), "a malformed record must not be written"
 
@@ -220,7 +222,7 @@ def test_record_cli_failure_exits_non_zero_and_alerts(release_env: dict[str, Any
         ["record", "--build-record", str(release_env["record"])], moto_server.endpoint_url, **release_env["env"]
     )
 
-    assert result.returncode == 10
+    assert result.returncode == ExitCode.RELEASE_STATE
     assert "models/5/model.zip has package sha256" in result.stderr
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="releases/")
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="champion.json")
@@ -233,7 +235,7 @@ def test_record_cli_failure_exits_non_zero_and_alerts(release_env: dict[str, Any
 def test_record_cli_configuration_error(release_env: dict[str, Any], moto_server: Any) -> None:
     env = {**release_env["env"], "MODEL_BUCKET": ""}
     result = run(["record", "--build-record", str(release_env["record"])], moto_server.endpoint_url, **env)
-    assert result.returncode == 8
+    assert result.returncode == ExitCode.CONFIG
     assert "MODEL_BUCKET" in result.stderr
 
 

@@ -94,3 +94,22 @@ def test_a_single_object_is_still_read(s3: Any, bucket: str, churn_frame: pd.Dat
     s3.put_object(Bucket=bucket, Key="exports/churn.csv", Body=_csv(churn_frame.iloc[:50]))
     data = S3Reader(f"s3://{bucket}/exports/churn.csv", s3).read()
     assert len(data.frame) == 50
+
+
+def test_a_prefix_whose_files_together_exceed_the_cap_is_refused_before_any_download(
+    s3: Any, bucket: str, churn_frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each file is under MAX_DATA_BYTES, all of them together are not: refused from the listing alone."""
+    body = _csv(churn_frame.iloc[:400])
+    for name in ("a.csv", "b.csv", "c.csv"):
+        s3.put_object(Bucket=bucket, Key=f"{TRAINING_DATA_PREFIX}{name}", Body=body)
+    monkeypatch.setenv("MAX_DATA_BYTES", str(int(len(body) * 2.5)))
+    fetched: list[str] = []
+    original = s3.get_object
+    monkeypatch.setattr(s3, "get_object", lambda **kw: fetched.append(kw["Key"]) or original(**kw))
+
+    with pytest.raises(DataError, match="MAX_DATA_BYTES") as refused:
+        S3Reader(f"s3://{bucket}/{TRAINING_DATA_PREFIX}", s3).read()
+
+    assert f"s3://{bucket}/{TRAINING_DATA_PREFIX}" in str(refused.value)
+    assert fetched == []

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from model_package.archive import open_package
+from model_package.exit_codes import ExitCode
 from model_package.registry import DEFAULT_MODEL_KEY, MODELS_PREFIX, versioned_model_key
 from retrain.errors import UploadError
 from retrain.job import Decision, RetrainJob, RunResult
@@ -196,7 +197,7 @@ def test_bad_data_uploads_nothing(s3, bucket, alerts, run, case) -> None:
     what, data, name, expected = case
     topic, read_alerts = alerts
     result = run(bucket, data, topic=topic, name=name)
-    assert result.decision == Decision.BAD_DATA and result.exit_code == 7, what
+    assert result.decision == Decision.BAD_DATA and result.exit_code == ExitCode.BAD_DATA, what
     assert expected in result.reason
     assert _stored(s3, bucket) == [result.report_key]  # the report only: no model, no model key
     assert _report(s3, bucket, result.report_key)["decision"] == "bad-data"

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import create_engine, text
 
+from model_package.exit_codes import ExitCode
 from model_package.registry import MODELS_PREFIX
 from retrain.errors import ConfigError, DataError
 from retrain.job import Decision, RetrainJob
@@ -99,7 +100,7 @@ def test_job_trains_from_sql_and_a_failing_check_stops_it(database_url: str, s3:
         conn.execute(text("UPDATE churn_training SET star_rating = 9 WHERE customer_id = 'cust-000007'"))
     engine.dispose()
     stopped = RetrainJob(settings, s3).run()
-    assert stopped.decision == Decision.BAD_DATA and stopped.exit_code == 7
+    assert stopped.decision == Decision.BAD_DATA and stopped.exit_code == ExitCode.BAD_DATA
     assert "churn_test.sql check 2 returned rows" in stopped.reason and "cust-000007" in stopped.reason
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=MODELS_PREFIX)["Contents"]]
     assert keys == ["models/1/model.zip"]

@@ -1,0 +1,83 @@
+"""The twin's engine pieces on their own: FROM parsing, the stand-in base image, the buildspec runner."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from tests.twin.conftest import REPO
+from twin.base_images import HOST_CA_BUNDLE, BaseImageError, all_base_references, base_references
+from twin.pipeline import StageFailedError, new_run
+from twin.session import Twin
+from twin.system import podman
+
+
+def test_from_references_resolve_arg_defaults_and_skip_stages(tmp_path: Path) -> None:
+    dockerfile = tmp_path / "x.Dockerfile"
+    dockerfile.write_text(
+        "ARG BASE=python:3.11.9-slim-bookworm\nARG OTHER\n"
+        "FROM ${BASE} AS deps\nRUN true\nFROM deps\nFROM --platform=linux/amd64 $BASE\nFROM scratch\n"
+    )
+    assert base_references(dockerfile) == ["python:3.11.9-slim-bookworm", "python:3.11.9-slim-bookworm"]
+    dockerfile.write_text("FROM ${OTHER}\n")
+    with pytest.raises(BaseImageError, match=r"\$OTHER, which has no ARG default"):
+        base_references(dockerfile)
+    refs = all_base_references(REPO / "docker")
+    assert refs and all(ref.startswith("python:3.11") for ref in refs), refs
+
+
+def test_stand_in_behaves_like_the_official_image_where_the_dockerfiles_need_it(twin: Twin) -> None:
+    """python/pip in /usr/local/bin, a working venv, groupadd/useradd, the host CA bundle trusted."""
+    host_ca = hashlib.sha256(HOST_CA_BUNDLE.read_bytes()).hexdigest()
+    for ref in all_base_references(REPO / "docker"):
+        script = (
+            "set -e; for c in python pip groupadd useradd; do command -v $c; done; "
+            "python -m venv /tmp/v; /tmp/v/bin/pip --version >/dev/null; "
+            "sha256sum /etc/ssl/certs/ca-certificates.crt; python -c 'import os; print(os.environ[\"PIP_CERT\"])'"
+        )
+        out = podman("run", "--rm", ref, "sh", "-c", script).stdout.split()
+        assert out[:4] == ["/usr/local/bin/python", "/usr/local/bin/pip", "/usr/sbin/groupadd", "/usr/sbin/useradd"]
+        assert out[4] == host_ca, f"{ref} does not trust the host's CA bundle"
+        assert out[-1] == "/etc/ssl/certs/ca-certificates.crt"
+
+
+def test_buildspec_phases_follow_codebuild(twin: Twin, tmp_path: Path) -> None:
+    """One shell for all commands (exports persist); a failed build still runs post_build with
+    CODEBUILD_BUILD_SUCCEEDING=0; a failed pre_build skips build and post_build; exported variables come back."""
+    run = new_run(twin, log=lambda line: None)
+    src = tmp_path / "src"
+    src.mkdir()
+    ok = {
+        "env": {"variables": {"GREETING": "hi"}, "exported-variables": ["OUT"]},
+        "phases": {
+            "install": {"commands": ["export A=1"]},
+            "build": {"commands": ['test "$A" = 1 && OUT="$GREETING-$A" && export OUT']},
+        },
+    }
+    exported, _ = run._run_buildspec(ok, src, {}, "ok")
+    assert exported == {"OUT": "hi-1"}
+
+    failing_build = {
+        "phases": {
+            "build": {"commands": ["false", "touch should-not-exist"]},
+            "post_build": {"commands": ['echo "$CODEBUILD_BUILD_SUCCEEDING" > post-ran']},
+        }
+    }
+    with pytest.raises(StageFailedError, match="phase build command 1 failed"):
+        run._run_buildspec(failing_build, src, {}, "failing-build")
+    assert (src / "post-ran").read_text().strip() == "0"
+    assert not (src / "should-not-exist").exists()
+
+    failing_pre = {
+        "phases": {
+            "pre_build": {"on-failure": "ABORT", "commands": ['test -n "$UNSET_IN_THE_TWIN"']},
+            "build": {"commands": ["touch built"]},
+            "post_build": {"commands": ["touch posted"]},
+        }
+    }
+    with pytest.raises(StageFailedError, match="phase pre_build command 1 failed"):
+        run._run_buildspec(failing_pre, src, {}, "failing-pre")
+    assert not (src / "built").exists() and not (src / "posted").exists()
+    run.stop()

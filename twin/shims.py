@@ -1,0 +1,112 @@
+"""The ``docker`` and ``aws`` command-line shims the buildspecs call inside the twin (twin/bin/*).
+
+``docker``: ``build``, ``inspect``, ``images``, ``tag`` go to podman unchanged; ``login`` accepts the
+password on stdin and checks nothing (the twin's registry has no auth); ``push <ecr uri>`` pushes to
+the twin's local registry (``TWIN_REGISTRY``) and registers the pushed manifest in moto's ECR with
+``PutImage`` and the registry's digest, so ECR ``DescribeImages`` (``python -m release image-digest``)
+returns what was pushed; ``pull <ecr uri>`` pulls from the local registry and tags it with the ECR URI.
+
+``aws``: only ``ecr get-login-password`` (what buildspec.yml calls), answered from moto's
+``GetAuthorizationToken``. Anything else exits 2 naming what is supported.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import sys
+
+from twin.containers import ECR_HOST, AwsEndpoint
+from twin.system import podman
+
+PASSTHROUGH = {"build", "inspect", "images", "tag", "rmi", "image", "version", "info"}
+
+
+def _aws() -> AwsEndpoint:
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    region = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION")
+    if not endpoint or not region:
+        raise SystemExit("twin shim: AWS_ENDPOINT_URL and AWS_DEFAULT_REGION must point at the twin's moto")
+    return AwsEndpoint(endpoint, region)
+
+
+def _registry() -> str:
+    registry = os.environ.get("TWIN_REGISTRY")
+    if not registry:
+        raise SystemExit("twin docker shim: TWIN_REGISTRY (the local registry host:port) is not set")
+    return registry
+
+
+def _split_ecr(uri: str) -> tuple[str, str, str]:
+    """(ecr host, repository, tag) of ``<acct>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>``."""
+    host, _, rest = uri.partition("/")
+    if not ECR_HOST.match(host) or ":" not in rest:
+        raise SystemExit(f"twin docker shim: {uri!r} is not an ECR image URI with a tag; only those are pushed/pulled")
+    repository, _, tag = rest.rpartition(":")
+    return host, repository, tag
+
+
+def _push(uri: str) -> int:
+    from twin.registry import LocalRegistry
+
+    _, repository, tag = _split_ecr(uri)
+    registry = _registry()
+    local = f"{registry}/{repository}:{tag}"
+    podman("push", "--tls-verify=false", "--quiet", uri, f"docker://{local}", capture=False)
+    port = registry.rsplit(":", 1)[1]
+    manifest, media_type, digest = LocalRegistry([], port=int(port)).manifest(repository, tag)
+    _aws().client("ecr").put_image(
+        repositoryName=repository,
+        imageManifest=manifest,
+        imageManifestMediaType=media_type,
+        imageTag=tag,
+        imageDigest=digest,
+    )
+    print(f"{tag}: digest: {digest}")
+    return 0
+
+
+def _pull(uri: str) -> int:
+    _, repository, tag = _split_ecr(uri)
+    podman("pull", "--tls-verify=false", "--quiet", f"{_registry()}/{repository}:{tag}", capture=False)
+    podman("tag", f"{_registry()}/{repository}:{tag}", uri)
+    return 0
+
+
+def docker(argv: list[str]) -> int:
+    if not argv:
+        print("twin docker shim: build, push, pull, inspect, login, tag, images", file=sys.stderr)
+        return 2
+    command, args = argv[0], argv[1:]
+    if command in PASSTHROUGH:
+        return podman(command, *args, check=False, capture=False).returncode
+    if command == "login":
+        if "--password-stdin" in args:
+            sys.stdin.read()
+        print("Login Succeeded (twin: the local registry has no auth)")
+        return 0
+    if command == "push" and len(args) == 1:
+        return _push(args[0])
+    if command == "pull" and len(args) == 1:
+        return _pull(args[0])
+    print(f"twin docker shim: `docker {command}` with {args} is not supported", file=sys.stderr)
+    return 2
+
+
+def aws(argv: list[str]) -> int:
+    positional = [a for a in argv if not a.startswith("--")]
+    if positional[:2] == ["ecr", "get-login-password"]:
+        token = _aws().client("ecr").get_authorization_token()["authorizationData"][0]["authorizationToken"]
+        print(base64.b64decode(token).decode().split(":", 1)[1])
+        return 0
+    print(f"twin aws shim: only `aws ecr get-login-password` is supported, not `aws {' '.join(argv)}`", file=sys.stderr)
+    return 2
+
+
+def main() -> int:
+    tool, argv = sys.argv[1], sys.argv[2:]
+    return {"docker": docker, "aws": aws}[tool](argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
