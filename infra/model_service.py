@@ -29,6 +29,7 @@ from app import capture_contract
 from infra import iam
 from infra.hardening import BOOTSTRAP_IMAGE, BOOTSTRAP_SERVER, WebFirewall, WebFirewallArgs
 from infra.images import check_deployed_image
+from release.contracts import deployed_image_parameter
 
 # ALB security policy with TLS 1.3 and 1.2 only (ELB User Guide, "Security policies for your ALB").
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
@@ -64,14 +65,6 @@ SCORE_SHIFT_METRIC = "ScoreShift"
 SCORED_METRIC = "Scored"
 PREDICTION_METRICS = (SCORE_SHIFT_METRIC, SCORED_METRIC)
 PROGRESSIVE = ("CANARY", "LINEAR")
-
-
-def deployed_image_parameter(stack: str, service: str) -> str:
-    """SSM parameter holding the image the pipeline last deployed to ``service`` (the one contract for it).
-
-    Written by the pipeline after each ECS deploy (``<repository>@sha256:<digest>``), read by Pulumi.
-    """
-    return f"/ml-delivery/{stack}/{service}/deployed-image"
 
 
 @dataclass(frozen=True)

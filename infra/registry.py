@@ -36,23 +36,14 @@ from infra.images import (
     PYTHON_BASE_IMAGE,
     pull_through_reference,
 )
+from release.contracts import KEEP_TAG_PREFIX, RELEASE_TAG_PREFIX
 
-KEEP_TAG_PREFIX = "keep-"
-RELEASE_TAG_PREFIX = "release-"
-KEEP_CONSUMERS = ("stage", "prod", "batch")
 # ECR countNumber for "never": the rule only exists to claim the images it matches (see module docstring).
 NEVER = 9999
 # The BuildKit registry cache (buildspec.yml: --cache-to/--cache-from type=registry,ref=<repo>:<tag>).
 CACHE_TAG = "buildcache"
 # Tags that may move (ECR "imageTagMutabilityExclusionFilters", WILDCARD); policy/policies.py allows exactly these.
 MUTABLE_TAG_FILTERS = (f"{KEEP_TAG_PREFIX}*", CACHE_TAG)
-
-
-def keep_tag(consumer: str) -> str:
-    """The moving tag on the image ``consumer`` (stage, prod, batch) runs now: the one contract for it."""
-    if consumer not in KEEP_CONSUMERS:
-        raise ValueError(f"keep tag for {consumer!r}: consumers are {KEEP_CONSUMERS}")
-    return f"{KEEP_TAG_PREFIX}{consumer}"
 
 
 @dataclass(frozen=True)
