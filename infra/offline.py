@@ -365,7 +365,7 @@ def run_offline(
 
     ``overrides`` replace config keys (``"ml-delivery:azCount": 3``); ``None`` removes a key.
     ``ssm_parameters`` are SSM parameter values already in the account, written outside Pulumi (the
-    deployed image the pipeline wrote: ``infra.model_service.deployed_image_parameter``).
+    deployed image the pipeline wrote: ``release.contracts.deployed_image_parameter``).
     """
     config, secret_keys = load_stack_config(stack)
     for key, value in (overrides or {}).items():

@@ -116,7 +116,12 @@ def _deployed_image(args: argparse.Namespace) -> int:
     key_id = (args.key_id or os.environ.get("PARAMETER_KEY_ARN", "")).strip()
     if not key_id:
         raise ConfigurationError("PARAMETER_KEY_ARN (or --key-id) is not set; the infra sets it to the stack key")
-    image = image_from_definitions(args.image_definitions)
+    if args.image_definitions is not None:
+        image = image_from_definitions(args.image_definitions)
+    else:  # the Release action's input: the same digest the deploy actions got (promotion by digest)
+        from release.build_record import BuildRecordReader
+
+        image = BuildRecordReader().read(args.build_record).pinned_app_image
     stack = (args.stack or os.environ.get("STACK_NAME", "")).strip()
     for service in args.service:
         print(record_deployed_image(boto3.client("ssm"), stack=stack, service=service, image=image, key_id=key_id))
@@ -216,7 +221,9 @@ def parser() -> argparse.ArgumentParser:
 
     deployed = commands.add_parser("deployed-image", help="record the deployed image for Pulumi (SSM parameter)")
     deployed.add_argument("--service", required=True, action="append", choices=("stage", "prod"))
-    deployed.add_argument("--image-definitions", required=True, type=Path, help="the build's imagedefinitions.json")
+    source = deployed.add_mutually_exclusive_group(required=True)
+    source.add_argument("--image-definitions", type=Path, help="the build's imagedefinitions.json")
+    source.add_argument("--build-record", help="the build record (its app image pinned by digest)")
     deployed.add_argument("--stack", default=None, help="Pulumi stack; default $STACK_NAME")
     deployed.add_argument("--key-id", default=None, help="KMS key of the SecureString; default $PARAMETER_KEY_ARN")
     deployed.set_defaults(run=_deployed_image)

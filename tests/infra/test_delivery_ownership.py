@@ -2,7 +2,7 @@
 
 Pulumi owns the task definition's shape (CPU, memory, environment, secrets, mounts); the pipeline owns
 the image. Pulumi reads the image currently deployed to each service from the SSM parameter the pipeline
-writes after every deploy (``infra.model_service.deployed_image_parameter``), so a ``pulumi up`` after
+writes in the Release step (``release.contracts.deployed_image_parameter``), so a ``pulumi up`` after
 any number of pipeline deploys keeps the deployed image, while a change in ``infra/`` reaches the service.
 """
 
@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from infra.hardening import BOOTSTRAP_IMAGE
-from infra.model_service import deployed_image_parameter
+from release.contracts import deployed_image_parameter
 from infra.offline import OfflineRun, run_offline
 
 SERVICE = "aws:ecs/service:Service"
