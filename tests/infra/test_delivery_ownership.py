@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 from infra.hardening import BOOTSTRAP_IMAGE
-from release.contracts import deployed_image_parameter
 from infra.offline import OfflineRun, run_offline
+from release.contracts import deployed_image_parameter
 
 SERVICE = "aws:ecs/service:Service"
 TASK = "aws:ecs/taskDefinition:TaskDefinition"
