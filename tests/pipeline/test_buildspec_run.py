@@ -32,6 +32,7 @@ from infra.images import BUILDKIT_IMAGE, PYTHON_BASE_IMAGE
 from infra.registry import CACHE_TAG
 from model_package import extract_package, open_package
 from model_package.exit_codes import ExitCode
+from release.contracts import deployed_image_parameter
 from tests.pipeline import packages
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -437,6 +438,10 @@ def test_build_then_release_end_to_end(sandbox: Sandbox, moto_server: Any) -> No
         "MODEL_KEY": "model.zip",
         "PIPELINE_EXECUTION_ID": "exec-e2e",
         "JOB_DEFINITION_NAMES": job_name,
+        "STACK_NAME": f"e2e{uuid.uuid4().hex[:6]}",
+        "PARAMETER_KEY_ARN": boto3.client("kms", endpoint_url=moto_server.endpoint_url).create_key()["KeyMetadata"][
+            "Arn"
+        ],
     }
     spec = yaml.safe_load((ROOT / "release" / "buildspec.yml").read_text())
     released = run_buildspec(spec, env, work, phases=("build",))
@@ -458,3 +463,22 @@ def test_build_then_release_end_to_end(sandbox: Sandbox, moto_server: Any) -> No
         key=lambda d: d["revision"],
     )
     assert latest["containerProperties"]["image"] == f"{sandbox.jobs_repo}@{build_record['jobs_image_digest']}"
+    # What runs now, for Pulumi: both services' deployed-image parameters hold the app image by digest.
+    ssm = boto3.client("ssm", endpoint_url=moto_server.endpoint_url)
+    pinned = f"{build_record['app_image_uri'].rsplit(':', 1)[0]}@{build_record['app_image_digest']}"
+    for service in ("stage", "prod"):
+        name = deployed_image_parameter(env["STACK_NAME"], service)
+        assert ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"] == pinned
+    # ...and the images carry the tags the ECR lifecycle keeps.
+    ecr = boto3.client("ecr", endpoint_url=moto_server.endpoint_url)
+
+    def tags_of(uri: str, digest: str) -> set[str]:
+        image = ecr.describe_images(repositoryName=uri.split("/", 1)[1], imageIds=[{"imageDigest": digest}])
+        return set(image["imageDetails"][0]["imageTags"])
+
+    app_tags = tags_of(sandbox.app_repo, build_record["app_image_digest"])
+    assert {"keep-stage", "keep-prod"} <= app_tags and "keep-batch" not in app_tags
+    jobs_tags = tags_of(sandbox.jobs_repo, build_record["jobs_image_digest"])
+    assert "keep-batch" in jobs_tags
+    (release_tag,) = [t for t in app_tags if t.startswith("release-")]
+    assert release_tag in jobs_tags
