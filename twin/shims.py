@@ -1,9 +1,9 @@
 """The ``docker`` and ``aws`` command-line shims the buildspecs call inside the twin (twin/bin/*).
 
-``docker``: ``build``, ``inspect``, ``images``, ``tag`` go to podman unchanged; ``buildx create`` is a
-no-op and ``buildx build`` becomes ``podman build`` (:func:`buildx_build_args`); ``login`` accepts the
-password on stdin and checks nothing (the twin's registry has no auth); ``push <ecr uri>`` pushes to
-the twin's local registry (``TWIN_REGISTRY``) and registers the pushed manifest in moto's ECR with
+``docker``: ``inspect``, ``images``, ``tag`` go to podman unchanged; ``buildx create`` is a no-op;
+``build`` and ``buildx build`` become ``podman build`` (:func:`buildx_build_args`: stand-in base tag);
+``login`` accepts the password on stdin and checks nothing (the twin's registry has no auth); ``push <ecr uri>``
+pushes to the twin's local registry (``TWIN_REGISTRY``) and registers the pushed manifest in moto's ECR with
 ``PutImage`` and the registry's digest, so ECR ``DescribeImages`` (``python -m release image-digest``)
 returns what was pushed; ``pull <ecr uri>`` pulls from the local registry and tags it with the ECR URI.
 
@@ -22,7 +22,7 @@ from twin.base_images import base_references, stand_in_reference
 from twin.containers import ECR_HOST, AwsEndpoint
 from twin.system import podman
 
-PASSTHROUGH = {"build", "inspect", "images", "tag", "rmi", "image", "version", "info"}
+PASSTHROUGH = {"inspect", "images", "tag", "rmi", "image", "version", "info"}
 
 
 def _aws() -> AwsEndpoint:
@@ -134,8 +134,8 @@ def docker(argv: list[str]) -> int:
     command, args = argv[0], argv[1:]
     if command in PASSTHROUGH:
         return podman(command, *args, check=False, capture=False).returncode
-    if command == "buildx" and args[:1] in (["create"], ["build"]):
-        return _buildx(args)
+    if command == "build" or (command == "buildx" and args[:1] in (["create"], ["build"])):
+        return _buildx(["build", *args] if command == "build" else args)
     if command == "login":
         if "--password-stdin" in args:
             sys.stdin.read()
