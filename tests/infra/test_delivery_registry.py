@@ -15,15 +15,9 @@ from dataclasses import dataclass
 import pytest
 
 from infra.offline import OfflineRun
-from infra.registry import (
-    CACHE_TAG,
-    KEEP_CONSUMERS,
-    MUTABLE_TAG_FILTERS,
-    RELEASE_TAG_PREFIX,
-    keep_tag,
-    lifecycle_policy,
-)
+from infra.registry import CACHE_TAG, MUTABLE_TAG_FILTERS, lifecycle_policy
 from policy.policies import ALLOWED_MUTABLE_TAG_FILTERS
+from release.contracts import KEEP_CONSUMERS, RELEASE_TAG_PREFIX, keep_tag
 
 
 @dataclass(frozen=True)
