@@ -135,6 +135,21 @@ def refuse_loose_capture_policy(refresher: SettingsRefresher) -> None:
         raise SettingsError(refresher.last_error)
 
 
+def start_capture(service: PredictService, writer: Any, refresher: SettingsRefresher) -> None:
+    """Capture runs as the settings say. Privacy fails closed: until the runtime settings (the capture
+    policy) have been read, answer but do not capture; each record not captured is counted (reason
+    ``policy_unknown``) and the hold is logged."""
+    writer.enabled = refresher.current.capture_enabled
+    service.capture_held = not refresher.policy_known
+    if service.capture_held:
+        log.critical(
+            "capture held: the runtime settings (the capture policy) could not be read at start (%s); "
+            "predictions are answered but not captured (app_capture_dropped_records_total, reason "
+            "policy_unknown) until they are, so no feature leaves under a looser policy than the one set",
+            refresher.last_error,
+        )
+
+
 def create_app(
     config: AppConfig | None = None, *, model: LoadedModel | None = None, s3_client: Any = None, ssm_client: Any = None
 ) -> ASGIApp:
@@ -155,7 +170,8 @@ def create_app(
     capture_holder: dict[str, Any] = {}
 
     def apply(settings: RuntimeSettings) -> None:
-        service.capture_privacy = refresher.checked  # privacy hook: what privacy_checker built for `settings`
+        # Privacy hook: what privacy_checker built for `settings`; capture held until a policy was read.
+        service.capture_privacy, service.capture_held = refresher.checked, not refresher.policy_known
         writer = capture_holder.get("writer")
         if writer is not None:
             writer.enabled = settings.capture_enabled
@@ -189,7 +205,7 @@ def create_app(
         capture_holder.update(writer=writer, slot=slot)
         service.capture = writer
         refresher.start()
-        writer.enabled = refresher.current.capture_enabled
+        start_capture(service, writer, refresher)
         writer.start()
         # The model, libraries and settings live as long as the process: move them out of the cyclic GC's
         # way so full collections (triggered by per-request allocations) do not keep re-walking them.

@@ -109,6 +109,9 @@ class SettingsRefresher:
         self.source = source
         self._validate = validate  # raises SettingsError: checks needing the model (capture privacy hook)
         self.checked: Any = None  # what ``validate`` returned for ``current``
+        # True once a document (or its confirmed absence) has been read and accepted. Until then the
+        # capture policy is unknown and the app holds capture (privacy fails closed; app/factory.py).
+        self.policy_known = False
         self.interval = interval
         self.current = RuntimeSettings()
         self.last_error: str | None = None
@@ -131,7 +134,8 @@ class SettingsRefresher:
             return self.current
         self.last_error = None
         self.refreshes += 1
-        if new != self.current:
+        first_read, self.policy_known = not self.policy_known, True
+        if new != self.current or first_read:
             log.info("runtime settings from %s: %s", self.source.description, new.model_dump())
             self.current, self.checked = new, checked
             if self._on_change is not None:

@@ -58,6 +58,7 @@ class PredictService:
         self.service_name = service_name
         self.capture = capture
         self.capture_privacy: CapturePrivacy | None = None  # privacy hook: set from the runtime settings
+        self.capture_held = False  # True while the runtime settings (the capture policy) are unknown
         self.settings = settings
         if settings is not None:
             model.settings = lambda: settings.current
@@ -135,6 +136,9 @@ class PredictService:
         metrics.PREDICTIONS.inc(rows)
         capture = self.capture
         if capture is None or not capture.enabled:
+            return
+        if self.capture_held:  # privacy fails closed: no policy read yet, so nothing leaves the process
+            metrics.CAPTURE_DROPPED.labels(sink="all", reason="policy_unknown").inc(rows)
             return
         manifest = self.model.manifest
         stamp = datetime.now(UTC).isoformat()  # the answer time: this turn is the one that answered them

@@ -198,3 +198,43 @@ def test_a_bad_policy_at_runtime_keeps_the_last_good_one(trained: TrainedPackage
     wait_until(lambda: "unknown feature(s) ['emial']" in app.log(), 30, "the refused policy in the log")
     assert httpx.get(f"{app.url}/model").json()["settings"]["capture_policy"] == POLICY["capture_policy"]
     assert app.terminate()
+
+
+def test_capture_is_held_while_the_policy_cannot_be_read(
+    trained: TrainedPackage, moto_server, app_process, tmp_path: Path
+) -> None:
+    """Fail closed: with the settings source unreadable at start, answers go on but nothing is captured (a
+    counted drop, a CRITICAL line) until a policy has been read; then capture resumes under that policy."""
+    bucket = f"capture-{uuid.uuid4().hex[:12]}"
+    s3 = boto3.client("s3", endpoint_url=moto_server.endpoint_url)
+    s3.create_bucket(Bucket=bucket)
+    settings = tmp_path / "runtime.json"
+    settings.mkdir()  # unreadable as a document: IsADirectoryError, as an SSM outage would be
+    app = app_process(
+        trained.path,
+        env={
+            **FAST,
+            "CAPTURE_S3_URI": f"s3://{bucket}",
+            "AWS_ENDPOINT_URL": moto_server.endpoint_url,
+            "SETTINGS_SOURCE": f"file:{settings}",
+            "SETTINGS_REFRESH_SECONDS": "0.2",
+            HASH_KEY_ENV: KEY,
+        },
+    )
+    held = trained.records[:10]
+    status, _, body = post_json(app.url, held)
+    assert status == 200, body
+    metrics = httpx.get(f"{app.url}/metrics").text
+    assert 'app_capture_dropped_records_total{reason="policy_unknown",sink="all"} 10.0' in metrics, metrics
+    assert "capture held" in app.log()
+
+    settings.rmdir()
+    settings.write_text(json.dumps(POLICY))
+    wait_until(lambda: "runtime settings from file:" in app.log(), 30, "the policy read")
+    later = trained.records[10:30]
+    status, _, body = post_json(app.url, later)
+    assert status == 200, body
+    wait_until(lambda: len(_s3_lines(s3, bucket)) == len(later), 30, "S3 capture after the policy was read")
+    captured = [line["input"] for line in _s3_lines(s3, bucket)]
+    assert all(DROPPED not in c and (c[HASHED] is None or c[HASHED].startswith("hmac-sha256:")) for c in captured)
+    assert app.terminate()
