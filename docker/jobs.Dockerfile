@@ -11,6 +11,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
+# LightGBM and XGBoost load the GNU OpenMP runtime (libgomp.so.1), which the slim image lacks: without it
+# `import lightgbm` fails with OSError and the retrain job dies (found by the twin's loop). Pinned to
+# bookworm's version.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgomp1=12.2.0-14+deb12u1 \
+    && rm -rf /var/lib/apt/lists/*
+
 # Dependencies first, so a code change does not reinstall them. Pinned in requirements/jobs.txt.
 COPY requirements/jobs.txt /tmp/requirements-jobs.txt
 RUN pip install --no-cache-dir -r /tmp/requirements-jobs.txt \

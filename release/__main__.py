@@ -132,13 +132,13 @@ def _history(args: argparse.Namespace) -> int:
     if args.at is None:
         for key, entry in ledger.entries():
             print(json.dumps({"ledger_key": key, **entry.model_dump(mode="json")}))
-        return 0
+        return ExitCode.OK
     found = ledger.live_at(args.at)
     live = None if found is None else {"ledger_key": found[0], **found[1].model_dump(mode="json")}
     print(json.dumps({"at": args.at.isoformat(), "live": live}, indent=2))
     if found is None:
         LOG.info("nothing was live in prod at %s (no ledger entry at or before it)", args.at.isoformat())
-    return 0
+    return ExitCode.OK
 
 
 def _rollback(args: argparse.Namespace) -> int:
@@ -152,7 +152,7 @@ def _rollback(args: argparse.Namespace) -> int:
     print(f"s3://{bucket.bucket}/{key}")
     LOG.info("ledger: prod is back on %s v%d (%s); champion.json moved", entry.model_name, entry.model_version,
              args.to)  # fmt: skip
-    return 0
+    return ExitCode.OK
 
 
 def _test_record(args: argparse.Namespace) -> int:
@@ -166,10 +166,10 @@ def _test_record(args: argparse.Namespace) -> int:
     records = TestRecords(boto3.client("s3"), args.bucket)
     if args.action == "check":
         print("passed" if records.passed(args.git_sha) else "not-recorded")
-        return 0
+        return ExitCode.OK
     key = records.write(args.git_sha, at=datetime.now(UTC), build_id=os.environ.get("CODEBUILD_BUILD_ID"))
     LOG.info("recorded the passing test suite of %s at s3://%s/%s", args.git_sha, args.bucket, key)
-    return 0
+    return ExitCode.OK
 
 
 def _alert_release_failed(settings: ReleaseSettings, s3: Any, exc: Exception) -> None:

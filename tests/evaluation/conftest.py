@@ -109,7 +109,8 @@ def put_capture(s3: Any, bucket: str, package: ModelPackage, at: datetime, *, ro
               for r in inputs.to_dict(orient="records")]  # fmt: skip
     uids = [uuid.uuid4().hex for _ in inputs]
     records = capture_records(
-        uids=uids, inputs=inputs, predictions=[0] * rows, probabilities=[0.1] * rows, time=at.isoformat(),
+        uids=uids, inputs=inputs, outputs=[{"label": 0, "probability": 0.1, "prediction": 0}] * rows,
+        time=at.isoformat(),
         service="prod", model_name=package.manifest.name, model_version=package.manifest.version, latency_ms=3.0,
     )  # fmt: skip
     key = f"capture/prod/dt={at:%Y-%m-%d}/hour={at:%H}/{uuid.uuid4().hex}.jsonl"

@@ -63,7 +63,8 @@ def tables(run: OfflineRun) -> dict[str, Any]:
 def test_glue_tables_have_the_capture_record_columns_and_dt_hour_partitions(stack: OfflineRun) -> None:
     (database,) = stack.of_type("aws:glue/catalogDatabase:CatalogDatabase")
     assert database.inputs["name"] == f"ml_delivery_{stack.stack}"
-    record = capture_records(uids=["a" * 32], inputs=[{"score": 1.0}], predictions=[1], probabilities=[0.9],
+    record = capture_records(uids=["a" * 32], inputs=[{"score": 1.0}],
+                             outputs=[{"label": 1, "probability": 0.9, "prediction": 1}],
                              time="2026-01-01T00:00:00+00:00", service="prod", model_name="churn", model_version=1,
                              latency_ms=1.0)[0]  # fmt: skip
     found = tables(stack)
