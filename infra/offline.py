@@ -94,13 +94,15 @@ class OfflineRun:
         }
 
 
-def _mask_secrets(value: Any) -> Any:
+def _mask_secrets(value: Any, reveal: bool = False) -> Any:
+    """Secret values become ``[secret]``; with ``reveal`` (the offline twin only: a local run of the plan's
+    own settings, never printed by default) their plain value is kept."""
     if isinstance(value, dict):
         if value.get(_SIG_KEY) == _SECRET_SIG:
-            return SECRET
-        return {k: _mask_secrets(v) for k, v in value.items()}
+            return _mask_secrets(value.get("value"), reveal) if reveal else SECRET
+        return {k: _mask_secrets(v, reveal) for k, v in value.items()}
     if isinstance(value, list):
-        return [_mask_secrets(v) for v in value]
+        return [_mask_secrets(v, reveal) for v in value]
     if isinstance(value, pulumi.Resource):  # resource references (e.g. providers)
         return "<resource>"
     if isinstance(value, float) and value.is_integer():
@@ -116,14 +118,15 @@ def _engine_urn(urn: str) -> str:
 class RecordingMonitor(pulumi_mocks.MockMonitor):
     """The SDK's mock monitor, also keeping what ``pulumi preview`` would show for each resource."""
 
-    def __init__(self, mocks: pulumi_mocks.Mocks) -> None:
+    def __init__(self, mocks: pulumi_mocks.Mocks, reveal_secrets: bool = False) -> None:
         super().__init__(mocks)
+        self.reveal_secrets = reveal_secrets
         self.registered: list[RegisteredResource] = []
         self._lock = threading.Lock()
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
         response = super().RegisterResource(request)
-        inputs = _mask_secrets(rpc.deserialize_properties(request.object, keep_unknowns=True))
+        inputs = _mask_secrets(rpc.deserialize_properties(request.object, keep_unknowns=True), self.reveal_secrets)
         dependencies = {_engine_urn(request.parent)} if request.parent else set()
         dependencies.update(_engine_urn(u) for u in request.dependencies)
         property_dependencies = {
@@ -330,8 +333,12 @@ def run_offline(
     program: Callable[[], None] | None = None,
     overrides: Mapping[str, Any] | None = None,
     secret_overrides: Mapping[str, str] | None = None,
+    reveal_secrets: bool = False,
 ) -> OfflineRun:
     """Build a stack under mocks and return everything it registered.
+
+    ``reveal_secrets`` keeps secret input values in the plain (for the offline twin, which must run the
+    plan's own settings); by default they are shown as ``[secret]``.
 
     ``overrides`` replace config keys (``"ml-delivery:azCount": 3``); ``None`` removes a key.
     """
@@ -367,7 +374,7 @@ def run_offline(
         asyncio.set_event_loop(loop)
         try:
             mocks = AwsMocks(region)
-            monitor = RecordingMonitor(mocks)
+            monitor = RecordingMonitor(mocks, reveal_secrets)
             pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, logger=logger, monitor=monitor)
             set_all_config(config, secret_keys)
             loop.run_until_complete(run_pulumi_func(program))

@@ -89,6 +89,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m infra.plan", description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", default="dev", help="stack name: reads Pulumi.<stack>.yaml (default: dev)")
     parser.add_argument("--format", choices=("tree", "json"), default="tree")
+    parser.add_argument(
+        "--reveal-secrets",
+        action="store_true",
+        help="show secret input values instead of [secret] (for the offline twin: it runs the plan's own settings)",
+    )
     review = parser.add_mutually_exclusive_group()
     review.add_argument("--diagram", action="store_true", help="print a Mermaid diagram of the delivery flow")
     review.add_argument("--write-diagram", action="store_true", help="write docs/diagram.mmd and the README's copy")
@@ -100,7 +105,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        run = run_offline(args.stack)
+        run = run_offline(args.stack, reveal_secrets=args.reveal_secrets)
         other = run_offline(args.diff) if args.diff else None
     except (ConfigError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -21,7 +21,9 @@ class PlanError(LookupError):
 def compute_plan(repo: Path, stack: str = "dev", python: str | None = None) -> dict[str, Any]:
     """The plan JSON of ``stack`` computed from the checkout at ``repo`` (so a changed ``infra/`` counts)."""
     done = subprocess.run(
-        [python or sys.executable, "-m", "infra.plan", "--stack", stack, "--format", "json"],
+        # --reveal-secrets: the twin runs the plan's own settings (e.g. the SecureString runtime settings the
+        # app reads), so it needs their values; the plan printed for people keeps them masked.
+        [python or sys.executable, "-m", "infra.plan", "--stack", stack, "--format", "json", "--reveal-secrets"],
         cwd=repo,
         capture_output=True,
         text=True,
