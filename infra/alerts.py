@@ -96,3 +96,35 @@ class Alerts(pulumi.ComponentResource):
 
     def publish_grant(self) -> iam.Statement:
         return iam.allow(["sns:Publish"], [self.topic.arn], sid="PublishAlerts")
+
+
+def dead_letter_alarm(
+    name: str,
+    queue_name: pulumi.Input[str],
+    description: str,
+    topic_arn: pulumi.Input[str],
+    opts: pulumi.ResourceOptions,
+) -> aws.cloudwatch.MetricAlarm:
+    """An alarm on the alerts topic as soon as a dead-letter queue holds a message (and OK when emptied).
+
+    Shared by every dead-letter queue of the stack (EventBridge targets, Scheduler schedules): a message
+    there is an event or a job that was never delivered, which must not stay silent.
+    """
+    return aws.cloudwatch.MetricAlarm(
+        name,
+        aws.cloudwatch.MetricAlarmArgs(
+            alarm_description=description,
+            namespace="AWS/SQS",
+            metric_name="ApproximateNumberOfMessagesVisible",
+            dimensions={"QueueName": queue_name},
+            statistic="Maximum",
+            period=300,
+            evaluation_periods=1,
+            threshold=1.0,
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            treat_missing_data="notBreaching",
+            alarm_actions=[topic_arn],
+            ok_actions=[topic_arn],
+        ),
+        opts=opts,
+    )

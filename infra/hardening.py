@@ -19,6 +19,8 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import iam
+from infra.alerts import dead_letter_alarm
+from infra.storage import block_public_access
 
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 SCHEDULE = "aws:scheduler/schedule:Schedule"
@@ -148,22 +150,7 @@ class AccessLogs(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        access_block = aws.s3.BucketPublicAccessBlock(
-            f"{name}-public-access-block",
-            aws.s3.BucketPublicAccessBlockArgs(
-                bucket=self.bucket.id, block_public_acls=True, block_public_policy=True,
-                ignore_public_acls=True, restrict_public_buckets=True,
-            ),
-            opts=child,
-        )  # fmt: skip
-        aws.s3.BucketOwnershipControls(
-            f"{name}-ownership",
-            aws.s3.BucketOwnershipControlsArgs(
-                bucket=self.bucket.id,
-                rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
-            ),
-            opts=child,
-        )
+        access_block = block_public_access(name, self.bucket.id, child)
         aws.s3.BucketLifecycleConfiguration(
             f"{name}-lifecycle",
             aws.s3.BucketLifecycleConfigurationArgs(
@@ -384,24 +371,13 @@ class EventDelivery(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )  # fmt: skip
-        aws.cloudwatch.MetricAlarm(
+        dead_letter_alarm(
             f"{name}-dlq-not-empty",
-            aws.cloudwatch.MetricAlarmArgs(
-                alarm_description="EventBridge could not deliver an event to its target (an alert, a pipeline start). "
-                "Where to look: the messages in this dead-letter queue carry ERROR_CODE and ERROR_MESSAGE.",
-                namespace="AWS/SQS",
-                metric_name="ApproximateNumberOfMessagesVisible",
-                dimensions={"QueueName": self.queue.name},
-                statistic="Maximum",
-                period=300,
-                evaluation_periods=1,
-                threshold=1.0,
-                comparison_operator="GreaterThanOrEqualToThreshold",
-                treat_missing_data="notBreaching",
-                alarm_actions=[args.alerts_topic_arn],
-                ok_actions=[args.alerts_topic_arn],
-            ),
-            opts=pulumi.ResourceOptions(parent=self),
+            self.queue.name,
+            "EventBridge could not deliver an event to its target (an alert, a pipeline start). "
+            "Where to look: the messages in this dead-letter queue carry ERROR_CODE and ERROR_MESSAGE.",
+            args.alerts_topic_arn,
+            pulumi.ResourceOptions(parent=self),
         )
         self.register_outputs({"queueArn": self.queue.arn})
 

@@ -24,6 +24,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import iam
+from infra.alerts import dead_letter_alarm
 from infra.jobs_iam import submit_job_resources
 from infra.jobs_spec import JobName
 
@@ -85,25 +86,14 @@ class JobSchedules(pulumi.ComponentResource):
         ]
         self.arns: list[pulumi.Output[str]] = [s.arn for s in self.schedules.values()]
         self.role_arns: list[pulumi.Output[str]] = [r.arn for r in self.roles.values()]
-        aws.cloudwatch.MetricAlarm(
+        dead_letter_alarm(
             f"{name}-dlq-not-empty",
-            aws.cloudwatch.MetricAlarmArgs(
-                alarm_description="A scheduled Batch job could not be submitted (EventBridge Scheduler gave up). "
-                "Where to look: the messages in this dead-letter queue carry the error; check the job "
-                "definition exists and the schedule role may submit it.",
-                namespace="AWS/SQS",
-                metric_name="ApproximateNumberOfMessagesVisible",
-                dimensions={"QueueName": self.dead_letter_queue.name},
-                statistic="Maximum",
-                period=300,
-                evaluation_periods=1,
-                threshold=1.0,
-                comparison_operator="GreaterThanOrEqualToThreshold",
-                treat_missing_data="notBreaching",
-                alarm_actions=[args.alerts_topic_arn],
-                ok_actions=[args.alerts_topic_arn],
-            ),
-            opts=child,
+            self.dead_letter_queue.name,
+            "A scheduled Batch job could not be submitted (EventBridge Scheduler gave up). "
+            "Where to look: the messages in this dead-letter queue carry the error; check the job "
+            "definition exists and the schedule role may submit it.",
+            args.alerts_topic_arn,
+            child,
         )
         self.register_outputs(
             {"group": self.group.name, "schedules": {job: s.arn for job, s in self.schedules.items()}}

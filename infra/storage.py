@@ -70,25 +70,7 @@ class SecureBucket(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        access_block = aws.s3.BucketPublicAccessBlock(
-            f"{name}-public-access-block",
-            aws.s3.BucketPublicAccessBlockArgs(
-                bucket=self.bucket.id,
-                block_public_acls=True,
-                block_public_policy=True,
-                ignore_public_acls=True,
-                restrict_public_buckets=True,
-            ),
-            opts=child,
-        )
-        aws.s3.BucketOwnershipControls(
-            f"{name}-ownership",
-            aws.s3.BucketOwnershipControlsArgs(
-                bucket=self.bucket.id,
-                rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
-            ),
-            opts=child,
-        )
+        access_block = block_public_access(name, self.bucket.id, child)
         # S3 User Guide, "Security best practices": deny requests where aws:SecureTransport is false.
         # A Deny on every S3 action is the documented form; it grants nothing.
         aws.s3.BucketPolicy(
@@ -240,3 +222,33 @@ class Buckets(pulumi.ComponentResource):
         self.register_outputs(
             {"artifacts": self.artifacts.name, "models": self.models.name, "capture": self.capture.name}
         )
+
+
+def block_public_access(
+    name: str, bucket_id: pulumi.Input[str], opts: pulumi.ResourceOptions
+) -> aws.s3.BucketPublicAccessBlock:
+    """Every bucket of the stack: all four public-access blocks and ACLs disabled (BucketOwnerEnforced).
+
+    Returns the access block, which a bucket policy should depend on (S3 refuses a public-looking policy
+    while the block is being applied). Shared by the data buckets and the access-log bucket.
+    """
+    access_block = aws.s3.BucketPublicAccessBlock(
+        f"{name}-public-access-block",
+        aws.s3.BucketPublicAccessBlockArgs(
+            bucket=bucket_id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+        ),
+        opts=opts,
+    )
+    aws.s3.BucketOwnershipControls(
+        f"{name}-ownership",
+        aws.s3.BucketOwnershipControlsArgs(
+            bucket=bucket_id,
+            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
+        ),
+        opts=opts,
+    )
+    return access_block
