@@ -35,6 +35,7 @@ RUN groupadd --system --gid 10001 app \
     && chmod 1777 /tmp
 COPY --from=deps /opt/venv /opt/venv
 WORKDIR /srv
+COPY contracts/ /srv/contracts/
 COPY model_package/ /srv/model_package/
 COPY app/ /srv/app/
 COPY ${MODEL_SRC}/ /opt/model/

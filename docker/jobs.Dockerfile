@@ -26,6 +26,7 @@ RUN pip install --no-cache-dir -r /tmp/requirements-jobs.txt \
     && useradd --system --uid 10001 --gid jobs --home-dir /app --no-create-home --shell /usr/sbin/nologin jobs
 
 # Code is owned by root and read-only to the job user: a job cannot rewrite itself.
+COPY contracts/ contracts/
 COPY model_package/ model_package/
 COPY alerting/ alerting/
 COPY retrain/ retrain/

@@ -24,7 +24,7 @@ EXECUTION = "6a7b8c9d-0000-1111-2222-333344445555"
 def _run(tmp_path: Path, endpoint: str, buckets: tuple[str, str], candidate: bytes, stage_url: str) -> Any:
     src = tmp_path / "src"
     src.mkdir()
-    for package in ("evaluation", "model_package", "monitor", "retrain", "alerting", "app"):
+    for package in ("contracts", "evaluation", "model_package", "monitor", "retrain", "alerting", "app"):
         (src / package).symlink_to(ROOT / package)
     work = tmp_path / "work"
     work.mkdir()

@@ -215,7 +215,7 @@ def sandbox(tmp_path: Path, moto_server: Any) -> Sandbox:
     src = tmp_path / "src"
     src.mkdir()
     # evaluation: release/ledger.py reads the Evaluate action's contract (evaluation/contract.py).
-    for package in ("release", "model_package", "alerting", "evaluation"):
+    for package in ("contracts", "release", "model_package", "alerting", "evaluation"):
         shutil.copytree(ROOT / package, src / package, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "buildspec.yml", src / "buildspec.yml")
     (src / "retrain").mkdir()
