@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STACK ?= dev
 
-.PHONY: preview plan test system-packages e2e e2e-setup lint format demo bench-serving bench-drift bench-inference diagram review docs policy lock clean venv scan scan-venv iam-eval
+.PHONY: typecheck preview plan test system-packages e2e e2e-setup lint format demo bench-serving bench-drift bench-inference diagram review docs policy lock clean venv scan scan-venv iam-eval
 
 $(BIN)/.installed: requirements/dev.lock
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 is required, found {sys.version}"'
@@ -40,6 +40,10 @@ e2e: e2e-setup
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+## Types (pyproject [tool.mypy]): strict on contracts/, model_package/, infra/; the default elsewhere.
+typecheck: venv
+	$(BIN)/mypy
 
 format: venv
 	$(BIN)/ruff format .
