@@ -69,9 +69,10 @@ class EvaluationSettings:
     # The report's key (model_package.registry.evaluation_report_keys); a local run names its own.
     pipeline_execution_id: str = "local"
     region: str = "us-east-1"
-    gate_metric: str = "roc_auc"
+    # None: the candidate task's primary metric and default floor (retrain/gate.py), as in retrain (issue #14).
+    gate_metric: str | None = None
     gate_tolerance: float = 0.005
-    gate_floor: float = 0.6
+    gate_floor: float | None = None
     min_agreement: float = 0.9
     max_score_psi: float = 0.2
     max_segment_shift: float = 0.1
@@ -132,7 +133,7 @@ class EvaluationSettings:
                 f"PIPELINE_EXECUTION_ID={self.pipeline_execution_id!r}: letters, digits, '.', '_', '-' "
                 "(#{codepipeline.PipelineExecutionId} in the pipeline)"
             )
-        if self.gate_metric not in HIGHER_IS_BETTER:
+        if self.gate_metric is not None and self.gate_metric not in HIGHER_IS_BETTER:
             problems.append(f"GATE_METRIC={self.gate_metric!r}; allowed: {sorted(HIGHER_IS_BETTER)}")
         if self.gate_tolerance < 0:
             problems.append(f"GATE_TOLERANCE={self.gate_tolerance} must be >= 0")

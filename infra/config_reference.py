@@ -77,9 +77,11 @@ DESCRIPTIONS: dict[str, str] = {
     "retrainMemoryMib": "retrain job memory MiB; a pair Batch on Fargate offers with `retrainVcpu`",
     "retrainTimeoutMinutes": "retrain job timeout",
     "trainingDataPrefix": "prefix in the model bucket the retrain job reads training data from",
-    "gateMetric": "metric the gate compares: `roc_auc`, `log_loss` or `lift`",
+    "gateMetric": "metric the gate compares, one of the champion task's (binary `roc_auc`/`log_loss`/`lift`, "
+    "multiclass `log_loss`/`macro_f1`, regression `rmse`/`mae`/`r2`); unset: the task's primary metric",
     "gateTolerance": "how much worse than the champion a candidate may be and still ship",
-    "gateFloor": "absolute bound a candidate must beat (max log loss for `log_loss`)",
+    "gateFloor": "absolute bound a candidate must beat on `gateMetric` (needs it); unset: the task's default "
+    "floor (docs/retrain.md)",
     "minTrainingRows": "fewer rows stop the retrain job",
     "driftSchedule": "schedule of the drift job",
     "summarySchedule": "schedule of the prediction summary",

@@ -132,6 +132,17 @@ def inference_parameters(model_bucket: str) -> dict[str, str]:
     }
 
 
+def gate_environment(settings: StackSettings) -> dict[str, str]:
+    """The champion gate's variables, read by retrain (retrain/settings.py) and Evaluate (evaluation/settings.py).
+    GATE_METRIC and GATE_FLOOR only when the stack sets them: absent, each job uses the champion task's primary
+    metric and default floor (retrain/gate.py)."""
+    return {
+        **({"GATE_METRIC": settings.gate_metric} if settings.gate_metric is not None else {}),
+        "GATE_TOLERANCE": str(settings.gate_tolerance),
+        **({"GATE_FLOOR": str(settings.gate_floor)} if settings.gate_floor is not None else {}),
+    }
+
+
 def job_environment(settings: StackSettings, job: JobName, r: Resolved) -> dict[str, str]:
     """The environment each job reads (retrain/settings.py, monitor/settings.py, inference/__main__.py)."""
     common = {"AWS_REGION": r.region, "MODEL_BUCKET": r.model_bucket, "ALERTS_TOPIC_ARN": r.alerts_topic_arn,
@@ -141,13 +152,10 @@ def job_environment(settings: StackSettings, job: JobName, r: Resolved) -> dict[
             **common,
             "DATA_URI": f"s3://{r.model_bucket}/{settings.training_data_prefix}",
             "MODEL_KEY": settings.model_key,
-            "MODEL_NAME": "churn",
-            "TARGET": "churn",
-            "GATE_METRIC": settings.gate_metric,
-            "GATE_TOLERANCE": str(settings.gate_tolerance),
-            "GATE_FLOOR": str(settings.gate_floor),
+            # No TARGET/MODEL_NAME/TIME_COLUMN: a refit reads them from the champion's manifest (its column
+            # roles), so the same definition refits a binary, multiclass or regression champion (issue #14).
+            **gate_environment(settings),
             "MIN_ROWS": str(settings.min_training_rows),
-            "TIME_COLUMN": "acquisition_date",
             # Only named in the job's alerts ("where to look"); the default would point at /aws/batch/job.
             "LOG_GROUP": r.log_group,
         }

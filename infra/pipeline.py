@@ -27,6 +27,7 @@ import pulumi_aws as aws
 from evaluation.contract import APPROVAL_STAGE, EVALUATE_NAMESPACE, EVALUATE_STAGE, REPORT_URL, SUMMARY
 from infra import iam
 from infra.jobs import BatchJobs
+from infra.jobs_spec import gate_environment
 from infra.model_service import ModelService
 from infra.pipeline_build import BuildProject, BuildProjectArgs, EgressPort
 from infra.pipeline_notifications import PipelineNotifications, PipelineNotificationsArgs
@@ -261,9 +262,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
                 "CAPTURE_BUCKET": platform.buckets.capture.name,
                 "CAPTURE_PREFIX": PROD_CAPTURE_PREFIX,
                 "STAGE_URL": stage.url,
-                "GATE_METRIC": settings.gate_metric,
-                "GATE_TOLERANCE": str(settings.gate_tolerance),
-                "GATE_FLOOR": str(settings.gate_floor),
+                **gate_environment(settings),
                 **evaluation_environment(settings),
             },
             statements=self._evaluate_statements(),

@@ -12,16 +12,29 @@ import ipaddress
 import json
 import re
 import zoneinfo
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal
 
 import pulumi
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from model_package.manifest import HIGHER_IS_BETTER, PRIMARY_METRIC, TASK_METRICS
 from model_package.registry import TRAINING_DATA_PREFIX
 
 NAMESPACE = "ml-delivery"
+
+# The gate floor's valid range per metric (a bound in the metric's "better" direction: a minimum for the
+# higher-is-better ones, a maximum for the others); the names are model_package.manifest.HIGHER_IS_BETTER's.
+GATE_FLOOR_RULES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "roc_auc": (lambda v: 0.5 <= v <= 1, "between 0.5 and 1 (a minimum AUC)"),
+    "log_loss": (lambda v: v > 0, "greater than 0 (a maximum log loss)"),
+    "lift": (lambda v: v > 0, "greater than 0 (a minimum lift)"),
+    "macro_f1": (lambda v: 0 <= v <= 1, "between 0 and 1 (a minimum macro F1)"),
+    "rmse": (lambda v: v > 0, "greater than 0 (a maximum RMSE, in the target's units)"),
+    "mae": (lambda v: v > 0, "greater than 0 (a maximum MAE, in the target's units)"),
+    "r2": (lambda v: v <= 1, "at most 1 (a minimum R²)"),
+}
 
 # Fargate task sizes (ECS Developer Guide, "Task CPU and memory"; the same table applies to AWS Batch on
 # Fargate): cpu units -> allowed memory MiB.
@@ -184,9 +197,11 @@ class StackSettings(BaseModel):
     training_data_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*/$")] = (
         TRAINING_DATA_PREFIX
     )
-    gate_metric: Literal["roc_auc", "log_loss", "lift"] = "roc_auc"
+    # Unset (None): the champion task's primary metric and that task's default floor (retrain/gate.py), so a
+    # multiclass or regression champion's scheduled retrain and Evaluate judge it on its own metric (issue #14).
+    gate_metric: str | None = None
     gate_tolerance: Annotated[float, Field(ge=0, le=0.5)] = 0.005
-    gate_floor: float = 0.6
+    gate_floor: float | None = None
     min_training_rows: Annotated[int, Field(ge=100)] = 500
     # --- monitoring and batch inference ---
     drift_schedule: str = "rate(1 day)"
@@ -353,11 +368,27 @@ class StackSettings(BaseModel):
         if self.source_provider == "codeconnections" and not (self.connection_arn and self.full_repository_id):
             problems.append(("sourceProvider", self.source_provider,
                              "codeconnections needs connectionArn and fullRepositoryId (owner/repo) too"))  # fmt: skip
-        if self.gate_metric == "log_loss" and self.gate_floor <= 0:
-            problems.append(("gateFloor", self.gate_floor, "a positive maximum log loss when gateMetric is log_loss"))
-        if self.gate_metric == "roc_auc" and not 0.5 <= self.gate_floor <= 1:
-            problems.append(("gateFloor", self.gate_floor, "between 0.5 and 1 when gateMetric is roc_auc"))
-        return problems
+        return [*problems, *self._gate_problems()]
+
+    def _gate_problems(self) -> list[tuple[str, Any, str]]:
+        """The metric names come from the package's one table of task metrics; a floor is in the metric's units,
+        so it only makes sense next to an explicit metric (else it would be read as AUC for one champion and
+        as RMSE for the next)."""
+        per_task = "; ".join(f"{task}: {', '.join(names)}" for task, names in TASK_METRICS.items())
+        if self.gate_metric is not None and self.gate_metric not in HIGHER_IS_BETTER:
+            return [("gateMetric", self.gate_metric,
+                     f"a metric of the champion's task ({per_task}), or unset for the task's primary metric "
+                     f"({', '.join(f'{t}: {m}' for t, m in PRIMARY_METRIC.items())})")]  # fmt: skip
+        if self.gate_floor is None:
+            return []
+        if self.gate_metric is None:
+            return [("gateFloor", self.gate_floor,
+                     "a floor is in the gate metric's units: it needs ml-delivery:gateMetric set too "
+                     "(or leave both unset for the champion task's default floor)")]  # fmt: skip
+        valid, rule = GATE_FLOOR_RULES[self.gate_metric]
+        if not valid(self.gate_floor):
+            return [("gateFloor", self.gate_floor, f"{rule} when gateMetric is {self.gate_metric}")]
+        return []
 
     def _exposure_problems(self) -> list[tuple[str, Any, str]]:
         """HTTPS only where it matters: prod, and any stack open to the whole internet, needs a certificate."""

@@ -157,6 +157,9 @@ class RetrainJob:
                     f"{champion_pointer.model_sha256}; refusing to refit an unknown model"
                 )
             self.report["champion"] = {"version": champion.manifest.version, "sha256": champion.sha256}
+            # Target, model name and time column not set in the environment come from the champion (issue #14).
+            s = self.settings = s.for_champion(champion.manifest)
+            self.report["model_name"] = s.model_name
 
         self._step(2, "validating training data", rows=len(data.frame))
         features = champion.manifest.features if champion else ()

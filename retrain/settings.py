@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from model_package.errors import ManifestError
-from model_package.manifest import HIGHER_IS_BETTER, TASK_TYPES, check_name
+from model_package.manifest import HIGHER_IS_BETTER, TASK_TYPES, Manifest, check_name
 from model_package.registry import DEFAULT_MODEL_KEY
 from retrain.errors import ConfigError
 
@@ -81,6 +81,9 @@ class Settings:
     git_sha: str = "unknown"
     seed: int = 0
     log_group: str = "/aws/batch/job"
+    # The fields set by the environment or a flag (from_env); None: every field that differs from its default.
+    # A refit takes what was not set from the champion's manifest (:meth:`for_champion`).
+    explicit: frozenset[str] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -103,7 +106,19 @@ class Settings:
         if unknown:
             raise ConfigError(f"unknown settings {unknown}")
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values).validated()
+        return cls(**values, explicit=frozenset(values)).validated()
+
+    def for_champion(self, champion: Manifest) -> Settings:
+        """A refit's settings: the target, model name and time column come from the champion's manifest (its
+        column roles) unless set, so one job definition refits a binary, multiclass or regression champion
+        without naming its columns (issue #14). Format 1 packages recorded no time column: the setting stays."""
+        explicit = self.explicit
+        if explicit is None:
+            explicit = frozenset(f.name for f in fields(self) if getattr(self, f.name) != f.default)
+        from_champion: dict[str, Any] = {"target": champion.target, "model_name": champion.name}
+        if champion.format_version >= 2 and champion.columns.time_column:
+            from_champion["time_column"] = champion.columns.time_column
+        return self.replace(**{k: v for k, v in from_champion.items() if k not in explicit})
 
     def validated(self) -> Settings:
         problems = []

@@ -16,9 +16,11 @@ from botocore.validate import ParamValidator
 
 from infra.jobs_spec import EVALUATE_ON_EXIT, JOB_NAMES, schedule_window_minutes
 from infra.offline import OfflineRun, load_stack_config, run_offline
-from infra.settings import BATCH_FARGATE_MEMORY, parse_settings
+from infra.settings import BATCH_FARGATE_MEMORY, GATE_FLOOR_RULES, ConfigError, parse_settings
+from model_package.manifest import HIGHER_IS_BETTER
 from model_package.registry import TRAINING_DATA_PREFIX
 from retrain.readers import S3Reader
+from retrain.settings import Settings as RetrainSettings
 from tests.infra.plan_queries import allowed_actions, as_list, role_policy, statements
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,9 +29,10 @@ MODELS = "arn:aws:s3:::buckets-models-0a1b2c3"
 CAPTURE = "arn:aws:s3:::buckets-capture-0a1b2c3"
 QUEUE_ARN = "arn:aws:batch:us-east-1:123456789012:job-queue/ml-delivery-{stack}-jobs"
 EXPECTED_ENV = {
-    "retrain": {"DATA_URI", "MODEL_BUCKET", "MODEL_KEY", "ALERTS_TOPIC_ARN", "GATE_METRIC", "GATE_TOLERANCE",
-                "GATE_FLOOR", "MIN_ROWS", "MODEL_NAME", "ALERT_WINDOW_MINUTES", "TARGET", "AWS_REGION", "LOG_GROUP",
-                "TIME_COLUMN"},
+    # No GATE_METRIC/GATE_FLOOR unless the stack sets them (the champion task's primary metric and default
+    # floor), and no TARGET/MODEL_NAME/TIME_COLUMN: a refit reads them from the champion's manifest (issue #14).
+    "retrain": {"DATA_URI", "MODEL_BUCKET", "MODEL_KEY", "ALERTS_TOPIC_ARN", "GATE_TOLERANCE", "MIN_ROWS",
+                "ALERT_WINDOW_MINUTES", "AWS_REGION", "LOG_GROUP"},
     # No MODEL_KEY: the monitor must judge the champion (serving prod), not a candidate awaiting approval.
     "drift": {"MODEL_BUCKET", "CAPTURE_BUCKET", "CAPTURE_PREFIX", "REPORT_PREFIX", "ALERTS_TOPIC_ARN",
               "ALERT_WINDOW_MINUTES", "DRIFT_RETRAIN_ENABLED", "RETRAIN_JOB_QUEUE", "RETRAIN_JOB_DEFINITION",
@@ -182,9 +185,9 @@ def test_environment_has_exactly_the_agreed_names_and_values(stack: OfflineRun) 
     # A prefix (issue #12, defect 2): the reader the job builds for it reads every data file under it.
     assert retrain["DATA_URI"] == f"s3://buckets-models-0a1b2c3/{TRAINING_DATA_PREFIX}"
     assert S3Reader(retrain["DATA_URI"], s3_client=None).is_prefix
-    assert (retrain["MODEL_KEY"], retrain["TARGET"], retrain["MODEL_NAME"]) == ("model.zip", "churn", "churn")
+    assert retrain["MODEL_KEY"] == "model.zip"
     assert float(retrain["GATE_TOLERANCE"]) == settings.gate_tolerance
-    assert retrain["GATE_METRIC"] == settings.gate_metric and int(retrain["MIN_ROWS"]) == settings.min_training_rows
+    assert int(retrain["MIN_ROWS"]) == settings.min_training_rows
     for job in ("drift", "summary"):
         env = environment(stack, job)
         assert env["CAPTURE_BUCKET"] == "buckets-capture-0a1b2c3" and env["CAPTURE_PREFIX"] == "capture/prod"
@@ -389,3 +392,52 @@ def test_jobs_image_tag_follows_config() -> None:
     run = run_offline("dev", overrides={"ml-delivery:jobsImageTag": "0123456789ab"})
     images = {json.loads(j.inputs["containerProperties"])["image"] for j in run.of_type(JOB_DEFINITION)}
     assert len(images) == 1 and images.pop().endswith("registry-jobs-0a1b2c3:0123456789ab")
+
+
+@pytest.mark.parametrize(("metric", "floor"), [("rmse", 25.0), ("macro_f1", 0.4), ("roc_auc", 0.7)])
+def test_gate_keys_set_in_the_stack_reach_retrain_and_evaluate(metric: str, floor: float) -> None:
+    run = run_offline("dev", overrides={"ml-delivery:gateMetric": metric, "ml-delivery:gateFloor": floor})
+    retrain = environment(run, "retrain")
+    assert (retrain["GATE_METRIC"], float(retrain["GATE_FLOOR"])) == (metric, floor)
+    assert RetrainSettings.from_env(retrain).gate_metric == metric
+    evaluate = run.one("aws:codebuild/project:Project", "delivery-evaluate-project")
+    env = {e["name"]: e["value"] for e in evaluate.inputs["environment"]["environmentVariables"]}
+    assert (env["GATE_METRIC"], float(env["GATE_FLOOR"])) == (metric, floor)
+
+
+def test_evaluate_env_has_no_gate_metric_or_floor_unless_set(stack: OfflineRun) -> None:
+    evaluate = stack.one("aws:codebuild/project:Project", "delivery-evaluate-project")
+    names = {e["name"] for e in evaluate.inputs["environment"]["environmentVariables"]}
+    assert "GATE_TOLERANCE" in names and not names & {"GATE_METRIC", "GATE_FLOOR"}
+
+
+@pytest.mark.parametrize(
+    ("keys", "expected"),
+    [
+        (
+            {"gateMetric": "accuracy"},
+            [
+                'ml-delivery:gateMetric = "accuracy"',
+                "binary: roc_auc, log_loss, lift",
+                "multiclass: log_loss, macro_f1",
+                "regression: rmse, mae, r2",
+            ],
+        ),
+        ({"gateFloor": 0.7}, ["ml-delivery:gateFloor", "0.7", "needs ml-delivery:gateMetric"]),
+        ({"gateMetric": "roc_auc", "gateFloor": 0.2}, ["ml-delivery:gateFloor", "0.2", "between 0.5 and 1"]),
+        ({"gateMetric": "rmse", "gateFloor": -1}, ["ml-delivery:gateFloor", "-1", "greater than 0"]),
+        ({"gateMetric": "r2", "gateFloor": 1.5}, ["ml-delivery:gateFloor", "1.5", "at most 1"]),
+    ],
+)
+def test_gate_keys_invalid_name_key_value_and_allowed(keys: dict[str, Any], expected: list[str]) -> None:
+    config, _ = load_stack_config("dev")
+    changes = {f"ml-delivery:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in keys.items()}
+    with pytest.raises(ConfigError) as caught:
+        parse_settings({**config, **changes})
+    for text in expected:
+        assert text in str(caught.value)
+
+
+def test_every_gate_metric_has_a_floor_rule() -> None:
+    """The floor check covers every metric the package defines (a new metric without a rule would KeyError)."""
+    assert set(GATE_FLOOR_RULES) == set(HIGHER_IS_BETTER)

@@ -336,7 +336,7 @@ def test_evaluate_action_runs_the_evaluation_project_with_the_candidate_and_expo
     assert set(env) <= set(EVALUATION_ENV) | {"AWS_REGION"}
     assert {k for k in EVALUATION_ENV if k.startswith("EVALUATION_") and k not in OPTIONAL} <= set(env)
     settings = EvaluationSettings.from_env(env)
-    assert settings.min_agreement == 0.9 and settings.gate_metric == "roc_auc"
+    assert settings.min_agreement == 0.9 and settings.gate_metric is None  # the candidate task's primary metric
 
 
 def test_evaluation_thresholds_follow_config() -> None:

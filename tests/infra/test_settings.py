@@ -73,8 +73,8 @@ def test_prod_differs_from_dev_where_a_platform_team_wants_it() -> None:
         ("dev", "sourceProvider", "codeconnections", "needs connectionArn and fullRepositoryId"),
         ("dev", "connectionArn", "arn:aws:codecommit:us-east-1:123456789012:repo", "CodeConnections ARN"),
         ("dev", "branch", "feature//x", "not a valid git branch name"),
-        ("dev", "gateMetric", "accuracy", "'roc_auc', 'log_loss' or 'lift'"),
-        ("dev", "gateFloor", 0.2, "between 0.5 and 1"),
+        ("dev", "gateMetric", "accuracy", "binary: roc_auc, log_loss, lift"),
+        ("dev", "gateFloor", 0.2, "needs ml-delivery:gateMetric"),
     ],
 )
 def test_invalid_value_names_key_value_and_what_is_allowed(stack: str, key: str, value: object, expected: str) -> None:
