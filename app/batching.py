@@ -12,11 +12,14 @@ lets throughput approach the HTTP ceiling, and with a fixed number of clients it
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from app import metrics
 from app.handlers import Prediction
+
+log = logging.getLogger("app.batching")
 
 
 class MicroBatcher:
@@ -27,8 +30,12 @@ class MicroBatcher:
         run: Callable[[Sequence[Mapping[str, Any]]], Prediction],
         max_batch_size: int = 64,
         max_wait_s: float = 0.002,
+        observe: Callable[[Prediction], None] | None = None,
     ) -> None:
         self.run = run
+        # Called with each merged batch's answer (the prediction-distribution sums): once per batch, not per
+        # request, in the event loop that scored it.
+        self.observe = observe
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
         self.reading = 0  # requests that started but have not submitted yet (HTTP layer keeps it)
@@ -106,6 +113,11 @@ class MicroBatcher:
                 if not future.done():
                     future.set_exception(exc)
             return
+        if self.observe is not None:
+            try:
+                self.observe(prediction)
+            except Exception:  # a metric must never fail the answers it measures
+                log.exception("observing a batch for the prediction metric failed")
         if len(pending) == 1:
             if not pending[0][1].done():
                 pending[0][1].set_result(prediction)

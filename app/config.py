@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.capture.writer import OVERFLOW_POLICIES
+from contracts import prediction_metrics
 from model_package.exit_codes import ExitCode
 
 SERVICES = ("stage", "prod", "local")
@@ -106,6 +107,9 @@ class AppConfig:
     http_body_timeout_seconds: float = 30.0
     http_keepalive_seconds: float = 5.0
     http_max_connections: int = 1000
+    # The service name in the prediction-distribution EMF lines (contracts.prediction_metrics.SERVICE_NAME_ENV);
+    # None: that metric is off (a local run has no alarm reading it).
+    prediction_metrics_service: str | None = None
 
     @property
     def db_url(self) -> str | None:
@@ -172,6 +176,7 @@ class AppConfig:
             http_body_timeout_seconds=_float(env, "HTTP_BODY_TIMEOUT_SECONDS", 30.0, 0.1, 3600),
             http_keepalive_seconds=_float(env, "HTTP_KEEPALIVE_SECONDS", 5.0, 0.1, 3600),
             http_max_connections=_int(env, "HTTP_MAX_CONNECTIONS", 1000, 1, 100_000),
+            prediction_metrics_service=env.get(prediction_metrics.SERVICE_NAME_ENV, "").strip() or None,
         )
 
 

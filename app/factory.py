@@ -19,6 +19,7 @@ from app.capture.privacy import CapturePolicyError, CapturePrivacy, key_from_env
 from app.capture.sinks import parse_s3_uri
 from app.config import AppConfig
 from app.handlers import LoadedModel, model_fn
+from app.prediction_metrics import ScoreShift
 from app.runtime_settings import RuntimeSettings, SettingsError, SettingsRefresher, source_from_location
 from app.server import ASGIApp, PredictService, build_app
 from model_package.exit_codes import ExitCode
@@ -184,6 +185,7 @@ def create_app(
     )
     service = PredictService(
         model,
+        score_shift=ScoreShift.from_manifest(manifest, config.prediction_metrics_service),
         service_name=config.service_name,
         settings=refresher,
         max_batch_size=config.max_batch_size,

@@ -28,6 +28,7 @@ from app.capture import CaptureWriter, capture_records
 from app.capture.privacy import CapturePrivacy
 from app.handlers import LoadedModel, Prediction, RequestError, accepted_type, input_fn, output_fn, predict_fn
 from app.openapi import predict_openapi
+from app.prediction_metrics import ScoreShift
 from app.runtime_settings import RuntimeSettings, SettingsRefresher
 
 log = logging.getLogger("app.http")
@@ -53,6 +54,7 @@ class PredictService:
         max_batch_wait_ms: float = 2.0,
         max_body_bytes: int = 1 << 20,
         max_records: int = 1000,
+        score_shift: ScoreShift | None = None,
     ) -> None:
         self.model = model
         self.service_name = service_name
@@ -62,8 +64,13 @@ class PredictService:
         self.settings = settings
         if settings is not None:
             model.settings = lambda: settings.current
+        # The prediction-distribution metric (issue #16), None when off: fed by the batcher per merged batch.
+        self.score_shift = score_shift
         self.batcher = MicroBatcher(
-            lambda records: predict_fn(records, model), max_batch_size, max_batch_wait_ms / 1000
+            lambda records: predict_fn(records, model),
+            max_batch_size,
+            max_batch_wait_ms / 1000,
+            observe=None if score_shift is None else (lambda prediction: score_shift.observe(prediction.outputs)),
         )
         self.max_body_bytes = max_body_bytes
         self.max_records = max_records
@@ -252,11 +259,13 @@ def build_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if on_startup is not None:
             on_startup()
+        ScoreShift.start(service.score_shift)  # the periodic prediction-metric task, in this worker's loop
         service.ready = True
         try:
             yield
         finally:
             service.ready = False
+            ScoreShift.stop(service.score_shift)  # writes the last partial period
             if on_shutdown is not None:
                 on_shutdown()
 
