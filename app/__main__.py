@@ -21,7 +21,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from app.config import AppConfig, ConfigError, spool_dir_problem
 from model_package import PackageError
@@ -98,7 +98,7 @@ def serve(config: AppConfig, model: LoadedModel) -> int:
     _Server = _server_class()  # noqa: N806 - a class
     # One server stack for one worker and for many: the fast event loop and HTTP parser (h11 would add
     # ~40 ms of delayed ACKs per response) and time for the capture sinks to flush on SIGTERM.
-    server_options = {
+    server_options: dict[str, Any] = {
         "host": config.host,
         "port": config.port,
         "loop": "uvloop",
@@ -114,7 +114,7 @@ def serve(config: AppConfig, model: LoadedModel) -> int:
         "log_level": config.log_level.lower(),
         "timeout_graceful_shutdown": 20,
     }
-    server_code: int = ExitCode.OK
+    server_code = ExitCode.OK
     try:
         if config.workers == 1:
             from app.factory import create_app
@@ -179,9 +179,9 @@ def port_problem(host: str, port: int) -> str | None:
     return None
 
 
-def worker_reports(directory: Path) -> list[tuple[int, str]]:
+def worker_reports(directory: Path) -> list[tuple[ExitCode, str]]:
     """(exit code, detail) written by workers that could not stop cleanly (``app.factory.report_shutdown``)."""
-    reports = []
+    reports: list[tuple[ExitCode, str]] = []
     for path in sorted(directory.glob("*-*")):
         try:
             code = int(path.name.rsplit("-", 1)[1])

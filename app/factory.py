@@ -70,7 +70,7 @@ def build_capture(config: AppConfig, *, s3_client: Any = None) -> tuple[CaptureW
         log.info("capture to %s", sql.engine.url.render_as_string(hide_password=True))
     if not sinks:
         log.warning("capture is off: neither CAPTURE_S3_URI nor CAPTURE_DB_URL is set")
-    options = {
+    options: dict[str, Any] = {
         "flush_records": config.capture_flush_records,
         "flush_seconds": config.capture_flush_seconds,
         "queue_size": config.capture_queue_size,

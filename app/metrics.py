@@ -28,7 +28,8 @@ if values.ValueClass is not values.MutexValue:
     # caches getpid(): that was 3-4 system calls per request. The pid is cached here instead and refreshed
     # in every forked child, which keeps the one rule the hook documents: distinct values in processes that
     # run at the same time (prometheus_client.values.MultiProcessValue).
-    values.ValueClass = values.MultiProcessValue(process_identifier=_cached_pid)
+    # prometheus_client's multiprocess helpers carry no annotations (the package is typed elsewhere).
+    values.ValueClass = values.MultiProcessValue(process_identifier=_cached_pid)  # type: ignore[no-untyped-call]
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
@@ -100,6 +101,6 @@ def render() -> tuple[bytes, str]:
         from prometheus_client import multiprocess
 
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path=directory)
+        multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]  # unannotated
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST

@@ -58,6 +58,7 @@ class PolicyContext:
         baselines = {b.name: b for b in manifest.baseline}
         for spec in manifest.features:
             base = baselines.get(spec.name)
+            value: float | str | None
             if spec.is_numeric:
                 value = base.quantiles[len(base.quantiles) // 2] if base is not None and base.quantiles else None
                 if value is not None and spec.dtype == "int":
@@ -78,7 +79,7 @@ class PolicyContext:
 
 def lenient(settings: Any) -> bool:
     """True when any violation class is set to something other than ``reject``."""
-    return (
+    return bool(
         settings.unknown_category != "reject"
         or settings.extra_feature != "reject"
         or settings.unexpected_null != "reject"

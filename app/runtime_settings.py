@@ -89,7 +89,8 @@ class SsmSettingsSource:
 
             self._client = boto3.client("ssm")
         try:
-            return self._client.get_parameter(Name=self.name, WithDecryption=True)["Parameter"]["Value"]
+            value: str = self._client.get_parameter(Name=self.name, WithDecryption=True)["Parameter"]["Value"]
+            return value
         except self._client.exceptions.ParameterNotFound:
             return None
 
