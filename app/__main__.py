@@ -28,7 +28,7 @@ from model_package import PackageError
 from model_package.exit_codes import ExitCode
 
 if TYPE_CHECKING:
-    from app.handlers import LoadedModel
+    from app.core import LoadedModel
 
 log = logging.getLogger("app")
 
@@ -60,10 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         log.critical("refusing to start: %s", problem)
         return ConfigError.exit_code
 
-    from app.handlers import model_fn
+    from app.core import load_model
 
     try:
-        model = model_fn(config.model_dir, runtime=config.model_runtime, allow_pickle=config.allow_pickle)
+        model = load_model(config.model_dir, runtime=config.model_runtime, allow_pickle=config.allow_pickle)
     except PackageError as exc:
         log.critical("refusing to start: model package %s cannot be served: %s", config.model_dir, exc)
         return exc.exit_code

@@ -1,4 +1,4 @@
-"""Micro-batching: concurrent requests are merged into one ``predict_fn`` call.
+"""Micro-batching: concurrent requests are merged into one ``score`` call (app.core).
 
 Why: the per-call overhead of validation and ONNX Runtime dwarfs the per-row cost, so scoring 32
 requests in one call is nearly as cheap as scoring one. A batch is cut when it reaches
@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from app import metrics
-from app.handlers import Prediction
+from app.core import Prediction
 
 log = logging.getLogger("app.batching")
 

@@ -18,7 +18,7 @@ from app.capture import CaptureWriter, S3Sink, SinkWorker, Spool, SqlSink, claim
 from app.capture.privacy import CapturePolicyError, CapturePrivacy, key_from_env
 from app.capture.sinks import parse_s3_uri
 from app.config import AppConfig
-from app.handlers import LoadedModel, model_fn
+from app.core import LoadedModel, load_model
 from app.prediction_metrics import ScoreShift
 from app.runtime_settings import RuntimeSettings, SettingsError, SettingsRefresher, source_from_location
 from app.server import ASGIApp, PredictService, build_app
@@ -151,13 +151,52 @@ def start_capture(service: PredictService, writer: Any, refresher: SettingsRefre
         )
 
 
+class CaptureLifecycle:
+    """The capture writer and its spool slot: opened in the worker at start-up (the slot is per process),
+    flushed and released at shutdown. One object the app's start-up, settings hook and shutdown share."""
+
+    def __init__(self, config: AppConfig, s3_client: Any = None) -> None:
+        self.config = config
+        self.s3_client = s3_client
+        self.writer: CaptureWriter | None = None
+        self.slot: Any = None
+
+    def open(self) -> CaptureWriter:
+        """Build the writer and claim its slot; an unusable spool stops the worker with the reason reported."""
+        try:
+            self.writer, self.slot = build_capture(self.config, s3_client=self.s3_client)
+        except OSError as exc:
+            log.critical("refusing to start: capture spool %s is not usable: %s", self.config.spool_dir, exc)
+            report_shutdown(ExitCode.CAPTURE_NOT_SAVED, f"spool {self.config.spool_dir}: {exc}")
+            raise
+        return self.writer
+
+    def close(self) -> None:
+        """Flush what was captured, release the slot, and report records that could not be saved."""
+        writer = self.writer
+        if writer is None:
+            return
+        log.info("flushing capture before exit")
+        try:
+            unsaved = writer.close()
+        except Exception as exc:  # never skip the slot release or the report
+            log.exception("capture flush at shutdown failed")
+            unsaved, detail = -1, f"capture flush failed: {exc}"
+        else:
+            detail = f"{unsaved} captured records could not be delivered or spooled"
+        self.slot.release()
+        if unsaved:
+            log.error("exit with unsaved capture: %s", detail)
+            report_shutdown(ExitCode.CAPTURE_NOT_SAVED, detail)
+
+
 def create_app(
     config: AppConfig | None = None, *, model: LoadedModel | None = None, s3_client: Any = None, ssm_client: Any = None
 ) -> ASGIApp:
     config = config or AppConfig.from_env()
     init_sentry(config.sentry_dsn, config.service_name)
     if model is None:
-        model = model_fn(config.model_dir, runtime=config.model_runtime, allow_pickle=config.allow_pickle)
+        model = load_model(config.model_dir, runtime=config.model_runtime, allow_pickle=config.allow_pickle)
     manifest = model.manifest
     log.info(
         "model %s v%s (sha256 %s, runtime %s)",
@@ -168,14 +207,13 @@ def create_app(
     )
     metrics.MODEL_INFO.labels(manifest.name, str(manifest.version), model.predictor.name).set(1)
 
-    capture_holder: dict[str, Any] = {}
+    capture = CaptureLifecycle(config, s3_client)
 
     def apply(settings: RuntimeSettings) -> None:
         # Privacy hook: what privacy_checker built for `settings`; capture held until a policy was read.
         service.capture_privacy, service.capture_held = refresher.checked, not refresher.policy_known
-        writer = capture_holder.get("writer")
-        if writer is not None:
-            writer.enabled = settings.capture_enabled
+        if capture.writer is not None:
+            capture.writer.enabled = settings.capture_enabled
 
     refresher = SettingsRefresher(
         source_from_location(config.settings_location, ssm_client),
@@ -198,13 +236,7 @@ def create_app(
 
     def startup() -> None:
         refuse_loose_capture_policy(refresher)
-        try:
-            writer, slot = build_capture(config, s3_client=s3_client)
-        except OSError as exc:
-            log.critical("refusing to start: capture spool %s is not usable: %s", config.spool_dir, exc)
-            report_shutdown(ExitCode.CAPTURE_NOT_SAVED, f"spool {config.spool_dir}: {exc}")
-            raise
-        capture_holder.update(writer=writer, slot=slot)
+        writer = capture.open()
         service.capture = writer
         refresher.start()
         start_capture(service, writer, refresher)
@@ -222,20 +254,7 @@ def create_app(
 
     def shutdown() -> None:
         refresher.stop()
-        writer = capture_holder.get("writer")
-        if writer is not None:
-            log.info("flushing capture before exit")
-            try:
-                unsaved = writer.close()
-            except Exception as exc:  # never skip the slot release or the report
-                log.exception("capture flush at shutdown failed")
-                unsaved, detail = -1, f"capture flush failed: {exc}"
-            else:
-                detail = f"{unsaved} captured records could not be delivered or spooled"
-            capture_holder["slot"].release()
-            if unsaved:
-                log.error("exit with unsaved capture: %s", detail)
-                report_shutdown(ExitCode.CAPTURE_NOT_SAVED, detail)
+        capture.close()
 
     app = build_app(service, on_startup=startup, on_shutdown=shutdown)
     app.service = service  # type: ignore[attr-defined]  # tests and the bench read counters from here

@@ -29,7 +29,7 @@ class ViolationsResponse(BaseModel):
     model_version: int
 
 
-# The answer fields per task (app.handlers.Prediction; the capture record's ``output`` has the same shape).
+# The answer fields per task (app.core.Prediction; the capture record's ``output`` has the same shape).
 _TASK_FIELDS: dict[str, dict[str, Any]] = {
     "binary": {
         "label": (str | int | None, Field(None, description="the predicted label, in the training labels")),

@@ -16,6 +16,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,7 +27,7 @@ from app import metrics
 from app.batching import MicroBatcher
 from app.capture import CaptureWriter, capture_records
 from app.capture.privacy import CapturePrivacy
-from app.handlers import LoadedModel, Prediction, RequestError, accepted_type, input_fn, output_fn, predict_fn
+from app.core import LoadedModel, Prediction, RequestError, accepted_type, parse_records, render, score
 from app.openapi import predict_openapi
 from app.prediction_metrics import ScoreShift
 from app.runtime_settings import RuntimeSettings, SettingsRefresher
@@ -38,6 +39,16 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class PredictResponse:
+    """One ``/predict`` answer as the HTTP layers send it."""
+
+    status: int
+    body: bytes
+    content_type: str
+    request_id: str | None = None  # the first scored record's uid; None: the HTTP layer makes one up
 
 
 class PredictService:
@@ -61,13 +72,13 @@ class PredictService:
         self.capture = capture
         self.capture_privacy: CapturePrivacy | None = None  # privacy hook: set from the runtime settings
         self.capture_held = False  # True while the runtime settings (the capture policy) are unknown
+        # The runtime settings are passed to every score() call explicitly (None: the defaults, e.g. a test).
         self.settings = settings
-        if settings is not None:
-            model.settings = lambda: settings.current
+        self._default_settings = RuntimeSettings()
         # The prediction-distribution metric (issue #16), None when off: fed by the batcher per merged batch.
         self.score_shift = score_shift
         self.batcher = MicroBatcher(
-            lambda records: predict_fn(records, model),
+            lambda records: score(records, model, self.runtime_settings),
             max_batch_size,
             max_batch_wait_ms / 1000,
             observe=None if score_shift is None else (lambda prediction: score_shift.observe(prediction.outputs)),
@@ -81,12 +92,13 @@ class PredictService:
 
     @property
     def runtime_settings(self) -> RuntimeSettings:
-        return self.model.settings()
+        """The settings in force now: the refresher's last good document, else the defaults."""
+        return self.settings.current if self.settings is not None else self._default_settings
 
     async def handle(
         self, body_source: Callable[[], Awaitable[bytes]], content_type: str | None, accept: str | None
-    ) -> tuple[int, bytes, str, str | None]:
-        """(status, body, content type, request id). Client mistakes are 4xx, never 5xx."""
+    ) -> PredictResponse:
+        """The answer to one ``/predict`` request. Client mistakes are 4xx, never 5xx."""
         started = time.perf_counter()
         batcher = self.batcher
         batcher.reading += 1
@@ -94,7 +106,7 @@ class PredictService:
         try:
             kind = accepted_type(accept)
             body = await body_source()
-            records = input_fn(body, content_type, self.model, self.max_records)
+            records = parse_records(body, content_type, self.model, self.max_records)
             batcher.reader_done()
             reading = False
             prediction = await batcher.submit(records)
@@ -102,7 +114,7 @@ class PredictService:
             if reading:
                 batcher.reader_done()
             metrics.REQUESTS.labels(str(exc.status)).inc()
-            return exc.status, _error(exc.message), "application/json", None
+            return PredictResponse(exc.status, _error(exc.message), "application/json")
         except BaseException:
             if reading:
                 batcher.reader_done()
@@ -111,18 +123,18 @@ class PredictService:
             metrics.VIOLATIONS.labels(violation.kind, "error").inc()
         for violation in prediction.warnings:
             metrics.VIOLATIONS.labels(violation.kind, "warning").inc()
-        payload, content = output_fn(prediction, kind)
+        payload, content = render(prediction, kind)
         status = prediction.status
         if status == 422:
             metrics.REQUESTS.labels("422").inc()
-            return 422, payload, content, None
+            return PredictResponse(422, payload, content)
         if status == 207:
             metrics.REQUESTS.labels("207").inc()  # also counted as answered below: its valid rows were scored
         self._answered.append((prediction, records, time.perf_counter() - started))
         if len(self._answered) == 1:
             asyncio.get_running_loop().call_soon(self._settle)
         first = next((u for u, ok in zip(prediction.uids, prediction.row_ok, strict=True) if ok), prediction.uids[0])
-        return status, payload, content, first
+        return PredictResponse(status, payload, content, first)
 
     def _settle(self) -> None:
         """Counts and captures this event-loop turn's answered requests in one go.
@@ -218,24 +230,20 @@ class PredictEndpoint:
                     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
         try:
-            status, body, content, request_id = await self.service.handle(read_body, content_type, accept)
+            answer = await self.service.handle(read_body, content_type, accept)
         except Exception as exc:  # a bug, not bad input: answer 500, log, report; never kill the worker
             log.exception("unexpected error in /predict")
             _report(exc)
             metrics.REQUESTS.labels("500").inc()
-            status, body, content, request_id = (
-                500,
-                _error("internal error; it has been logged"),
-                "application/json",
-                None,
-            )
+            answer = PredictResponse(500, _error("internal error; it has been logged"), "application/json")
+        content = answer.content_type
         headers = [
             _CONTENT_TYPES.get(content) or (b"content-type", content.encode()),
-            (b"content-length", str(len(body)).encode()),
-            (b"x-request-id", (request_id or uuid.uuid4().hex).encode()),
+            (b"content-length", str(len(answer.body)).encode()),
+            (b"x-request-id", (answer.request_id or uuid.uuid4().hex).encode()),
         ]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+        await send({"type": "http.response.body", "body": answer.body})
 
 
 def _report(exc: BaseException) -> None:
@@ -333,9 +341,12 @@ def build_app(
                 raise BodyTooLargeError(service.max_body_bytes)
             return data
 
-        status, payload, content, request_id = await service.handle(
-            body, request.headers.get("content-type"), request.headers.get("accept")
+        answer = await service.handle(body, request.headers.get("content-type"), request.headers.get("accept"))
+        return Response(
+            answer.body,
+            status_code=answer.status,
+            media_type=answer.content_type,
+            headers={"x-request-id": answer.request_id or ""},
         )
-        return Response(payload, status_code=status, media_type=content, headers={"x-request-id": request_id or ""})
 
     return PredictEndpoint(service, api)

@@ -197,7 +197,9 @@ def numeric_column(values: np.ndarray, name: str) -> np.ndarray:
     if values.dtype == object:
         values = np.array([np.nan if v is None else v for v in values], dtype=object)
     try:
-        return values.astype(np.float64)
+        # copy=False: the app's validator already hands over float64 columns; converting them again cost a
+        # copy per column per batch (issue #15 item 5: columns converted once before ONNX).
+        return values.astype(np.float64, copy=False)
     except (TypeError, ValueError) as exc:
         raise PackageError(f"feature {name!r} is numeric; its values must be numbers or null ({exc})") from exc
 
@@ -275,7 +277,7 @@ class OnnxPredictor:
         dtype = _ONNX_NUMERIC.get(onnx_type)
         if dtype is None:
             raise PackageError(f"{ONNX_NAME}: input type {onnx_type} is not supported; allowed: float, double, string")
-        return values.astype(dtype).reshape(-1, 1)
+        return values.astype(dtype, copy=False).reshape(-1, 1)  # no second copy when already the graph's type
 
     def predict(self, columns: Mapping[str, np.ndarray]) -> Predictions:
         prepared = model_columns(self.manifest, columns)

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from app.capture import SqlSink, capture_records
 from app.capture.sinks import ROWS_PER_STATEMENT, capture_table
-from app.handlers import new_uids
+from app.core import new_uids
 from app.json_codec import loads
 
 STAMP = "2026-11-22T07:10:11.123456+00:00"

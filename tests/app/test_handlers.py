@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from app.batching import MicroBatcher
-from app.handlers import RequestError, input_fn, model_fn, output_fn, predict_fn
+from app.core import RequestError
+from app.handlers import input_fn, model_fn, output_fn, predict_fn
 from model_package import PackageError, extract_package, open_package
 from tests.app.conftest import TrainedPackage
 
@@ -121,7 +122,7 @@ def test_uids_are_uuid7_and_sort_by_creation_time() -> None:
     import time
     import uuid
 
-    from app.handlers import new_uids
+    from app.core import new_uids
 
     earlier = new_uids(50)
     time.sleep(0.002)
