@@ -20,14 +20,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from jobs_common.capture import observations_from_frame
+from jobs_common.reference import reference_csv
 from model_package.archive import MANIFEST_NAME, REFERENCE_NAME, ModelPackage
 from model_package.manifest import FeatureSpec, Manifest, Metrics, TrainingData
 from model_package.runtime import MISSING_CATEGORY, model_columns
 from monitor.drift import DriftAnalysis
 from monitor.render import render_drift_report
-from monitor.sources import observations_from_frame
 from retrain.baseline import feature_baselines
-from retrain.reference import reference_csv
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_VENV = ROOT / ".venv-bench"

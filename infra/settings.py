@@ -180,7 +180,7 @@ class StackSettings(BaseModel):
     retrain_memory_mib: int = 4096
     retrain_timeout_minutes: Annotated[int, Field(ge=10, le=1440)] = 120
     # The bucket key layout is defined once, in model_package.registry (the retrain job reads every data file
-    # under this prefix: retrain/readers.py S3Reader).
+    # under this prefix: jobs_common/readers.py S3Reader).
     training_data_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*/$")] = (
         TRAINING_DATA_PREFIX
     )

@@ -18,17 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from alerting import AlertPublisher, LocalDedupStore, S3DedupStore
-from model_package.errors import run_command
-from model_package.exit_codes import ExitCode, UsageArgumentParser
-from monitor.drift import DriftAnalysis
-from monitor.drift_job import DriftJob, RetrainTrigger
-from monitor.models import live_model, resolve_model
-from monitor.privacy import privacy_from_env
-from monitor.render import render_sensitivity
-from monitor.sensitivity import SensitivityStudy, format_table
-from monitor.settings import MonitorSettings, env_int, env_str
-from monitor.sinks import LocalReportSink, MultiSink, ReportSink, S3ReportSink
-from monitor.sources import (
+from jobs_common.capture import (
     FileCaptureReader,
     S3CaptureReader,
     SqlCaptureReader,
@@ -38,6 +28,17 @@ from monitor.sources import (
     read_labels,
     read_observations,
 )
+from jobs_common.champion import live_model, resolve_model
+from jobs_common.env import env_int, env_str
+from model_package.errors import run_command
+from model_package.exit_codes import ExitCode, UsageArgumentParser
+from monitor.drift import DriftAnalysis
+from monitor.drift_job import DriftJob, RetrainTrigger
+from monitor.privacy import privacy_from_env
+from monitor.render import render_sensitivity
+from monitor.sensitivity import SensitivityStudy, format_table
+from monitor.settings import MonitorSettings
+from monitor.sinks import LocalReportSink, MultiSink, ReportSink, S3ReportSink
 from monitor.summary import SummaryJob
 from monitor.thresholds import DriftThresholds
 from monitor.window import RunLedger, drift_window, report_root

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from jobs_common.columns import feature_columns
 from model_package.manifest import Manifest
-from monitor.columns import feature_columns
 
 DEFAULT_MAX_ROWS = 5_000
 FOLDS = 3

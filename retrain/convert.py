@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from jobs_common.errors import DataError
 from model_package.manifest import FeatureSpec, TaskSpec
 from model_package.runtime import SKOPS_TRUSTED_TYPES
-from retrain.errors import DataError
 
 LOG = logging.getLogger(__name__)
 FormatChoice = Literal["auto", "onnx", "skops"]

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from jobs_common.errors import DataError
+from jobs_common.holdout import parse_times
 from model_package.manifest import FeatureSpec, TaskSpec
-from retrain.errors import DataError
 from retrain.schema import duplicate_header_problems, numeric_values
 
 # A feature mostly missing is an upstream failure, not a property of the customers.
@@ -29,15 +30,6 @@ class DataRequirements:
     positive: object | None = None
     drop_null_target: bool = False
     ignore: Sequence[str] = ()  # id / excluded columns: not features, so their null rate does not matter
-
-
-def parse_times(series: pd.Series, name: str) -> pd.Series:
-    parsed = pd.to_datetime(series, errors="coerce", utc=True)
-    bad = series.notna() & parsed.isna()
-    if bad.any():
-        examples = [str(v) for v in series[bad].unique()[:3]]
-        raise DataError(f"time column {name!r} has values that are not dates, such as {examples}")
-    return parsed
 
 
 def target_values(frame: pd.DataFrame, target: str) -> np.ndarray:

@@ -17,6 +17,11 @@ from enum import StrEnum
 from typing import Any
 
 from alerting import Alert, AlertPublisher, S3DedupStore, Severity
+from jobs_common.errors import DataError, RetrainError
+from jobs_common.gate import GatePolicy, decide
+from jobs_common.metrics import task_metrics
+from jobs_common.readers import DataReader, DataSet, LocalFileReader, S3Reader, SqlFiles, SqlReader
+from jobs_common.store import ModelStore
 from model_package.archive import ModelPackage, open_package
 from model_package.errors import PackageError
 from model_package.exit_codes import ExitCode
@@ -24,12 +29,7 @@ from model_package.manifest import HIGHER_IS_BETTER, Metrics
 from model_package.registry import versioned_model_key
 from model_package.runtime import load_predictor, load_skops_estimator
 from retrain.datacheck import DataRequirements, check_training_frame
-from retrain.errors import DataError, RetrainError
-from retrain.gate import GatePolicy, decide
-from retrain.metrics import task_metrics
-from retrain.readers import DataReader, DataSet, LocalFileReader, S3Reader, SqlFiles, SqlReader
 from retrain.settings import Settings
-from retrain.store import ModelStore
 from retrain.training import DEFAULT_HYPERPARAMETERS, TrainingResult, fit_candidate
 
 LOG = logging.getLogger(__name__)

@@ -13,9 +13,9 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from jobs_common.errors import DataError
 from model_package.manifest import FeatureDtype, FeatureSpec
 from model_package.runtime import model_columns
-from retrain.errors import DataError
 
 LOG = logging.getLogger(__name__)
 # More distinct values than this in a categorical column is probably an identifier, not a category.

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from jobs_common.errors import DataError
 from model_package.manifest import TASK_TYPES, Label, TaskSpec
-from retrain.errors import DataError
 
 LOG = logging.getLogger(__name__)
 # An integer target with more distinct values than this is a count or an amount: regression.

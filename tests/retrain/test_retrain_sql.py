@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 from sqlalchemy import create_engine, text
 
+from jobs_common.errors import ConfigError, DataError
+from jobs_common.readers import SqlFiles, SqlReader, engine_url
 from model_package.exit_codes import ExitCode
 from model_package.registry import MODELS_PREFIX
-from retrain.errors import ConfigError, DataError
 from retrain.job import Decision, RetrainJob
-from retrain.readers import SqlFiles, SqlReader, engine_url
 from retrain.settings import Settings
 from retrain.synthetic import generate_churn
 

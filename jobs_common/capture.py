@@ -20,9 +20,9 @@ from urllib.parse import urlparse
 import numpy as np
 import pandas as pd
 
+from jobs_common.columns import csv_dtypes
 from model_package.capture_layout import hour_prefixes
 from model_package.manifest import Manifest, TaskSpec
-from monitor.columns import csv_dtypes
 
 LOG = logging.getLogger(__name__)
 CAPTURE_SUFFIXES = (".jsonl", ".json", ".ndjson")

@@ -17,8 +17,8 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from retrain.datasize import EXPANSION, check_data_size, data_kind
-from retrain.errors import ConfigError, DataError
+from jobs_common.datasize import EXPANSION, check_data_size, data_kind
+from jobs_common.errors import ConfigError, DataError
 
 LOG = logging.getLogger(__name__)
 FORMATS = (".csv", ".parquet", ".pq")

@@ -1,4 +1,7 @@
-"""Errors of the retrain job that are not about a model package (those live in ``model_package.errors``).
+"""Errors of the jobs that are not about a model package (those live in ``model_package.errors``).
+
+Raised by the shared readers, store and gate and by retrain and evaluation; ``RetrainError`` keeps its name
+(retrain was their first user) as the base every one of them derives from.
 
 Exit codes come from the one table, ``model_package.exit_codes.ExitCode`` (docs/exit-codes.md).
 """

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from jobs_common.errors import UploadError
 from model_package.archive import ModelPackage, open_package
 from model_package.registry import MODELS_PREFIX, REPORTS_PREFIX, ChampionPointer, read_champion, versioned_model_key
-from retrain.errors import UploadError
 
 LOG = logging.getLogger(__name__)
 _VERSION_KEY = re.compile(rf"^{re.escape(MODELS_PREFIX)}(\d+)/model\.zip$")
