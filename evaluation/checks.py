@@ -151,7 +151,7 @@ def replay_comparison(
     agreement = float(np.mean((new >= threshold) == (old >= threshold)))
     psi = _psi(old, new)
     ks = ks_2samp(old, new)
-    segments = []
+    segments: list[dict[str, Any]] = []
     for name, mask in _segments(inputs, candidate[0], min_segment_rows).items():
         segments.append(
             {

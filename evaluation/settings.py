@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from jobs_common.gate import GatePolicy
-from jobs_common.metrics import HIGHER_IS_BETTER
+from model_package.manifest import HIGHER_IS_BETTER
 from model_package.registry import DEFAULT_MODEL_KEY, TRAINING_DATA_PREFIX
 
 

@@ -48,7 +48,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     package = resolve_model(str(model_ref), s3, bucket)
     from model_package.runtime import load_predictor
 
-    predictor = load_predictor(package, runtime=args.runtime, allow_pickle=env_bool("ALLOW_PICKLE"))  # type: ignore[arg-type]
+    predictor = load_predictor(package, runtime=args.runtime, allow_pickle=env_bool("ALLOW_PICKLE"))
     window = timedelta(minutes=env_int("ALERT_WINDOW_MINUTES", 360))
     topic = env_str("ALERTS_TOPIC_ARN")
     if bucket and s3 is not None:

@@ -42,6 +42,3 @@ class UploadError(RetrainError):
     """The model bucket refused a write (e.g. the immutable versioned key already exists)."""
 
     exit_code = ExitCode.UPLOAD_REFUSED
-
-
-USAGE_EXIT_CODE = ExitCode.USAGE  # kept for importers; argparse's own 2 would collide with PackageError

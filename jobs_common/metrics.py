@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 
 from jobs_common.errors import DataError
 from model_package.manifest import HIGHER_IS_BETTER, PRIMARY_METRIC, Metrics, TaskSpec
 from model_package.runtime import Predictions
-
-MetricName = Literal["roc_auc", "log_loss", "lift", "macro_f1", "rmse", "mae", "r2"]
 
 
 def lift(y_true: np.ndarray, scores: np.ndarray, fraction: float = 0.1) -> float:

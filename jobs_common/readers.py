@@ -109,7 +109,8 @@ class S3Reader:
                 except DataError:
                     response["Body"].close()
                     raise
-            return response["Body"].read()
+            body: bytes = response["Body"].read()
+            return body
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "?")
             raise DataError(f"{where}: cannot read the training data ({code})") from exc

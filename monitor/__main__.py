@@ -19,6 +19,7 @@ from typing import Any
 
 from alerting import AlertPublisher, LocalDedupStore, S3DedupStore
 from jobs_common.capture import (
+    CaptureReader,
     FileCaptureReader,
     S3CaptureReader,
     SqlCaptureReader,
@@ -115,7 +116,7 @@ def _cloud_drift(args: argparse.Namespace, thresholds: DriftThresholds) -> Any:
     now = parse_time(args.now) if args.now else datetime.now(UTC)
     window = drift_window(manifest, now, ledger.last_success(), settings.drift_window, settings.drift_max_window)
     LOG.info("drift window of %s v%s: [%s, %s) %s", manifest.name, manifest.version, window.since, now, window.basis)
-    reader = (
+    reader: CaptureReader = (
         SqlCaptureReader(settings.capture_db_url)
         if settings.capture_db_url
         else S3CaptureReader(
@@ -187,7 +188,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
         settings = MonitorSettings.from_env()
         s3 = boto3.client("s3")
         window, min_count = settings.summary_window, settings.summary_min_count
-        reader = (
+        reader: CaptureReader = (
             SqlCaptureReader(settings.capture_db_url)
             if settings.capture_db_url
             else S3CaptureReader(

@@ -26,8 +26,6 @@ from monitor.privacy import CapturePrivacyView
 from monitor.thresholds import DriftThresholds
 from monitor.univariate import FeatureDrift, categorical_drift, missing_feature, numeric_drift
 
-PREDICTION_FEATURE = FeatureSpec(name="probability", dtype="float", nullable=True)
-
 
 def prediction_drift(
     manifest: Manifest, score: np.ndarray | None, matrix: np.ndarray | None, t: DriftThresholds

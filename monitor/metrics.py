@@ -49,7 +49,7 @@ class ConceptResult:
     evaluated: bool
     drift: bool
     live: dict[str, float | None] = field(default_factory=dict)
-    holdout: dict[str, float] = field(default_factory=dict)
+    holdout: dict[str, float | None] = field(default_factory=dict)  # None: the manifest has no such metric
     reasons: list[str] = field(default_factory=list)
     note: str = ""
 

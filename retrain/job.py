@@ -27,7 +27,7 @@ from model_package.errors import PackageError
 from model_package.exit_codes import ExitCode
 from model_package.manifest import HIGHER_IS_BETTER, Metrics
 from model_package.registry import versioned_model_key
-from model_package.runtime import load_predictor, load_skops_estimator
+from model_package.runtime import RuntimeName, load_predictor, load_skops_estimator
 from retrain.datacheck import DataRequirements, check_training_frame
 from retrain.settings import Settings
 from retrain.training import DEFAULT_HYPERPARAMETERS, TrainingResult, fit_candidate
@@ -275,7 +275,7 @@ class RetrainJob:
     def _score(self, candidate: TrainingResult, package: ModelPackage | None) -> Metrics:
         """Both models through the serving runtime (ONNX), on exactly the same holdout rows."""
         target = package or open_package(candidate.data)
-        runtime = "onnx" if target.manifest.runtime.format == "onnx" else "skops"
+        runtime: RuntimeName = "onnx" if target.manifest.runtime.format == "onnx" else "skops"
         predictor = load_predictor(target, runtime=runtime)
         task = candidate.manifest.task
         return task_metrics(task, candidate.holdout_y, predictor.predict(candidate.holdout_columns))

@@ -7,7 +7,7 @@ and what is allowed, instead of half-way through a run.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -30,7 +30,7 @@ def _flag(raw: str) -> bool:
 
 
 # Environment variable -> (field, parser, default). Documented in docs/retrain.md.
-ENV: dict[str, tuple[str, type, Any]] = {
+ENV: dict[str, tuple[str, Callable[[str], Any], Any]] = {
     "DATA_URI": ("data_uri", str, None),
     "DATABASE_URL": ("database_url", str, None),
     "SQL_NAME": ("sql_name", str, None),

@@ -158,7 +158,7 @@ def _json_params(estimator: Any) -> dict[str, Any]:
 def _renumber(node: Any, ids: dict[int, int]) -> Any:
     """Replace skops' ``__id__`` values (memory addresses) and ``<id>.npy`` file names by first-seen order."""
     if isinstance(node, dict):
-        out = {}
+        out: dict[str, Any] = {}
         for key, value in node.items():
             if key == "__id__" and isinstance(value, int):
                 out[key] = ids.setdefault(value, len(ids) + 1)
