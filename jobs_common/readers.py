@@ -22,7 +22,6 @@ from jobs_common.errors import ConfigError, DataError
 
 LOG = logging.getLogger(__name__)
 FORMATS = (".csv", ".parquet", ".pq")
-SQL_DIR = Path(__file__).parent / "sql"
 SQL_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
@@ -180,7 +179,8 @@ class SqlFiles:
     tests: tuple[str, ...]
 
     @classmethod
-    def load(cls, name: str, directory: Path = SQL_DIR) -> SqlFiles:
+    def load(cls, name: str, directory: Path) -> SqlFiles:
+        """The three files of ``name`` in ``directory`` (the job's own query folder, e.g. retrain's SQL_DIR)."""
         if not SQL_NAME_PATTERN.fullmatch(name):
             raise ConfigError(f"SQL_NAME {name!r} must match {SQL_NAME_PATTERN.pattern}")
         paths = {part: directory / f"{name}_{part}.sql" for part in ("ddl", "etl", "test")}

@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from alerting import Alert, AlertPublisher, S3DedupStore, Severity
@@ -33,6 +34,7 @@ from retrain.settings import Settings
 from retrain.training import DEFAULT_HYPERPARAMETERS, TrainingResult, fit_candidate
 
 LOG = logging.getLogger(__name__)
+SQL_DIR = Path(__file__).parent / "sql"  # SQL_NAME names <name>_{ddl,etl,test}.sql here (docs/retrain.md)
 FINGERPRINT_METADATA = "fingerprint"  # S3 user metadata on models/<v>/model.zip (also manifest.lineage)
 
 
@@ -64,7 +66,7 @@ class RunResult:
 
 def make_reader(settings: Settings, s3_client: Any) -> DataReader:
     if settings.sql_name:
-        return SqlReader(SqlFiles.load(settings.sql_name), settings.database_url or "")
+        return SqlReader(SqlFiles.load(settings.sql_name, SQL_DIR), settings.database_url or "")
     uri = settings.data_uri or ""
     if uri.startswith("s3://"):
         return S3Reader(uri, s3_client)
