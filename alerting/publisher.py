@@ -68,7 +68,8 @@ class LocalDedupStore:
 
     def _load(self) -> dict[str, str]:
         try:
-            return json.loads(self.path.read_text())
+            sent: dict[str, str] = json.loads(self.path.read_text())
+            return sent
         except FileNotFoundError:
             return {}
 

@@ -19,10 +19,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from jobs_common.columns import feature_columns
 from model_package import open_package, write_atomically
 from model_package.runtime import load_predictor
 from model_package.validation import SchemaValidator
-from monitor.columns import feature_columns
 from retrain.synthetic import generate_churn
 from retrain.training import train_package
 

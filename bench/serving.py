@@ -40,9 +40,9 @@ class Result:
     errors: int
 
 
-def prepare_model(workdir: Path, rows: int) -> tuple[Path, Path, dict]:
+def prepare_model(workdir: Path, rows: int) -> tuple[Path, Path, dict[str, str | int | float]]:
     """Train once; the app gets model.zip, the baseline the same fitted estimator as a joblib file."""
-    import joblib
+    import joblib  # type: ignore[import-untyped]  # joblib ships no type information (no py.typed marker)
 
     from model_package import open_package
     from model_package.runtime import load_skops_estimator
@@ -62,7 +62,7 @@ def prepare_model(workdir: Path, rows: int) -> tuple[Path, Path, dict]:
     joblib.dump(load_skops_estimator(package), baseline)
     frame = generate_churn(50, seed=1)
     row = frame.iloc[int(frame[list(package.manifest.feature_names)].notna().all(axis=1).to_numpy().argmax())]
-    record = {}
+    record: dict[str, str | int | float] = {}
     for spec in package.manifest.features:
         value = row[spec.name]
         record[spec.name] = (
@@ -80,7 +80,7 @@ def _wait_http(port: int, process: subprocess.Popen[bytes], body: bytes) -> None
         )
         try:
             with urllib.request.urlopen(request, timeout=2) as response:
-                return response.status == 200
+                return bool(response.status == 200)
         except OSError:
             return False
 

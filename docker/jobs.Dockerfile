@@ -29,6 +29,7 @@ RUN pip install --no-cache-dir -r /tmp/requirements-jobs.txt \
 COPY contracts/ contracts/
 COPY model_package/ model_package/
 COPY alerting/ alerting/
+COPY jobs_common/ jobs_common/
 COPY retrain/ retrain/
 COPY monitor/ monitor/
 COPY inference/ inference/

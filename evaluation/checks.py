@@ -1,7 +1,7 @@
 """The three comparisons of the Evaluate stage, each a list of :class:`Check` plus the numbers behind it.
 
 (a) ``labelled``: candidate and champion on the latest labelled rows, judged by the retrain gate itself
-(:func:`retrain.gate.decide`, direction-aware); (b) ``replay``: both models in-process on a sample of
+(:func:`jobs_common.gate.decide`, direction-aware); (b) ``replay``: both models in-process on a sample of
 recent prod capture (agreement, score PSI and KS, per-segment mean score); (c) ``smoke``: the live
 stage service answers like the in-process candidate, reports the candidate's version, and is fast enough.
 """
@@ -20,15 +20,14 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from jobs_common.columns import feature_columns
+from jobs_common.errors import DataError
+from jobs_common.gate import GatePolicy, decide
+from jobs_common.metrics import holdout_metrics, psi_of_fractions
 from model_package.archive import ModelPackage
 from model_package.errors import PackageError
 from model_package.runtime import Predictor
 from model_package.validation import SchemaValidator
-from monitor.columns import feature_columns
-from monitor.univariate import _psi as psi_of_fractions
-from retrain.errors import DataError
-from retrain.gate import GatePolicy, decide
-from retrain.metrics import holdout_metrics
 
 Status = Literal["pass", "fail", "skipped"]
 # Equal-width score bins for the PSI of two score distributions (scores live in [0, 1]).
@@ -152,7 +151,7 @@ def replay_comparison(
     agreement = float(np.mean((new >= threshold) == (old >= threshold)))
     psi = _psi(old, new)
     ks = ks_2samp(old, new)
-    segments = []
+    segments: list[dict[str, Any]] = []
     for name, mask in _segments(inputs, candidate[0], min_segment_rows).items():
         segments.append(
             {

@@ -20,18 +20,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evaluation import contract
 from evaluation.checks import Check, Section, labelled_comparison, replay_comparison, smoke_test
 from evaluation.settings import EXIT_PASSED, EXIT_REJECTED, EvaluationSettings
+from jobs_common import evaluation_contract as contract
+from jobs_common.capture import S3CaptureReader, observations_from_records
+from jobs_common.errors import DataError
+from jobs_common.holdout import split_holdout
+from jobs_common.readers import S3Reader
+from jobs_common.reference import reference_frame
+from jobs_common.store import ModelStore
 from model_package.archive import ModelPackage, open_package
 from model_package.registry import console_object_url, evaluation_report_keys
 from model_package.runtime import Predictor, load_predictor
-from monitor.drift import reference_frame
-from monitor.sources import S3CaptureReader, observations_from_records
-from retrain.errors import DataError
-from retrain.readers import S3Reader
-from retrain.store import ModelStore
-from retrain.training import split_holdout
 
 LOG = logging.getLogger(__name__)
 # The manual approval's CustomData is at most 500 characters (CodePipeline User Guide, "Manual approval

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from jobs_common.gate import GatePolicy
+from model_package.manifest import HIGHER_IS_BETTER
 from model_package.registry import DEFAULT_MODEL_KEY, TRAINING_DATA_PREFIX
-from retrain.gate import GatePolicy
-from retrain.metrics import HIGHER_IS_BETTER
 
 
 class ConfigError(ValueError):

@@ -22,10 +22,10 @@ from typing import Any
 from alerting import AlertPublisher, LocalDedupStore, S3DedupStore
 from inference.job import InferenceJob, JobTerminated, terminate_on_sigterm
 from inference.readers import DEFAULT_CHUNK_ROWS
+from jobs_common.champion import resolve_model
+from jobs_common.env import env_bool, env_int, env_str
 from model_package.errors import run_command
 from model_package.exit_codes import ExitCode, UsageArgumentParser
-from monitor.models import resolve_model
-from monitor.settings import env_bool, env_int, env_str
 
 
 def _needs_s3(*values: str | None) -> bool:
@@ -48,7 +48,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     package = resolve_model(str(model_ref), s3, bucket)
     from model_package.runtime import load_predictor
 
-    predictor = load_predictor(package, runtime=args.runtime, allow_pickle=env_bool("ALLOW_PICKLE"))  # type: ignore[arg-type]
+    predictor = load_predictor(package, runtime=args.runtime, allow_pickle=env_bool("ALLOW_PICKLE"))
     window = timedelta(minutes=env_int("ALERT_WINDOW_MINUTES", 360))
     topic = env_str("ALERTS_TOPIC_ARN")
     if bucket and s3 is not None:

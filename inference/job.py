@@ -25,11 +25,11 @@ import pyarrow as pa
 from alerting import Alert, AlertPublisher, Severity
 from inference.readers import DEFAULT_CHUNK_ROWS, ChunkReader, open_reader
 from inference.writers import ChunkWriter, open_writer, rejected_uri
+from jobs_common.columns import feature_columns
 from model_package.archive import ModelPackage
 from model_package.manifest import Manifest
 from model_package.runtime import Predictions
 from model_package.validation import SchemaValidator, ValidationResult
-from monitor.columns import feature_columns
 
 LOG = logging.getLogger(__name__)
 PROBABILITY, PREDICTION, LABEL, VALUE = "probability", "prediction", "label", "value"

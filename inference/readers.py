@@ -17,8 +17,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from jobs_common.capture import split_uri, table_format
 from model_package.manifest import Manifest
-from monitor.sources import split_uri, table_format
 
 DEFAULT_CHUNK_ROWS = 50_000
 

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from monitor.sources import split_uri, table_format
+from jobs_common.capture import split_uri, table_format
 
 
 class ChunkWriter(Protocol):

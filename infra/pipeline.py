@@ -24,7 +24,6 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from evaluation.contract import APPROVAL_STAGE, EVALUATE_NAMESPACE, EVALUATE_STAGE, REPORT_URL, SUMMARY
 from infra import iam
 from infra.jobs import BatchJobs
 from infra.jobs_spec import gate_environment
@@ -35,6 +34,7 @@ from infra.pipeline_sources import CODE_ARTIFACT, MODEL_ARTIFACT, CodeSource, Co
 from infra.pipeline_triggers import PipelineTriggers, PipelineTriggersArgs
 from infra.settings import StackSettings
 from infra.stack_types import Platform
+from jobs_common.evaluation_contract import APPROVAL_STAGE, EVALUATE_NAMESPACE, EVALUATE_STAGE, REPORT_URL, SUMMARY
 from model_package.registry import CHAMPION_KEY, EVALUATION_REPORTS_PREFIX, LEDGER_PREFIX, MODELS_PREFIX
 
 # Contract with the buildspecs (buildspec.yml, release/buildspec.yml).

@@ -18,17 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from alerting import AlertPublisher, LocalDedupStore, S3DedupStore
-from model_package.errors import run_command
-from model_package.exit_codes import ExitCode, UsageArgumentParser
-from monitor.drift import DriftAnalysis
-from monitor.drift_job import DriftJob, RetrainTrigger
-from monitor.models import live_model, resolve_model
-from monitor.privacy import privacy_from_env
-from monitor.render import render_sensitivity
-from monitor.sensitivity import SensitivityStudy, format_table
-from monitor.settings import MonitorSettings, env_int, env_str
-from monitor.sinks import LocalReportSink, MultiSink, ReportSink, S3ReportSink
-from monitor.sources import (
+from jobs_common.capture import (
+    CaptureReader,
     FileCaptureReader,
     S3CaptureReader,
     SqlCaptureReader,
@@ -38,6 +29,17 @@ from monitor.sources import (
     read_labels,
     read_observations,
 )
+from jobs_common.champion import live_model, resolve_model
+from jobs_common.env import env_int, env_str
+from model_package.errors import run_command
+from model_package.exit_codes import ExitCode, UsageArgumentParser
+from monitor.drift import DriftAnalysis
+from monitor.drift_job import DriftJob, RetrainTrigger
+from monitor.privacy import privacy_from_env
+from monitor.render import render_sensitivity
+from monitor.sensitivity import SensitivityStudy, format_table
+from monitor.settings import MonitorSettings
+from monitor.sinks import LocalReportSink, MultiSink, ReportSink, S3ReportSink
 from monitor.summary import SummaryJob
 from monitor.thresholds import DriftThresholds
 from monitor.window import RunLedger, drift_window, report_root
@@ -114,7 +116,7 @@ def _cloud_drift(args: argparse.Namespace, thresholds: DriftThresholds) -> Any:
     now = parse_time(args.now) if args.now else datetime.now(UTC)
     window = drift_window(manifest, now, ledger.last_success(), settings.drift_window, settings.drift_max_window)
     LOG.info("drift window of %s v%s: [%s, %s) %s", manifest.name, manifest.version, window.since, now, window.basis)
-    reader = (
+    reader: CaptureReader = (
         SqlCaptureReader(settings.capture_db_url)
         if settings.capture_db_url
         else S3CaptureReader(
@@ -186,7 +188,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
         settings = MonitorSettings.from_env()
         s3 = boto3.client("s3")
         window, min_count = settings.summary_window, settings.summary_min_count
-        reader = (
+        reader: CaptureReader = (
             SqlCaptureReader(settings.capture_db_url)
             if settings.capture_db_url
             else S3CaptureReader(

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from jobs_common.columns import feature_columns
 from model_package.manifest import Manifest
-from monitor.columns import feature_columns
 
 DEFAULT_MAX_ROWS = 5_000
 FOLDS = 3
@@ -88,7 +88,7 @@ class AdversarialClassifier:
         from sklearn.ensemble import HistGradientBoostingClassifier
         from sklearn.metrics import roc_auc_score
         from sklearn.model_selection import StratifiedKFold, cross_val_predict
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # no py.typed marker
 
         rng = np.random.default_rng(self.seed)
         n = min(len(reference), len(production), self.max_rows)

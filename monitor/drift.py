@@ -14,19 +14,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from jobs_common.capture import Observations
+from jobs_common.columns import feature_columns
+from jobs_common.reference import reference_frame
 from model_package.archive import ModelPackage
 from model_package.manifest import FeatureSpec, Manifest
 from model_package.validation import SchemaValidator
 from monitor.adversarial import AdversarialClassifier, AdversarialResult
-from monitor.columns import feature_columns
 from monitor.metrics import ConceptResult, concept_drift
 from monitor.privacy import CapturePrivacyView
-from monitor.sources import Observations
 from monitor.thresholds import DriftThresholds
 from monitor.univariate import FeatureDrift, categorical_drift, missing_feature, numeric_drift
-from retrain.reference import read_reference
-
-PREDICTION_FEATURE = FeatureSpec(name="probability", dtype="float", nullable=True)
 
 
 def prediction_drift(
@@ -120,12 +118,6 @@ class DriftReport:
             "locations": self.locations,
             "privacy": self.privacy,
         }
-
-
-def reference_frame(package: ModelPackage) -> pd.DataFrame:
-    """The training sample stored in the package (features + target), read as retrain wrote it."""
-    columns, y = read_reference(package)
-    return pd.DataFrame({**columns, package.manifest.target: y})
 
 
 @dataclass

@@ -14,12 +14,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from alerting import Alert, AlertPublisher, Severity
+from jobs_common.capture import Observations
 from model_package.errors import InputDataError, InsufficientDataError
 from model_package.manifest import Manifest
 from monitor.drift import DriftAnalysis, DriftReport
 from monitor.render import render_drift_report
 from monitor.sinks import ReportSink
-from monitor.sources import Observations
 from monitor.thresholds import MIN_ROWS_ENV
 
 LOG = logging.getLogger(__name__)

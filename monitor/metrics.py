@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from jobs_common.metrics import lift
 from model_package.manifest import TASK_METRICS, Metrics, TaskSpec
 from monitor.thresholds import DriftThresholds
-from retrain.metrics import lift
 
 EPS = 1e-15
 
@@ -49,7 +49,7 @@ class ConceptResult:
     evaluated: bool
     drift: bool
     live: dict[str, float | None] = field(default_factory=dict)
-    holdout: dict[str, float] = field(default_factory=dict)
+    holdout: dict[str, float | None] = field(default_factory=dict)  # None: the manifest has no such metric
     reasons: list[str] = field(default_factory=list)
     note: str = ""
 
@@ -122,8 +122,8 @@ def _task_concept(
     t: DriftThresholds,
 ) -> ConceptResult:
     """Multiclass and regression: the training code's own metric definitions on the live rows."""
+    from jobs_common.metrics import task_metrics
     from model_package.runtime import Predictions
-    from retrain.metrics import task_metrics
 
     if task.type == "multiclass":
         assert class_probabilities is not None

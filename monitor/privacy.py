@@ -23,9 +23,9 @@ from typing import Any
 
 import pandas as pd
 
+from jobs_common.capture import Observations
 from model_package.capture_privacy import CapturePolicyError, check_policy, hash_value, key_from_env
 from model_package.manifest import Manifest
-from monitor.sources import Observations
 
 SETTINGS_SOURCE_ENV = "CAPTURE_SETTINGS_SOURCE"  # the app's runtime settings document: ssm:/name or file:/path
 

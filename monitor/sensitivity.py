@@ -14,13 +14,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from jobs_common.capture import label_values
+from jobs_common.columns import feature_columns
 from model_package.archive import ModelPackage
 from model_package.manifest import TASK_METRICS
 from model_package.validation import SchemaValidator
-from monitor.columns import feature_columns
 from monitor.drift import DriftAnalysis
 from monitor.metrics import quality
-from monitor.sources import label_values
 from monitor.thresholds import DriftThresholds
 
 LOSS_METRIC = {"binary": "log_loss", "multiclass": "log_loss", "regression": "rmse"}
@@ -143,7 +143,7 @@ class SensitivityStudy:
         if task.type == "binary":
             metrics: dict[str, Any] = quality(y, predictions.positive_probability)
         else:
-            from retrain.metrics import task_metrics
+            from jobs_common.metrics import task_metrics
 
             computed = task_metrics(task, y.astype(np.int64) if task.is_classification else y, predictions)
             metrics = {m: computed.value(m) for m in TASK_METRICS[task.type]}

@@ -2,53 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import timedelta
 
+from jobs_common.env import env_bool, env_int, env_str, require
 from model_package.errors import JobConfigError
 
 # Parallel capture GETs share one client, whose default pool holds 10 connections (botocore Config
 # max_pool_connections); more threads would only wait for a connection.
 MAX_READ_WORKERS = 10
-TRUE = {"1", "true", "yes", "on"}
-FALSE = {"0", "false", "no", "off", ""}
-
-
-def env_bool(name: str, default: bool = False) -> bool:
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    if value.strip().lower() in TRUE:
-        return True
-    if value.strip().lower() in FALSE:
-        return False
-    raise JobConfigError(f"{name}={value!r}: expected one of true/false, 1/0, yes/no, on/off")
-
-
-def env_int(name: str, default: int, minimum: int = 0) -> int:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise JobConfigError(f"{name}={value!r}: expected an integer") from None
-    if number < minimum:
-        raise JobConfigError(f"{name}={value!r}: must be at least {minimum}")
-    return number
-
-
-def env_str(name: str, default: str | None = None) -> str | None:
-    value = os.environ.get(name)
-    return value if value else default
-
-
-def require(name: str) -> str:
-    value = os.environ.get(name)
-    if not value:
-        raise JobConfigError(f"{name} is not set; the job needs it (see docs/monitoring.md)")
-    return value
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from alerting import Alert, AlertPublisher, Severity
+from jobs_common.capture import parse_time
 from monitor.sinks import ReportSink
-from monitor.sources import parse_time
 
 PERCENTILES = (50, 90, 99)
 

@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from jobs_common.metrics import psi_of_fractions
 from model_package.manifest import FeatureBaseline, FeatureSpec
 from monitor.thresholds import DriftThresholds
 
-PSI_FLOOR = 1e-4  # the usual floor so an empty bin does not make PSI infinite
 PSI_BINS = 10
 MIN_EXPECTED_COUNT = 5  # the usual validity rule of the chi-square test
 RARE = "<rare>"
@@ -66,12 +66,6 @@ def _clean(value: Any) -> Any:
     if isinstance(value, list):
         return [_clean(v) for v in value]
     return value
-
-
-def _psi(expected: np.ndarray, actual: np.ndarray) -> float:
-    e = np.clip(expected, PSI_FLOOR, None)
-    a = np.clip(actual, PSI_FLOOR, None)
-    return float(np.sum((a - e) * np.log(a / e)))
 
 
 class BaselineCdf:
@@ -186,7 +180,7 @@ def numeric_drift(spec: FeatureSpec, baseline: FeatureBaseline, values: np.ndarr
     edges = cdf.decile_edges()
     expected = np.diff(np.concatenate([[0.0], cdf.right(edges), [1.0]]))
     actual = np.bincount(np.searchsorted(edges, present, side="left"), minlength=len(edges) + 1) / len(present)
-    psi = _psi(expected, actual)
+    psi = psi_of_fractions(expected, actual)
     result.statistic, result.p_value, result.effect, result.psi = distance, p_value, distance, psi
     if len(edges):
         pairs = [f"({a:.4g}, {b:.4g}]" for a, b in itertools.pairwise(edges)]
@@ -257,7 +251,7 @@ def categorical_drift(
     actual = np.concatenate([observed, [unseen_count]]) / n_present
     expected = np.concatenate([expected_frac, [0.0]])
     tvd = float(0.5 * np.abs(actual - expected).sum())
-    psi = _psi(expected, actual)
+    psi = psi_of_fractions(expected, actual)
     result.statistic, result.p_value, result.effect, result.psi = statistic, p_value, tvd, psi
     result.unseen_share = unseen_count / n_present
     result.unseen_examples = sorted(unseen, key=lambda c: -unseen[c])[:5]

@@ -18,7 +18,6 @@ _REPOSITORY = r"[a-z0-9][a-z0-9.-]*(?::[0-9]+)?/[a-z0-9]+(?:[._/-][a-z0-9]+)*"
 # Docker's tag grammar: up to 128 characters, not starting with '.' or '-'.
 _TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
 DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
-REPOSITORY_PATTERN = rf"^{_REPOSITORY}$"
 TAGGED_IMAGE_PATTERN = rf"^{_REPOSITORY}:{_TAG}$"
 _ECR_HOST = re.compile(r"^(?P<account>[0-9]{12})\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?$")
 
@@ -86,7 +85,7 @@ class EcrImageLookup:
             ) from exc
         if not details:
             return None
-        digest = details[0]["imageDigest"]
+        digest: str = details[0]["imageDigest"]
         if not re.fullmatch(DIGEST_PATTERN, digest):
             raise ReleaseError(f"ECR returned digest {digest!r} for {image}, which is not a sha256 digest")
         return digest

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from evaluation.contract import APPROVAL_STAGE, EVALUATE_STAGE, REPORT_URI, VERDICT
+from jobs_common.evaluation_contract import APPROVAL_STAGE, EVALUATE_STAGE, REPORT_URI, VERDICT
 from model_package.registry import LEDGER_PREFIX, ReleaseRecord, ledger_key, parse_record
 from release.errors import ReleaseStateError
 

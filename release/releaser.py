@@ -69,7 +69,8 @@ class ModelBucket:
             request["VersionId"] = version_id
         where = f"s3://{self.bucket}/{key}" + (f" (version {version_id})" if version_id else "")
         try:
-            return self.s3.get_object(**request)["Body"].read()
+            body: bytes = self.s3.get_object(**request)["Body"].read()
+            return body
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in _MISSING_OBJECT_CODES:

@@ -15,10 +15,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from jobs_common.errors import RetrainError, UsageError
 from model_package.errors import PackageError
 from model_package.exit_codes import ExitCode, UsageArgumentParser
 from model_package.manifest import TASK_METRICS
-from retrain.errors import RetrainError, UsageError
 from retrain.logs import configure_logging
 
 LOG = logging.getLogger("retrain")
@@ -127,11 +127,11 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from jobs_common.readers import LocalFileReader
     from model_package.archive import write_atomically
     from model_package.errors import ManifestError
     from model_package.manifest import check_name
     from retrain.api import load_factory, load_params
-    from retrain.readers import LocalFileReader
     from retrain.training import fit_candidate
 
     try:  # before reading or fitting anything: the name is part of S3 keys and image tags

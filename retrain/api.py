@@ -23,8 +23,8 @@ from typing import Any
 
 import pandas as pd
 
+from jobs_common.errors import UsageError
 from model_package.archive import write_atomically
-from retrain.errors import UsageError
 from retrain.training import TrainingResult, fit_candidate, preprocessor
 
 
@@ -85,7 +85,7 @@ def package_model(
     """Fit ``estimator`` (unfitted; a bare estimator gets :func:`preprocessor` in front) and seal a package.
 
     ``result.data`` is the verified ``model.zip`` (also written to ``out`` if given); ``result.manifest``
-    its manifest. Errors are ``retrain.errors.DataError`` / ``model_package.errors`` classes naming the
+    its manifest. Errors are ``jobs_common.errors.DataError`` / ``model_package.errors`` classes naming the
     problem.
     """
     result = fit_candidate(

@@ -32,8 +32,10 @@ def numeric_baseline(name: str, values: np.ndarray) -> FeatureBaseline:
 def categorical_baseline(name: str, values: np.ndarray, missing: str) -> FeatureBaseline:
     present = [v for v in values if v != missing]
     null_rate = float(1 - len(present) / len(values)) if len(values) else 0.0
-    labels, counts = np.unique(np.array(present, dtype=str), return_counts=True) if present else ([], [])
-    fractions = {str(k): float(c) / len(present) for k, c in zip(labels, counts, strict=True)}
+    fractions: dict[str, float] = {}
+    if present:
+        labels, counts = np.unique(np.array(present, dtype=str), return_counts=True)
+        fractions = {str(k): float(c) / len(present) for k, c in zip(labels, counts, strict=True)}
     return FeatureBaseline(
         name=name, kind="categorical", count=len(present), null_rate=null_rate, category_fractions=fractions
     )

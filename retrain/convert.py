@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from jobs_common.errors import DataError
 from model_package.manifest import FeatureSpec, TaskSpec
 from model_package.runtime import SKOPS_TRUSTED_TYPES
-from retrain.errors import DataError
 
 LOG = logging.getLogger(__name__)
 FormatChoice = Literal["auto", "onnx", "skops"]
@@ -115,7 +115,8 @@ def to_onnx_bytes(estimator: Any, features: Sequence[FeatureSpec], task: TaskSpe
         if "converter" in str(exc).lower() or "shape calculator" in str(exc).lower():
             raise NoConverterError(str(exc).strip().splitlines()[0]) from exc
         raise
-    return model.SerializeToString()
+    onnx_bytes: bytes = model.SerializeToString()
+    return onnx_bytes
 
 
 @dataclass(frozen=True)
@@ -136,4 +137,4 @@ def skops_file(estimator: Any, dumps: Any) -> SkopsFile:
 def check_format(choice: str) -> FormatChoice:
     if choice not in FORMAT_CHOICES:
         raise DataError(f"--format {choice!r} is not known; allowed: {list(FORMAT_CHOICES)}")
-    return choice  # type: ignore[return-value]
+    return choice

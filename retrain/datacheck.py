@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
+from jobs_common.errors import DataError
+from jobs_common.holdout import parse_times
 from model_package.manifest import FeatureSpec, TaskSpec
-from retrain.errors import DataError
 from retrain.schema import duplicate_header_problems, numeric_values
 
 # A feature mostly missing is an upstream failure, not a property of the customers.
@@ -29,32 +29,6 @@ class DataRequirements:
     positive: object | None = None
     drop_null_target: bool = False
     ignore: Sequence[str] = ()  # id / excluded columns: not features, so their null rate does not matter
-
-
-def parse_times(series: pd.Series, name: str) -> pd.Series:
-    parsed = pd.to_datetime(series, errors="coerce", utc=True)
-    bad = series.notna() & parsed.isna()
-    if bad.any():
-        examples = [str(v) for v in series[bad].unique()[:3]]
-        raise DataError(f"time column {name!r} has values that are not dates, such as {examples}")
-    return parsed
-
-
-def target_values(frame: pd.DataFrame, target: str) -> np.ndarray:
-    """The target as int64 0/1; raises unless every value is 0/1 (or bool) and not null."""
-    if target not in frame.columns:
-        raise DataError(f"target column {target!r} is missing; the data has {list(frame.columns)}")
-    series = frame[target]
-    if series.isna().any():
-        raise DataError(f"target {target!r} has {int(series.isna().sum())} null values; every row needs a label")
-    if pd.api.types.is_bool_dtype(series):
-        return series.to_numpy(dtype=np.int64)
-    values = pd.to_numeric(series, errors="coerce")
-    invalid = values.isna() | ~values.isin([0, 1])
-    if invalid.any():
-        examples = [str(v) for v in series[invalid].unique()[:5]]
-        raise DataError(f"target {target!r} must be binary (0/1 or true/false); found {examples}")
-    return values.to_numpy(dtype=np.int64)
 
 
 def _target_problems(frame: pd.DataFrame, req: DataRequirements) -> list[str]:

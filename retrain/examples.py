@@ -58,7 +58,7 @@ def xgboost_regressor() -> Any:
 try:
     from sklearn.base import BaseEstimator, TransformerMixin
 except ImportError:  # the serving image has no scikit-learn; these examples are for training
-    BaseEstimator = TransformerMixin = object  # type: ignore[assignment,misc]
+    BaseEstimator = TransformerMixin = object
 
 
 class NumericRatios(TransformerMixin, BaseEstimator):  # type: ignore[misc]

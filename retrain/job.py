@@ -14,25 +14,27 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from alerting import Alert, AlertPublisher, S3DedupStore, Severity
+from jobs_common.errors import DataError, RetrainError
+from jobs_common.gate import GatePolicy, decide
+from jobs_common.metrics import task_metrics
+from jobs_common.readers import DataReader, DataSet, LocalFileReader, S3Reader, SqlFiles, SqlReader
+from jobs_common.store import ModelStore
 from model_package.archive import ModelPackage, open_package
 from model_package.errors import PackageError
 from model_package.exit_codes import ExitCode
 from model_package.manifest import HIGHER_IS_BETTER, Metrics
 from model_package.registry import versioned_model_key
-from model_package.runtime import load_predictor, load_skops_estimator
+from model_package.runtime import RuntimeName, load_predictor, load_skops_estimator
 from retrain.datacheck import DataRequirements, check_training_frame
-from retrain.errors import DataError, RetrainError
-from retrain.gate import GatePolicy, decide
-from retrain.metrics import task_metrics
-from retrain.readers import DataReader, DataSet, LocalFileReader, S3Reader, SqlFiles, SqlReader
 from retrain.settings import Settings
-from retrain.store import ModelStore
 from retrain.training import DEFAULT_HYPERPARAMETERS, TrainingResult, fit_candidate
 
 LOG = logging.getLogger(__name__)
+SQL_DIR = Path(__file__).parent / "sql"  # SQL_NAME names <name>_{ddl,etl,test}.sql here (docs/retrain.md)
 FINGERPRINT_METADATA = "fingerprint"  # S3 user metadata on models/<v>/model.zip (also manifest.lineage)
 
 
@@ -64,7 +66,7 @@ class RunResult:
 
 def make_reader(settings: Settings, s3_client: Any) -> DataReader:
     if settings.sql_name:
-        return SqlReader(SqlFiles.load(settings.sql_name), settings.database_url or "")
+        return SqlReader(SqlFiles.load(settings.sql_name, SQL_DIR), settings.database_url or "")
     uri = settings.data_uri or ""
     if uri.startswith("s3://"):
         return S3Reader(uri, s3_client)
@@ -278,7 +280,7 @@ class RetrainJob:
     def _score(self, candidate: TrainingResult, package: ModelPackage | None) -> Metrics:
         """Both models through the serving runtime (ONNX), on exactly the same holdout rows."""
         target = package or open_package(candidate.data)
-        runtime = "onnx" if target.manifest.runtime.format == "onnx" else "skops"
+        runtime: RuntimeName = "onnx" if target.manifest.runtime.format == "onnx" else "skops"
         predictor = load_predictor(target, runtime=runtime)
         task = candidate.manifest.task
         return task_metrics(task, candidate.holdout_y, predictor.predict(candidate.holdout_columns))

@@ -13,9 +13,9 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from jobs_common.errors import DataError
 from model_package.manifest import FeatureDtype, FeatureSpec
 from model_package.runtime import model_columns
-from retrain.errors import DataError
 
 LOG = logging.getLogger(__name__)
 # More distinct values than this in a categorical column is probably an identifier, not a category.
@@ -138,7 +138,7 @@ def numeric_values(series: pd.Series, name: str) -> np.ndarray:
     if bad.any():
         examples = [str(v) for v in series[bad].unique()[:3]]
         raise DataError(f"column {name!r} must be numeric; found non-numeric values such as {examples}")
-    values = converted.to_numpy(dtype=np.float64, na_value=np.nan)
+    values: np.ndarray = converted.to_numpy(dtype=np.float64, na_value=np.nan)
     infinite = np.isinf(values)
     if infinite.any():
         rows = [int(i) for i in np.flatnonzero(infinite)[:3]]
@@ -164,8 +164,8 @@ def describe(name: str, dtype: FeatureDtype, series: pd.Series) -> FeatureSpec:
     """A spec for ``name`` with its categories/range/nullability measured on ``series``."""
     nullable = bool(series.isna().any())
     if dtype == "string":
-        values = [v for v in string_values(series) if v is not None]
-        categories = tuple(sorted(set(values)))
+        texts = [v for v in string_values(series) if v is not None]
+        categories = tuple(sorted(set(texts)))
         if len(categories) > MAX_CATEGORIES:
             LOG.warning("column %s has %d categories; is it an identifier?", name, len(categories))
         return FeatureSpec(name=name, dtype=dtype, nullable=nullable, categories=categories)

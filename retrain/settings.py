@@ -11,10 +11,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from jobs_common.errors import ConfigError
 from model_package.errors import ManifestError
 from model_package.manifest import HIGHER_IS_BETTER, TASK_TYPES, Manifest, check_name
 from model_package.registry import DEFAULT_MODEL_KEY
-from retrain.errors import ConfigError
 
 
 def _names(raw: str) -> tuple[str, ...]:
@@ -43,7 +43,7 @@ ENV: dict[str, tuple[str, Callable[[str], Any], Any]] = {
     "ALERT_WINDOW_MINUTES": ("alert_window_minutes", int, 360),
     "GATE_METRIC": ("gate_metric", str, None),  # None: the task's primary metric
     "GATE_TOLERANCE": ("gate_tolerance", float, 0.005),
-    "GATE_FLOOR": ("gate_floor", float, None),  # None: the task's default floor (retrain/gate.py)
+    "GATE_FLOOR": ("gate_floor", float, None),  # None: the task's default floor (jobs_common/gate.py)
     # First model only (a refit reads all of these from the champion's manifest):
     "TASK": ("task", str, None),
     "POSITIVE_LABEL": ("positive_label", str, None),

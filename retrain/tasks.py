@@ -9,14 +9,13 @@ regression. The estimator is fitted on the class index (0..K-1) in the order of
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from jobs_common.errors import DataError
 from model_package.manifest import TASK_TYPES, Label, TaskSpec
-from retrain.errors import DataError
 
 LOG = logging.getLogger(__name__)
 # An integer target with more distinct values than this is a count or an amount: regression.
@@ -47,14 +46,14 @@ def _label(value: object) -> Label:
 
 
 def _is_numeric(series: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
+    return bool(pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series))
 
 
 def null_target_rows(frame: pd.DataFrame, target: str) -> np.ndarray:
     if target not in frame.columns:
         raise DataError(f"target column {target!r} is missing; the data has {list(frame.columns)}")
     series = frame[target]
-    null = series.isna().to_numpy().copy()
+    null: np.ndarray = series.isna().to_numpy().copy()
     if series.dtype == object or pd.api.types.is_string_dtype(series):
         null |= series.astype(str).str.strip().eq("").to_numpy() & series.notna().to_numpy()
     return null
@@ -131,7 +130,8 @@ def _classification_spec(task: str, distinct: np.ndarray, target: str, positive:
 def encode(series: pd.Series, task: TaskSpec, target: str) -> np.ndarray:
     """Class index per row (classification) or float64 values (regression); unknown labels are refused."""
     if not task.is_classification:
-        return pd.to_numeric(series, errors="raise").to_numpy(dtype=np.float64)
+        values: np.ndarray = pd.to_numeric(series, errors="raise").to_numpy(dtype=np.float64)
+        return values
     index = {str(label): i for i, label in enumerate(task.labels)}
     text = [str(_label(v)) for v in series.to_numpy()]
     unknown = sorted({t for t in text if t not in index})
@@ -169,7 +169,3 @@ def prepare_target(
     if null.any():
         LOG.warning("target %s: dropped %d rows with a null target (--drop-null-target)", target, int(null.sum()))
     return Target(spec, y, ~null, int(null.sum()))
-
-
-def describe_labels(task: TaskSpec) -> Sequence[str]:
-    return [str(v) for v in task.labels]

@@ -19,6 +19,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from jobs_common.errors import DataError, UsageError
+from jobs_common.holdout import Split, parse_times, split_holdout
+from jobs_common.metrics import task_metrics
+from jobs_common.readers import frame_sha256
+from jobs_common.reference import reference_csv
 from model_package.archive import ONNX_NAME, REFERENCE_NAME, REQUIREMENTS_NAME, SKOPS_NAME, package_bytes
 from model_package.manifest import (
     ColumnRoles,
@@ -34,17 +39,12 @@ from model_package.manifest import (
 from model_package.runtime import MISSING_CATEGORY, Predictions, estimator_frame, model_columns, to_predictions
 from retrain.baseline import categorical_baseline, feature_baselines, numeric_baseline
 from retrain.convert import NoConverterError, check_format, converter_name, final_estimator, skops_file, to_onnx_bytes
-from retrain.datacheck import DataRequirements, check_training_frame, parse_times
-from retrain.errors import DataError, UsageError
-from retrain.metrics import task_metrics
-from retrain.readers import frame_sha256
-from retrain.reference import reference_csv
+from retrain.datacheck import DataRequirements, check_training_frame
 from retrain.schema import frame_columns, infer_features, refresh_features
 from retrain.tasks import prepare_target
 from retrain.verify import PARITY_TOLERANCE, verify_package
 
 LOG = logging.getLogger(__name__)
-HOLDOUT_FRACTION = 0.2
 REFERENCE_ROWS = 2000
 DEFAULT_HYPERPARAMETERS: dict[str, Any] = {
     "n_estimators": 150,
@@ -71,15 +71,6 @@ PINNED_LIBRARIES = (
 
 
 @dataclass(frozen=True)
-class Split:
-    """Row positions of the fit and holdout parts, and how they were chosen (recorded in the manifest)."""
-
-    train: np.ndarray
-    holdout: np.ndarray
-    how: str
-
-
-@dataclass(frozen=True)
 class TrainingResult:
     manifest: Manifest
     data: bytes
@@ -87,37 +78,6 @@ class TrainingResult:
     holdout_columns: dict[str, np.ndarray]
     holdout_y: np.ndarray  # class index (classification) or value (regression)
     dropped_null_target: int = 0
-
-
-def split_holdout(
-    frame: pd.DataFrame, y: np.ndarray, time_column: str | None, seed: int = 0, *, stratify: bool = True
-) -> Split:
-    """Latest 20% of time as holdout when there is a time column (tests the model on the future, as it
-    will be used); otherwise a seeded random split, stratified for classification. Both are deterministic."""
-    n = len(frame)
-    if time_column and time_column in frame.columns:
-        times = parse_times(frame[time_column], time_column).to_numpy()
-        order = np.argsort(times, kind="stable")
-        cutoff = times[order[int(n * (1 - HOLDOUT_FRACTION))]]
-        holdout_mask = times >= cutoff
-        share = holdout_mask.mean()
-        if 0.05 <= share <= 0.5:
-            how = f"time: {time_column} >= {pd.Timestamp(cutoff).isoformat()}"
-        else:  # one date dominates: take the last 20% of rows in time order instead
-            holdout_mask = np.zeros(n, dtype=bool)
-            holdout_mask[order[int(n * (1 - HOLDOUT_FRACTION)) :]] = True
-            how = f"time-ordered rows: last {HOLDOUT_FRACTION:.0%} by {time_column}"
-        return Split(np.flatnonzero(~holdout_mask), np.flatnonzero(holdout_mask), how)
-    from sklearn.model_selection import train_test_split
-
-    if stratify:
-        _, counts = np.unique(y, return_counts=True)
-        stratify = bool(counts.min() >= 2)
-    train, holdout = train_test_split(
-        np.arange(n), test_size=HOLDOUT_FRACTION, random_state=seed, stratify=y if stratify else None
-    )
-    kind = "stratified random" if stratify else "random"
-    return Split(np.sort(train), np.sort(holdout), f"{kind} {HOLDOUT_FRACTION:.0%}, seed {seed}")
 
 
 def preprocessor(features: Sequence[FeatureSpec], *, dense: bool = False) -> Any:
@@ -198,7 +158,7 @@ def _json_params(estimator: Any) -> dict[str, Any]:
 def _renumber(node: Any, ids: dict[int, int]) -> Any:
     """Replace skops' ``__id__`` values (memory addresses) and ``<id>.npy`` file names by first-seen order."""
     if isinstance(node, dict):
-        out = {}
+        out: dict[str, Any] = {}
         for key, value in node.items():
             if key == "__id__" and isinstance(value, int):
                 out[key] = ids.setdefault(value, len(ids) + 1)

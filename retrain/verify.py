@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from jobs_common.reference import read_reference
 from model_package.archive import ModelPackage, open_package
 from model_package.errors import IntegrityError, ParityError
 from model_package.runtime import OnnxPredictor, check_schema, load_predictor
-from retrain.reference import read_reference
 
 LOG = logging.getLogger(__name__)
 # Trees compare float32 thresholds in both runtimes; the sums of leaf values differ by float rounding only.

@@ -356,7 +356,8 @@ def _validated(plan: Any) -> list[dict[str, Any]]:
                 f"plan resource {resource['name']!r} ({resource['type']}) has an unknown (apply-time) input; the "
                 "twin needs the offline plan, where infra/offline.py's mocks give every output a value"
             )
-    return plan["resources"]
+    resources: list[dict[str, Any]] = plan["resources"]
+    return resources
 
 
 Handler = Callable[["_Builder", dict[str, Any], dict[str, Any], "_Mocked"], None]

@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,7 +173,7 @@ def _image_id(ref: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-def ensure_stand_ins(docker_dir: Path, log=print) -> dict[str, StandIn]:
+def ensure_stand_ins(docker_dir: Path, log: Callable[[str], object] = print) -> dict[str, StandIn]:
     """Make every base reference of ``docker_dir`` resolve locally to the current stand-in."""
     refs = all_base_references(docker_dir)
     key = recipe_hash()

@@ -31,7 +31,8 @@ def compute_plan(repo: Path, stack: str = "dev", python: str | None = None) -> d
     )
     if done.returncode != 0:
         raise PlanError(f"infra.plan --stack {stack} failed in {repo}: {done.stderr.strip()[-3000:]}")
-    return json.loads(done.stdout)
+    doc: dict[str, Any] = json.loads(done.stdout)
+    return doc
 
 
 def _json_field(value: Any) -> Any:
@@ -48,6 +49,12 @@ def _physical_matches(resource: dict[str, Any], physical: str) -> bool:
     return physical.startswith(prefix) and "-" not in physical[len(prefix) :]
 
 
+def _inputs_of(resource: dict[str, Any]) -> dict[str, Any]:
+    """A plan resource's inputs (the plan is parsed JSON, so its type is stated here once)."""
+    inputs: dict[str, Any] = resource["inputs"]
+    return inputs
+
+
 @dataclass(frozen=True)
 class Plan:
     """Look-ups over one plan document."""
@@ -56,7 +63,8 @@ class Plan:
 
     @property
     def outputs(self) -> dict[str, Any]:
-        return self.doc["outputs"]
+        outputs: dict[str, Any] = self.doc["outputs"]
+        return outputs
 
     def of_type(self, type_: str) -> list[dict[str, Any]]:
         return [r for r in self.doc["resources"] if r["type"] == type_]
@@ -74,16 +82,17 @@ class Plan:
             raise PlanError(
                 f"expected one {type_} named {physical!r} with {inputs}, found {len(found)}; the plan has {names}"
             )
-        return found[0]
+        resource: dict[str, Any] = found[0]
+        return resource
 
     def pipeline(self) -> dict[str, Any]:
-        return self.one("aws:codepipeline/pipeline:Pipeline", physical=self.outputs["pipelineName"])["inputs"]
+        return _inputs_of(self.one("aws:codepipeline/pipeline:Pipeline", physical=self.outputs["pipelineName"]))
 
     def codebuild_project(self, name: str) -> dict[str, Any]:
-        return self.one("aws:codebuild/project:Project", physical=name)["inputs"]
+        return _inputs_of(self.one("aws:codebuild/project:Project", physical=name))
 
     def service(self, cluster: str, service: str) -> dict[str, Any]:
-        inputs = self.one("aws:ecs/service:Service", physical=service)["inputs"]
+        inputs = _inputs_of(self.one("aws:ecs/service:Service", physical=service))
         if not str(inputs.get("cluster", "")).endswith(f"/{cluster}"):
             raise PlanError(f"service {service} is in {inputs.get('cluster')}, not cluster {cluster}")
         return inputs
@@ -97,7 +106,7 @@ class Plan:
 
     def target_group(self, arn: str) -> dict[str, Any]:
         physical = arn.split(":targetgroup/", 1)[1].split("/", 1)[0]
-        return self.one("aws:lb/targetGroup:TargetGroup", physical=physical)["inputs"]
+        return _inputs_of(self.one("aws:lb/targetGroup:TargetGroup", physical=physical))
 
     def job_definition(self, name: str) -> dict[str, Any]:
         inputs = dict(self.one("aws:batch/jobDefinition:JobDefinition", name=name)["inputs"])

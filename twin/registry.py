@@ -21,8 +21,6 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from twin.system import STATE_DIR
-
 CONFIG_TEMPLATE = """\
 # Written by twin/registry.py: the twin's stand-in for ECR (no auth, loopback only, throwaway storage).
 version: 0.1
@@ -115,8 +113,3 @@ class LocalRegistry:
             media_type = reply.headers.get("Content-Type", "") or json.loads(body).get("mediaType", "")
             digest = reply.headers["Docker-Content-Digest"]
         return body, media_type, digest
-
-
-def env_file() -> Path:
-    """Where the running twin records the registry (read by the shims, which run as separate processes)."""
-    return STATE_DIR / "registry.json"

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,6 @@ from twin.plan import Plan
 from twin.registry import LocalRegistry
 from twin.system import engine_env, ensure_packages, podman
 
-TWIN_ROOT = Path(__file__).resolve().parent.parent
 TWIN_BIN = Path(__file__).resolve().parent / "bin"
 
 
@@ -76,7 +76,7 @@ class Twin:
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="twin-")))
 
     @classmethod
-    def start(cls, repo: Path, plan_doc: dict[str, Any], log=print) -> Twin:
+    def start(cls, repo: Path, plan_doc: dict[str, Any], log: Callable[[str], object] = print) -> Twin:
         from twin.aws import provision
 
         installed = ensure_packages()

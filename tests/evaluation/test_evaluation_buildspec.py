@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from evaluation import contract
+from jobs_common import evaluation_contract as contract
 from model_package import extract_package, open_package
 from tests.evaluation.conftest import Models, as_version, make_champion, put_capture, put_labelled, recent
 from tests.pipeline.test_buildspec_run import run_buildspec
@@ -24,7 +24,7 @@ EXECUTION = "6a7b8c9d-0000-1111-2222-333344445555"
 def _run(tmp_path: Path, endpoint: str, buckets: tuple[str, str], candidate: bytes, stage_url: str) -> Any:
     src = tmp_path / "src"
     src.mkdir()
-    for package in ("contracts", "evaluation", "model_package", "monitor", "retrain", "alerting", "app"):
+    for package in ("contracts", "evaluation", "jobs_common", "model_package", "alerting", "app"):
         (src / package).symlink_to(ROOT / package)
     work = tmp_path / "work"
     work.mkdir()
@@ -81,5 +81,5 @@ def test_passing_candidate_exports_the_approval_variables(
 
 
 def test_buildspec_exports_exactly_the_contract_variables() -> None:
-    """The Approval (infra) and the ledger (release) read these names from evaluation.contract."""
+    """The Approval (infra) and the ledger (release) read these names from jobs_common.evaluation_contract."""
     assert tuple(SPEC["env"]["exported-variables"]) == contract.EXPORTED

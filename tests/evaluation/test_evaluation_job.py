@@ -182,8 +182,8 @@ def test_bad_settings_name_the_variable() -> None:
 
 def test_labelled_rows_of_one_class_are_reported_as_skipped_not_a_crash(models: Models) -> None:
     from evaluation.checks import labelled_comparison
+    from jobs_common.gate import GatePolicy
     from model_package.runtime import load_predictor
-    from retrain.gate import GatePolicy
     from retrain.synthetic import generate_churn
 
     frame = generate_churn(300, seed=9)

@@ -16,11 +16,11 @@ import pytest
 from inference.__main__ import main
 from inference.job import InferenceJob
 from inference.readers import CsvChunkReader
+from jobs_common.columns import feature_columns
 from model_package.exit_codes import ExitCode
 from model_package.registry import CHAMPION_KEY, ChampionPointer, versioned_model_key
 from model_package.runtime import load_predictor
 from model_package.validation import SchemaValidator
-from monitor.columns import feature_columns
 from retrain.synthetic import generate_churn
 
 BAD_ROWS = {3: "data_type", 1100: "unknown_category", 2500: "null_value"}

@@ -10,10 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from inference.job import InferenceJob
+from jobs_common.columns import feature_columns
 from model_package import open_package, write_atomically
 from model_package.runtime import load_predictor
 from model_package.validation import SchemaValidator
-from monitor.columns import feature_columns
 from retrain.synthetic import ID_COLUMN, MULTICLASS_TARGET, REGRESSION_TARGET, TARGET, generate_task_frame
 from retrain.training import train_package
 

@@ -17,9 +17,9 @@ from botocore.validate import ParamValidator
 from infra.jobs_spec import EVALUATE_ON_EXIT, JOB_NAMES, schedule_window_minutes
 from infra.offline import OfflineRun, load_stack_config, run_offline
 from infra.settings import BATCH_FARGATE_MEMORY, GATE_FLOOR_RULES, ConfigError, parse_settings
+from jobs_common.readers import S3Reader
 from model_package.manifest import HIGHER_IS_BETTER
 from model_package.registry import TRAINING_DATA_PREFIX
-from retrain.readers import S3Reader
 from retrain.settings import Settings as RetrainSettings
 from tests.infra.plan_queries import allowed_actions, as_list, role_policy, statements
 

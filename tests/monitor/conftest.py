@@ -54,9 +54,9 @@ def capture_records(
 
     import numpy as np
 
+    from jobs_common.columns import feature_columns
     from model_package.runtime import load_predictor
     from model_package.validation import SchemaValidator
-    from monitor.columns import feature_columns
 
     manifest = package.manifest
     features = frame[list(manifest.feature_names)]

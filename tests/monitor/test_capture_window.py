@@ -15,9 +15,9 @@ from typing import Any
 import boto3
 import pytest
 
+from jobs_common.capture import S3CaptureReader
 from model_package.capture_layout import capture_key, hour_prefix, hour_prefixes
 from monitor.__main__ import main
-from monitor.sources import S3CaptureReader
 from monitor.window import RunLedger, Window, drift_window, report_root
 from tests.monitor.conftest import capture_records, fresh
 from tests.monitor.test_drift_job_aws import job_env, publish_model

@@ -11,10 +11,10 @@ import boto3
 import pytest
 import sqlalchemy as sa
 
+from jobs_common.capture import SqlCaptureReader
 from model_package.exit_codes import ExitCode
 from model_package.registry import CHAMPION_KEY, ChampionPointer, versioned_model_key
 from monitor.__main__ import main
-from monitor.sources import SqlCaptureReader
 from tests.monitor.conftest import capture_records, fresh
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from jobs_common.capture import observations_from_frame
 from model_package.manifest import FeatureSpec
 from monitor.drift import DriftAnalysis
-from monitor.sources import observations_from_frame
 from monitor.thresholds import DriftThresholds
 from monitor.univariate import BaselineCdf, ks_distance, numeric_drift
 from retrain.baseline import numeric_baseline

@@ -48,7 +48,7 @@ def test_sqlite_plus_spool_segments_are_read_once_each(records, tmp_path: Path, 
     write_jsonl(data / "spool" / "sql" / "00000000000000000001-00000001-n30.jsonl", records[30:])
     (data / "spool" / "sql-quarantine").mkdir()
     (data / "spool" / "sql-quarantine" / "bad.jsonl").write_text("not json\n")
-    from monitor.sources import read_local_capture
+    from jobs_common.capture import read_local_capture
 
     got = read_local_capture(data)
     assert sorted(r["uid"] for r in got) == sorted(r["uid"] for r in records)
@@ -78,7 +78,7 @@ def test_an_empty_or_unknown_source_is_an_error_naming_what_was_expected(layout:
     elif layout == "empty-db":
         _sqlite(data / "capture.db", [])
         SqlSink(f"sqlite:///{data / 'capture.db'}").engine.dispose()
-    from monitor.sources import read_local_capture
+    from jobs_common.capture import read_local_capture
 
     with pytest.raises(ValueError, match=r"capture") as caught:
         read_local_capture(data)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from jobs_common.capture import attach_labels, observations_from_frame, observations_from_records, read_labels
 from monitor.drift import DriftAnalysis
-from monitor.sources import attach_labels, observations_from_frame, observations_from_records, read_labels
 from tests.monitor.conftest import capture_records, fresh
 
 

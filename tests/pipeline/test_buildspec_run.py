@@ -214,8 +214,8 @@ class Sandbox:
 def sandbox(tmp_path: Path, moto_server: Any) -> Sandbox:
     src = tmp_path / "src"
     src.mkdir()
-    # evaluation: release/ledger.py reads the Evaluate action's contract (evaluation/contract.py).
-    for package in ("contracts", "release", "model_package", "alerting", "evaluation"):
+    # jobs_common: release/ledger.py reads the Evaluate action's contract (jobs_common/evaluation_contract.py).
+    for package in ("contracts", "release", "jobs_common", "model_package", "alerting"):
         shutil.copytree(ROOT / package, src / package, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "buildspec.yml", src / "buildspec.yml")
     (src / "retrain").mkdir()

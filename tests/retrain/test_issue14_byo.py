@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from jobs_common.errors import DataError, UsageError
+from jobs_common.reference import read_reference
 from model_package.archive import ONNX_NAME, open_package
 from model_package.errors import PackageError
 from model_package.exit_codes import ExitCode
@@ -16,8 +18,6 @@ from model_package.runtime import load_predictor, load_skops_estimator
 from retrain import examples
 from retrain.__main__ import main
 from retrain.api import load_factory, package_model
-from retrain.errors import DataError, UsageError
-from retrain.reference import read_reference
 from retrain.synthetic import ID_COLUMN, MULTICLASS_TARGET, REGRESSION_TARGET, TARGET, generate_task_frame
 from retrain.training import fit_candidate
 from retrain.verify import PARITY_TOLERANCE, verify_package

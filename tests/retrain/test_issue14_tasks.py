@@ -15,16 +15,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from jobs_common.errors import ConfigError, DataError
+from jobs_common.gate import GatePolicy, decide
+from jobs_common.metrics import task_metrics
+from jobs_common.reference import read_reference
 from model_package.archive import MANIFEST_NAME, open_package
 from model_package.errors import ManifestError, PackageError
 from model_package.exit_codes import ExitCode
 from model_package.manifest import Manifest
 from model_package.runtime import load_predictor
 from retrain.__main__ import main
-from retrain.errors import ConfigError, DataError
-from retrain.gate import GatePolicy, decide
-from retrain.metrics import task_metrics
-from retrain.reference import read_reference
 from retrain.settings import Settings
 from retrain.synthetic import ID_COLUMN, MULTICLASS_TARGET, PLANS, REGRESSION_TARGET, TARGET, generate_task_frame
 from retrain.training import TrainingResult, fit_candidate

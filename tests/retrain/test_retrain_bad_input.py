@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from jobs_common.errors import DataError
+from jobs_common.readers import LocalFileReader, S3Reader
 from model_package.exit_codes import ExitCode
 from retrain import training
-from retrain.errors import DataError
-from retrain.readers import LocalFileReader, S3Reader
 from retrain.synthetic import generate_churn
 from retrain.training import fit_candidate
 
@@ -164,7 +164,7 @@ def test_file_over_the_configured_cap_is_refused_before_reading(
 
 
 def test_file_larger_than_available_memory_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from retrain import datasize
+    from jobs_common import datasize
 
     path = tmp_path / "d.parquet"
     generate_churn(2000, seed=1).to_parquet(path, index=False)

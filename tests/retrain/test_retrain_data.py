@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from jobs_common.errors import DataError
+from jobs_common.gate import GatePolicy, decide
+from jobs_common.metrics import lift
+from jobs_common.readers import LocalFileReader
 from model_package.manifest import Metrics
 from retrain.datacheck import DataRequirements, check_training_frame
-from retrain.errors import DataError
-from retrain.gate import GatePolicy, decide
-from retrain.metrics import lift
-from retrain.readers import LocalFileReader
 from retrain.schema import infer_features
 from retrain.synthetic import generate_churn
 

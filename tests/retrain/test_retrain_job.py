@@ -13,13 +13,13 @@ import boto3
 import pandas as pd
 import pytest
 
+from jobs_common.errors import UploadError
+from jobs_common.store import RETRAIN_REPORTS_PREFIX, ModelStore
 from model_package.archive import open_package
 from model_package.exit_codes import ExitCode
 from model_package.registry import DEFAULT_MODEL_KEY, MODELS_PREFIX, versioned_model_key
-from retrain.errors import UploadError
 from retrain.job import Decision, RetrainJob, RunResult
 from retrain.settings import Settings
-from retrain.store import RETRAIN_REPORTS_PREFIX, ModelStore
 from retrain.synthetic import generate_churn
 from retrain.verify import verify_package
 
@@ -232,7 +232,7 @@ def test_settings_from_env_and_flags() -> None:
     env = {"DATA_URI": "s3://b/k.csv", "MODEL_BUCKET": "b", "GATE_METRIC": "log_loss", "MIN_ROWS": "42"}
     settings = Settings.from_env(env, min_rows=7)
     assert settings.gate_metric == "log_loss" and settings.min_rows == 7 and settings.model_key == "model.zip"
-    from retrain.errors import ConfigError
+    from jobs_common.errors import ConfigError
 
     with pytest.raises(ConfigError, match="GATE_METRIC"):
         Settings.from_env({"GATE_METRIC": "accuracy"})

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from jobs_common.reference import read_reference
 from model_package.archive import (
     MANIFEST_NAME,
     ONNX_NAME,
@@ -24,7 +25,6 @@ from model_package.archive import (
 from model_package.errors import IntegrityError, ManifestError, PackageError, ParityError, SchemaError
 from model_package.runtime import load_predictor
 from retrain.__main__ import main
-from retrain.reference import read_reference
 from retrain.synthetic import generate_churn
 from retrain.training import TrainingResult, fit_candidate
 from retrain.verify import PARITY_TOLERANCE, verify_package

@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 from sqlalchemy import create_engine, text
 
+from jobs_common.errors import ConfigError, DataError
+from jobs_common.readers import SqlFiles, SqlReader, engine_url
 from model_package.exit_codes import ExitCode
 from model_package.registry import MODELS_PREFIX
-from retrain.errors import ConfigError, DataError
-from retrain.job import Decision, RetrainJob
-from retrain.readers import SqlFiles, SqlReader, engine_url
+from retrain.job import SQL_DIR, Decision, RetrainJob
 from retrain.settings import Settings
 from retrain.synthetic import generate_churn
 
@@ -36,7 +36,7 @@ COLUMNS = [
 
 def load_rows(url: str, frame: pd.DataFrame) -> None:
     """Create the table from the DDL file and insert ``frame`` (what an upstream loader would do)."""
-    SqlReader(SqlFiles.load("churn"), url).apply_ddl()
+    SqlReader(SqlFiles.load("churn", SQL_DIR), url).apply_ddl()
     records = []
     for i, row in enumerate(frame.to_dict("records")):
         record = {k: (None if isinstance(v, float) and pd.isna(v) else v) for k, v in row.items()}
@@ -78,14 +78,14 @@ def database_url(request: pytest.FixtureRequest) -> str:
 def test_sql_source_reads_the_same_rows_on_both_databases(database_url: str) -> None:
     frame = generate_churn(700, seed=21)
     load_rows(database_url, frame)
-    data = SqlReader(SqlFiles.load("churn"), database_url).read()
+    data = SqlReader(SqlFiles.load("churn", SQL_DIR), database_url).read()
     assert len(data.frame) == 700
     assert list(data.frame.columns) == [c for c in COLUMNS if c != "customer_id"]
     assert pd.api.types.is_numeric_dtype(data.frame["star_rating"]) and data.frame["star_rating"].isna().any()
     assert data.frame["churn"].sum() == frame["churn"].sum()
     assert data.uri.startswith("sql://churn@") and "***" not in data.uri.split("@", 1)[0]
     # Same rows, same order by the ETL's ORDER BY: the hash is stable, so a re-run is recognised.
-    assert SqlReader(SqlFiles.load("churn"), database_url).read().sha256 == data.sha256
+    assert SqlReader(SqlFiles.load("churn", SQL_DIR), database_url).read().sha256 == data.sha256
 
 
 def test_job_trains_from_sql_and_a_failing_check_stops_it(database_url: str, s3: Any, bucket: str) -> None:
@@ -108,8 +108,8 @@ def test_job_trains_from_sql_and_a_failing_check_stops_it(database_url: str, s3:
 
 def test_sql_configuration_errors_name_the_problem(sqlite_url: str) -> None:
     with pytest.raises(ConfigError, match="known names: \\['churn'\\]"):
-        SqlFiles.load("orders")
+        SqlFiles.load("orders", SQL_DIR)
     with pytest.raises(ConfigError, match="must match"):
-        SqlFiles.load("../etc/passwd")
+        SqlFiles.load("../etc/passwd", SQL_DIR)
     with pytest.raises(DataError, match="churn_training"):  # the table does not exist yet
-        SqlReader(SqlFiles.load("churn"), sqlite_url).read()
+        SqlReader(SqlFiles.load("churn", SQL_DIR), sqlite_url).read()

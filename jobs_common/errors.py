@@ -1,4 +1,7 @@
-"""Errors of the retrain job that are not about a model package (those live in ``model_package.errors``).
+"""Errors of the jobs that are not about a model package (those live in ``model_package.errors``).
+
+Raised by the shared readers, store and gate and by retrain and evaluation; ``RetrainError`` keeps its name
+(retrain was their first user) as the base every one of them derives from.
 
 Exit codes come from the one table, ``model_package.exit_codes.ExitCode`` (docs/exit-codes.md).
 """
@@ -39,6 +42,3 @@ class UploadError(RetrainError):
     """The model bucket refused a write (e.g. the immutable versioned key already exists)."""
 
     exit_code = ExitCode.UPLOAD_REFUSED
-
-
-USAGE_EXIT_CODE = ExitCode.USAGE  # kept for importers; argparse's own 2 would collide with PackageError

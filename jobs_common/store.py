@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from jobs_common.errors import UploadError
 from model_package.archive import ModelPackage, open_package
 from model_package.registry import MODELS_PREFIX, REPORTS_PREFIX, ChampionPointer, read_champion, versioned_model_key
-from retrain.errors import UploadError
 
 LOG = logging.getLogger(__name__)
 _VERSION_KEY = re.compile(rf"^{re.escape(MODELS_PREFIX)}(\d+)/model\.zip$")
@@ -63,10 +63,6 @@ class ModelStore:
         package = open_package(body)
         return ModelPackage(package.manifest, package.files, self.uri(key))
 
-    def latest_package(self) -> ModelPackage | None:
-        versions = self.versions()
-        return self.read_package(versioned_model_key(versions[-1])) if versions else None
-
     def _put(self, key: str, data: bytes, **extra: Any) -> str | None:
         checksum = base64.b64encode(hashlib.sha256(data).digest()).decode()
         response = self.s3.put_object(
@@ -77,7 +73,8 @@ class ModelStore:
             ContentType="application/zip",
             **extra,
         )
-        return response.get("VersionId")
+        version_id: str | None = response.get("VersionId")  # absent when the bucket is not versioned
+        return version_id
 
     def upload(self, version: int, data: bytes, metadata: dict[str, str]) -> Uploaded:
         from botocore.exceptions import ClientError

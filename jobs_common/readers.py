@@ -17,12 +17,11 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from retrain.datasize import EXPANSION, check_data_size, data_kind
-from retrain.errors import ConfigError, DataError
+from jobs_common.datasize import EXPANSION, check_data_size, data_kind
+from jobs_common.errors import ConfigError, DataError
 
 LOG = logging.getLogger(__name__)
 FORMATS = (".csv", ".parquet", ".pq")
-SQL_DIR = Path(__file__).parent / "sql"
 SQL_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
@@ -109,7 +108,8 @@ class S3Reader:
                 except DataError:
                     response["Body"].close()
                     raise
-            return response["Body"].read()
+            body: bytes = response["Body"].read()
+            return body
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "?")
             raise DataError(f"{where}: cannot read the training data ({code})") from exc
@@ -179,7 +179,8 @@ class SqlFiles:
     tests: tuple[str, ...]
 
     @classmethod
-    def load(cls, name: str, directory: Path = SQL_DIR) -> SqlFiles:
+    def load(cls, name: str, directory: Path) -> SqlFiles:
+        """The three files of ``name`` in ``directory`` (the job's own query folder, e.g. retrain's SQL_DIR)."""
         if not SQL_NAME_PATTERN.fullmatch(name):
             raise ConfigError(f"SQL_NAME {name!r} must match {SQL_NAME_PATTERN.pattern}")
         paths = {part: directory / f"{name}_{part}.sql" for part in ("ddl", "etl", "test")}

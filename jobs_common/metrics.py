@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 
+from jobs_common.errors import DataError
 from model_package.manifest import HIGHER_IS_BETTER, PRIMARY_METRIC, Metrics, TaskSpec
 from model_package.runtime import Predictions
-from retrain.errors import DataError
-
-MetricName = Literal["roc_auc", "log_loss", "lift", "macro_f1", "rmse", "mae", "r2"]
 
 
 def lift(y_true: np.ndarray, scores: np.ndarray, fraction: float = 0.1) -> float:
@@ -91,3 +87,17 @@ def metric_value(metrics: Metrics, name: str) -> float:
     if value is None:
         raise ValueError(f"metric {name!r} is not recorded for this model (primary: {metrics.primary_metric})")
     return value
+
+
+PSI_FLOOR = 1e-4  # the usual floor so an empty bin does not make PSI infinite
+
+
+def psi_of_fractions(expected: np.ndarray, actual: np.ndarray) -> float:
+    """Population stability index of two histograms given as fractions per bin (same bins).
+
+    Shared by the drift monitor (feature PSI) and the Evaluate action (score PSI), so both read the same
+    number against the same thresholds.
+    """
+    e = np.clip(expected, PSI_FLOOR, None)
+    a = np.clip(actual, PSI_FLOOR, None)
+    return float(np.sum((a - e) * np.log(a / e)))

@@ -16,9 +16,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from jobs_common.errors import ConfigError
+from jobs_common.metrics import metric_value
 from model_package.manifest import HIGHER_IS_BETTER, PRIMARY_METRIC, TASK_METRICS, Metrics
-from retrain.errors import ConfigError
-from retrain.metrics import metric_value
 
 BINARY_DEFAULT_FLOOR = 0.6
 

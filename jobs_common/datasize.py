@@ -20,7 +20,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from retrain.errors import ConfigError, DataError
+from jobs_common.errors import ConfigError, DataError
 
 MAX_DATA_BYTES_ENV = "MAX_DATA_BYTES"
 DEFAULT_MAX_DATA_BYTES = 2 * 1024**3

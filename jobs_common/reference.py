@@ -13,6 +13,7 @@ import math
 from collections.abc import Mapping
 
 import numpy as np
+import pandas as pd
 
 from model_package.archive import REFERENCE_NAME, ModelPackage
 from model_package.errors import SchemaError
@@ -94,3 +95,9 @@ def read_reference(package: ModelPackage) -> tuple[dict[str, np.ndarray], np.nda
             f"{list(task.labels)}"
         )
     return columns, np.array(found, dtype=np.int64)
+
+
+def reference_frame(package: ModelPackage) -> pd.DataFrame:
+    """The training sample stored in the package (features + target), read as retrain wrote it."""
+    columns, y = read_reference(package)
+    return pd.DataFrame({**columns, package.manifest.target: y})

@@ -23,14 +23,18 @@ def csv_dtypes(manifest: Manifest) -> dict[str, Any]:
 
 def numeric_cells(series: pd.Series) -> np.ndarray:
     """float64 if every non-null cell is a number, else an object array keeping the bad cells as they were."""
+    cells: np.ndarray
     if pd.api.types.is_bool_dtype(series.dtype):
-        return series.to_numpy(dtype=object, na_value=None)
+        cells = series.to_numpy(dtype=object, na_value=None)
+        return cells
     if pd.api.types.is_numeric_dtype(series.dtype):
-        return series.to_numpy(dtype=np.float64, na_value=np.nan)
+        cells = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        return cells
     coerced = pd.to_numeric(series, errors="coerce")
     bad = coerced.isna().to_numpy() & series.notna().to_numpy()
     if not bad.any():
-        return coerced.to_numpy(dtype=np.float64, na_value=np.nan)
+        cells = coerced.to_numpy(dtype=np.float64, na_value=np.nan)
+        return cells
     out = np.array(coerced.to_numpy(dtype=object, na_value=None), dtype=object)  # writable copy
     raw = series.to_numpy(dtype=object, na_value=None)
     out[bad] = raw[bad]
@@ -39,7 +43,8 @@ def numeric_cells(series: pd.Series) -> np.ndarray:
 
 def string_cells(series: pd.Series) -> np.ndarray:
     """object array: str kept, null -> None, numbers left as numbers (so they are reported, not cast)."""
-    return series.to_numpy(dtype=object, na_value=None)
+    cells: np.ndarray = series.to_numpy(dtype=object, na_value=None)
+    return cells
 
 
 def feature_columns(frame: pd.DataFrame, features: Iterable[FeatureSpec]) -> dict[str, np.ndarray]:

@@ -20,9 +20,9 @@ from urllib.parse import urlparse
 import numpy as np
 import pandas as pd
 
+from jobs_common.columns import csv_dtypes
 from model_package.capture_layout import hour_prefixes
 from model_package.manifest import Manifest, TaskSpec
-from monitor.columns import csv_dtypes
 
 LOG = logging.getLogger(__name__)
 CAPTURE_SUFFIXES = (".jsonl", ".json", ".ndjson")
@@ -122,7 +122,8 @@ def label_values(values: Any, task: TaskSpec | None, source: str) -> np.ndarray:
         bad = numbers.isna() & series.notna()
         if bad.any():
             raise ValueError(f"{source}: {int(bad.sum())} labels are not numbers, e.g. {series[bad].iloc[0]!r}")
-        return numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+        labels: np.ndarray = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+        return labels
     out = np.full(len(series), np.nan)
     unknown = []
     for i, value in enumerate(series):
@@ -179,10 +180,6 @@ def observations_from_frame(frame: pd.DataFrame, manifest: Manifest) -> Observat
         time = pd.to_datetime(frame[time_column], utc=True, errors="coerce")
     drop = [c for c in (manifest.target, time_column) if c and c in frame.columns and c not in manifest.feature_names]
     return Observations(inputs=frame.drop(columns=drop), labels=labels, time=time)
-
-
-class ObjectStore(Protocol):
-    def download(self, uri: str, path: Path) -> None: ...
 
 
 class S3Download:
@@ -269,8 +266,8 @@ def read_local_capture(source: str | Path) -> list[dict[str, Any]]:
     else:
         lines, databases, where = _local_sources(Path(text))
         records = []
-        for database in databases:
-            records.extend(_read_sqlite(database))
+        for sqlite_file in databases:
+            records.extend(_read_sqlite(sqlite_file))
         for file in lines:
             with file.open() as handle:
                 records.extend(iter_json_lines(handle, str(file)))
@@ -281,11 +278,6 @@ def read_local_capture(source: str | Path) -> list[dict[str, Any]]:
         raise ValueError(f"{where}: holds no capture records; {LOCAL_CAPTURE_EXPECTED}")
     LOG.info("read %d capture records from %s", len(unique), where)
     return list(unique.values())
-
-
-def read_capture_file(path: Path) -> list[dict[str, Any]]:
-    """Capture records of a local file or directory (JSON lines and the app's SQLite capture)."""
-    return read_local_capture(path)
 
 
 def read_observations(uri: str, manifest: Manifest, s3_client: Any | None = None) -> Observations:
