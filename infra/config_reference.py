@@ -35,7 +35,8 @@ DESCRIPTIONS: dict[str, str] = {
     "containerName": "container name in the task definitions and `imagedefinitions.json`",
     "containerPort": "port the app listens on",
     "healthCheckPath": "ALB target group health check path",
-    "bootstrapImage": "image the services run until the pipeline's first deploy (answers 200 on any path)",
+    "bootstrapImage": "image the services run until the pipeline's first deploy (answers 200 on any path); "
+    "must be pinned by digest and not from Docker Hub",
     "taskCpu": "Fargate task CPU units (256–16384)",
     "taskMemory": "Fargate task memory MiB; must be a pair Fargate offers with `taskCpu`",
     "stageDesiredCount": "stage tasks (autoscaling minimum)",
@@ -45,6 +46,19 @@ DESCRIPTIONS: dict[str, str] = {
     "cpuTargetPercent": "target-tracking CPU utilisation",
     "alarm5xxThreshold": "5xx answers in 5 minutes that raise the 5xx alarm",
     "alarmP99LatencyMs": "p99 response time (ms) that raises the latency alarm",
+    "prodDeploymentStrategy": "`CANARY` or `LINEAR`: how prod shifts traffic to a new revision (stage always rolls); "
+    'the 5xx, p99 and score-shift alarms roll it back (docs/pipeline.md, "Canary and rollback")',
+    "canaryPercent": "CANARY: share of prod traffic (0.1–100 %) the new revision gets during the canary bake",
+    "canaryBakeMinutes": "CANARY: minutes the canary serves its share before the rest shifts (0–1440)",
+    "linearStepPercent": "LINEAR: share of traffic shifted per step (3–100 %)",
+    "linearStepBakeMinutes": "LINEAR: minutes between steps (0–1440)",
+    "deploymentBakeMinutes": "minutes the old prod revision keeps running after 100 % shifted, still able to roll "
+    "back instantly (0–1440)",
+    "alarmScoreShift": "largest |mean predicted probability of a task's minute − the package's baseline mean| "
+    "for 3 minutes before the prediction alarm (and a prod rollback)",
+    "releaseKeepCount": "release-tagged images (`release-*`) kept in ECR besides the running ones (`keep-*`)",
+    "baseImageSource": "`ecr-public` (pull `public.ecr.aws` directly) or `pull-through-cache` (an ECR pull-through "
+    "cache rule of the account; builds pull through it)",
     "alertEmails": "e-mail subscriptions of the alerts topic (everything but INFO; docs/monitoring.md)",
     "alertSmsNumbers": "SMS subscriptions (E.164) of the alerts topic (everything but INFO). An account in the SNS "
     "SMS sandbox delivers only to verified numbers, and US numbers need an origination identity: docs/security.md",

@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from contracts.prediction_metrics import METRICS as PREDICTION_METRICS
+from contracts.prediction_metrics import NAMESPACE as PREDICTION_NAMESPACE
 from infra.offline import OfflineRun, RegisteredResource
+from infra.settings import PROD_TASK_START_MINUTES
 
 PRICES_DIR = Path(__file__).resolve().parent / "prices"
 MINUTES_PER_MONTH = 730 * 60
@@ -129,7 +132,30 @@ def _services(run: OfflineRun, c: _Pricing) -> list[CostItem]:
         hourly = vcpu * c.prices["fargate_vcpu_hour"] + memory_gb * c.prices["fargate_gb_hour"]
         items.append(CostItem(f"Fargate {service.name}", f"{tasks} tasks × {vcpu:g} vCPU / {memory_gb:g} GB × "
                               f"{c.hours} h", tasks * c.hours * hourly))  # fmt: skip
+        overlap = _deployment_overlap_minutes(service)
+        if overlap:
+            # CANARY / LINEAR run a full second set of tasks from the first shift until the bake ends.
+            releases = c.assumptions["prod_releases_per_month"]
+            items.append(CostItem(f"Fargate {service.name} canary overlap",
+                                  f"{releases} releases × {overlap} min × {tasks} extra tasks",
+                                  releases * overlap / 60 * tasks * hourly))  # fmt: skip
     return items
+
+
+def _deployment_overlap_minutes(service: RegisteredResource) -> int:
+    """Minutes both revisions run in one progressive deployment: bake times from the plan + task start."""
+    configuration = service.inputs.get("deploymentConfiguration") or {}
+    strategy = configuration.get("strategy", "ROLLING")
+    if strategy not in ("CANARY", "LINEAR"):
+        return 0
+    bake = int(configuration.get("bakeTimeInMinutes", 0))
+    if strategy == "CANARY":
+        shift = int((configuration.get("canaryConfiguration") or {}).get("canaryBakeTimeInMinutes", 0))
+    else:
+        linear = configuration.get("linearConfiguration") or {}
+        steps = math.ceil(100 / float(linear.get("stepPercent", 100)))
+        shift = (steps - 1) * int(linear.get("stepBakeTimeInMinutes", 0))
+    return shift + bake + PROD_TASK_START_MINUTES
 
 
 def _delivery(run: OfflineRun, c: _Pricing) -> list[CostItem]:
@@ -176,6 +202,14 @@ def _storage_and_operations(run: OfflineRun, c: _Pricing) -> list[CostItem]:
     repositories = len(run.of_type("aws:ecr/repository:Repository"))
     log_gb = a["log_ingest_gb_per_month"][c.env]
     alarms = len(run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm"))
+    # The app's EMF prediction metrics (one series per metric and service), alarmed per service.
+    custom_metrics = len(PREDICTION_METRICS) * len(
+        [
+            a
+            for a in run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+            if a.inputs.get("namespace") == PREDICTION_NAMESPACE
+        ]
+    )
     dashboards = len(run.of_type("aws:cloudwatch/dashboard:Dashboard"))
     keys = len(run.of_type("aws:kms/key:Key"))
     secrets = len(run.of_type("aws:secretsmanager/secret:Secret"))
@@ -197,6 +231,10 @@ def _storage_and_operations(run: OfflineRun, c: _Pricing) -> list[CostItem]:
                  s3_gb * p["s3_standard_gb_month"]),
         CostItem("ECR storage", f"{a['ecr_gb']} GB in {repositories} repositories",
                  a["ecr_gb"] * p["ecr_storage_gb_month"]),
+        CostItem("ECR BuildKit registry cache", f"{a['ecr_build_cache_gb']} GB (:buildcache manifests)",
+                 a["ecr_build_cache_gb"] * p["ecr_storage_gb_month"]),
+        CostItem("CloudWatch custom metrics (app EMF)", f"{custom_metrics} metrics",
+                 custom_metrics * p["cloudwatch_custom_metric_month"]),
         CostItem("CloudWatch Logs", f"{log_gb} GB ingested",
                  log_gb * (p["cloudwatch_logs_ingest_gb"] + p["cloudwatch_logs_store_gb_month"])),
         CostItem("CloudWatch alarms", f"{alarms} alarms", alarms * p["cloudwatch_alarm_month"]),

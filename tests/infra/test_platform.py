@@ -36,10 +36,11 @@ def test_services_run_in_private_subnets_without_public_ips(stack: OfflineRun) -
         assert subnet.inputs["mapPublicIpOnLaunch"] is False
 
 
-def test_circuit_breaker_rolls_back_and_pipeline_owns_task_definitions(stack: OfflineRun) -> None:
+def test_circuit_breaker_rolls_back_and_pulumi_owns_the_task_definition_shape(stack: OfflineRun) -> None:
+    """Issue #16 item 4: the image is the pipeline's (read back from SSM), the shape Pulumi's; nothing ignored."""
     for service in stack.of_type(SERVICE):
         assert service.inputs["deploymentCircuitBreaker"] == {"enable": True, "rollback": True}
-        assert "taskDefinition" in service.ignore_changes
+        assert "taskDefinition" not in service.ignore_changes
 
 
 def test_alb_ingress_only_from_configured_cidrs_and_tasks_only_from_the_alb(stack: OfflineRun) -> None:
@@ -106,7 +107,12 @@ def test_ecr_immutable_with_scan_on_push(stack: OfflineRun) -> None:
     repositories = stack.of_type("aws:ecr/repository:Repository")
     assert len(repositories) == 2
     for repository in repositories:
-        assert repository.inputs["imageTagMutability"] == "IMMUTABLE"
+        # Immutable but the moving reference tags and the build cache (issue #16 item 7).
+        assert repository.inputs["imageTagMutability"] == "IMMUTABLE_WITH_EXCLUSION"
+        assert {f["filter"] for f in repository.inputs["imageTagMutabilityExclusionFilters"]} == {
+            "keep-*",
+            "buildcache",
+        }
         assert repository.inputs["imageScanningConfiguration"] == {"scanOnPush": True}
     for policy in stack.of_type("aws:ecr/lifecyclePolicy:LifecyclePolicy"):
         assert json.loads(policy.inputs["policy"])["rules"]
