@@ -28,6 +28,11 @@ DESCRIPTIONS: dict[str, str] = {
     "ingressCidrs": "CIDRs allowed to reach the ALBs (nothing else can)",
     "certificateArn": "ACM certificate ARN: HTTPS on 443 (TLS 1.2+) and HTTP→HTTPS redirect; required in prod and "
     "whenever `ingressCidrs` holds 0.0.0.0/0 (preview refuses otherwise); unset in dev = HTTP with a plan warning",
+    "stageInternetFacing": "false (default): the stage ALB is internal, in the private subnets, and lets in the "
+    "Evaluate project's security group; true: internet-facing like prod (Evaluate then comes through the NAT "
+    "addresses, which `ingressCidrs` must list)",
+    "stageHostname": "with `certificateArn` and an internal stage: the name the certificate covers; a private "
+    "hosted zone answers it in the VPC and Evaluate calls `https://<it>` (required then, refused otherwise)",
     "wafEnabled": "WAFv2 web ACL (AWS managed rule groups + per-IP rate rule) on both ALBs; unset = on in prod only",
     "wafRateLimit": "requests per source IP per 5 minutes before the WAF rate rule blocks (≥ 100)",
     "deletionProtection": "ALB deletion protection and Pulumi `protect` on the model and capture buckets; true in prod",

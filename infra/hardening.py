@@ -20,8 +20,8 @@ import pulumi_aws as aws
 
 from infra import iam
 from infra.alerts import dead_letter_alarm
-from infra.storage import block_public_access
 from infra.images import PYTHON_BASE_IMAGE
+from infra.storage import block_public_access
 
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 SCHEDULE = "aws:scheduler/schedule:Schedule"

@@ -20,15 +20,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import pulumi
 import pulumi_aws as aws
 
 from app import capture_contract
+from contracts import prediction_metrics
 from infra import iam
 from infra.hardening import BOOTSTRAP_IMAGE, BOOTSTRAP_SERVER, WebFirewall, WebFirewallArgs
-from contracts import prediction_metrics
 from infra.images import check_deployed_image
 from infra.jobs_spec import runtime_settings_parameter
 from model_package.capture_privacy import HASH_KEY_ENV as CAPTURE_HASH_KEY_ENV
@@ -130,6 +130,10 @@ class ModelServiceArgs:
     # Issue #17: ALB access logs to this bucket (prefix alb/<service>); a WAF web ACL when a rate is given.
     access_logs_bucket: pulumi.Input[str] | None = None
     waf_rate_limit: int | None = None
+    # An internal ALB in the private subnets (the stage default: its client, Evaluate, runs in the VPC), and
+    # the name its certificate covers, answered by a private hosted zone (only with certificate_arn).
+    internal: bool = False
+    hostname: str | None = None
     data_key_arn: pulumi.Input[str] | None = None
 
 
@@ -137,6 +141,7 @@ class ModelService(pulumi.ComponentResource):
     def __init__(self, name: str, args: ModelServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ml-delivery:service:ModelService", name, None, opts)
         self._args = args
+        self._name = name
         child = pulumi.ResourceOptions(parent=self)
         stack = pulumi.get_stack()
 
@@ -196,8 +201,7 @@ class ModelService(pulumi.ComponentResource):
         self._autoscaling(name, args)
         self._capture_alarms(name, args)
 
-        scheme = "https" if args.certificate_arn else "http"
-        self.url = pulumi.Output.concat(scheme, "://", self.alb.dns_name)
+        self.url = self._url(name, args)
         self.cluster_name = self.cluster.name
         self.service_name = self.service.name
         self.container_name = args.container_name
@@ -446,9 +450,12 @@ class ModelService(pulumi.ComponentResource):
             f"{name}-alb",
             aws.lb.LoadBalancerArgs(
                 load_balancer_type="application",
-                internal=False,
+                # ELB User Guide, "Application Load Balancers", scheme: an internal load balancer's nodes have
+                # only private IP addresses and its DNS name resolves to them, so it serves only clients with
+                # access to the VPC. Its nodes go in the private subnets.
+                internal=args.internal,
                 security_groups=[self.alb_security_group.id],
-                subnets=args.public_subnet_ids,
+                subnets=args.private_subnet_ids if args.internal else args.public_subnet_ids,
                 drop_invalid_header_fields=True,
                 enable_deletion_protection=args.deletion_protection,
                 idle_timeout=60,
@@ -523,6 +530,72 @@ class ModelService(pulumi.ComponentResource):
                 opts=child,
             )
         return alb, target_group, listener
+
+    @property
+    def serving_port(self) -> int:
+        """The port clients use: 443 with a certificate (80 only redirects there), else 80."""
+        return 443 if self._args.certificate_arn else 80
+
+    def _url(self, name: str, args: ModelServiceArgs) -> pulumi.Output[str]:
+        """The base URL clients use, and for an internal ALB with a certificate the DNS that makes it true.
+
+        TLS to an internal ALB: no certificate can cover its AWS name (internal-<name>-<id>.<region>.elb.
+        amazonaws.com), so the certificate (``certificateArn``, ACM, public CA) covers ``hostname`` and a Route 53
+        private hosted zone of exactly that name, associated with the stack's VPC, answers it with an alias to
+        the ALB (Route 53 Developer Guide, "Working with private hosted zones"; alias records to an ELB load
+        balancer are supported there). Clients in the VPC (Evaluate) then verify the certificate against
+        ``hostname`` with the default CA bundle; nothing outside the VPC sees the zone. Without a certificate
+        (dev) the URL is HTTP: it never leaves the VPC when the ALB is internal.
+        """
+        if not args.certificate_arn:
+            return pulumi.Output.concat("http://", self.alb.dns_name)
+        if args.internal and args.hostname:
+            zone = aws.route53.Zone(
+                f"{name}-private-zone",
+                aws.route53.ZoneArgs(
+                    name=args.hostname,
+                    comment=f"ml-delivery {pulumi.get_stack()} {args.service}: the internal ALB's TLS name, VPC only",
+                    vpcs=[aws.route53.ZoneVpcArgs(vpc_id=args.vpc_id, vpc_region=args.region)],
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            aws.route53.Record(
+                f"{name}-alias",
+                aws.route53.RecordArgs(
+                    zone_id=zone.zone_id,
+                    name=args.hostname,
+                    type="A",
+                    aliases=[
+                        aws.route53.RecordAliasArgs(
+                            name=self.alb.dns_name, zone_id=self.alb.zone_id, evaluate_target_health=False
+                        )
+                    ],
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            return pulumi.Output.from_input(f"https://{args.hostname}")
+        return pulumi.Output.concat("https://", self.alb.dns_name)
+
+    def allow_client(self, name: str, security_group_id: pulumi.Input[str], description: str) -> None:
+        """Let one security group (e.g. the Evaluate CodeBuild project's) reach the serving listener.
+
+        A security-group-referencing rule (VPC User Guide, "Security group rules": a referenced group allows
+        traffic from the network interfaces associated with it), so the client needs no CIDR and nothing else
+        in the VPC gets in. It only applies to traffic from inside the VPC: an internet-facing ALB sees a
+        client in the private subnets through the NAT gateways' public addresses instead.
+        """
+        aws.vpc.SecurityGroupIngressRule(
+            f"{self._name}-alb-in-{name}",
+            aws.vpc.SecurityGroupIngressRuleArgs(
+                security_group_id=self.alb_security_group.id,
+                ip_protocol="tcp",
+                from_port=self.serving_port,
+                to_port=self.serving_port,
+                referenced_security_group_id=security_group_id,
+                description=description,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
     @staticmethod
     def _target_group_args(args: ModelServiceArgs) -> aws.lb.TargetGroupArgs:
@@ -718,12 +791,17 @@ class ModelService(pulumi.ComponentResource):
         5xx and p99 are per load balancer, not per target group: during a canary the new revision serves
         from the alternate target group, and ECS swaps the two on every deployment.
         """
-        common = {
+        # Keyword arguments shared by MetricAlarmArgs of mixed types: Any, as the generated Args class types each.
+        common: dict[str, Any] = {
             "alarm_actions": [args.alerts_topic_arn],
             "ok_actions": [args.alerts_topic_arn],
             "treat_missing_data": "notBreaching",
         }
-        elb = {"namespace": "AWS/ApplicationELB", "dimensions": {"LoadBalancer": self.alb.arn_suffix}, **common}
+        elb: dict[str, Any] = {
+            "namespace": "AWS/ApplicationELB",
+            "dimensions": {"LoadBalancer": self.alb.arn_suffix},
+            **common,
+        }
         where = f"ECS service logs /ml-delivery/{pulumi.get_stack()}/{args.service}"
         rollback = (
             " During a deployment this alarm rolls it back (ECS service events say which)."

@@ -283,6 +283,7 @@ class _Names:
 
 _LB_ID, _TG_ID, _KEY_ID = "50dc6c495c0c9188", "73e2d6bc24d8a067", "1234abcd-12ab-34cd-56ef-1234567890ab"
 _LISTENER_ID, _RULE_ID = "f2f7dc8efc522ab2", "9683b2d02a6cabee"
+_ZONE_ID = "Z0A1B2C3D4E5F6G7H8I9J"
 # Output properties a real create would return, for the types whose outputs the program reads.
 _STATE: dict[str, Callable[[_Names], dict[str, Any]]] = {
     "aws:iam/role:Role": lambda n: {"arn": f"arn:aws:iam::{n.account}:role/{n.physical}"},
@@ -291,9 +292,13 @@ _STATE: dict[str, Callable[[_Names], dict[str, Any]]] = {
         "registryId": n.account, "arn": n.arn("ecr", f"repository/{n.physical}")},
     "aws:cloudwatch/logGroup:LogGroup": lambda n: {"arn": n.arn("logs", f"log-group:{n.physical}")},
     "aws:lb/loadBalancer:LoadBalancer": lambda n: {
-        "dnsName": f"{n.physical}-123456.{n.region}.elb.amazonaws.com",
+        # An internal load balancer's DNS name starts with "internal-" (ELB User Guide, "Application Load
+        # Balancers": DNS name); its hosted zone is the Region's ELB zone (us-east-1's here).
+        "dnsName": f"{'internal-' if n.inputs.get('internal') else ''}{n.physical}-123456.{n.region}.elb.amazonaws.com",
+        "zoneId": "Z35SXDOTRQ7X7K",
         "arnSuffix": f"app/{n.physical}/{_LB_ID}",
         "arn": n.arn("elasticloadbalancing", f"loadbalancer/app/{n.physical}/{_LB_ID}")},
+    "aws:route53/zone:Zone": lambda n: {"zoneId": _ZONE_ID, "arn": f"arn:aws:route53:::hostedzone/{_ZONE_ID}"},
     "aws:lb/targetGroup:TargetGroup": lambda n: {
         "arnSuffix": f"targetgroup/{n.physical}/{_TG_ID}",
         "arn": n.arn("elasticloadbalancing", f"targetgroup/{n.physical}/{_TG_ID}")},
@@ -362,6 +367,7 @@ def run_offline(
     program: Callable[[], None] | None = None,
     overrides: Mapping[str, Any] | None = None,
     secret_overrides: Mapping[str, str] | None = None,
+    *,
     reveal_secrets: bool = False,
     ssm_parameters: Mapping[str, str] | None = None,
 ) -> OfflineRun:

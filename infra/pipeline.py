@@ -95,6 +95,18 @@ class DeliveryPipeline(pulumi.ComponentResource):
         self.build = BuildProject(f"{name}-build", self._build_args(), opts=child)
         self.release = BuildProject(f"{name}-release", self._release_args(), opts=child)
         self.evaluate = BuildProject(f"{name}-evaluate", self._evaluate_args(), opts=child)
+        # Evaluate's smoke/latency test (c) calls the stage service from the private subnets. The stage ALB is
+        # internal by default, so the call stays in the VPC and this rule is what lets it in (no CIDR needed).
+        args.stage.allow_client(
+            "evaluate", self.evaluate.security_group.id, "the pipeline's Evaluate project (smoke and latency test)"
+        )
+        if not args.platform.settings.internal_stage:
+            pulumi.log.warn(
+                "ml-delivery:stageInternetFacing is true: the Evaluate project reaches the stage ALB through the "
+                "NAT gateways' public addresses, which ingressCidrs must list or its smoke test is refused "
+                "(docs/pipeline.md, 'How Evaluate reaches stage')",
+                resource=self,
+            )
         self.role, role_policy = iam.role_with_policy(
             f"{name}-pipeline-role",
             service="codepipeline.amazonaws.com",

@@ -110,7 +110,10 @@ def _network(run: OfflineRun, c: _Pricing) -> list[CostItem]:
     p, a, hours = c.prices, c.assumptions, c.hours
     nats = len(run.of_type("aws:ec2/natGateway:NatGateway"))
     albs = run.of_type("aws:lb/loadBalancer:LoadBalancer")
-    public_ips = len(run.of_type("aws:ec2/eip:Eip")) + sum(len(lb.inputs.get("subnets", [])) for lb in albs)
+    # An internal ALB's nodes have private addresses only (the stage ALB by default): no public IPv4 charge.
+    public_ips = len(run.of_type("aws:ec2/eip:Eip")) + sum(
+        len(lb.inputs.get("subnets", [])) for lb in albs if not lb.inputs.get("internal")
+    )
     endpoint_azs = sum(len(e.inputs.get("subnetIds", [])) for e in run.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")
                        if e.inputs.get("vpcEndpointType") == "Interface")  # fmt: skip
     return [
@@ -212,6 +215,7 @@ def _storage_and_operations(run: OfflineRun, c: _Pricing) -> list[CostItem]:
     )
     dashboards = len(run.of_type("aws:cloudwatch/dashboard:Dashboard"))
     keys = len(run.of_type("aws:kms/key:Key"))
+    zones = len(run.of_type("aws:route53/zone:Zone"))
     secrets = len(run.of_type("aws:secretsmanager/secret:Secret"))
     acls = run.of_type("aws:wafv2/webAcl:WebAcl")
     waf_rules = sum(len(acl.inputs.get("rules") or []) for acl in acls)
@@ -240,6 +244,8 @@ def _storage_and_operations(run: OfflineRun, c: _Pricing) -> list[CostItem]:
         CostItem("CloudWatch alarms", f"{alarms} alarms", alarms * p["cloudwatch_alarm_month"]),
         CostItem("CloudWatch dashboards", f"{dashboards} dashboards", dashboards * p["cloudwatch_dashboard_month"]),
         CostItem("KMS customer-managed keys", f"{keys} keys", keys * p["kms_key_month"]),
+        # The internal stage ALB's private hosted zone (only with a certificate; alias queries to an ALB are free).
+        CostItem("Route 53 private hosted zones", f"{zones} zones", zones * p["route53_hosted_zone_month"]),
         CostItem("Secrets Manager secrets", f"{secrets} secrets", secrets * p["secrets_manager_secret_month"]),
     ]  # fmt: skip
 

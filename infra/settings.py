@@ -59,6 +59,8 @@ BATCH_FARGATE_MEMORY: dict[float, tuple[int, ...]] = {
 
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+# RFC 1123 host name with at least one dot (a name an ACM certificate can cover).
+_HOSTNAME_PATTERN = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$"
 _ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$")
 _CONNECTION_ARN = re.compile(
     r"^arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:\d{12}:connection/[0-9a-f-]{36}$"
@@ -126,6 +128,11 @@ class StackSettings(BaseModel):
     nat_gateways: Annotated[int, Field(ge=1, le=4)] = 1
     ingress_cidrs: tuple[str, ...] = ()
     certificate_arn: str | None = None
+    # The stage ALB is internal (private subnets) unless this says otherwise: its one automated client, the
+    # Evaluate CodeBuild project, runs in the VPC (docs/pipeline.md, "How Evaluate reaches stage").
+    stage_internet_facing: bool = False
+    # The name the certificate covers for the internal stage ALB (a private hosted zone answers it in the VPC).
+    stage_hostname: Annotated[str, Field(pattern=_HOSTNAME_PATTERN, max_length=253)] | None = None
     # WAFv2 web ACL on both ALBs; None means "on in prod, off in dev" (docs/security.md).
     waf_enabled: bool | None = None
     waf_rate_limit: Annotated[int, Field(ge=100, le=2_000_000_000)] = 2000
@@ -415,7 +422,10 @@ class StackSettings(BaseModel):
     def _exposure_problems(self) -> list[tuple[str, Any, str]]:
         """HTTPS only where it matters: prod, and any stack open to the whole internet, needs a certificate."""
         if self.certificate_arn:
-            return []
+            return self._stage_tls_problems()
+        if self.stage_hostname is not None:
+            return [("stageHostname", self.stage_hostname, "unset without certificateArn (it names the "
+                     "certificate's host for the internal stage ALB)")]  # fmt: skip
         if self.is_prod:
             return [("certificateArn", None, "an ACM certificate ARN in prod: prod serves HTTPS only "
                      "(HTTP redirects to it); docs/security.md")]  # fmt: skip
@@ -423,6 +433,28 @@ class StackSettings(BaseModel):
             return [("certificateArn", None, "an ACM certificate ARN when ingressCidrs opens the ALB to "
                      "0.0.0.0/0: a stack facing the internet serves HTTPS only")]  # fmt: skip
         return []
+
+    def _stage_tls_problems(self) -> list[tuple[str, Any, str]]:
+        """An internal stage ALB serves HTTPS only under a name the certificate covers.
+
+        Its AWS DNS name (internal-<name>-<id>.<region>.elb.amazonaws.com) is in no certificate a user can
+        hold, so Evaluate could not verify TLS against it; ``stageHostname`` is that name instead.
+        """
+        if self.stage_internet_facing:
+            if self.stage_hostname is not None:
+                return [("stageHostname", self.stage_hostname, "unset when stageInternetFacing is true (an "
+                         "internet-facing stage uses the public DNS you point at it)")]  # fmt: skip
+            return []
+        if self.stage_hostname is None:
+            return [("stageHostname", None, "the DNS name certificateArn covers for the internal stage ALB "
+                     "(e.g. stage.ml.example.com), which Evaluate verifies TLS against; "
+                     "or stageInternetFacing: true")]  # fmt: skip
+        return []
+
+    @property
+    def internal_stage(self) -> bool:
+        """Whether the stage ALB is internal (private subnets): the default, see ``stage_internet_facing``."""
+        return not self.stage_internet_facing
 
     @property
     def waf(self) -> bool:

@@ -198,6 +198,8 @@ def build_service(platform: Platform, service: str) -> ModelService:
             region=platform.account.region,
             access_logs_bucket=platform.access_logs.name,
             waf_rate_limit=settings.waf_rate_limit if settings.waf else None,
+            internal=service == "stage" and settings.internal_stage,
+            hostname=settings.stage_hostname if service == "stage" else None,
             data_key_arn=platform.data_key.arn,
         ),
     )
