@@ -152,6 +152,9 @@ def test_the_loop_as_deployed(twin: Twin, workspace: Path, tmp_path: Path) -> No
         finished = results[-1]
         assert (finished.stage, finished.action) == ("(execution)", "SUCCEEDED"), finished
         assert finished.checked != ["matched []"], "no rule of the plan saw the execution finish"
+        # Issue #16: the Evaluate stage runs on the deployed stage service, before anyone is asked to approve.
+        ran = [r.stage for r in results if not r.stage.startswith("(")]
+        assert ran.index("DeployStage") < ran.index("Evaluate") < ran.index("Approval") < ran.index("DeployProd"), ran
         return [
             f"{r.stage}/{r.action} {r.seconds:.0f}s {r.checked[0] if r.stage.startswith('(') else ''}" for r in results
         ]
