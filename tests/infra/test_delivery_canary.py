@@ -8,7 +8,7 @@ import json
 import pytest
 
 from contracts.prediction_metrics import NAMESPACE as PREDICTION_NAMESPACE
-from contracts.prediction_metrics import SCORE_SHIFT_METRIC
+from contracts.prediction_metrics import SCORE_SHIFT_METRIC, SERVICE_DIMENSION, SERVICE_NAME_ENV
 from infra.offline import OfflineRun, run_offline
 from infra.settings import ConfigError
 from tests.infra.plan_queries import role_policy, statements
@@ -72,6 +72,16 @@ def test_prod_rolls_back_on_5xx_latency_and_prediction_shift(stack: OfflineRun) 
     assert shift["dimensions"] == {"Service": "prod"} and shift["statistic"] == "Maximum"
     assert shift["threshold"] == 0.15 and shift["comparisonOperator"] == "GreaterThanThreshold"
     assert shift["alarmActions"] == [stack.outputs["alertsTopicArn"]]
+
+
+def test_the_app_names_its_metrics_with_the_service_the_score_shift_alarm_watches(stack: OfflineRun) -> None:
+    """The EMF Service dimension comes from SERVICE_NAME_ENV on the task definition; the alarm must match it."""
+    for service in ("stage", "prod"):
+        task = stack.one("aws:ecs/taskDefinition:TaskDefinition", f"{service}-task").inputs
+        (container,) = json.loads(task["containerDefinitions"])
+        env = {e["name"]: e["value"] for e in container["environment"]}
+        alarm = stack.one(ALARM, f"{service}-score-shift").inputs
+        assert alarm["dimensions"] == {SERVICE_DIMENSION: env[SERVICE_NAME_ENV]} == {SERVICE_DIMENSION: service}
 
 
 def test_alternate_target_group_and_production_rule_that_ecs_shifts(stack: OfflineRun) -> None:
