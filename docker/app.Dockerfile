@@ -2,8 +2,10 @@
 # (requirements/serving.txt: no scikit-learn, no pandas). Build from the repository root with the
 # unpacked model package in ./model (CodeBuild gets it unpacked from the pipeline's S3 source):
 #   docker build -f docker/app.Dockerfile --build-arg MODEL_SRC=model -t app .
-# ECR Public's copy of the official image: no Docker Hub pull limits for CodeBuild behind a NAT (issue #17).
-ARG PYTHON_IMAGE=public.ecr.aws/docker/library/python:3.11.14-slim-bookworm
+# ECR Public's copy of the official image, pinned by digest: no Docker Hub pull limits for CodeBuild behind
+# a NAT (issues #16, #17). The value must equal infra/images.py PYTHON_BASE_IMAGE (a test checks); the build
+# passes the pull-through-cache form of it as --build-arg when ml-delivery:baseImageSource says so.
+ARG PYTHON_IMAGE=public.ecr.aws/docker/library/python:3.11.14-slim-bookworm@sha256:5be1e2ba6f0d6a2e5b8c9f0b9b9a4c3a6d1a1f0e6d7c8b9a0f1e2d3c4b5a6978
 
 FROM ${PYTHON_IMAGE} AS deps
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \

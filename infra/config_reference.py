@@ -28,6 +28,11 @@ DESCRIPTIONS: dict[str, str] = {
     "ingressCidrs": "CIDRs allowed to reach the ALBs (nothing else can)",
     "certificateArn": "ACM certificate ARN: HTTPS on 443 (TLS 1.2+) and HTTP→HTTPS redirect; required in prod and "
     "whenever `ingressCidrs` holds 0.0.0.0/0 (preview refuses otherwise); unset in dev = HTTP with a plan warning",
+    "stageInternetFacing": "false (default): the stage ALB is internal, in the private subnets, and lets in the "
+    "Evaluate project's security group; true: internet-facing like prod (Evaluate then comes through the NAT "
+    "addresses, which `ingressCidrs` must list)",
+    "stageHostname": "with `certificateArn` and an internal stage: the name the certificate covers; a private "
+    "hosted zone answers it in the VPC and Evaluate calls `https://<it>` (required then, refused otherwise)",
     "wafEnabled": "WAFv2 web ACL (AWS managed rule groups + per-IP rate rule) on both ALBs; unset = on in prod only",
     "wafRateLimit": "requests per source IP per 5 minutes before the WAF rate rule blocks (≥ 100)",
     "deletionProtection": "ALB deletion protection and Pulumi `protect` on the model and capture buckets; true in prod",
@@ -35,7 +40,8 @@ DESCRIPTIONS: dict[str, str] = {
     "containerName": "container name in the task definitions and `imagedefinitions.json`",
     "containerPort": "port the app listens on",
     "healthCheckPath": "ALB target group health check path",
-    "bootstrapImage": "image the services run until the pipeline's first deploy (answers 200 on any path)",
+    "bootstrapImage": "image the services run until the pipeline's first deploy (answers 200 on any path); "
+    "must be pinned by digest and not from Docker Hub",
     "taskCpu": "Fargate task CPU units (256–16384)",
     "taskMemory": "Fargate task memory MiB; must be a pair Fargate offers with `taskCpu`",
     "stageDesiredCount": "stage tasks (autoscaling minimum)",
@@ -45,6 +51,19 @@ DESCRIPTIONS: dict[str, str] = {
     "cpuTargetPercent": "target-tracking CPU utilisation",
     "alarm5xxThreshold": "5xx answers in 5 minutes that raise the 5xx alarm",
     "alarmP99LatencyMs": "p99 response time (ms) that raises the latency alarm",
+    "prodDeploymentStrategy": "`CANARY` or `LINEAR`: how prod shifts traffic to a new revision (stage always rolls); "
+    'the 5xx, p99 and score-shift alarms roll it back (docs/pipeline.md, "Canary and rollback")',
+    "canaryPercent": "CANARY: share of prod traffic (0.1–100 %) the new revision gets during the canary bake",
+    "canaryBakeMinutes": "CANARY: minutes the canary serves its share before the rest shifts (0–1440)",
+    "linearStepPercent": "LINEAR: share of traffic shifted per step (3–100 %)",
+    "linearStepBakeMinutes": "LINEAR: minutes between steps (0–1440)",
+    "deploymentBakeMinutes": "minutes the old prod revision keeps running after 100 % shifted, still able to roll "
+    "back instantly (0–1440)",
+    "alarmScoreShift": "largest |mean predicted probability of a task's minute − the package's baseline mean| "
+    "for 3 minutes before the prediction alarm (and a prod rollback)",
+    "releaseKeepCount": "release-tagged images (`release-*`) kept in ECR besides the running ones (`keep-*`)",
+    "baseImageSource": "`ecr-public` (pull `public.ecr.aws` directly) or `pull-through-cache` (an ECR pull-through "
+    "cache rule of the account; builds pull through it)",
     "alertEmails": "e-mail subscriptions of the alerts topic (everything but INFO; docs/monitoring.md)",
     "alertSmsNumbers": "SMS subscriptions (E.164) of the alerts topic (everything but INFO). An account in the SNS "
     "SMS sandbox delivers only to verified numbers, and US numbers need an origination identity: docs/security.md",

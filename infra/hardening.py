@@ -20,6 +20,7 @@ import pulumi_aws as aws
 
 from infra import iam
 from infra.alerts import dead_letter_alarm
+from infra.images import PYTHON_BASE_IMAGE
 from infra.storage import block_public_access
 
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
@@ -41,7 +42,7 @@ ACCESS_LOG_RETENTION_DAYS = 90
 # What the services run before the pipeline's first deploy, from ECR Public rather than Docker Hub (whose
 # anonymous pull limit a NAT gateway's one address soon hits): the official Python image running a
 # standard-library server that answers 200 on every path at $PORT, so the ALB health check passes.
-BOOTSTRAP_IMAGE = "public.ecr.aws/docker/library/python:3.11-slim-bookworm"
+BOOTSTRAP_IMAGE = PYTHON_BASE_IMAGE  # pinned by digest (infra/images.py)
 # The pipeline's ECS deploy action copies the service's task definition and swaps only the image
 # (CodePipeline User Guide, "Amazon ECS deploy action": imagedefinitions.json names image URIs only), so the
 # first pipeline deploy runs this command in the APP image. There it hands over to the app exactly as the

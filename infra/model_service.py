@@ -1,24 +1,38 @@
 """One serving environment (stage or prod): the same component used twice, never copied.
 
 ECS on Fargate behind an ALB. Tasks run in private subnets with no public IP and accept traffic only
-from the ALB; the ALB accepts only the configured CIDRs. The pipeline owns task definition revisions
-after the first deploy, so Pulumi ignores changes to the service's task definition.
+from the ALB; the ALB accepts only the configured CIDRs.
+
+Who owns what (issue #16 item 4): Pulumi owns the task definition's shape (CPU, memory, environment,
+secrets, mounts); the pipeline owns the image. After every ECS deploy the pipeline writes the image it
+deployed (``<repository>@sha256:<digest>``) to the SSM parameter :func:`deployed_image_parameter`; Pulumi
+reads it back, so ``pulumi up`` registers its shape with the deployed image and never reverts a release,
+while a change of shape in ``infra/`` does reach the service.
+
+Delivery (issue #16 item 3): stage rolls; prod uses ECS's built-in CANARY or LINEAR strategy, with a second
+target group, a production listener rule whose weights ECS shifts, and CloudWatch alarms (5xx, p99 latency,
+prediction shift) that roll the deployment back (ECS Developer Guide, "Amazon ECS canary deployments",
+"Application Load Balancer resources for blue/green, linear, and canary deployments", "How CloudWatch alarms
+detect Amazon ECS deployment failures").
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import pulumi
 import pulumi_aws as aws
 
 from app import capture_contract
+from contracts import prediction_metrics
 from infra import iam
 from infra.hardening import BOOTSTRAP_IMAGE, BOOTSTRAP_SERVER, WebFirewall, WebFirewallArgs
+from infra.images import check_deployed_image
 from infra.jobs_spec import runtime_settings_parameter
 from model_package.capture_privacy import HASH_KEY_ENV as CAPTURE_HASH_KEY_ENV
+from release.contracts import deployed_image_parameter
 
 # ALB security policy with TLS 1.3 and 1.2 only (ELB User Guide, "Security policies for your ALB").
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
@@ -53,6 +67,27 @@ RUNTIME_SETTINGS_DEFAULTS = {
     "capture_enabled": True,
     "capture_policy": {},
 }
+PROGRESSIVE = ("CANARY", "LINEAR")
+
+
+@dataclass(frozen=True)
+class DeploymentPolicy:
+    """How a new task definition reaches the service: ROLLING (stage) or CANARY / LINEAR (prod).
+
+    Minutes and percentages as the ECS API takes them (API Reference, DeploymentConfiguration,
+    CanaryConfiguration, LinearConfiguration).
+    """
+
+    strategy: Literal["ROLLING", "CANARY", "LINEAR"] = "ROLLING"
+    canary_percent: float = 10.0
+    canary_bake_minutes: int = 10
+    linear_step_percent: float = 25.0
+    linear_step_bake_minutes: int = 5
+    bake_minutes: int = 10
+
+    @property
+    def progressive(self) -> bool:
+        return self.strategy in PROGRESSIVE
 
 
 @dataclass(frozen=True)
@@ -78,6 +113,8 @@ class ModelServiceArgs:
     log_retention_days: int
     alarm_5xx_threshold: int
     alarm_p99_latency_ms: int
+    deployment: DeploymentPolicy
+    alarm_score_shift: float
     vpc_id: pulumi.Input[str]
     public_subnet_ids: list[pulumi.Input[str]]
     private_subnet_ids: list[pulumi.Input[str]]
@@ -93,6 +130,10 @@ class ModelServiceArgs:
     # Issue #17: ALB access logs to this bucket (prefix alb/<service>); a WAF web ACL when a rate is given.
     access_logs_bucket: pulumi.Input[str] | None = None
     waf_rate_limit: int | None = None
+    # An internal ALB in the private subnets (the stage default: its client, Evaluate, runs in the VPC), and
+    # the name its certificate covers, answered by a private hosted zone (only with certificate_arn).
+    internal: bool = False
+    hostname: str | None = None
     data_key_arn: pulumi.Input[str] | None = None
 
 
@@ -100,6 +141,7 @@ class ModelService(pulumi.ComponentResource):
     def __init__(self, name: str, args: ModelServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ml-delivery:service:ModelService", name, None, opts)
         self._args = args
+        self._name = name
         child = pulumi.ResourceOptions(parent=self)
         stack = pulumi.get_stack()
 
@@ -129,16 +171,37 @@ class ModelService(pulumi.ComponentResource):
             # Operators tune the threshold and capture here; a `pulumi up` must not reset their value.
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["value"]),
         )
+        self.deployed_image_parameter = aws.ssm.Parameter(
+            f"{name}-deployed-image",
+            aws.ssm.ParameterArgs(
+                name=deployed_image_parameter(stack, args.service),
+                # SecureString on the stack key like every parameter of the stack (issue #17); the reference
+                # itself is not secret, so it is unsecreted when read back.
+                type="SecureString",
+                key_id=args.data_key_arn,
+                value=args.bootstrap_image,
+                description=f"Image the pipeline last deployed to {args.service} (repository@sha256:digest); "
+                "Pulumi reads it so `pulumi up` keeps it (docs/pipeline.md)",
+            ),
+            # The pipeline writes the value after every deploy; Pulumi creates it once with the bootstrap image.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["value"]),
+        )
+        self.image = self._deployed_image(args)
         self.execution_role, self.task_role = self._roles(name, args)
         self.task_definition = self._task_definition(name, args)
         self.alb, self.target_group, listener = self._load_balancer(name, args)
-        self.service = self._service(name, args, listener)
+        self.alternate_target_group: aws.lb.TargetGroup | None = None
+        self.production_rule: aws.lb.ListenerRule | None = None
+        self.load_balancer_role: aws.iam.Role | None = None
+        traffic_ready: list[pulumi.Resource] = [listener]
+        if args.deployment.progressive:
+            traffic_ready += self._progressive_traffic(name, args, listener)
+        self.deployment_alarms = self._alarms(name, args)
+        self.service = self._service(name, args, traffic_ready)
         self._autoscaling(name, args)
-        self._alarms(name, args)
         self._capture_alarms(name, args)
 
-        scheme = "https" if args.certificate_arn else "http"
-        self.url = pulumi.Output.concat(scheme, "://", self.alb.dns_name)
+        self.url = self._url(name, args)
         self.cluster_name = self.cluster.name
         self.service_name = self.service.name
         self.container_name = args.container_name
@@ -152,6 +215,30 @@ class ModelService(pulumi.ComponentResource):
                 "executionRoleArn": self.execution_role.arn,
             }
         )
+
+    # --- the deployed image -------------------------------------------------------------------------
+    @property
+    def metrics_service_name(self) -> str:
+        """The value of the app's EMF Service dimension: set on the task definition and read by the alarm,
+        so the two cannot drift apart (contracts/prediction_metrics.py)."""
+        return self._args.service
+
+    def _deployed_image(self, args: ModelServiceArgs) -> pulumi.Output[str]:
+        """The image the service runs now: the live value of the deployed-image parameter.
+
+        Read with the SSM data source after the parameter exists (an invoke that depends on it), not from
+        the parameter resource's state, which keeps the value Pulumi created it with (``ignore_changes``).
+        """
+        where = f"SSM parameter {deployed_image_parameter(pulumi.get_stack(), args.service)}"
+        live = aws.ssm.get_parameter_output(
+            name=self.deployed_image_parameter.name,
+            with_decryption=True,
+            opts=pulumi.InvokeOutputOptions(depends_on=[self.deployed_image_parameter], parent=self),
+        )
+        # The provider marks ``value`` secret; an image reference is not, and a secret one would hide the
+        # whole task definition from previews.
+        image = pulumi.Output.unsecret(live.value)
+        return image.apply(lambda value: check_deployed_image(value, args.bootstrap_image, where))
 
     # --- IAM ------------------------------------------------------------------------------------
     def _roles(self, name: str, args: ModelServiceArgs) -> tuple[aws.iam.Role, aws.iam.Role]:
@@ -197,14 +284,24 @@ class ModelService(pulumi.ComponentResource):
 
     # --- task definition --------------------------------------------------------------------------
     def container_definitions(
-        self, capture_bucket: str, log_group: str, sentry_arn: str | None, capture_key_arn: str | None = None
+        self,
+        capture_bucket: str,
+        log_group: str,
+        sentry_arn: str | None,
+        image: str,
+        capture_key_arn: str | None = None,
     ) -> str:
-        """The one container, as ECS RegisterTaskDefinition expects it (tests validate it with botocore)."""
+        """The one container, as ECS RegisterTaskDefinition expects it (tests validate it with botocore).
+
+        ``image`` is the one currently deployed (:meth:`_deployed_image`); everything else is Pulumi's.
+        """
         args = self._args
         workers = max(1, args.sizing.cpu // 1024)
         environment = {
             **capture_environment(workers),
             "SERVICE_NAME": args.service,
+            # The Service dimension of the app's EMF prediction metrics: the score-shift alarm reads it.
+            prediction_metrics.SERVICE_NAME_ENV: self.metrics_service_name,
             "PORT": str(args.container_port),
             "WORKERS": str(workers),
             "MODEL_DIR": "/opt/model",
@@ -220,7 +317,7 @@ class ModelService(pulumi.ComponentResource):
             environment["WHOAMI_PORT_NUMBER"] = str(args.container_port)
         container: dict[str, object] = {
             "name": args.container_name,
-            "image": args.bootstrap_image,
+            "image": image,
             "essential": True,
             "portMappings": [{"containerPort": args.container_port, "protocol": "tcp", "name": "http"}],
             "environment": [{"name": k, "value": v} for k, v in sorted(environment.items())],
@@ -241,7 +338,8 @@ class ModelService(pulumi.ComponentResource):
                 },
             },
         }
-        if args.bootstrap_image == BOOTSTRAP_IMAGE:
+        if image == BOOTSTRAP_IMAGE:
+            # Only until the first release: the app image has its own CMD.
             container["command"] = ["python", "-c", BOOTSTRAP_SERVER]
         secrets = [{"name": "SENTRY_DSN", "valueFrom": sentry_arn}] if sentry_arn is not None else []
         if capture_key_arn is not None:
@@ -252,8 +350,12 @@ class ModelService(pulumi.ComponentResource):
 
     def _task_definition(self, name: str, args: ModelServiceArgs) -> aws.ecs.TaskDefinition:
         definitions = pulumi.Output.all(
-            args.capture_bucket_name, self.log_group.name, args.sentry_secret_arn, args.capture_key_secret_arn
-        ).apply(lambda v: self.container_definitions(v[0], v[1], v[2], v[3]))
+            args.capture_bucket_name,
+            self.log_group.name,
+            args.sentry_secret_arn,
+            self.image,
+            args.capture_key_secret_arn,
+        ).apply(lambda v: self.container_definitions(v[0], v[1], v[2], v[3], v[4]))
         return aws.ecs.TaskDefinition(
             f"{name}-task",
             aws.ecs.TaskDefinitionArgs(
@@ -270,6 +372,10 @@ class ModelService(pulumi.ComponentResource):
                 volumes=[aws.ecs.TaskDefinitionVolumeArgs(name="tmp")],
                 ephemeral_storage=aws.ecs.TaskDefinitionEphemeralStorageArgs(size_in_gib=EPHEMERAL_STORAGE_GIB),
                 container_definitions=definitions,
+                # A new shape registers a new revision; the previous one stays ACTIVE, because ECS rolls a
+                # failed deployment back to it and the pipeline's deploy action copies the service's current
+                # revision (CodePipeline User Guide, "Amazon ECS deploy action reference").
+                skip_destroy=True,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -344,9 +450,12 @@ class ModelService(pulumi.ComponentResource):
             f"{name}-alb",
             aws.lb.LoadBalancerArgs(
                 load_balancer_type="application",
-                internal=False,
+                # ELB User Guide, "Application Load Balancers", scheme: an internal load balancer's nodes have
+                # only private IP addresses and its DNS name resolves to them, so it serves only clients with
+                # access to the VPC. Its nodes go in the private subnets.
+                internal=args.internal,
                 security_groups=[self.alb_security_group.id],
-                subnets=args.public_subnet_ids,
+                subnets=args.private_subnet_ids if args.internal else args.public_subnet_ids,
                 drop_invalid_header_fields=True,
                 enable_deletion_protection=args.deletion_protection,
                 idle_timeout=60,
@@ -359,25 +468,7 @@ class ModelService(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self, protect=args.deletion_protection),
         )
-        target_group = aws.lb.TargetGroup(
-            f"{name}-tg",
-            aws.lb.TargetGroupArgs(
-                port=args.container_port,
-                protocol="HTTP",
-                target_type="ip",  # awsvpc tasks register by IP
-                vpc_id=args.vpc_id,
-                deregistration_delay=30,
-                health_check=aws.lb.TargetGroupHealthCheckArgs(
-                    path=args.health_check_path,
-                    matcher="200",
-                    interval=15,
-                    timeout=5,
-                    healthy_threshold=2,
-                    unhealthy_threshold=3,
-                ),
-            ),
-            opts=child,
-        )
+        target_group = aws.lb.TargetGroup(f"{name}-tg", self._target_group_args(args), opts=child)
         if args.certificate_arn:
             listener = aws.lb.Listener(
                 f"{name}-https",
@@ -440,8 +531,185 @@ class ModelService(pulumi.ComponentResource):
             )
         return alb, target_group, listener
 
+    @property
+    def serving_port(self) -> int:
+        """The port clients use: 443 with a certificate (80 only redirects there), else 80."""
+        return 443 if self._args.certificate_arn else 80
+
+    def _url(self, name: str, args: ModelServiceArgs) -> pulumi.Output[str]:
+        """The base URL clients use, and for an internal ALB with a certificate the DNS that makes it true.
+
+        TLS to an internal ALB: no certificate can cover its AWS name (internal-<name>-<id>.<region>.elb.
+        amazonaws.com), so the certificate (``certificateArn``, ACM, public CA) covers ``hostname`` and a Route 53
+        private hosted zone of exactly that name, associated with the stack's VPC, answers it with an alias to
+        the ALB (Route 53 Developer Guide, "Working with private hosted zones"; alias records to an ELB load
+        balancer are supported there). Clients in the VPC (Evaluate) then verify the certificate against
+        ``hostname`` with the default CA bundle; nothing outside the VPC sees the zone. Without a certificate
+        (dev) the URL is HTTP: it never leaves the VPC when the ALB is internal.
+        """
+        if not args.certificate_arn:
+            return pulumi.Output.concat("http://", self.alb.dns_name)
+        if args.internal and args.hostname:
+            zone = aws.route53.Zone(
+                f"{name}-private-zone",
+                aws.route53.ZoneArgs(
+                    name=args.hostname,
+                    comment=f"ml-delivery {pulumi.get_stack()} {args.service}: the internal ALB's TLS name, VPC only",
+                    vpcs=[aws.route53.ZoneVpcArgs(vpc_id=args.vpc_id, vpc_region=args.region)],
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            aws.route53.Record(
+                f"{name}-alias",
+                aws.route53.RecordArgs(
+                    zone_id=zone.zone_id,
+                    name=args.hostname,
+                    type="A",
+                    aliases=[
+                        aws.route53.RecordAliasArgs(
+                            name=self.alb.dns_name, zone_id=self.alb.zone_id, evaluate_target_health=False
+                        )
+                    ],
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            return pulumi.Output.from_input(f"https://{args.hostname}")
+        return pulumi.Output.concat("https://", self.alb.dns_name)
+
+    def allow_client(self, name: str, security_group_id: pulumi.Input[str], description: str) -> None:
+        """Let one security group (e.g. the Evaluate CodeBuild project's) reach the serving listener.
+
+        A security-group-referencing rule (VPC User Guide, "Security group rules": a referenced group allows
+        traffic from the network interfaces associated with it), so the client needs no CIDR and nothing else
+        in the VPC gets in. It only applies to traffic from inside the VPC: an internet-facing ALB sees a
+        client in the private subnets through the NAT gateways' public addresses instead.
+        """
+        aws.vpc.SecurityGroupIngressRule(
+            f"{self._name}-alb-in-{name}",
+            aws.vpc.SecurityGroupIngressRuleArgs(
+                security_group_id=self.alb_security_group.id,
+                ip_protocol="tcp",
+                from_port=self.serving_port,
+                to_port=self.serving_port,
+                referenced_security_group_id=security_group_id,
+                description=description,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    @staticmethod
+    def _target_group_args(args: ModelServiceArgs) -> aws.lb.TargetGroupArgs:
+        """Both target groups of a service alike: ECS moves production between them on every deployment."""
+        return aws.lb.TargetGroupArgs(
+            port=args.container_port,
+            protocol="HTTP",
+            target_type="ip",  # awsvpc tasks register by IP
+            vpc_id=args.vpc_id,
+            deregistration_delay=30,
+            health_check=aws.lb.TargetGroupHealthCheckArgs(
+                path=args.health_check_path,
+                matcher="200",
+                interval=15,
+                timeout=5,
+                healthy_threshold=2,
+                unhealthy_threshold=3,
+            ),
+        )
+
+    def _progressive_traffic(
+        self, name: str, args: ModelServiceArgs, listener: aws.lb.Listener
+    ) -> list[pulumi.Resource]:
+        """What CANARY / LINEAR need of an ALB (ECS Developer Guide, "Application Load Balancer resources for
+        blue/green, linear, and canary deployments"): an alternate target group, a production listener rule
+        forwarding to both with weights ECS shifts, and an infrastructure role allowed to shift them."""
+        child = pulumi.ResourceOptions(parent=self)
+        alternate = aws.lb.TargetGroup(f"{name}-tg-alt", self._target_group_args(args), opts=child)
+        rule = aws.lb.ListenerRule(
+            f"{name}-production-rule",
+            aws.lb.ListenerRuleArgs(
+                listener_arn=listener.arn,
+                priority=1,
+                conditions=[
+                    aws.lb.ListenerRuleConditionArgs(
+                        path_pattern=aws.lb.ListenerRuleConditionPathPatternArgs(values=["/*"])
+                    )
+                ],
+                actions=[
+                    aws.lb.ListenerRuleActionArgs(
+                        type="forward",
+                        forward=aws.lb.ListenerRuleActionForwardArgs(
+                            target_groups=[
+                                aws.lb.ListenerRuleActionForwardTargetGroupArgs(arn=self.target_group.arn, weight=100),
+                                aws.lb.ListenerRuleActionForwardTargetGroupArgs(arn=alternate.arn, weight=0),
+                            ]
+                        ),
+                    )
+                ],
+            ),
+            # ECS rewrites the weights during every deployment and leaves production on whichever target group
+            # won; a `pulumi up` must not swing traffic back (ELB ModifyRule by the infrastructure role).
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["actions"]),
+        )
+        target_groups = [self.target_group.arn, alternate.arn]
+        # Least privilege instead of the managed AmazonECSInfrastructureRolePolicyForLoadBalancers (which allows
+        # every listener, rule and target group of the account): the same actions on this service's own ALB
+        # pieces. The Describe* calls support no resource-level permissions (Service Authorization Reference,
+        # Elastic Load Balancing V2), hence "*" (policy/exceptions.yaml).
+        role, policy = iam.role_with_policy(
+            f"{name}-ecs-lb-role",
+            service="ecs.amazonaws.com",
+            account_id=args.account_id,
+            statements=[
+                iam.allow(["elasticloadbalancing:DescribeListeners", "elasticloadbalancing:DescribeRules",
+                           "elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeTargetHealth"],
+                          ["*"], sid="ReadLoadBalancer"),
+                iam.allow(["elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets"],
+                          target_groups, sid="RegisterTasks"),
+                iam.allow(["elasticloadbalancing:ModifyListener"], [listener.arn], sid="ModifyProductionListener"),
+                iam.allow(["elasticloadbalancing:ModifyRule"], [rule.arn], sid="ShiftProductionTraffic"),
+            ],
+            parent=self,
+            description=f"ECS infrastructure role: shifts {args.service} traffic between its two target groups",
+        )  # fmt: skip
+        self.alternate_target_group, self.production_rule, self.load_balancer_role = alternate, rule, role
+        return [rule, policy]
+
     # --- service ------------------------------------------------------------------------------------
-    def _service(self, name: str, args: ModelServiceArgs, listener: aws.lb.Listener) -> aws.ecs.Service:
+    def _deployment_configuration(self, args: ModelServiceArgs) -> aws.ecs.ServiceDeploymentConfigurationArgs:
+        policy = args.deployment
+        if policy.strategy == "ROLLING":
+            return aws.ecs.ServiceDeploymentConfigurationArgs(strategy="ROLLING")
+        return aws.ecs.ServiceDeploymentConfigurationArgs(
+            strategy=policy.strategy,
+            # After 100 % of traffic has shifted, the old revision keeps running this long, and the alarms
+            # can still roll back to it instantly (ECS Developer Guide, "deployment bake time").
+            bake_time_in_minutes=str(policy.bake_minutes),
+            canary_configuration=aws.ecs.ServiceDeploymentConfigurationCanaryConfigurationArgs(
+                canary_percent=policy.canary_percent, canary_bake_time_in_minutes=str(policy.canary_bake_minutes)
+            )
+            if policy.strategy == "CANARY"
+            else None,
+            linear_configuration=aws.ecs.ServiceDeploymentConfigurationLinearConfigurationArgs(
+                step_percent=policy.linear_step_percent,
+                step_bake_time_in_minutes=str(policy.linear_step_bake_minutes),
+            )
+            if policy.strategy == "LINEAR"
+            else None,
+        )
+
+    def _service(self, name: str, args: ModelServiceArgs, traffic_ready: list[pulumi.Resource]) -> aws.ecs.Service:
+        advanced = None
+        if args.deployment.progressive:
+            assert self.alternate_target_group and self.production_rule and self.load_balancer_role
+            advanced = aws.ecs.ServiceLoadBalancerAdvancedConfigurationArgs(
+                alternate_target_group_arn=self.alternate_target_group.arn,
+                production_listener_rule=self.production_rule.arn,
+                role_arn=self.load_balancer_role.arn,
+            )
+        # desiredCount: Application Auto Scaling owns it after creation. loadBalancers (progressive only): ECS
+        # records which target group is production after each deployment; re-sending the declared one with a
+        # Pulumi-triggered update keeps ECS from alternating (hashicorp/terraform-provider-aws#45678).
+        ignored = ["desiredCount"] + (["loadBalancers"] if args.deployment.progressive else [])
         return aws.ecs.Service(
             f"{name}-service",
             aws.ecs.ServiceArgs(
@@ -460,8 +728,17 @@ class ModelService(pulumi.ComponentResource):
                         target_group_arn=self.target_group.arn,
                         container_name=args.container_name,
                         container_port=args.container_port,
+                        advanced_configuration=advanced,
                     )
                 ],
+                deployment_controller=aws.ecs.ServiceDeploymentControllerArgs(type="ECS"),
+                deployment_configuration=self._deployment_configuration(args),
+                # The deployment fails and rolls back when one of these alarms goes to ALARM while it runs,
+                # including the bake times (ECS Developer Guide, "How CloudWatch alarms detect Amazon ECS
+                # deployment failures").
+                alarms=aws.ecs.ServiceAlarmsArgs(
+                    alarm_names=[alarm.name for alarm in self.deployment_alarms], enable=True, rollback=True
+                ),
                 # A deployment whose tasks never turn healthy is stopped and rolled back to the last
                 # good one (ECS Developer Guide, "deployment circuit breaker").
                 deployment_circuit_breaker=aws.ecs.ServiceDeploymentCircuitBreakerArgs(enable=True, rollback=True),
@@ -474,14 +751,7 @@ class ModelService(pulumi.ComponentResource):
                 enable_execute_command=False,
                 wait_for_steady_state=False,
             ),
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                depends_on=[listener],
-                # After the first deploy the pipeline's ECS deploy action registers the task definition
-                # revisions (new image per release) and autoscaling owns the desired count; a `pulumi up`
-                # must not roll either back.
-                ignore_changes=["taskDefinition", "desiredCount"],
-            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=traffic_ready, ignore_changes=ignored),
         )
 
     def _autoscaling(self, name: str, args: ModelServiceArgs) -> None:
@@ -515,53 +785,97 @@ class ModelService(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
-    def _alarms(self, name: str, args: ModelServiceArgs) -> None:
-        dimensions = {"LoadBalancer": self.alb.arn_suffix, "TargetGroup": self.target_group.arn_suffix}
-        common = {
-            "namespace": "AWS/ApplicationELB",
+    def _alarms(self, name: str, args: ModelServiceArgs) -> list[aws.cloudwatch.MetricAlarm]:
+        """The service's alarms; the returned ones also roll a deployment back (``alarms`` on the service).
+
+        5xx and p99 are per load balancer, not per target group: during a canary the new revision serves
+        from the alternate target group, and ECS swaps the two on every deployment.
+        """
+        # Keyword arguments shared by MetricAlarmArgs of mixed types: Any, as the generated Args class types each.
+        common: dict[str, Any] = {
             "alarm_actions": [args.alerts_topic_arn],
             "ok_actions": [args.alerts_topic_arn],
             "treat_missing_data": "notBreaching",
-            "dimensions": dimensions,
+        }
+        elb: dict[str, Any] = {
+            "namespace": "AWS/ApplicationELB",
+            "dimensions": {"LoadBalancer": self.alb.arn_suffix},
+            **common,
         }
         where = f"ECS service logs /ml-delivery/{pulumi.get_stack()}/{args.service}"
-        alarms = {
+        rollback = (
+            " During a deployment this alarm rolls it back (ECS service events say which)."
+            if args.deployment.progressive
+            else ""
+        )
+        deployment_alarms = {
             "5xx": aws.cloudwatch.MetricAlarmArgs(
                 alarm_description=f"{args.service}: the app answered {args.alarm_5xx_threshold}+ 5xx in 5 minutes. "
-                f"Where to look: {where}; a bad model or release rolls back through the pipeline.",
+                f"Where to look: {where}; a bad model or release rolls back through the pipeline.{rollback}",
                 metric_name="HTTPCode_Target_5XX_Count",
                 statistic="Sum",
                 period=300,
                 evaluation_periods=1,
                 threshold=float(args.alarm_5xx_threshold),
                 comparison_operator="GreaterThanOrEqualToThreshold",
-                **common,
+                **elb,
             ),
             "p99-latency": aws.cloudwatch.MetricAlarmArgs(
                 alarm_description=f"{args.service}: p99 response time above {args.alarm_p99_latency_ms} ms for "
-                f"3 minutes. Where to look: {where}, ECS CPU, the batch metrics on /metrics.",
+                f"3 minutes. Where to look: {where}, ECS CPU, the batch metrics on /metrics.{rollback}",
                 metric_name="TargetResponseTime",
                 extended_statistic="p99",
                 period=60,
                 evaluation_periods=3,
                 threshold=args.alarm_p99_latency_ms / 1000.0,
                 comparison_operator="GreaterThanThreshold",
-                **common,
+                **elb,
             ),
-            "unhealthy-hosts": aws.cloudwatch.MetricAlarmArgs(
-                alarm_description=f"{args.service}: at least one task failing its health check for 3 minutes. "
-                f"Where to look: {where} and the ECS service events.",
-                metric_name="UnHealthyHostCount",
+            "score-shift": aws.cloudwatch.MetricAlarmArgs(
+                alarm_description=f"{args.service}: a task's mean predicted probability moved more than "
+                f"{args.alarm_score_shift} from the model package's baseline for 3 minutes running (metric "
+                f"{prediction_metrics.NAMESPACE}/{prediction_metrics.SCORE_SHIFT_METRIC}, property "
+                f"{prediction_metrics.MODEL_VERSION_PROPERTY} in {where} says which "
+                f"model). A model that answers badly, not a crashing one.{rollback}",
+                namespace=prediction_metrics.NAMESPACE,
+                metric_name=prediction_metrics.SCORE_SHIFT_METRIC,
+                # The value the app writes from SERVICE_NAME_ENV, which the task definition sets to the same.
+                dimensions={prediction_metrics.SERVICE_DIMENSION: self.metrics_service_name},
                 statistic="Maximum",
                 period=60,
                 evaluation_periods=3,
-                threshold=1.0,
-                comparison_operator="GreaterThanOrEqualToThreshold",
+                datapoints_to_alarm=3,
+                threshold=args.alarm_score_shift,
+                comparison_operator="GreaterThanThreshold",
                 **common,
             ),
         }
-        for suffix, alarm_args in alarms.items():
+        created = [
             aws.cloudwatch.MetricAlarm(f"{name}-{suffix}", alarm_args, opts=pulumi.ResourceOptions(parent=self))
+            for suffix, alarm_args in deployment_alarms.items()
+        ]
+        target_groups = {"": self.target_group}
+        if self.alternate_target_group is not None:
+            target_groups["-alt"] = self.alternate_target_group
+        for suffix, group in target_groups.items():
+            aws.cloudwatch.MetricAlarm(
+                f"{name}-unhealthy-hosts{suffix}",
+                aws.cloudwatch.MetricAlarmArgs(
+                    alarm_description=f"{args.service}: at least one task failing its health check for 3 minutes. "
+                    f"Where to look: {where} and the ECS service events.",
+                    namespace="AWS/ApplicationELB",
+                    dimensions={"LoadBalancer": self.alb.arn_suffix, "TargetGroup": group.arn_suffix},
+                    metric_name="UnHealthyHostCount",
+                    statistic="Maximum",
+                    period=60,
+                    evaluation_periods=3,
+                    threshold=1.0,
+                    comparison_operator="GreaterThanOrEqualToThreshold",
+                    **common,
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        return created
 
     def _capture_alarms(self, name: str, args: ModelServiceArgs) -> None:
         """Alarms on the app's capture health, which reaches CloudWatch as EMF log lines (app/capture_contract.py).

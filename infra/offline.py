@@ -161,8 +161,12 @@ def _service_of(type_token: str) -> str:
 class AwsMocks(pulumi_mocks.Mocks):
     """Plausible outputs for every resource; answers for exactly the invokes the program uses."""
 
-    def __init__(self, region: str) -> None:
+    def __init__(self, region: str, ssm_parameters: Mapping[str, str] | None = None) -> None:
         self.region = region
+        # SSM parameters as the account holds them: values written outside Pulumi (``ssm_parameters``, e.g.
+        # the image the pipeline deployed) win over the value a Parameter resource was created with.
+        self._outside = dict(ssm_parameters or {})
+        self._created: dict[str, Any] = {}
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict, list[tuple[str, str]]]:
         account, region = ACCOUNT_ID, self.region
@@ -176,6 +180,7 @@ class AwsMocks(pulumi_mocks.Mocks):
             "aws:index/getPartition:getPartition": lambda: {
                 "partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws", "reverseDnsPrefix": "com.amazonaws"},
             "aws:index/getAvailabilityZones:getAvailabilityZones": lambda: _zones(region, args.args),
+            "aws:ssm/getParameter:getParameter": lambda: self._parameter(args.args),
             # The Region's Elastic Load Balancing account (ELB User Guide, "Attach a policy to your S3 bucket").
             "aws:elb/getServiceAccount:getServiceAccount": lambda: {
                 "arn": f"arn:aws:iam::{ELB_ACCOUNTS[region]}:root", "id": ELB_ACCOUNTS[region], "region": region},
@@ -186,8 +191,27 @@ class AwsMocks(pulumi_mocks.Mocks):
             )
         return answers[args.token](), []
 
+    def _parameter(self, invoke_args: Mapping[str, Any]) -> dict[str, Any]:
+        """getParameter: the value written outside Pulumi, else the created one; a missing one fails as AWS does."""
+        name = invoke_args["name"]
+        if name in self._outside:
+            value = self._outside[name]
+        elif name in self._created:
+            value = self._created[name]
+        else:
+            raise UnknownInvokeError(f"offline runtime: ParameterNotFound: SSM parameter {name!r} does not exist")
+        arn = f"arn:aws:ssm:{self.region}:{ACCOUNT_ID}:parameter{name}"
+        return {"name": name, "value": value, "insecureValue": value, "type": "String", "arn": arn, "id": name,
+                "version": 1, "withDecryption": True}  # fmt: skip
+
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict]:
         inputs = dict(args.inputs)
+        if args.typ == "aws:ssm/parameter:Parameter":
+            value = inputs.get("value")  # the provider marks every Parameter value secret
+            if isinstance(value, dict) and value.get(_SIG_KEY) == _SECRET_SIG:
+                value = value.get("value")
+            if isinstance(value, str):
+                self._created[str(inputs.get("name"))] = value
         physical = inputs.get("name") or f"{args.name}-0a1b2c3"
         if args.typ == "aws:s3/bucket:Bucket":
             bucket = inputs.get("bucket") or physical
@@ -258,6 +282,8 @@ class _Names:
 
 
 _LB_ID, _TG_ID, _KEY_ID = "50dc6c495c0c9188", "73e2d6bc24d8a067", "1234abcd-12ab-34cd-56ef-1234567890ab"
+_LISTENER_ID, _RULE_ID = "f2f7dc8efc522ab2", "9683b2d02a6cabee"
+_ZONE_ID = "Z0A1B2C3D4E5F6G7H8I9J"
 # Output properties a real create would return, for the types whose outputs the program reads.
 _STATE: dict[str, Callable[[_Names], dict[str, Any]]] = {
     "aws:iam/role:Role": lambda n: {"arn": f"arn:aws:iam::{n.account}:role/{n.physical}"},
@@ -266,15 +292,23 @@ _STATE: dict[str, Callable[[_Names], dict[str, Any]]] = {
         "registryId": n.account, "arn": n.arn("ecr", f"repository/{n.physical}")},
     "aws:cloudwatch/logGroup:LogGroup": lambda n: {"arn": n.arn("logs", f"log-group:{n.physical}")},
     "aws:lb/loadBalancer:LoadBalancer": lambda n: {
-        "dnsName": f"{n.physical}-123456.{n.region}.elb.amazonaws.com",
+        # An internal load balancer's DNS name starts with "internal-" (ELB User Guide, "Application Load
+        # Balancers": DNS name); its hosted zone is the Region's ELB zone (us-east-1's here).
+        "dnsName": f"{'internal-' if n.inputs.get('internal') else ''}{n.physical}-123456.{n.region}.elb.amazonaws.com",
+        "zoneId": "Z35SXDOTRQ7X7K",
         "arnSuffix": f"app/{n.physical}/{_LB_ID}",
         "arn": n.arn("elasticloadbalancing", f"loadbalancer/app/{n.physical}/{_LB_ID}")},
+    "aws:route53/zone:Zone": lambda n: {"zoneId": _ZONE_ID, "arn": f"arn:aws:route53:::hostedzone/{_ZONE_ID}"},
     "aws:lb/targetGroup:TargetGroup": lambda n: {
         "arnSuffix": f"targetgroup/{n.physical}/{_TG_ID}",
         "arn": n.arn("elasticloadbalancing", f"targetgroup/{n.physical}/{_TG_ID}")},
     "aws:kms/key:Key": lambda n: {"keyId": _KEY_ID, "arn": n.arn("kms", f"key/{_KEY_ID}")},
     "aws:sns/topic:Topic": lambda n: {"arn": n.arn("sns", n.physical)},
     "aws:ssm/parameter:Parameter": lambda n: {"arn": n.arn("ssm", f"parameter{n.inputs.get('name', '/x')}")},
+    "aws:lb/listener:Listener": lambda n: {
+        "arn": n.arn("elasticloadbalancing", f"listener/app/{n.physical}/{_LB_ID}/{_LISTENER_ID}")},
+    "aws:lb/listenerRule:ListenerRule": lambda n: {
+        "arn": n.arn("elasticloadbalancing", f"listener-rule/app/{n.physical}/{_LB_ID}/{_LISTENER_ID}/{_RULE_ID}")},
     "aws:ecs/cluster:Cluster": lambda n: {"arn": n.arn("ecs", f"cluster/{n.physical}")},
     "aws:ecs/taskDefinition:TaskDefinition": lambda n: {
         "arn": n.arn("ecs", f"task-definition/{n.inputs.get('family')}:1"), "revision": 1},
@@ -333,7 +367,9 @@ def run_offline(
     program: Callable[[], None] | None = None,
     overrides: Mapping[str, Any] | None = None,
     secret_overrides: Mapping[str, str] | None = None,
+    *,
     reveal_secrets: bool = False,
+    ssm_parameters: Mapping[str, str] | None = None,
 ) -> OfflineRun:
     """Build a stack under mocks and return everything it registered.
 
@@ -341,6 +377,8 @@ def run_offline(
     plan's own settings); by default they are shown as ``[secret]``.
 
     ``overrides`` replace config keys (``"ml-delivery:azCount": 3``); ``None`` removes a key.
+    ``ssm_parameters`` are SSM parameter values already in the account, written outside Pulumi (the
+    deployed image the pipeline wrote: ``release.contracts.deployed_image_parameter``).
     """
     config, secret_keys = load_stack_config(stack)
     for key, value in (overrides or {}).items():
@@ -373,7 +411,7 @@ def run_offline(
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         try:
-            mocks = AwsMocks(region)
+            mocks = AwsMocks(region, ssm_parameters)
             monitor = RecordingMonitor(mocks, reveal_secrets)
             pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, logger=logger, monitor=monitor)
             set_all_config(config, secret_keys)

@@ -96,6 +96,18 @@ class DeliveryPipeline(pulumi.ComponentResource):
         self.build = BuildProject(f"{name}-build", self._build_args(), opts=child)
         self.release = BuildProject(f"{name}-release", self._release_args(), opts=child)
         self.evaluate = BuildProject(f"{name}-evaluate", self._evaluate_args(), opts=child)
+        # Evaluate's smoke/latency test (c) calls the stage service from the private subnets. The stage ALB is
+        # internal by default, so the call stays in the VPC and this rule is what lets it in (no CIDR needed).
+        args.stage.allow_client(
+            "evaluate", self.evaluate.security_group.id, "the pipeline's Evaluate project (smoke and latency test)"
+        )
+        if not args.platform.settings.internal_stage:
+            pulumi.log.warn(
+                "ml-delivery:stageInternetFacing is true: the Evaluate project reaches the stage ALB through the "
+                "NAT gateways' public addresses, which ingressCidrs must list or its smoke test is refused "
+                "(docs/pipeline.md, 'How Evaluate reaches stage')",
+                resource=self,
+            )
         self.role, role_policy = iam.role_with_policy(
             f"{name}-pipeline-role",
             service="codepipeline.amazonaws.com",
@@ -205,15 +217,18 @@ class DeliveryPipeline(pulumi.ComponentResource):
                 "ARTIFACT_BUCKET": platform.buckets.artifacts.name,
                 "AWS_ACCOUNT_ID": platform.account.account_id,
                 "AWS_REGION": platform.account.region,
+                # BuildKit cache tag and base image (issue #16 items 6, 8: infra/registry.py).
+                **registry.build_environment(),
             },
             statements=[
                 # ECR User Guide, "Private registry authentication": GetAuthorizationToken has no
                 # resource-level permissions, so it needs "*".
                 iam.allow(["ecr:GetAuthorizationToken"], ["*"], sid="EcrLogin"),
                 iam.allow(list(ECR_PUSH_ACTIONS), [registry.app.arn, registry.jobs.arn], sid="PushOwnImages"),
+                *registry.build_statements(),
             ],
             # apt (postgresql for the test suite) uses http mirrors; everything else is HTTPS.
-            egress=(EgressPort(443, "HTTPS: AWS APIs, ECR, PyPI, Docker Hub"), EgressPort(80, "HTTP: apt mirrors")),
+            egress=(EgressPort(443, "HTTPS: AWS APIs, ECR, ECR Public, PyPI"), EgressPort(80, "HTTP: apt mirrors")),
         )
 
     def _release_args(self) -> BuildProjectArgs:
@@ -237,6 +252,10 @@ class DeliveryPipeline(pulumi.ComponentResource):
                 "SCHEDULE_NAMES": pulumi.Output.all(*_schedules(jobs).refs).apply(",".join),
                 # release/ledger.py asks CodePipeline who approved this execution.
                 "PIPELINE_NAME": self.name_prefix,
+                # `python -m release deployed-image`: release.contracts.deployed_image_parameter(STACK_NAME, ...)
+                # as a SecureString on the stack key, like every parameter of the stack.
+                "STACK_NAME": pulumi.get_stack(),
+                "PARAMETER_KEY_ARN": platform.data_key.arn,
             },
             statements=self._release_statements(),
             egress=(EgressPort(443, "HTTPS: AWS APIs, PyPI"),),
@@ -318,6 +337,17 @@ class DeliveryPipeline(pulumi.ComponentResource):
             # first-ever alert (no marker yet) could never be sent.
             iam.allow(["s3:ListBucket"], [models], sid="MissingKeysAnswer404"),
             platform.alerts.publish_grant(),
+            # What the pipeline deployed, for Pulumi (release/deployed_image.py): exactly the two parameters.
+            iam.allow(["ssm:GetParameter", "ssm:PutParameter"],
+                      [s.deployed_image_parameter.arn for s in (self._args.stage, self._args.prod)],
+                      sid="RecordDeployedImages"),
+            # PutParameter of a SecureString encrypts with the key through SSM (Systems Manager User Guide,
+            # "How AWS Systems Manager Parameter Store uses AWS KMS"); only through SSM.
+            iam.allow(["kms:Encrypt", "kms:GenerateDataKey"], [platform.data_key.arn], sid="EncryptDeployedImages",
+                      Condition={"StringEquals": {"kms:ViaService": f"ssm.{platform.account.region}.amazonaws.com"}}),
+            # keep-*/release-* tags on the promoted images (release/image_tags.py: BatchGetImage + PutImage).
+            iam.allow(["ecr:BatchGetImage", "ecr:PutImage"], [platform.registry.app.arn, platform.registry.jobs.arn],
+                      sid="TagPromotedImages"),
         ]  # fmt: skip
         if not jobs.job_definitions:
             return statements

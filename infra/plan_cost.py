@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from contracts.prediction_metrics import METRICS as PREDICTION_METRICS
+from contracts.prediction_metrics import NAMESPACE as PREDICTION_NAMESPACE
 from infra.offline import OfflineRun, RegisteredResource
+from infra.settings import PROD_TASK_START_MINUTES
 
 PRICES_DIR = Path(__file__).resolve().parent / "prices"
 MINUTES_PER_MONTH = 730 * 60
@@ -107,7 +110,10 @@ def _network(run: OfflineRun, c: _Pricing) -> list[CostItem]:
     p, a, hours = c.prices, c.assumptions, c.hours
     nats = len(run.of_type("aws:ec2/natGateway:NatGateway"))
     albs = run.of_type("aws:lb/loadBalancer:LoadBalancer")
-    public_ips = len(run.of_type("aws:ec2/eip:Eip")) + sum(len(lb.inputs.get("subnets", [])) for lb in albs)
+    # An internal ALB's nodes have private addresses only (the stage ALB by default): no public IPv4 charge.
+    public_ips = len(run.of_type("aws:ec2/eip:Eip")) + sum(
+        len(lb.inputs.get("subnets", [])) for lb in albs if not lb.inputs.get("internal")
+    )
     endpoint_azs = sum(len(e.inputs.get("subnetIds", [])) for e in run.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")
                        if e.inputs.get("vpcEndpointType") == "Interface")  # fmt: skip
     return [
@@ -129,7 +135,30 @@ def _services(run: OfflineRun, c: _Pricing) -> list[CostItem]:
         hourly = vcpu * c.prices["fargate_vcpu_hour"] + memory_gb * c.prices["fargate_gb_hour"]
         items.append(CostItem(f"Fargate {service.name}", f"{tasks} tasks × {vcpu:g} vCPU / {memory_gb:g} GB × "
                               f"{c.hours} h", tasks * c.hours * hourly))  # fmt: skip
+        overlap = _deployment_overlap_minutes(service)
+        if overlap:
+            # CANARY / LINEAR run a full second set of tasks from the first shift until the bake ends.
+            releases = c.assumptions["prod_releases_per_month"]
+            items.append(CostItem(f"Fargate {service.name} canary overlap",
+                                  f"{releases} releases × {overlap} min × {tasks} extra tasks",
+                                  releases * overlap / 60 * tasks * hourly))  # fmt: skip
     return items
+
+
+def _deployment_overlap_minutes(service: RegisteredResource) -> int:
+    """Minutes both revisions run in one progressive deployment: bake times from the plan + task start."""
+    configuration = service.inputs.get("deploymentConfiguration") or {}
+    strategy = configuration.get("strategy", "ROLLING")
+    if strategy not in ("CANARY", "LINEAR"):
+        return 0
+    bake = int(configuration.get("bakeTimeInMinutes", 0))
+    if strategy == "CANARY":
+        shift = int((configuration.get("canaryConfiguration") or {}).get("canaryBakeTimeInMinutes", 0))
+    else:
+        linear = configuration.get("linearConfiguration") or {}
+        steps = math.ceil(100 / float(linear.get("stepPercent", 100)))
+        shift = (steps - 1) * int(linear.get("stepBakeTimeInMinutes", 0))
+    return shift + bake + PROD_TASK_START_MINUTES
 
 
 def _delivery(run: OfflineRun, c: _Pricing) -> list[CostItem]:
@@ -176,8 +205,17 @@ def _storage_and_operations(run: OfflineRun, c: _Pricing) -> list[CostItem]:
     repositories = len(run.of_type("aws:ecr/repository:Repository"))
     log_gb = a["log_ingest_gb_per_month"][c.env]
     alarms = len(run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm"))
+    # The app's EMF prediction metrics (one series per metric and service), alarmed per service.
+    custom_metrics = len(PREDICTION_METRICS) * len(
+        [
+            a
+            for a in run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+            if a.inputs.get("namespace") == PREDICTION_NAMESPACE
+        ]
+    )
     dashboards = len(run.of_type("aws:cloudwatch/dashboard:Dashboard"))
     keys = len(run.of_type("aws:kms/key:Key"))
+    zones = len(run.of_type("aws:route53/zone:Zone"))
     secrets = len(run.of_type("aws:secretsmanager/secret:Secret"))
     acls = run.of_type("aws:wafv2/webAcl:WebAcl")
     waf_rules = sum(len(acl.inputs.get("rules") or []) for acl in acls)
@@ -197,11 +235,17 @@ def _storage_and_operations(run: OfflineRun, c: _Pricing) -> list[CostItem]:
                  s3_gb * p["s3_standard_gb_month"]),
         CostItem("ECR storage", f"{a['ecr_gb']} GB in {repositories} repositories",
                  a["ecr_gb"] * p["ecr_storage_gb_month"]),
+        CostItem("ECR BuildKit registry cache", f"{a['ecr_build_cache_gb']} GB (:buildcache manifests)",
+                 a["ecr_build_cache_gb"] * p["ecr_storage_gb_month"]),
+        CostItem("CloudWatch custom metrics (app EMF)", f"{custom_metrics} metrics",
+                 custom_metrics * p["cloudwatch_custom_metric_month"]),
         CostItem("CloudWatch Logs", f"{log_gb} GB ingested",
                  log_gb * (p["cloudwatch_logs_ingest_gb"] + p["cloudwatch_logs_store_gb_month"])),
         CostItem("CloudWatch alarms", f"{alarms} alarms", alarms * p["cloudwatch_alarm_month"]),
         CostItem("CloudWatch dashboards", f"{dashboards} dashboards", dashboards * p["cloudwatch_dashboard_month"]),
         CostItem("KMS customer-managed keys", f"{keys} keys", keys * p["kms_key_month"]),
+        # The internal stage ALB's private hosted zone (only with a certificate; alias queries to an ALB are free).
+        CostItem("Route 53 private hosted zones", f"{zones} zones", zones * p["route53_hosted_zone_month"]),
         CostItem("Secrets Manager secrets", f"{secrets} secrets", secrets * p["secrets_manager_secret_month"]),
     ]  # fmt: skip
 

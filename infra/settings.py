@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import re
 import zoneinfo
 from collections.abc import Callable, Mapping
@@ -19,6 +20,7 @@ import pulumi
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from infra.images import PYTHON_BASE_IMAGE, is_digest_pinned, registry_host
 from model_package.manifest import HIGHER_IS_BETTER, PRIMARY_METRIC, TASK_METRICS
 from model_package.registry import TRAINING_DATA_PREFIX
 
@@ -50,6 +52,10 @@ FARGATE_MEMORY: dict[int, tuple[int, ...]] = {
 # network.subnet_cidrs cuts the VPC into 2**4 blocks; an ALB subnet must be /27 or larger.
 SUBNET_SPLIT_BITS = 4
 MAX_SUBNET_PREFIX = 27
+# The CodePipeline ECS deploy action waits at most this long for a deployment (DeploymentTimeout, 1-60 min),
+# and what a prod deployment needs besides its bake times (task start + health checks); docs/pipeline.md.
+ECS_DEPLOY_ACTION_TIMEOUT_MINUTES = 60
+PROD_TASK_START_MINUTES = 5
 # CloudWatch Logs PutRetentionPolicy accepts only these values.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
                       3288, 3653)  # fmt: skip
@@ -66,6 +72,8 @@ BATCH_FARGATE_MEMORY: dict[float, tuple[int, ...]] = {
 
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+# RFC 1123 host name with at least one dot (a name an ACM certificate can cover).
+_HOSTNAME_PATTERN = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$"
 _ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$")
 _CONNECTION_ARN = re.compile(
     r"^arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:\d{12}:connection/[0-9a-f-]{36}$"
@@ -133,6 +141,11 @@ class StackSettings(BaseModel):
     nat_gateways: Annotated[int, Field(ge=1, le=4)] = 1
     ingress_cidrs: tuple[str, ...] = ()
     certificate_arn: str | None = None
+    # The stage ALB is internal (private subnets) unless this says otherwise: its one automated client, the
+    # Evaluate CodeBuild project, runs in the VPC (docs/pipeline.md, "How Evaluate reaches stage").
+    stage_internet_facing: bool = False
+    # The name the certificate covers for the internal stage ALB (a private hosted zone answers it in the VPC).
+    stage_hostname: Annotated[str, Field(pattern=_HOSTNAME_PATTERN, max_length=253)] | None = None
     # WAFv2 web ACL on both ALBs; None means "on in prod, off in dev" (docs/security.md).
     waf_enabled: bool | None = None
     waf_rate_limit: Annotated[int, Field(ge=100, le=2_000_000_000)] = 2000
@@ -142,8 +155,9 @@ class StackSettings(BaseModel):
     container_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,255}$")] = "app"
     container_port: Annotated[int, Field(ge=1024, le=65535)] = 8080
     health_check_path: Annotated[str, Field(pattern=r"^/[A-Za-z0-9/_.-]*$", max_length=1024)] = "/ready"
-    # ECR Public's copy of the official Python image, running infra.hardening.BOOTSTRAP_SERVER (no Docker Hub).
-    bootstrap_image: Annotated[str, Field(min_length=1)] = "public.ecr.aws/docker/library/python:3.11-slim-bookworm"
+    # ECR Public's copy of the official Python image, pinned by digest (infra/images.py), running
+    # infra.hardening.BOOTSTRAP_SERVER (no Docker Hub).
+    bootstrap_image: Annotated[str, Field(min_length=1)] = PYTHON_BASE_IMAGE
     task_cpu: int = 512
     task_memory: int = 1024
     stage_desired_count: Annotated[int, Field(ge=1, le=50)] = 1
@@ -153,6 +167,16 @@ class StackSettings(BaseModel):
     cpu_target_percent: Annotated[int, Field(ge=20, le=90)] = 60
     alarm_5xx_threshold: Annotated[int, Field(ge=1, alias="alarm5xxThreshold")] = 5
     alarm_p99_latency_ms: Annotated[int, Field(ge=1, le=60000)] = 250
+    # --- prod progressive delivery (issue #16 item 3; stage keeps a rolling deploy) ---
+    # Ranges are the ECS API's (API Reference, CanaryConfiguration / LinearConfiguration / DeploymentConfiguration).
+    prod_deployment_strategy: Literal["CANARY", "LINEAR"] = "CANARY"
+    canary_percent: Annotated[float, Field(ge=0.1, le=100.0)] = 10.0
+    canary_bake_minutes: Annotated[int, Field(ge=0, le=1440)] = 10
+    linear_step_percent: Annotated[float, Field(ge=3.0, le=100.0)] = 25.0
+    linear_step_bake_minutes: Annotated[int, Field(ge=0, le=1440)] = 5
+    deployment_bake_minutes: Annotated[int, Field(ge=0, le=1440)] = 10
+    # Largest |mean score of a task's last minute - the package's baseline mean| before the prediction alarm.
+    alarm_score_shift: Annotated[float, Field(gt=0.0, le=1.0)] = 0.15
     # --- alerts ---
     alert_emails: tuple[str, ...] = ()
     alert_sms_numbers: tuple[str, ...] = ()
@@ -161,6 +185,10 @@ class StackSettings(BaseModel):
     capture_retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
     artifact_retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
     image_retention_count: Annotated[int, Field(ge=1, le=1000)] = 30
+    # Release-tagged images kept besides the ones running (ECR lifecycle, infra/registry.py).
+    release_keep_count: Annotated[int, Field(ge=1, le=1000)] = 10
+    # Where base images come from: ECR Public directly, or an ECR pull-through cache rule of the account.
+    base_image_source: Literal["ecr-public", "pull-through-cache"] = "ecr-public"
     # --- pipeline ---
     source_provider: Literal["codecommit", "codeconnections"] = "codecommit"
     # None: ``ml-delivery-<stack>`` (repository names are per account and region, and dev and prod may
@@ -212,6 +240,15 @@ class StackSettings(BaseModel):
     jobs_image_tag: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")] = "bootstrap"
     jobs_vcpu: float = 1.0
     jobs_memory_mib: int = 4096
+
+    @field_validator("bootstrap_image")
+    @classmethod
+    def _bootstrap_image(cls, value: str) -> str:
+        if registry_host(value) in (None, "docker.io", "index.docker.io", "registry-1.docker.io"):
+            raise ValueError(f"{value!r} pulls from Docker Hub; use ECR or ECR Public (e.g. {PYTHON_BASE_IMAGE})")
+        if not is_digest_pinned(value):
+            raise ValueError(f"{value!r} is not pinned by digest; append @sha256:<64 hex> (e.g. {PYTHON_BASE_IMAGE})")
+        return value
 
     @field_validator("vpc_cidr")
     @classmethod
@@ -312,10 +349,33 @@ class StackSettings(BaseModel):
     @model_validator(mode="after")
     def _cross_checks(self) -> StackSettings:
         problems = [*self._sizing_problems(), *self._count_problems(), *self._prod_problems(),
-                    *self._pipeline_and_gate_problems(), *self._exposure_problems()]  # fmt: skip
+                    *self._pipeline_and_gate_problems(), *self._exposure_problems(),
+                    *self._delivery_problems()]  # fmt: skip
         if problems:
             raise ConfigError("\n".join(_describe(k, v, allowed) for k, v, allowed in problems))
         return self
+
+    @property
+    def prod_shift_minutes(self) -> int:
+        """Minutes from the start of a prod deployment's traffic shift to its end, bake times only."""
+        if self.prod_deployment_strategy == "CANARY":
+            return self.canary_bake_minutes + self.deployment_bake_minutes
+        steps = math.ceil(100 / self.linear_step_percent)
+        return (steps - 1) * self.linear_step_bake_minutes + self.deployment_bake_minutes
+
+    def _delivery_problems(self) -> list[tuple[str, Any, str]]:
+        """The pipeline's ECS deploy action waits at most 60 minutes for the deployment (CodePipeline User Guide,
+        "Amazon ECS deploy action reference", DeploymentTimeout 1-60); a longer canary fails the run while ECS
+        goes on. PROD_TASK_START_MINUTES leaves room for the new tasks to start and pass health checks."""
+        total = self.prod_shift_minutes + PROD_TASK_START_MINUTES
+        if total <= ECS_DEPLOY_ACTION_TIMEOUT_MINUTES:
+            return []
+        keys = "canaryBakeMinutes" if self.prod_deployment_strategy == "CANARY" else "linearStepBakeMinutes"
+        return [(keys, getattr(self, "canary_bake_minutes" if keys == "canaryBakeMinutes" else
+                               "linear_step_bake_minutes"),
+                 f"bake times ({self.prod_shift_minutes} min with deploymentBakeMinutes) plus "
+                 f"{PROD_TASK_START_MINUTES} min of task start must fit the ECS deploy action's "
+                 f"{ECS_DEPLOY_ACTION_TIMEOUT_MINUTES}-minute limit")]  # fmt: skip
 
     def _sizing_problems(self) -> list[tuple[str, Any, str]]:
         """Fargate offers fixed cpu/memory pairs, for ECS tasks and Batch jobs alike."""
@@ -393,7 +453,10 @@ class StackSettings(BaseModel):
     def _exposure_problems(self) -> list[tuple[str, Any, str]]:
         """HTTPS only where it matters: prod, and any stack open to the whole internet, needs a certificate."""
         if self.certificate_arn:
-            return []
+            return self._stage_tls_problems()
+        if self.stage_hostname is not None:
+            return [("stageHostname", self.stage_hostname, "unset without certificateArn (it names the "
+                     "certificate's host for the internal stage ALB)")]  # fmt: skip
         if self.is_prod:
             return [("certificateArn", None, "an ACM certificate ARN in prod: prod serves HTTPS only "
                      "(HTTP redirects to it); docs/security.md")]  # fmt: skip
@@ -401,6 +464,28 @@ class StackSettings(BaseModel):
             return [("certificateArn", None, "an ACM certificate ARN when ingressCidrs opens the ALB to "
                      "0.0.0.0/0: a stack facing the internet serves HTTPS only")]  # fmt: skip
         return []
+
+    def _stage_tls_problems(self) -> list[tuple[str, Any, str]]:
+        """An internal stage ALB serves HTTPS only under a name the certificate covers.
+
+        Its AWS DNS name (internal-<name>-<id>.<region>.elb.amazonaws.com) is in no certificate a user can
+        hold, so Evaluate could not verify TLS against it; ``stageHostname`` is that name instead.
+        """
+        if self.stage_internet_facing:
+            if self.stage_hostname is not None:
+                return [("stageHostname", self.stage_hostname, "unset when stageInternetFacing is true (an "
+                         "internet-facing stage uses the public DNS you point at it)")]  # fmt: skip
+            return []
+        if self.stage_hostname is None:
+            return [("stageHostname", None, "the DNS name certificateArn covers for the internal stage ALB "
+                     "(e.g. stage.ml.example.com), which Evaluate verifies TLS against; "
+                     "or stageInternetFacing: true")]  # fmt: skip
+        return []
+
+    @property
+    def internal_stage(self) -> bool:
+        """Whether the stage ALB is internal (private subnets): the default, see ``stage_internet_facing``."""
+        return not self.stage_internet_facing
 
     @property
     def waf(self) -> bool:

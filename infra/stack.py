@@ -17,7 +17,7 @@ from infra.hardening import (
 )
 from infra.jobs import BatchJobs, BatchJobsArgs
 from infra.jobs_spec import runtime_settings_parameter
-from infra.model_service import ModelService, ModelServiceArgs, ServiceSizing
+from infra.model_service import DeploymentPolicy, ModelService, ModelServiceArgs, ServiceSizing
 from infra.network import Network, NetworkArgs
 from infra.observability import Observability, ObservabilityArgs
 from infra.pipeline import DeliveryPipeline, DeliveryPipelineArgs
@@ -81,7 +81,12 @@ def build_platform(settings: StackSettings, account: Account) -> Platform:
     registry = Registry(
         "registry",
         RegistryArgs(
-            image_retention_count=settings.image_retention_count, force_delete=not settings.deletion_protection
+            image_retention_count=settings.image_retention_count,
+            force_delete=not settings.deletion_protection,
+            release_keep_count=settings.release_keep_count,
+            base_image_source=settings.base_image_source,
+            account_id=account.account_id,
+            region=account.region,
         ),
     )
     alerts = Alerts(
@@ -169,6 +174,16 @@ def build_service(platform: Platform, service: str) -> ModelService:
             log_retention_days=settings.log_retention_days,
             alarm_5xx_threshold=settings.alarm_5xx_threshold,
             alarm_p99_latency_ms=settings.alarm_p99_latency_ms,
+            # Stage rolls (it is the first to get a candidate anyway); prod shifts traffic by the stack key.
+            deployment=DeploymentPolicy(
+                strategy="ROLLING" if service == "stage" else settings.prod_deployment_strategy,
+                canary_percent=settings.canary_percent,
+                canary_bake_minutes=settings.canary_bake_minutes,
+                linear_step_percent=settings.linear_step_percent,
+                linear_step_bake_minutes=settings.linear_step_bake_minutes,
+                bake_minutes=settings.deployment_bake_minutes,
+            ),
+            alarm_score_shift=settings.alarm_score_shift,
             vpc_id=platform.network.vpc_id,
             public_subnet_ids=platform.network.public_subnet_ids,
             private_subnet_ids=platform.network.private_subnet_ids,
@@ -183,6 +198,8 @@ def build_service(platform: Platform, service: str) -> ModelService:
             region=platform.account.region,
             access_logs_bucket=platform.access_logs.name,
             waf_rate_limit=settings.waf_rate_limit if settings.waf else None,
+            internal=service == "stage" and settings.internal_stage,
+            hostname=settings.stage_hostname if service == "stage" else None,
             data_key_arn=platform.data_key.arn,
         ),
     )

@@ -83,11 +83,24 @@ def _no_admin_managed_policies(args: ResourceValidationArgs, report_violation: R
             report_violation(f"{args.name}: managed policy {text} is admin or *FullAccess; write a scoped policy")
 
 
+# The tags that may move in an otherwise immutable repository: what runs (keep-stage/prod/batch) and the
+# BuildKit cache. Must equal infra.registry.MUTABLE_TAG_FILTERS (the pack runs without the program;
+# tests/infra/test_delivery_registry.py ties the two).
+ALLOWED_MUTABLE_TAG_FILTERS = frozenset({"keep-*", "buildcache"})
+
+
 def _ecr_immutable_scanned(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     if args.resource_type != "aws:ecr/repository:Repository":
         return
-    if args.props.get("imageTagMutability") != "IMMUTABLE":
-        report_violation(f"{args.name}: image tags must be IMMUTABLE so a tag names one image forever")
+    mutability = args.props.get("imageTagMutability")
+    filters = {f.get("filter") for f in args.props.get("imageTagMutabilityExclusionFilters") or []}
+    if mutability == "IMMUTABLE_WITH_EXCLUSION" and filters and filters <= ALLOWED_MUTABLE_TAG_FILTERS:
+        pass  # only the moving keep-* reference tags and the build cache tag (issue #16; infra/registry.py)
+    elif mutability != "IMMUTABLE":
+        report_violation(
+            f"{args.name}: image tags must be IMMUTABLE so a tag names one image forever (exclusions "
+            f"only for {sorted(ALLOWED_MUTABLE_TAG_FILTERS)}); got {mutability} {sorted(filters)}"
+        )
     if not (args.props.get("imageScanningConfiguration") or {}).get("scanOnPush"):
         report_violation(f"{args.name}: scan on push must be on")
 

@@ -12,6 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from model_package import PackageError
@@ -172,6 +173,48 @@ def _test_record(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _deployed_image(args: argparse.Namespace) -> int:
+    import os
+
+    import boto3
+
+    from release.deployed_image import image_from_definitions, record_deployed_image
+
+    key_id = (args.key_id or os.environ.get("PARAMETER_KEY_ARN", "")).strip()
+    if not key_id:
+        raise ConfigurationError("PARAMETER_KEY_ARN (or --key-id) is not set; the infra sets it to the stack key")
+    if args.image_definitions is not None:
+        image = image_from_definitions(args.image_definitions)
+    else:  # the Release action's input: the same digest the deploy actions got (promotion by digest)
+        from release.build_record import BuildRecordReader
+
+        image = BuildRecordReader().read(args.build_record).pinned_app_image
+    stack = (args.stack or os.environ.get("STACK_NAME", "")).strip()
+    for service in args.service:
+        print(record_deployed_image(boto3.client("ssm"), stack=stack, service=service, image=image, key_id=key_id))
+    return ExitCode.OK
+
+
+def _image_tags(args: argparse.Namespace) -> int:
+    import boto3
+
+    from release.build_record import BuildRecordReader
+    from release.image_tags import tag_release
+
+    build = BuildRecordReader().read(args.build_record)
+    print(
+        tag_release(
+            boto3.client("ecr"),
+            app_repository=build.app_image.repository_name,
+            app_digest=build.app_image_digest,
+            jobs_repository=build.jobs_image.repository_name,
+            jobs_digest=build.jobs_image_digest,
+            at=args.at or datetime.now(UTC),
+        )
+    )
+    return ExitCode.OK
+
+
 def _alert_release_failed(settings: ReleaseSettings, s3: Any, exc: Exception) -> None:
     """Page: prod runs the new build but the record, pointer or job definitions may not say so. Best effort."""
     if not settings.alerts_topic_arn:
@@ -206,6 +249,23 @@ def _aware_datetime(value: str) -> datetime:
     if parsed.tzinfo is None:
         raise argparse.ArgumentTypeError(f"{value!r} has no time zone; give e.g. 2026-01-01T00:00:00+00:00")
     return parsed
+
+
+def _add_image_commands(commands: Any) -> None:
+    """The Release step's image bookkeeping (issue #16): what Pulumi reads back and what ECR must keep."""
+    deployed = commands.add_parser("deployed-image", help="record the deployed image for Pulumi (SSM parameter)")
+    deployed.add_argument("--service", required=True, action="append", choices=("stage", "prod"))
+    source = deployed.add_mutually_exclusive_group(required=True)
+    source.add_argument("--image-definitions", type=Path, help="the build's imagedefinitions.json")
+    source.add_argument("--build-record", help="the build record (its app image pinned by digest)")
+    deployed.add_argument("--stack", default=None, help="Pulumi stack; default $STACK_NAME")
+    deployed.add_argument("--key-id", default=None, help="KMS key of the SecureString; default $PARAMETER_KEY_ARN")
+    deployed.set_defaults(run=_deployed_image)
+
+    tags = commands.add_parser("image-tags", help="move keep-stage/keep-prod/keep-batch and add release-<time>")
+    tags.add_argument("--build-record", required=True)
+    tags.add_argument("--at", type=_aware_datetime, default=None, help="ISO-8601 with zone; default now")
+    tags.set_defaults(run=_image_tags)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -261,6 +321,7 @@ def parser() -> argparse.ArgumentParser:
     rollback.add_argument("--reason", required=True, help="why (kept in the ledger)")
     rollback.add_argument("--bucket", default=None, help="the model bucket (default: MODEL_BUCKET)")
     rollback.set_defaults(run=_rollback)
+    _add_image_commands(commands)
     return root
 
 

@@ -758,6 +758,11 @@ def _ecr_repository(b: _Builder, r: dict[str, Any], i: dict[str, Any], m: _Mocke
             {
                 "repositoryName": m.physical,
                 "imageTagMutability": i.get("imageTagMutability"),
+                "imageTagMutabilityExclusionFilters": [
+                    {"filterType": f["filterType"], "filter": f["filter"]}
+                    for f in i.get("imageTagMutabilityExclusionFilters") or []
+                ]
+                or None,
                 "imageScanningConfiguration": _drop_none(
                     {"scanOnPush": (i.get("imageScanningConfiguration") or {}).get("scanOnPush")}
                 ),

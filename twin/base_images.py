@@ -121,6 +121,16 @@ def all_base_references(docker_dir: Path) -> list[str]:
     return refs
 
 
+def stand_in_reference(ref: str) -> str:
+    """The local tag standing in for ``ref``: the reference without its ``@sha256:`` digest.
+
+    podman cannot tag an image by digest (a digest names content, and the stand-in's content differs), so a
+    digest-pinned FROM is built with ``--build-arg PYTHON_IMAGE=<this>`` instead (twin/shims.py); the pin
+    itself is not emulated (docs/twin.md).
+    """
+    return ref.split("@", 1)[0]
+
+
 def recipe_hash() -> str:
     """The cache key: everything that shapes the stand-in's content."""
     if not HOST_CA_BUNDLE.is_file():
@@ -188,7 +198,7 @@ def ensure_stand_ins(docker_dir: Path, log: Callable[[str], object] = print) -> 
     label = f"ml-delivery-twin.recipe={key}"
     result: dict[str, StandIn] = {}
     image_id = None
-    for ref in refs:
+    for ref in (stand_in_reference(r) for r in refs):
         current = podman(
             "image", "inspect", "--format", '{{ index .Labels "ml-delivery-twin.recipe" }}', ref, check=False
         )

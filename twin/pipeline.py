@@ -298,7 +298,9 @@ class PipelineRun:
     def _route(self, value: str) -> str:
         """A URL of a running service's load balancer (an ALB's DNS name starts with its name) -> the task."""
         for lb, (_service, url) in self.routes.items():
-            value = re.sub(rf"https?://{re.escape(lb)}-[A-Za-z0-9-]+\.[a-z0-9-]+\.elb\.amazonaws\.com/?", url, value)
+            # An internal ALB's DNS name is internal-<name>-… (ELB User Guide, "Application Load Balancers").
+            pattern = rf"https?://(?:internal-)?{re.escape(lb)}-[A-Za-z0-9-]+\.[a-z0-9-]+\.elb\.amazonaws\.com/?"
+            value = re.sub(pattern, url, value)
         return value
 
     def _smoke(self, task: RunningTask) -> list[str]:

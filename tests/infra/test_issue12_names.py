@@ -29,6 +29,10 @@ NAME_INPUTS: dict[str, tuple[str, ...]] = {
     "aws:athena/workgroup:Workgroup": ("name",),
     "aws:glue/catalogDatabase:CatalogDatabase": ("name",),
     "aws:glue/catalogTable:CatalogTable": ("databaseName", "name"),  # unique in its database
+    # The internal stage ALB's private zone is named after stageHostname (the operator's DNS name, one per stack);
+    # a record is unique by name and type in its zone.
+    "aws:route53/zone:Zone": ("name",),
+    "aws:route53/record:Record": ("zoneId", "name", "type"),
 }
 # Inputs that name a resource explicitly when set (otherwise Pulumi auto-names it).
 EXPLICIT_NAME_KEYS = ("name", "namePrefix", "repositoryName", "dashboardName", "family", "bucket", "roleName",

@@ -16,6 +16,7 @@ from botocore.validate import ParamValidator
 from evaluation.job import SUMMARY_LIMIT
 from evaluation.settings import ENV as EVALUATION_ENV
 from evaluation.settings import EvaluationSettings
+from infra.images import BUILDKIT_IMAGE, PYTHON_BASE_IMAGE
 from infra.offline import OfflineRun, run_offline
 from infra.pipeline import STAGE_ORDER
 
@@ -245,6 +246,10 @@ def test_build_action_and_project_keep_the_buildspec_contract(stack: OfflineRun)
         "ARTIFACT_BUCKET": stack.outputs["artifactBucket"],
         "AWS_ACCOUNT_ID": "123456789012",
         "AWS_REGION": "us-east-1",
+        # Issue #16: BuildKit cache tag, digest-pinned base image, BuildKit image (infra/registry.py).
+        "BUILD_CACHE_TAG": "buildcache",
+        "PYTHON_IMAGE": PYTHON_BASE_IMAGE,
+        "BUILDKIT_IMAGE": BUILDKIT_IMAGE,
     }
     assert inputs["encryptionKey"].startswith("arn:aws:kms:us-east-1:123456789012:key/")
 

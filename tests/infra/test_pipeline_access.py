@@ -65,7 +65,8 @@ def reaches_stack_resource(resource: str, identifiers: set[str]) -> bool:
         return False
     if any(resource.startswith(arn + sep) for arn in identifiers if arn.startswith("arn:") for sep in "/:"):
         return True
-    return any(re.search(rf"(^|[/:]){re.escape(i)}($|[/:])", rest) for i in identifiers if len(i) > 3)
+    # An SSM parameter's ARN is parameter<its name>: the name's leading '/' is the separator.
+    return any(re.search(rf"(^|[/:]){re.escape(i.lstrip('/'))}($|[/:])", rest) for i in identifiers if len(i) > 3)
 
 
 @pytest.mark.parametrize("role", PIPELINE_ROLES)
@@ -212,7 +213,7 @@ def test_release_role_writes_only_the_release_keys_and_its_job_definitions(stack
     assert project_env(stack, "release")["PIPELINE_NAME"] == f"ml-delivery-{stack.stack}"
     assert {f"{bucket}/models/*", f"{bucket}/champion.json", f"{bucket}/releases/*"} <= set(actions["s3:GetObject"])
     assert [r for r in actions["s3:GetObjectVersion"] if r.startswith(bucket)] == [f"{bucket}/model.zip"]
-    assert "ecr:PutImage" not in actions and "ecs:UpdateService" not in actions
+    assert "ecs:UpdateService" not in actions  # ecr:PutImage: only to tag (test_release_role_records_...)
     definitions = stack.of_type("aws:batch/jobDefinition:JobDefinition")
     assert len(definitions) == 4
     expected = {
@@ -354,3 +355,27 @@ def test_pipeline_events_reach_the_alerts_topic_as_sentences(
     template = json.loads(target["inputTransformer"]["inputTemplate"])
     assert template.startswith("Pipeline <pipeline> execution <execution> ") and "Where to look: https://" in template
     assert target["inputTransformer"]["inputPaths"]["execution"] == "$.detail.execution-id"
+
+
+def test_release_role_records_the_deployed_image_and_tags_only_its_repositories(stack: OfflineRun) -> None:
+    """The Release step writes both deployed-image parameters (SecureString via SSM) and the keep/release tags."""
+    from release.contracts import deployed_image_parameter
+
+    policy = role_policy(stack, "delivery-release-role")
+    actions = allowed_actions(policy)
+    parameter = "arn:aws:ssm:us-east-1:123456789012:parameter"
+    expected = sorted(f"{parameter}{deployed_image_parameter(stack.stack, s)}" for s in ("stage", "prod"))
+    assert sorted(actions["ssm:PutParameter"]) == expected == sorted(actions["ssm:GetParameter"])
+    (encrypt,) = [s for s in statements(policy) if "kms:Encrypt" in s["Action"]]
+    assert encrypt["Condition"] == {"StringEquals": {"kms:ViaService": "ssm.us-east-1.amazonaws.com"}}
+    (key,) = encrypt["Resource"]
+    assert key.startswith("arn:aws:kms:us-east-1:123456789012:key/")
+    repositories = sorted(
+        f"arn:aws:ecr:us-east-1:123456789012:repository/{r.name}-0a1b2c3"
+        for r in stack.of_type("aws:ecr/repository:Repository")
+    )
+    assert len(repositories) == 2
+    assert sorted(actions["ecr:PutImage"]) == repositories == sorted(actions["ecr:BatchGetImage"])
+    env = {v["name"]: v["value"] for v in stack.one("aws:codebuild/project:Project", "delivery-release-project")
+           .inputs["environment"]["environmentVariables"]}  # fmt: skip
+    assert env["STACK_NAME"] == stack.stack and env["PARAMETER_KEY_ARN"] == key

@@ -28,8 +28,11 @@ import boto3
 import pytest
 import yaml
 
+from infra.images import BUILDKIT_IMAGE, PYTHON_BASE_IMAGE
+from infra.registry import CACHE_TAG
 from model_package import extract_package, open_package
 from model_package.exit_codes import ExitCode
+from release.contracts import deployed_image_parameter
 from tests.pipeline import packages
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,18 +59,25 @@ def save():
 if command == "login":
     if not sys.stdin.read().strip() or "--password-stdin" not in args:
         sys.exit("docker login: no password on stdin")
-elif command == "build":
-    options = {"--label": {}, "--build-arg": {}}
+elif command == "buildx" and args[0] == "create":
+    if "--driver" not in args or not any(a.startswith("image=") for a in args):
+        sys.exit("fake docker buildx create: expects --driver and --driver-opt image=...")
+elif command == "build" or (command == "buildx" and args.pop(0) == "build"):
+    options = {"--label": {}, "--build-arg": {}, "--cache-from": [], "--cache-to": []}
     tag = dockerfile = None
     while len(args) > 1:
         flag = args.pop(0)
-        if flag in options:
+        if flag in ("--label", "--build-arg"):
             key, _, value = args.pop(0).partition("=")
             options[flag][key] = value
         elif flag == "--tag":
             tag = args.pop(0)
         elif flag == "--file":
             dockerfile = args.pop(0)
+        elif flag in ("--cache-from", "--cache-to"):
+            options[flag].append(args.pop(0))
+        elif flag == "--load":
+            pass
         else:
             sys.exit(f"fake docker build: unexpected flag {flag}")
     context = Path(args[0])
@@ -76,7 +86,8 @@ elif command == "build":
     model_dir = options["--build-arg"].get("MODEL_SRC")
     if model_dir is not None and not (context / model_dir / "manifest.json").is_file():
         sys.exit(f"docker build: MODEL_SRC={model_dir} has no manifest.json in the context")
-    state["local"][tag] = {"labels": options["--label"], "file": dockerfile, "build_args": options["--build-arg"]}
+    state["local"][tag] = {"labels": options["--label"], "file": dockerfile, "build_args": options["--build-arg"],
+                           "cache": [options["--cache-from"], options["--cache-to"]]}
     save()
 elif command == "push":
     image = args[0]
@@ -144,6 +155,10 @@ class BuildResult:
 
     def calls_of(self, tool: str, command: str | None = None) -> list[list[str]]:
         return [c for c in self.calls if c[0] == tool and (command is None or c[1] == command)]
+
+    def image_builds(self) -> list[list[str]]:
+        """``docker buildx build`` calls (BuildKit with the ECR registry cache)."""
+        return [c for c in self.calls if c[:3] == ["docker", "buildx", "build"]]
 
 
 def run_buildspec(
@@ -258,6 +273,9 @@ def sandbox(tmp_path: Path, moto_server: Any) -> Sandbox:
             "MODEL_BUCKET": "models",
             "MODEL_KEY": "model.zip",
             "MODEL_S3_VERSION_ID": "3sL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY",
+            "PYTHON_IMAGE": PYTHON_BASE_IMAGE,
+            "BUILDKIT_IMAGE": BUILDKIT_IMAGE,
+            "BUILD_CACHE_TAG": CACHE_TAG,
             "FAKE_STATE": str(tmp_path / "docker-state.json"),
         }
     )
@@ -311,13 +329,31 @@ def test_full_build_pushes_pinned_images_and_writes_the_records(sandbox: Sandbox
     }
 
     # Order: tests and model verification before login, build and push.
-    tools = [" ".join(c[:2]) for c in result.calls]
+    tools = [" ".join(c[:3] if c[:2] == ["docker", "buildx"] else c[:2]) for c in result.calls]
     assert tools.index("make test") < tools.index("retrain verify") < tools.index("docker login")
-    assert tools.index("docker login") < tools.index("docker build") < tools.index("docker push")
-    app_build = next(c for c in result.calls_of("docker", "build") if "docker/app.Dockerfile" in c)
+    assert tools.index("docker login") < tools.index("docker buildx create") < tools.index("docker buildx build")
+    assert tools.index("docker buildx build") < tools.index("docker push")
+    app_build = next(c for c in result.image_builds() if "docker/app.Dockerfile" in c)
     assert "MODEL_SRC=build/model" in app_build
     assert f"ml-delivery.model-sha256={sha256}" in app_build
     assert open_package(src / "build" / "model").sha256 == sha256, "the model in the build context is the source's"
+
+
+def test_images_build_on_the_pinned_base_with_the_ecr_registry_cache(sandbox: Sandbox) -> None:
+    """Issue #16 item 8: BuildKit (buildx, a named BuildKit image: no Docker Hub) imports and exports a registry
+    cache per repository in the form ECR accepts; both images get the digest-pinned base as a build arg."""
+    result = sandbox.build(make_package(4))
+    assert result.returncode == 0, result.output
+    (create,) = [c for c in result.calls if c[:3] == ["docker", "buildx", "create"]]
+    assert f"image={BUILDKIT_IMAGE}" in create and "docker-container" in create
+    builds = {next(a for a in c if a.endswith(".Dockerfile")): c for c in result.image_builds()}
+    assert set(builds) == {"docker/app.Dockerfile", "docker/jobs.Dockerfile"}
+    for dockerfile, call in builds.items():
+        repository = sandbox.app_repo if "app" in dockerfile else sandbox.jobs_repo
+        cache = f"type=registry,ref={repository}:{CACHE_TAG}"
+        assert call[call.index("--cache-from") + 1] == cache
+        assert call[call.index("--cache-to") + 1] == f"{cache},mode=max,image-manifest=true,oci-mediatypes=true"
+        assert f"PYTHON_IMAGE={PYTHON_BASE_IMAGE}" in call and "--load" in call
 
 
 def test_model_only_change_reuses_the_jobs_image(sandbox: Sandbox) -> None:
@@ -327,7 +363,7 @@ def test_model_only_change_reuses_the_jobs_image(sandbox: Sandbox) -> None:
 
     second = sandbox.build(make_package(5, salt="retrained"))
     assert second.returncode == 0, second.output
-    assert not [c for c in second.calls_of("docker", "build") if "docker/jobs.Dockerfile" in c]
+    assert not [c for c in second.image_builds() if "docker/jobs.Dockerfile" in c]
     assert [c[2] for c in second.calls_of("docker", "push")] == [f"{sandbox.app_repo}:{GIT_SHA}-m5"]
     assert set(sandbox.tags(sandbox.app_repo)) == {f"{GIT_SHA}-m4", f"{GIT_SHA}-m5"}
     record = json.loads((sandbox.root / "src" / "build-record.json").read_text())
@@ -340,7 +376,7 @@ def test_rerun_reuses_both_images_but_a_reused_version_with_other_bytes_fails(sa
     assert sandbox.build(package).returncode == 0
     again = sandbox.build(package)
     assert again.returncode == 0, again.output
-    assert again.calls_of("docker", "build") == []
+    assert again.image_builds() == []
     assert again.calls_of("docker", "push") == []
     assert again.calls_of("docker", "pull"), "an existing app image is pulled to check which model it carries"
 
@@ -361,7 +397,7 @@ def test_tampered_model_fails_before_anything_is_built(sandbox: Sandbox) -> None
     assert result.returncode == ExitCode.INTEGRITY, result.output
     assert result.failed_at is not None
     assert result.failed_at.startswith("pre_build:")
-    assert result.calls_of("docker", "build") == []
+    assert result.image_builds() == []
     assert result.calls_of("docker", "push") == []
     assert sandbox.tags(sandbox.app_repo) == {}
     assert not (sandbox.root / "src" / "build-record.json").exists()
@@ -412,6 +448,10 @@ def test_build_then_release_end_to_end(sandbox: Sandbox, moto_server: Any) -> No
         "MODEL_KEY": "model.zip",
         "PIPELINE_EXECUTION_ID": "exec-e2e",
         "JOB_DEFINITION_NAMES": job_name,
+        "STACK_NAME": f"e2e{uuid.uuid4().hex[:6]}",
+        "PARAMETER_KEY_ARN": boto3.client("kms", endpoint_url=moto_server.endpoint_url).create_key()["KeyMetadata"][
+            "Arn"
+        ],
     }
     spec = yaml.safe_load((ROOT / "release" / "buildspec.yml").read_text())
     released = run_buildspec(spec, env, work, phases=("build",))
@@ -433,6 +473,25 @@ def test_build_then_release_end_to_end(sandbox: Sandbox, moto_server: Any) -> No
         key=lambda d: d["revision"],
     )
     assert latest["containerProperties"]["image"] == f"{sandbox.jobs_repo}@{build_record['jobs_image_digest']}"
+    # What runs now, for Pulumi: both services' deployed-image parameters hold the app image by digest.
+    ssm = boto3.client("ssm", endpoint_url=moto_server.endpoint_url)
+    pinned = f"{build_record['app_image_uri'].rsplit(':', 1)[0]}@{build_record['app_image_digest']}"
+    for service in ("stage", "prod"):
+        name = deployed_image_parameter(env["STACK_NAME"], service)
+        assert ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"] == pinned
+    # ...and the images carry the tags the ECR lifecycle keeps.
+    ecr = boto3.client("ecr", endpoint_url=moto_server.endpoint_url)
+
+    def tags_of(uri: str, digest: str) -> set[str]:
+        image = ecr.describe_images(repositoryName=uri.split("/", 1)[1], imageIds=[{"imageDigest": digest}])
+        return set(image["imageDetails"][0]["imageTags"])
+
+    app_tags = tags_of(sandbox.app_repo, build_record["app_image_digest"])
+    assert {"keep-stage", "keep-prod"} <= app_tags and "keep-batch" not in app_tags
+    jobs_tags = tags_of(sandbox.jobs_repo, build_record["jobs_image_digest"])
+    assert "keep-batch" in jobs_tags
+    (release_tag,) = [t for t in app_tags if t.startswith("release-")]
+    assert release_tag in jobs_tags
 
 
 def test_the_suite_runs_once_per_git_sha(sandbox: Sandbox, moto_server: Any) -> None:

@@ -26,7 +26,8 @@ def _waived(finding) -> bool:
              **(finding.detail if isinstance(finding.detail, dict) else {})}  # fmt: skip
     # RESOURCE_STAR names its actions as a bare list in ``detail``.
     listed = finding.detail if isinstance(finding.detail, list) else where.get("actions", [])
-    actions = {str(a).lower() for a in listed}
+    # RESOURCE_MISMATCH names them as [{"action": ..., "required_format": ...}, ...].
+    actions = {str(a["action"] if isinstance(a, dict) else a).lower() for a in listed}
     waived = {a.lower() for w in EXCEPTIONS["parliament"] if w["issue"] == finding.issue for a in w["actions"]}
     return bool(actions) and actions <= waived
 

@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from tests.twin.conftest import REPO
-from twin.base_images import HOST_CA_BUNDLE, BaseImageError, all_base_references, base_references
+from twin.base_images import (
+    HOST_CA_BUNDLE,
+    BaseImageError,
+    all_base_references,
+    base_references,
+    stand_in_reference,
+)
 from twin.pipeline import StageFailedError, new_run
 from twin.session import Twin
 from twin.system import podman
@@ -25,8 +31,9 @@ def test_from_references_resolve_arg_defaults_and_skip_stages(tmp_path: Path) ->
     with pytest.raises(BaseImageError, match=r"\$OTHER, which has no ARG default"):
         base_references(dockerfile)
     refs = all_base_references(REPO / "docker")
-    # The Dockerfiles build on ECR Public's copy of the official image (no Docker Hub: issue #17).
+    # ECR Public's copy of the official image, pinned by digest (no Docker Hub; issue #16 item 6).
     assert refs and all(ref.startswith("public.ecr.aws/docker/library/python:3.11") for ref in refs), refs
+    assert all("@sha256:" in ref and "@" not in stand_in_reference(ref) for ref in refs), refs
 
 
 def test_stand_in_behaves_like_the_official_image_where_the_dockerfiles_need_it(twin: Twin) -> None:
@@ -38,7 +45,7 @@ def test_stand_in_behaves_like_the_official_image_where_the_dockerfiles_need_it(
             "python -m venv /tmp/v; /tmp/v/bin/pip --version >/dev/null; "
             "sha256sum /etc/ssl/certs/ca-certificates.crt; python -c 'import os; print(os.environ[\"PIP_CERT\"])'"
         )
-        out = podman("run", "--rm", ref, "sh", "-c", script).stdout.split()
+        out = podman("run", "--rm", stand_in_reference(ref), "sh", "-c", script).stdout.split()
         assert out[:4] == ["/usr/local/bin/python", "/usr/local/bin/pip", "/usr/sbin/groupadd", "/usr/sbin/useradd"]
         assert out[4] == host_ca, f"{ref} does not trust the host's CA bundle"
         assert out[-1] == "/etc/ssl/certs/ca-certificates.crt"

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from model_package.registry import CHAMPION_KEY, RELEASES_PREFIX
+from release.contracts import deployed_image_parameter
 from tests.twin.conftest import churn_frame, records_of, say, shell
 from twin.containers import JobResult, run_job
 from twin.pipeline import new_run
@@ -151,6 +152,9 @@ def test_the_loop_as_deployed(twin: Twin, workspace: Path, tmp_path: Path) -> No
         finished = results[-1]
         assert (finished.stage, finished.action) == ("(execution)", "SUCCEEDED"), finished
         assert finished.checked != ["matched []"], "no rule of the plan saw the execution finish"
+        # Issue #16: the Evaluate stage runs on the deployed stage service, before anyone is asked to approve.
+        ran = [r.stage for r in results if not r.stage.startswith("(")]
+        assert ran.index("DeployStage") < ran.index("Evaluate") < ran.index("Approval") < ran.index("DeployProd"), ran
         return [
             f"{r.stage}/{r.action} {r.seconds:.0f}s {r.checked[0] if r.stage.startswith('(') else ''}" for r in results
         ]
@@ -212,6 +216,21 @@ def test_the_loop_as_deployed(twin: Twin, workspace: Path, tmp_path: Path) -> No
             image = _latest_revision(twin, name)["containerProperties"]["image"]
             assert image == pinned, f"{name} runs {image}, not the new jobs image {pinned}"
             lines.append(f"{name} latest revision -> {image}")
+        # What runs now, for the next `pulumi up` (docs/pipeline.md, "Who owns the image").
+        app_pinned = f"{plan.outputs['appRepositoryUrl']}@{build['app_image_digest']}"
+        ssm, ecr = twin.aws.client("ssm"), twin.aws.client("ecr")
+        for service in ("stage", "prod"):
+            name = deployed_image_parameter("dev", service)
+            value = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+            assert value == app_pinned, f"{name} holds {value}, not {app_pinned}"
+            lines.append(f"{name} -> {value}")
+        app_repo = plan.outputs["appRepositoryUrl"]
+        for uri, digest, keep in ((app_repo, build["app_image_digest"], {"keep-stage", "keep-prod"}),
+                                  (jobs_repo, build["jobs_image_digest"], {"keep-batch"})):  # fmt: skip
+            ids = ecr.describe_images(repositoryName=uri.split("/", 1)[1], imageIds=[{"imageDigest": digest}])
+            tags = set(ids["imageDetails"][0].get("imageTags", []))
+            assert keep <= tags and any(t.startswith("release-") for t in tags), f"{uri}@{digest} tags {tags}"
+            lines.append(f"{uri}@{digest[:19]} tags {sorted(tags)}")
         return lines
 
     try:

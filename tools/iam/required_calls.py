@@ -99,6 +99,28 @@ PIPELINE = [
          {"iam:PassedToService": "ecs-tasks.amazonaws.com"}),
 ]  # fmt: skip
 
+RELEASE = [
+    *(
+        Call("release", "delivery-release-role", action,
+             Ref("aws:ssm/parameter:Parameter", f"{service}-deployed-image"),
+             "release/deployed_image.py: the Release step records what runs for Pulumi (docs/pipeline.md)")
+        for service in ("stage", "prod")
+        for action in ("ssm:PutParameter", "ssm:GetParameter")
+    ),
+    *(
+        Call("release", "delivery-release-role", action, KEY,
+             "SSM User Guide, 'How Parameter Store uses AWS KMS': a SecureString write encrypts with the key",
+             {"kms:ViaService": f"ssm.{REGION}.amazonaws.com"})
+        for action in ("kms:Encrypt", "kms:GenerateDataKey")
+    ),
+    *(
+        Call("release", "delivery-release-role", action, Ref("aws:ecr/repository:Repository", repository),
+             "ECR User Guide, 'Retagging an image': BatchGetImage then PutImage (release/image_tags.py)")
+        for repository in ("registry-app", "registry-jobs")
+        for action in ("ecr:BatchGetImage", "ecr:PutImage")
+    ),
+]  # fmt: skip
+
 ACCESS_LOGS = [
     Call("access logs", "logdelivery.elasticloadbalancing.amazonaws.com", "s3:PutObject",
          Ref("aws:s3/bucket:Bucket", "access-logs", f"/alb/prod/AWSLogs/{ACCOUNT}/elasticloadbalancing/x.log.gz"),
@@ -114,4 +136,4 @@ ACCESS_LOGS = [
 ]  # fmt: skip
 
 REQUIRED_CALLS: list[Call] = [*_serving("stage"), *_serving("prod"), *ALERTS, *ENCRYPTED_LOGS, *SCHEDULES,
-                              *NETWORK, *PIPELINE, *ACCESS_LOGS]  # fmt: skip
+                              *NETWORK, *PIPELINE, *RELEASE, *ACCESS_LOGS]  # fmt: skip
