@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.capture.writer import OVERFLOW_POLICIES
-from model_package.exit_codes import ExitCode
+from contracts.exit_codes import ExitCode
 
 SERVICES = ("stage", "prod", "local")
 # Inside the container /tmp is the task's own ephemeral storage, not a shared world-writable dir.

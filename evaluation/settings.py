@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from model_package.registry import DEFAULT_MODEL_KEY, TRAINING_DATA_PREFIX
+from contracts.bucket_layout import DEFAULT_MODEL_KEY, PROD_CAPTURE_PREFIX, TRAINING_DATA_PREFIX
 from retrain.gate import GatePolicy
 from retrain.metrics import HIGHER_IS_BETTER
 
@@ -61,12 +61,12 @@ class EvaluationSettings:
     model_bucket: str = ""
     model_key: str = DEFAULT_MODEL_KEY
     capture_bucket: str | None = None
-    capture_prefix: str = "capture/prod"
+    capture_prefix: str = PROD_CAPTURE_PREFIX
     # None: every data file under the model bucket's training-data prefix (what retrain trains on).
     labelled_data_uri: str | None = None
     stage_url: str = ""
     git_sha: str = "unknown"
-    # The report's key (model_package.registry.evaluation_report_keys); a local run names its own.
+    # The report's key (contracts.bucket_layout.evaluation_report_keys); a local run names its own.
     pipeline_execution_id: str = "local"
     region: str = "us-east-1"
     gate_metric: str = "roc_auc"

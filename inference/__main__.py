@@ -2,7 +2,7 @@
 
 Flags win over the environment (MODEL_REF, MODEL_BUCKET, INPUT_URI, OUTPUT_URI, CHUNK_ROWS,
 ALERTS_TOPIC_ARN, ALERT_WINDOW_MINUTES; see docs/inference.md). Exit status
-(``model_package.exit_codes.ExitCode``, docs/exit-codes.md): 0 done (rejected rows are reported, not a
+(``contracts.exit_codes.ExitCode``, docs/exit-codes.md): 0 done (rejected rows are reported, not a
 failure), 7 bad input data, 8 bad configuration, 64 usage, 143 stopped by SIGTERM (partial files removed),
 a ``PackageError``'s code for a bad model.
 """
@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from alerting import AlertPublisher, LocalDedupStore, S3DedupStore
+from contracts.exit_codes import ExitCode, UsageArgumentParser
 from inference.job import InferenceJob, JobTerminated, terminate_on_sigterm
 from inference.readers import DEFAULT_CHUNK_ROWS
 from model_package.errors import run_command
-from model_package.exit_codes import ExitCode, UsageArgumentParser
 from monitor.models import resolve_model
 from monitor.settings import env_bool, env_int, env_str
 

@@ -11,6 +11,12 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from contracts.bucket_layout import (
+    DRIFT_REPORT_PREFIX,
+    INFERENCE_INPUT_PREFIX,
+    INFERENCE_OUTPUT_PREFIX,
+    PROD_CAPTURE_PREFIX,
+)
 from infra.settings import StackSettings
 from model_package.capture_privacy import HASH_KEY_ENV as CAPTURE_HASH_KEY_ENV
 
@@ -28,20 +34,9 @@ COMMANDS: dict[JobName, tuple[str, ...]] = {
     "inference": ("inference", "run", "--model", "Ref::model", "--input", "Ref::input", "--output", "Ref::output"),
 }
 
-# Prefixes in the model bucket (model_package/registry.py owns champion.json, models/ and reports/;
-# alerting/publisher.py's S3DedupStore owns alerts/sent/). Batch inference reads and writes only here.
-CHAMPION_KEY = "champion.json"
-MODELS_PREFIX = "models/"
-ALERTS_SENT_PREFIX = "alerts/sent/"
-CAPTURE_PREFIX = "capture/prod"
-DRIFT_REPORT_PREFIX = "reports/drift"
-REPORT_PREFIXES: dict[JobName, str] = {
-    "retrain": "reports/retrain/",
-    "drift": "reports/drift/",
-    "summary": "reports/summary/",
-}
-INFERENCE_INPUT_PREFIX = "batch-inference/input/"
-INFERENCE_OUTPUT_PREFIX = "batch-inference/output/"
+# Prefixes in the model bucket: contracts.bucket_layout (imported above; the names are this module's
+# interface for the jobs' IAM and environment). Batch inference reads and writes only its own prefixes.
+CAPTURE_PREFIX = PROD_CAPTURE_PREFIX
 INFERENCE_CHUNK_ROWS = 50_000
 
 # Upper bounds of one attempt when the config has no key for it; the summary runs every few minutes, so

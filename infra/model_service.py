@@ -15,6 +15,7 @@ import pulumi
 import pulumi_aws as aws
 
 from app import capture_contract
+from contracts.bucket_layout import capture_prefix
 from infra import iam
 from infra.hardening import BOOTSTRAP_IMAGE, BOOTSTRAP_SERVER, WebFirewall, WebFirewallArgs
 from infra.jobs_spec import runtime_settings_parameter
@@ -180,7 +181,7 @@ class ModelService(pulumi.ComponentResource):
             parent=self,
             description=f"ECS agent for the {args.service} service: pull the image, write logs, read secrets",
         )
-        capture_objects = pulumi.Output.concat(args.capture_bucket_arn, f"/capture/{args.service}/*")
+        capture_objects = pulumi.Output.concat(args.capture_bucket_arn, f"/{capture_prefix(args.service)}/*")
         task_role = iam.role(
             f"{name}-task-role",
             service="ecs-tasks.amazonaws.com",
@@ -208,7 +209,7 @@ class ModelService(pulumi.ComponentResource):
             "PORT": str(args.container_port),
             "WORKERS": str(workers),
             "MODEL_DIR": "/opt/model",
-            "CAPTURE_S3_URI": f"s3://{capture_bucket}/capture/{args.service}",
+            "CAPTURE_S3_URI": f"s3://{capture_bucket}/{capture_prefix(args.service)}",
             "SPOOL_DIR": "/tmp/capture-spool",  # noqa: S108 - the task's private ephemeral volume
             "SETTINGS_SOURCE": f"ssm:{runtime_settings_parameter(pulumi.get_stack(), args.service)}",
             "SETTINGS_REFRESH_SECONDS": "30",

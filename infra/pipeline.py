@@ -24,6 +24,15 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from contracts.bucket_layout import (
+    CHAMPION_KEY,
+    DEFAULT_MODEL_KEY,
+    EVALUATION_REPORTS_PREFIX,
+    LEDGER_PREFIX,
+    MODELS_PREFIX,
+    PROD_CAPTURE_PREFIX,
+    RELEASES_PREFIX,
+)
 from evaluation.contract import APPROVAL_STAGE, EVALUATE_NAMESPACE, EVALUATE_STAGE, REPORT_URL, SUMMARY
 from infra import iam
 from infra.jobs import BatchJobs
@@ -34,7 +43,6 @@ from infra.pipeline_sources import CODE_ARTIFACT, MODEL_ARTIFACT, CodeSource, Co
 from infra.pipeline_triggers import PipelineTriggers, PipelineTriggersArgs
 from infra.settings import StackSettings
 from infra.stack_types import Platform
-from model_package.registry import CHAMPION_KEY, EVALUATION_REPORTS_PREFIX, LEDGER_PREFIX, MODELS_PREFIX
 
 # Contract with the buildspecs (buildspec.yml, release/buildspec.yml).
 IMAGE_DEFINITIONS = "ImageDefinitions"
@@ -42,7 +50,6 @@ BUILD_RECORD = "BuildRecord"
 BUILD_NAMESPACE = "BuildVariables"
 STAGE_ORDER = ("Source", "Build", "DeployStage", EVALUATE_STAGE, APPROVAL_STAGE, "DeployProd", "Release")
 # Where prod's app writes its capture (infra/model_service.py CAPTURE_S3_URI: capture/<service>).
-PROD_CAPTURE_PREFIX = "capture/prod"
 
 # CodeBuild User Guide, "Build caching in AWS CodeBuild": local Docker layer cache for the privileged build.
 BUILD_CACHE_MODES = ("LOCAL_DOCKER_LAYER_CACHE", "LOCAL_SOURCE_CACHE")
@@ -299,11 +306,11 @@ class DeliveryPipeline(pulumi.ComponentResource):
             return [pulumi.Output.concat(models, "/", key) for key in keys]
 
         statements = [
-            iam.allow(["s3:GetObject"], objects("models/*", "champion.json", "releases/*", f"{LEDGER_PREFIX}*",
-                                                settings.model_key), sid="ReadReleaseInputs"),
+            iam.allow(["s3:GetObject"], objects(f"{MODELS_PREFIX}*", CHAMPION_KEY, f"{RELEASES_PREFIX}*",
+                                                f"{LEDGER_PREFIX}*", settings.model_key), sid="ReadReleaseInputs"),
             # The build record names the model key's S3 version; reading a version is its own action.
             iam.allow(["s3:GetObjectVersion"], objects(settings.model_key), sid="ReadReleasedModelVersion"),
-            iam.allow(["s3:PutObject"], objects("releases/*", "champion.json"), sid="WriteReleaseRecord"),
+            iam.allow(["s3:PutObject"], objects(f"{RELEASES_PREFIX}*", CHAMPION_KEY), sid="WriteReleaseRecord"),
             # The ledger is write-once: S3 User Guide, "Enforce conditional writes on Amazon S3 buckets" (the
             # s3:if-none-match condition key), so even this role cannot replace an entry.
             iam.allow(["s3:PutObject"], objects(f"{LEDGER_PREFIX}*"), sid="AppendLedger",
@@ -312,7 +319,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
             # ListActionExecutions on the pipeline resource).
             iam.allow(["codepipeline:ListActionExecutions"], [self._pipeline_arn], sid="ReadApprovalEvidence"),
             # A hand-uploaded model.zip has no archived copy yet; the release writes it (never replaces it).
-            iam.allow(["s3:PutObject"], objects("models/*/model.zip"), sid="ArchiveReleasedPackage"),
+            iam.allow(["s3:PutObject"], objects(f"{MODELS_PREFIX}*/{DEFAULT_MODEL_KEY}"), sid="ArchiveReleasedPackage"),
             # The release-failed alert's dedup marker (alerting.S3DedupStore, prefix alerts/sent/).
             iam.allow(["s3:GetObject", "s3:PutObject"], objects("alerts/sent/*"), sid="AlertDedupMarkers"),
             # S3 API Reference, GetObject: without s3:ListBucket a missing key answers 403, not 404, and the

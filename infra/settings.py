@@ -19,7 +19,7 @@ import pulumi
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from model_package.registry import TRAINING_DATA_PREFIX
+from contracts.bucket_layout import TRAINING_DATA_PREFIX
 
 NAMESPACE = "ml-delivery"
 
@@ -179,7 +179,7 @@ class StackSettings(BaseModel):
     retrain_vcpu: float = 1.0
     retrain_memory_mib: int = 4096
     retrain_timeout_minutes: Annotated[int, Field(ge=10, le=1440)] = 120
-    # The bucket key layout is defined once, in model_package.registry (the retrain job reads every data file
+    # The bucket key layout is defined once, in contracts.bucket_layout (the retrain job reads every data file
     # under this prefix: retrain/readers.py S3Reader).
     training_data_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*/$")] = (
         TRAINING_DATA_PREFIX

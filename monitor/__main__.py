@@ -2,7 +2,7 @@
 
 Local runs name their inputs with flags (``--model``, ``--data``, ``--out``); without ``--model`` the
 job reads its environment (docs/monitoring.md lists every variable). Exit status
-(``model_package.exit_codes.ExitCode``, docs/exit-codes.md): 0 done (drift or not: drift is reported, not
+(``contracts.exit_codes.ExitCode``, docs/exit-codes.md): 0 done (drift or not: drift is reported, not
 a failure), 7 bad input data, 8 bad configuration, 16 too few rows to judge, 64 usage, a
 ``PackageError``'s own code for an unusable model package.
 """
@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from alerting import AlertPublisher, LocalDedupStore, S3DedupStore
+from contracts.exit_codes import ExitCode, UsageArgumentParser
 from model_package.errors import run_command
-from model_package.exit_codes import ExitCode, UsageArgumentParser
 from monitor.drift import DriftAnalysis
 from monitor.drift_job import DriftJob, RetrainTrigger
 from monitor.models import live_model, resolve_model

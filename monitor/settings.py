@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from datetime import timedelta
 
+from contracts.bucket_layout import DRIFT_REPORT_PREFIX, PROD_CAPTURE_PREFIX
 from model_package.errors import JobConfigError
 
 # Parallel capture GETs share one client, whose default pool holds 10 connections (botocore Config
@@ -79,10 +80,10 @@ class MonitorSettings:
             model_bucket=require("MODEL_BUCKET"),
             model_key=env_str("MODEL_KEY"),
             capture_bucket=env_str("CAPTURE_BUCKET"),
-            capture_prefix=env_str("CAPTURE_PREFIX", "capture/prod") or "capture/prod",
+            capture_prefix=env_str("CAPTURE_PREFIX", PROD_CAPTURE_PREFIX) or PROD_CAPTURE_PREFIX,
             capture_db_url=env_str("CAPTURE_DB_URL"),
             labels_uri=env_str("LABELS_URI"),
-            report_prefix=env_str("REPORT_PREFIX", "reports/drift") or "reports/drift",
+            report_prefix=env_str("REPORT_PREFIX", DRIFT_REPORT_PREFIX) or DRIFT_REPORT_PREFIX,
             alerts_topic_arn=env_str("ALERTS_TOPIC_ARN"),
             alert_window=timedelta(minutes=env_int("ALERT_WINDOW_MINUTES", 360)),
             retrain_enabled=env_bool("DRIFT_RETRAIN_ENABLED", False),

@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from model_package.registry import DEFAULT_MODEL_KEY
+from contracts.bucket_layout import DEFAULT_MODEL_KEY
 from release.errors import ConfigurationError
 from release.job_definitions import parse_names
 from release.schedules import ScheduleRef, parse_schedule_names

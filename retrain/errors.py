@@ -1,11 +1,11 @@
 """Errors of the retrain job that are not about a model package (those live in ``model_package.errors``).
 
-Exit codes come from the one table, ``model_package.exit_codes.ExitCode`` (docs/exit-codes.md).
+Exit codes come from the one table, ``contracts.exit_codes.ExitCode`` (docs/exit-codes.md).
 """
 
 from __future__ import annotations
 
-from model_package.exit_codes import ExitCode
+from contracts.exit_codes import ExitCode
 
 
 class RetrainError(Exception):

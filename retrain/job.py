@@ -17,11 +17,11 @@ from enum import StrEnum
 from typing import Any
 
 from alerting import Alert, AlertPublisher, S3DedupStore, Severity
+from contracts.bucket_layout import versioned_model_key
+from contracts.exit_codes import ExitCode
 from model_package.archive import ModelPackage, open_package
 from model_package.errors import PackageError
-from model_package.exit_codes import ExitCode
 from model_package.manifest import HIGHER_IS_BETTER, Metrics
-from model_package.registry import versioned_model_key
 from model_package.runtime import load_predictor, load_skops_estimator
 from retrain.datacheck import DataRequirements, check_training_frame
 from retrain.errors import DataError, RetrainError

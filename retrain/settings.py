@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from contracts.bucket_layout import DEFAULT_MODEL_KEY
 from model_package.errors import ManifestError
 from model_package.manifest import HIGHER_IS_BETTER, TASK_TYPES, check_name
-from model_package.registry import DEFAULT_MODEL_KEY
 from retrain.errors import ConfigError
 
 

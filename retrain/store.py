@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from contracts.bucket_layout import MODELS_PREFIX, REPORTS_PREFIX, versioned_model_key
 from model_package.archive import ModelPackage, open_package
-from model_package.registry import MODELS_PREFIX, REPORTS_PREFIX, ChampionPointer, read_champion, versioned_model_key
+from model_package.registry import ChampionPointer, read_champion
 from retrain.errors import UploadError
 
 LOG = logging.getLogger(__name__)

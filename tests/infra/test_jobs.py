@@ -14,10 +14,10 @@ import pytest
 from botocore.session import get_session
 from botocore.validate import ParamValidator
 
+from contracts.bucket_layout import TRAINING_DATA_PREFIX
 from infra.jobs_spec import EVALUATE_ON_EXIT, JOB_NAMES, schedule_window_minutes
 from infra.offline import OfflineRun, load_stack_config, run_offline
 from infra.settings import BATCH_FARGATE_MEMORY, parse_settings
-from model_package.registry import TRAINING_DATA_PREFIX
 from retrain.readers import S3Reader
 from tests.infra.plan_queries import allowed_actions, as_list, role_policy, statements
 

@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 import pytest
 
-from model_package.capture_layout import capture_key, hour_prefix, hour_prefixes
+from contracts.bucket_layout import capture_key, hour_prefix, hour_prefixes
 from monitor.__main__ import main
 from monitor.sources import S3CaptureReader
 from monitor.window import RunLedger, Window, drift_window, report_root

@@ -11,8 +11,9 @@ import boto3
 import pytest
 import sqlalchemy as sa
 
-from model_package.exit_codes import ExitCode
-from model_package.registry import CHAMPION_KEY, ChampionPointer, versioned_model_key
+from contracts.bucket_layout import CHAMPION_KEY, versioned_model_key
+from contracts.exit_codes import ExitCode
+from model_package.registry import ChampionPointer
 from monitor.__main__ import main
 from monitor.sources import SqlCaptureReader
 from tests.monitor.conftest import capture_records, fresh

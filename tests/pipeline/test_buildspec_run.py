@@ -28,8 +28,8 @@ import boto3
 import pytest
 import yaml
 
+from contracts.exit_codes import ExitCode
 from model_package import extract_package, open_package
-from model_package.exit_codes import ExitCode
 from tests.pipeline import packages
 
 ROOT = Path(__file__).resolve().parents[2]

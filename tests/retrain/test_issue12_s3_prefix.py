@@ -9,8 +9,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from contracts.bucket_layout import TRAINING_DATA_PREFIX
 from infra.offline import OfflineRun, run_offline
-from model_package.registry import TRAINING_DATA_PREFIX
 from retrain.errors import DataError
 from retrain.readers import S3Reader, parse_bytes
 from tests.infra.test_jobs import environment

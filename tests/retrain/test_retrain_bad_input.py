@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from model_package.exit_codes import ExitCode
+from contracts.exit_codes import ExitCode
 from retrain import training
 from retrain.errors import DataError
 from retrain.readers import LocalFileReader, S3Reader

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from sqlalchemy import create_engine, text
 
-from model_package.exit_codes import ExitCode
-from model_package.registry import MODELS_PREFIX
+from contracts.bucket_layout import MODELS_PREFIX
+from contracts.exit_codes import ExitCode
 from retrain.errors import ConfigError, DataError
 from retrain.job import Decision, RetrainJob
 from retrain.readers import SqlFiles, SqlReader, engine_url
