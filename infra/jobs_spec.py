@@ -17,6 +17,7 @@ from contracts.bucket_layout import (
     INFERENCE_OUTPUT_PREFIX,
     PROD_CAPTURE_PREFIX,
 )
+from contracts.environment import InferenceEnvironment, MonitorEnvironment, RetrainEnvironment
 from infra.settings import StackSettings
 from model_package.capture_privacy import HASH_KEY_ENV as CAPTURE_HASH_KEY_ENV
 
@@ -128,48 +129,49 @@ def inference_parameters(model_bucket: str) -> dict[str, str]:
 
 
 def job_environment(settings: StackSettings, job: JobName, r: Resolved) -> dict[str, str]:
-    """The environment each job reads (retrain/settings.py, monitor/settings.py, inference/__main__.py)."""
-    common = {"AWS_REGION": r.region, "MODEL_BUCKET": r.model_bucket, "ALERTS_TOPIC_ARN": r.alerts_topic_arn,
-              "ALERT_WINDOW_MINUTES": str(settings.alert_window_minutes)}  # fmt: skip
+    """The environment each job reads, written from the job's own settings class (contracts/environment.py)."""
+    common: dict[str, Any] = {"aws_region": r.region, "model_bucket": r.model_bucket,
+                              "alerts_topic_arn": r.alerts_topic_arn,
+                              "alert_window_minutes": settings.alert_window_minutes}  # fmt: skip
     if job == "retrain":
-        return {
+        return RetrainEnvironment(
             **common,
-            "DATA_URI": f"s3://{r.model_bucket}/{settings.training_data_prefix}",
-            "MODEL_KEY": settings.model_key,
-            "MODEL_NAME": "churn",
-            "TARGET": "churn",
-            "GATE_METRIC": settings.gate_metric,
-            "GATE_TOLERANCE": str(settings.gate_tolerance),
-            "GATE_FLOOR": str(settings.gate_floor),
-            "MIN_ROWS": str(settings.min_training_rows),
-            "TIME_COLUMN": "acquisition_date",
+            data_uri=f"s3://{r.model_bucket}/{settings.training_data_prefix}",
+            model_key=settings.model_key,
+            model_name="churn",
+            target="churn",
+            gate_metric=settings.gate_metric,
+            gate_tolerance=settings.gate_tolerance,
+            gate_floor=settings.gate_floor,
+            min_rows=settings.min_training_rows,
+            time_column="acquisition_date",
             # Only named in the job's alerts ("where to look"); the default would point at /aws/batch/job.
-            "LOG_GROUP": r.log_group,
-        }
+            log_group=r.log_group,
+        ).to_env()
     if job in ("drift", "summary"):
-        # No MODEL_KEY: the monitor then reads the champion pointer, the model actually serving prod, never
+        # No model_key: the monitor then reads the champion pointer, the model actually serving prod, never
         # the model key, which may hold a candidate still waiting for approval.
-        return {
+        return MonitorEnvironment(
             **common,
-            "CAPTURE_BUCKET": r.capture_bucket,
-            "CAPTURE_PREFIX": CAPTURE_PREFIX,
+            capture_bucket=r.capture_bucket,
+            capture_prefix=CAPTURE_PREFIX,
             # The summary job writes next to it, under reports/summary (monitor/__main__.py).
-            "REPORT_PREFIX": DRIFT_REPORT_PREFIX,
-            "DRIFT_RETRAIN_ENABLED": "true" if settings.drift_retrain_enabled else "false",
-            "RETRAIN_JOB_QUEUE": r.job_queue,
-            "RETRAIN_JOB_DEFINITION": r.retrain_job_definition,
-            "SUMMARY_MIN_COUNT": str(settings.summary_min_count),
-            "SUMMARY_WINDOW_MINUTES": str(schedule_window_minutes(settings.summary_schedule, 10)),
-            **({"CAPTURE_SETTINGS_SOURCE": f"ssm:{r.runtime_settings_parameter}"} if job == "drift" else {}),
-        }
+            report_prefix=DRIFT_REPORT_PREFIX,
+            drift_retrain_enabled=settings.drift_retrain_enabled,
+            retrain_job_queue=r.job_queue,
+            retrain_job_definition=r.retrain_job_definition,
+            summary_min_count=settings.summary_min_count,
+            summary_window_minutes=schedule_window_minutes(settings.summary_schedule, 10),
+            capture_settings_source=f"ssm:{r.runtime_settings_parameter}" if job == "drift" else None,
+        ).to_env()
     parameters = inference_parameters(r.model_bucket)
-    return {
+    return InferenceEnvironment(
         **common,
-        "MODEL_REF": parameters["model"],
-        "INPUT_URI": parameters["input"],
-        "OUTPUT_URI": parameters["output"],
-        "CHUNK_ROWS": str(INFERENCE_CHUNK_ROWS),
-    }
+        model_ref=parameters["model"],
+        input_uri=parameters["input"],
+        output_uri=parameters["output"],
+        chunk_rows=INFERENCE_CHUNK_ROWS,
+    ).to_env()
 
 
 def container_properties(settings: StackSettings, job: JobName, r: Resolved) -> dict[str, Any]:

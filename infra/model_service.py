@@ -16,6 +16,7 @@ import pulumi_aws as aws
 
 from app import capture_contract
 from contracts.bucket_layout import capture_prefix
+from contracts.runtime_settings import default_document
 from infra import iam
 from infra.hardening import BOOTSTRAP_IMAGE, BOOTSTRAP_SERVER, WebFirewall, WebFirewallArgs
 from infra.jobs_spec import runtime_settings_parameter
@@ -41,19 +42,9 @@ def capture_environment(workers: int) -> dict[str, str]:
     }
 
 
-# Every key of app.runtime_settings.RuntimeSettings with its default (tests/app/test_settings.py checks they
-# agree). The three violation policies start strict ("reject"); docs/app.md "Serving policies" lists the
-# lenient values (unknown_category: missing, extra_feature: ignore, unexpected_null: impute).
-# capture_policy: feature -> keep|hash|drop (docs/app.md "Capture privacy"); empty = keep every feature.
-RUNTIME_SETTINGS_DEFAULTS = {
-    "decision_threshold": 0.5,
-    "out_of_range": "warn",
-    "unknown_category": "reject",
-    "extra_feature": "reject",
-    "unexpected_null": "reject",
-    "capture_enabled": True,
-    "capture_policy": {},
-}
+# The runtime-settings document's defaults (contracts/runtime_settings.py, which the app validates against):
+# the SSM parameter's first value; operators change it afterwards (docs/app.md "Serving policies").
+RUNTIME_SETTINGS_DEFAULTS = default_document()
 
 
 @dataclass(frozen=True)
