@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Annotated, Any, ClassVar, Final, Self
+from typing import Annotated, Any, ClassVar, Final, Literal, Self
 
 from pydantic import BeforeValidator, Field, ValidationError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -40,11 +40,14 @@ CommaList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_list)]
 
 
 def _text(value: Any) -> str:
-    """The variable's text: booleans as ``true``/``false`` (what the jobs and the docs use), lists comma-joined."""
+    """The variable's text: booleans as ``true``/``false`` (what the jobs and the docs use), lists comma-joined,
+    whole floats without ``.0``."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, tuple | list):
         return ",".join(str(item) for item in value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # 30.0 seconds is written "30", as infra always wrote it
     return str(value)
 
 
@@ -189,6 +192,113 @@ class InferenceEnvironment(JobEnvironment):
     alert_state_dir: str | None = None
 
 
+# --- the serving app (the ECS task definition: infra/model_service.py) -----------------------------------------
+
+
+def _stripped(value: Any) -> Any:
+    return value.strip() if isinstance(value, str) else value
+
+
+def _lower(value: Any) -> Any:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+def _upper(value: Any) -> Any:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+def _flag_01(value: Any) -> Any:
+    """The app's flags: 1/0, true/false, yes/no (the wider pydantic set would accept "on", "t", "y")."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("1", "true", "yes"):
+            return True
+        if text in ("", "0", "false", "no"):
+            return False
+    return value
+
+
+Flag = Annotated[bool, BeforeValidator(_flag_01)]
+Stripped = Annotated[str, BeforeValidator(_stripped)]
+
+
+def _range(low: float, high: float) -> Any:
+    return Field(ge=low, le=high)
+
+
+class AppEnvironment(ProcessEnvironment):
+    """``python -m app`` (app/config.py; docs/app.md has the table). Errors keep the app's wording:
+    ``PORT='x' is not an integer; allowed 1..65535``, ``WORKERS=99 is out of range; allowed 1..64``."""
+
+    DOCS: ClassVar[str] = "docs/app.md"
+
+    aws_region: str | None = None  # read by boto3 itself
+    model_dir: Stripped = "/opt/model"
+    port: Annotated[int, _range(1, 65535)] = 8080
+    workers: Annotated[int, _range(1, 64)] = 2
+    service_name: Annotated[Literal["stage", "prod", "local"], BeforeValidator(_stripped)] = "local"
+    capture_s3_uri: Annotated[str, BeforeValidator(_stripped)] | None = None
+    capture_db_url: Stripped | None = None
+    # Inside the container /tmp is the task's own ephemeral storage, not a shared world-writable dir.
+    spool_dir: Stripped = "/tmp/capture-spool"  # noqa: S108
+    settings_source: Stripped | None = None
+    settings_refresh_seconds: Annotated[float, _range(0.05, 86400)] = 30.0
+    sentry_dsn: Stripped | None = None
+    allow_pickle: Flag = False
+    model_runtime: Annotated[Literal["onnx", "skops", "pickle"], BeforeValidator(_stripped)] | None = None
+    max_batch_size: Annotated[int, _range(1, 4096)] = 64
+    max_batch_wait_ms: Annotated[float, _range(0.0, 1000.0)] = 2.0
+    max_body_bytes: Annotated[int, _range(1024, 1 << 30)] = 1 << 20
+    log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_upper)] = "INFO"
+    capture_flush_records: Annotated[int, _range(1, 1_000_000)] = 1000
+    capture_flush_seconds: Annotated[float, _range(0.01, 3600)] = 5.0
+    capture_queue_size: Annotated[int, _range(10, 10_000_000)] = 100_000
+    capture_retry_max_seconds: Annotated[float, _range(0.05, 3600)] = 30.0
+    capture_spool_max_bytes: Annotated[int, _range(1 << 20, 1 << 40)] = 1 << 30
+    capture_spool_overflow: Annotated[Literal["drop_oldest", "drop_newest"], BeforeValidator(_lower)] = "drop_oldest"
+    capture_unhealthy_seconds: Annotated[float, _range(1.0, 86400)] = 300.0
+    # What /ready does when capture fails too long (docs/app.md).
+    capture_failure_policy: Annotated[Literal["alarm", "drain"], BeforeValidator(_lower)] = "alarm"
+    capture_emf_seconds: Annotated[float, _range(0.0, 3600)] = 0.0
+    max_records_per_request: Annotated[int, _range(1, 100_000)] = 1000
+    http_max_header_bytes: Annotated[int, _range(1024, 1 << 20)] = 16384
+    http_header_timeout_seconds: Annotated[float, _range(0.1, 3600)] = 10.0
+    http_body_timeout_seconds: Annotated[float, _range(0.1, 3600)] = 30.0
+    http_keepalive_seconds: Annotated[float, _range(0.1, 3600)] = 5.0
+    http_max_connections: Annotated[int, _range(1, 100_000)] = 1000
+
+    @classmethod
+    def _bounds(cls, name: str) -> str:
+        low = high = None
+        for item in cls.model_fields[name].metadata:
+            low = getattr(item, "ge", low)
+            high = getattr(item, "le", high)
+        return f"{low:g}..{high:g}" if low is not None and high is not None else ""
+
+    @classmethod
+    def describe(cls, exc: ValidationError, given: Mapping[str, Any]) -> str:
+        """The app's wording: the variable, its value and the allowed range or choices."""
+        problems = []
+        for item in exc.errors():
+            name = str(item["loc"][0]) if item["loc"] else ""
+            variable, raw = name.upper(), given.get(name)
+            kind = item["type"]
+            if kind == "int_parsing":
+                problems.append(f"{variable}={raw!r} is not an integer; allowed {cls._bounds(name)}")
+            elif kind == "float_parsing":
+                problems.append(f"{variable}={raw!r} is not a number; allowed {cls._bounds(name)}")
+            elif kind in ("greater_than_equal", "less_than_equal"):
+                problems.append(f"{variable}={item['input']} is out of range; allowed {cls._bounds(name)}")
+            elif kind == "literal_error":
+                allowed = item.get("ctx", {}).get("expected", "")
+                problems.append(f"{variable}={item['input']!r}: allowed {allowed}")
+            elif kind == "bool_parsing":
+                problems.append(f"{variable}={raw!r}: allowed 1/0 (or true/false)")
+            else:
+                problems.append(f"{variable}={raw!r}: {item['msg']}")
+        return "; ".join(problems)
+
+
 # Which class each Batch job reads (the job names of infra/jobs_spec.py).
 JOB_ENVIRONMENTS: Final[dict[str, type[JobEnvironment]]] = {
     "retrain": RetrainEnvironment,
@@ -199,6 +309,7 @@ JOB_ENVIRONMENTS: Final[dict[str, type[JobEnvironment]]] = {
 
 __all__ = [
     "JOB_ENVIRONMENTS",
+    "AppEnvironment",
     "CommaList",
     "EnvironmentConfigError",
     "InferenceEnvironment",

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import pulumi
 import pulumi_aws as aws
 
 from app import capture_contract
 from contracts.bucket_layout import capture_prefix
+from contracts.environment import AppEnvironment
 from contracts.runtime_settings import default_document
 from infra import iam
 from infra.hardening import BOOTSTRAP_IMAGE, BOOTSTRAP_SERVER, WebFirewall, WebFirewallArgs
@@ -33,12 +34,13 @@ CAPTURE_SPOOL_BUDGET_GIB = 20  # the rest holds the image layers and temp files
 CAPTURE_OLDEST_UNSENT_ALARM_SECONDS = 900
 
 
-def capture_environment(workers: int) -> dict[str, str]:
-    """The app's capture durability settings for one task: spool cap per worker, EMF health lines on."""
+def capture_environment(workers: int) -> dict[str, Any]:
+    """The app's capture durability settings for one task (``AppEnvironment`` fields): spool cap per worker,
+    EMF health lines on."""
     return {
-        "CAPTURE_SPOOL_MAX_BYTES": str(CAPTURE_SPOOL_BUDGET_GIB * (1 << 30) // max(1, workers)),
-        "CAPTURE_SPOOL_OVERFLOW": "drop_oldest",
-        "CAPTURE_EMF_SECONDS": str(capture_contract.EMF_PERIOD_SECONDS),
+        "capture_spool_max_bytes": CAPTURE_SPOOL_BUDGET_GIB * (1 << 30) // max(1, workers),
+        "capture_spool_overflow": "drop_oldest",
+        "capture_emf_seconds": capture_contract.EMF_PERIOD_SECONDS,
     }
 
 
@@ -194,19 +196,20 @@ class ModelService(pulumi.ComponentResource):
         """The one container, as ECS RegisterTaskDefinition expects it (tests validate it with botocore)."""
         args = self._args
         workers = max(1, args.sizing.cpu // 1024)
-        environment = {
+        # The app's own settings class (contracts/environment.py) writes the variables it reads.
+        environment = AppEnvironment(
             **capture_environment(workers),
-            "SERVICE_NAME": args.service,
-            "PORT": str(args.container_port),
-            "WORKERS": str(workers),
-            "MODEL_DIR": "/opt/model",
-            "CAPTURE_S3_URI": f"s3://{capture_bucket}/{capture_prefix(args.service)}",
-            "SPOOL_DIR": "/tmp/capture-spool",  # noqa: S108 - the task's private ephemeral volume
-            "SETTINGS_SOURCE": f"ssm:{runtime_settings_parameter(pulumi.get_stack(), args.service)}",
-            "SETTINGS_REFRESH_SECONDS": "30",
-            "AWS_REGION": args.region,
-            "LOG_LEVEL": "INFO",
-        }
+            service_name=args.service,
+            port=args.container_port,
+            workers=workers,
+            model_dir="/opt/model",
+            capture_s3_uri=f"s3://{capture_bucket}/{capture_prefix(args.service)}",
+            spool_dir="/tmp/capture-spool",  # noqa: S108 - the task's private ephemeral volume
+            settings_source=f"ssm:{runtime_settings_parameter(pulumi.get_stack(), args.service)}",
+            settings_refresh_seconds=30,
+            aws_region=args.region,
+            log_level="INFO",
+        ).to_env()
         if "whoami" in args.bootstrap_image:
             # Only for the bootstrap image, which listens on 80 unless told otherwise.
             environment["WHOAMI_PORT_NUMBER"] = str(args.container_port)
