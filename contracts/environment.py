@@ -299,6 +299,57 @@ class AppEnvironment(ProcessEnvironment):
         return "; ".join(problems)
 
 
+# --- the pipeline's CodeBuild actions (infra/pipeline.py) ---------------------------------------------------
+
+
+class EvaluateEnvironment(ProcessEnvironment):
+    """``python -m evaluation run``, the Evaluate stage (evaluation/settings.py; docs/pipeline.md). Range rules
+    that span values stay in ``EvaluationSettings.validated``; here are the names, types and defaults."""
+
+    DOCS: ClassVar[str] = "docs/pipeline.md"
+
+    aws_region: str = "us-east-1"
+    model_bucket: str = ""
+    model_key: str = DEFAULT_MODEL_KEY
+    capture_bucket: str | None = None
+    capture_prefix: str = PROD_CAPTURE_PREFIX
+    # None: every data file under the model bucket's training-data prefix (what retrain trains on).
+    labelled_data_uri: str | None = None
+    stage_url: str = ""
+    git_sha: str = "unknown"
+    # The report's key (contracts.bucket_layout.evaluation_report_keys); a local run names its own.
+    pipeline_execution_id: str = "local"
+    gate_metric: str = "roc_auc"
+    gate_tolerance: float = 0.005
+    gate_floor: float = 0.6
+    evaluation_min_agreement: float = 0.9
+    evaluation_max_score_psi: float = 0.2
+    evaluation_max_segment_shift: float = 0.1
+    evaluation_max_stage_difference: float = 1e-4
+    evaluation_max_p99_latency_ms: float = 1000.0
+    evaluation_replay_sample_size: int = 2000
+    evaluation_replay_window_hours: int = 168
+    evaluation_smoke_requests: int = 30
+    evaluation_decision_threshold: float = 0.5
+    evaluation_min_segment_rows: int = 30
+
+
+class ReleaseEnvironment(ProcessEnvironment):
+    """``python -m release``, the Release action (release/settings.py; docs/release-record.md). Formats (bucket
+    name, ARN, pipeline name) are checked in ``ReleaseSettings.from_env`` with the wording operators know."""
+
+    DOCS: ClassVar[str] = "docs/release-record.md"
+
+    model_bucket: str = ""
+    model_key: str = DEFAULT_MODEL_KEY
+    pipeline_execution_id: str = ""
+    alerts_topic_arn: str | None = None
+    job_definition_names: str = ""  # comma-separated (release/job_definitions.py parse_names)
+    schedule_names: str = ""  # comma-separated (release/schedules.py parse_schedule_names)
+    # The pipeline whose ListActionExecutions says who approved (release/ledger.py); unset outside it.
+    pipeline_name: str | None = None
+
+
 # Which class each Batch job reads (the job names of infra/jobs_spec.py).
 JOB_ENVIRONMENTS: Final[dict[str, type[JobEnvironment]]] = {
     "retrain": RetrainEnvironment,
@@ -312,9 +363,11 @@ __all__ = [
     "AppEnvironment",
     "CommaList",
     "EnvironmentConfigError",
+    "EvaluateEnvironment",
     "InferenceEnvironment",
     "JobEnvironment",
     "MonitorEnvironment",
     "ProcessEnvironment",
+    "ReleaseEnvironment",
     "RetrainEnvironment",
 ]

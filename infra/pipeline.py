@@ -33,6 +33,7 @@ from contracts.bucket_layout import (
     PROD_CAPTURE_PREFIX,
     RELEASES_PREFIX,
 )
+from contracts.environment import EvaluateEnvironment
 from evaluation.contract import APPROVAL_STAGE, EVALUATE_NAMESPACE, EVALUATE_STAGE, REPORT_URL, SUMMARY
 from infra import iam
 from infra.jobs import BatchJobs
@@ -534,17 +535,18 @@ class DeliveryPipeline(pulumi.ComponentResource):
 
 
 def evaluation_environment(settings: StackSettings) -> dict[str, str]:
-    """The stack's ``evaluation*`` keys as the EVALUATION_* variables evaluation/settings.py reads."""
-    return {
-        "EVALUATION_MIN_AGREEMENT": str(settings.evaluation_min_agreement),
-        "EVALUATION_MAX_SCORE_PSI": str(settings.evaluation_max_score_psi),
-        "EVALUATION_MAX_SEGMENT_SHIFT": str(settings.evaluation_max_segment_shift),
-        "EVALUATION_MAX_STAGE_DIFFERENCE": str(settings.evaluation_max_stage_difference),
-        "EVALUATION_MAX_P99_LATENCY_MS": str(settings.evaluation_max_p99_latency_ms),
-        "EVALUATION_REPLAY_SAMPLE_SIZE": str(settings.evaluation_replay_sample_size),
-        "EVALUATION_REPLAY_WINDOW_HOURS": str(settings.evaluation_replay_window_hours),
-        "EVALUATION_SMOKE_REQUESTS": str(settings.evaluation_smoke_requests),
-    }
+    """The stack's ``evaluation*`` keys as the EVALUATION_* variables evaluation/settings.py reads, written by the
+    Evaluate action's own settings class (contracts/environment.py)."""
+    return EvaluateEnvironment(
+        evaluation_min_agreement=settings.evaluation_min_agreement,
+        evaluation_max_score_psi=settings.evaluation_max_score_psi,
+        evaluation_max_segment_shift=settings.evaluation_max_segment_shift,
+        evaluation_max_stage_difference=settings.evaluation_max_stage_difference,
+        evaluation_max_p99_latency_ms=settings.evaluation_max_p99_latency_ms,
+        evaluation_replay_sample_size=settings.evaluation_replay_sample_size,
+        evaluation_replay_window_hours=settings.evaluation_replay_window_hours,
+        evaluation_smoke_requests=settings.evaluation_smoke_requests,
+    ).to_env()
 
 
 def _environment_json(variables: dict[str, str]) -> str:
