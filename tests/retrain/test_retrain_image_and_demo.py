@@ -43,6 +43,7 @@ def test_jobs_image_is_pinned_non_root_and_runs_the_retrain_job() -> None:
     copies = [arg.split()[0] for kind, arg in instructions if kind == "COPY"]
     assert copies == [
         "requirements/jobs.txt",
+        "contracts/",
         "model_package/",
         "alerting/",
         "retrain/",
