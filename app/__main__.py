@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.config import AppConfig, ConfigError, spool_dir_problem
+from contracts.exit_codes import ExitCode
 from model_package import PackageError
-from model_package.exit_codes import ExitCode
 
 if TYPE_CHECKING:
     from app.core import LoadedModel

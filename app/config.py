@@ -1,5 +1,8 @@
 """Process settings read once at start from the environment (the ECS task definition sets them).
 
+The variables, their types, ranges and defaults are ``contracts.environment.AppEnvironment``: infra writes the
+task definition from that class and :meth:`AppConfig.from_env` reads it.
+
 Runtime settings that change without a redeploy live in :mod:`app.runtime_settings`; these here need a
 restart. Every bad value stops the start with a message naming the variable and what is allowed.
 """
@@ -11,64 +14,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.capture.writer import OVERFLOW_POLICIES
-from contracts import prediction_metrics
-from model_package.exit_codes import ExitCode
+from contracts.environment import AppEnvironment
+from contracts.exit_codes import ExitCode
 
-SERVICES = ("stage", "prod", "local")
-# Inside the container /tmp is the task's own ephemeral storage, not a shared world-writable dir.
-DEFAULT_SPOOL_DIR = "/tmp/capture-spool"  # noqa: S108
-RUNTIME_CHOICES = ("onnx", "skops", "pickle")
-FAILURE_POLICIES = ("alarm", "drain")  # what /ready does when capture fails too long (docs/app.md)
-DEFAULT_SPOOL_MAX_BYTES = 1 << 30
+# The variables' defaults are AppEnvironment's; AppConfig repeats them for processes built in code (tests),
+# and tests/app/test_settings.py checks that the two agree.
+DEFAULT_SPOOL_DIR: str = AppEnvironment.model_fields["spool_dir"].default
+DEFAULT_SPOOL_MAX_BYTES: int = AppEnvironment.model_fields["capture_spool_max_bytes"].default
 
 
 class ConfigError(ValueError):
     """An environment variable has a value the app cannot use."""
 
     exit_code = ExitCode.CONFIG
-
-
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not an integer; allowed {minimum}..{maximum}") from None
-    if not minimum <= value <= maximum:
-        raise ConfigError(f"{name}={value} is out of range; allowed {minimum}..{maximum}")
-    return value
-
-
-def _float(env: Mapping[str, str], name: str, default: float, minimum: float, maximum: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number; allowed {minimum}..{maximum}") from None
-    if not minimum <= value <= maximum:
-        raise ConfigError(f"{name}={value} is out of range; allowed {minimum}..{maximum}")
-    return value
-
-
-def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
-    raw = env.get(name, "").strip().lower() or default
-    if raw not in allowed:
-        raise ConfigError(f"{name}={raw!r}: allowed {list(allowed)}")
-    return raw
-
-
-def _flag(env: Mapping[str, str], name: str) -> bool:
-    raw = env.get(name, "0").strip().lower()
-    if raw in ("1", "true", "yes"):
-        return True
-    if raw in ("", "0", "false", "no"):
-        return False
-    raise ConfigError(f"{name}={raw!r}: allowed 1/0 (or true/false)")
 
 
 @dataclass(frozen=True)
@@ -126,58 +84,20 @@ class AppConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AppConfig:
-        env = os.environ if env is None else env
-        service = env.get("SERVICE_NAME", "local").strip() or "local"
-        if service not in SERVICES:
-            raise ConfigError(f"SERVICE_NAME={service!r}: allowed {list(SERVICES)}")
-        s3_uri = env.get("CAPTURE_S3_URI", "").strip() or None
+        """The variables (names, types, ranges: ``contracts.environment.AppEnvironment``, the class infra writes
+        the task definition from), plus the format checks of the URIs."""
+        read = AppEnvironment.from_env(env, error=ConfigError)
+        s3_uri = read.capture_s3_uri
         if s3_uri is not None and (not s3_uri.startswith("s3://") or len(s3_uri) <= len("s3://")):
             raise ConfigError(f"CAPTURE_S3_URI={s3_uri!r}: expected s3://bucket[/prefix]")
-        runtime = env.get("MODEL_RUNTIME", "").strip() or None
-        if runtime is not None and runtime not in RUNTIME_CHOICES:
-            raise ConfigError(
-                f"MODEL_RUNTIME={runtime!r}: allowed {list(RUNTIME_CHOICES)} (unset = onnx, skops fallback)"
-            )
-        source = env.get("SETTINGS_SOURCE", "").strip() or None
+        source = read.settings_source
         if source is not None and not source.startswith(("ssm:", "file:")):
             raise ConfigError(f"SETTINGS_SOURCE={source!r}: expected 'ssm:/parameter/name' or 'file:/path.json'")
-        level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
-        if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-            raise ConfigError(f"LOG_LEVEL={level!r}: allowed DEBUG, INFO, WARNING, ERROR, CRITICAL")
-        return cls(
-            model_dir=env.get("MODEL_DIR", "/opt/model").strip() or "/opt/model",
-            port=_int(env, "PORT", 8080, 1, 65535),
-            workers=_int(env, "WORKERS", 2, 1, 64),
-            service_name=service,
-            capture_s3_uri=s3_uri,
-            capture_db_url=env.get("CAPTURE_DB_URL", "").strip() or None,
-            spool_dir=env.get("SPOOL_DIR", "").strip() or DEFAULT_SPOOL_DIR,
-            settings_source=source,
-            settings_refresh_seconds=_float(env, "SETTINGS_REFRESH_SECONDS", 30.0, 0.05, 86400),
-            sentry_dsn=env.get("SENTRY_DSN", "").strip() or None,
-            allow_pickle=_flag(env, "ALLOW_PICKLE"),
-            model_runtime=runtime,
-            max_batch_size=_int(env, "MAX_BATCH_SIZE", 64, 1, 4096),
-            max_batch_wait_ms=_float(env, "MAX_BATCH_WAIT_MS", 2.0, 0.0, 1000.0),
-            max_body_bytes=_int(env, "MAX_BODY_BYTES", 1 << 20, 1024, 1 << 30),
-            log_level=level,
-            capture_flush_records=_int(env, "CAPTURE_FLUSH_RECORDS", 1000, 1, 1_000_000),
-            capture_flush_seconds=_float(env, "CAPTURE_FLUSH_SECONDS", 5.0, 0.01, 3600),
-            capture_queue_size=_int(env, "CAPTURE_QUEUE_SIZE", 100_000, 10, 10_000_000),
-            capture_retry_max_seconds=_float(env, "CAPTURE_RETRY_MAX_SECONDS", 30.0, 0.05, 3600),
-            capture_spool_max_bytes=_int(env, "CAPTURE_SPOOL_MAX_BYTES", DEFAULT_SPOOL_MAX_BYTES, 1 << 20, 1 << 40),
-            capture_spool_overflow=_choice(env, "CAPTURE_SPOOL_OVERFLOW", "drop_oldest", OVERFLOW_POLICIES),
-            capture_unhealthy_seconds=_float(env, "CAPTURE_UNHEALTHY_SECONDS", 300.0, 1.0, 86400),
-            capture_failure_policy=_choice(env, "CAPTURE_FAILURE_POLICY", "alarm", FAILURE_POLICIES),
-            capture_emf_seconds=_float(env, "CAPTURE_EMF_SECONDS", 0.0, 0.0, 3600),
-            max_records_per_request=_int(env, "MAX_RECORDS_PER_REQUEST", 1000, 1, 100_000),
-            http_max_header_bytes=_int(env, "HTTP_MAX_HEADER_BYTES", 16384, 1024, 1 << 20),
-            http_header_timeout_seconds=_float(env, "HTTP_HEADER_TIMEOUT_SECONDS", 10.0, 0.1, 3600),
-            http_body_timeout_seconds=_float(env, "HTTP_BODY_TIMEOUT_SECONDS", 30.0, 0.1, 3600),
-            http_keepalive_seconds=_float(env, "HTTP_KEEPALIVE_SECONDS", 5.0, 0.1, 3600),
-            http_max_connections=_int(env, "HTTP_MAX_CONNECTIONS", 1000, 1, 100_000),
-            prediction_metrics_service=env.get(prediction_metrics.SERVICE_NAME_ENV, "").strip() or None,
-        )
+        return cls(**{name: getattr(read, name) for name in _FROM_ENVIRONMENT})
+
+
+# Every AppConfig field the environment sets (``host`` comes from the command line only).
+_FROM_ENVIRONMENT = tuple(name for name in AppConfig.__dataclass_fields__ if name in AppEnvironment.model_fields)
 
 
 def spool_dir_problem(spool_dir: str) -> str | None:

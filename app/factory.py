@@ -22,7 +22,7 @@ from app.core import LoadedModel, load_model
 from app.prediction_metrics import ScoreShift
 from app.runtime_settings import RuntimeSettings, SettingsError, SettingsRefresher, source_from_location
 from app.server import ASGIApp, PredictService, build_app
-from model_package.exit_codes import ExitCode
+from contracts.exit_codes import ExitCode
 
 GC_GEN0_THRESHOLD = 20_000
 STATUS_DIR_ENV = "APP_STATUS_DIR"  # set by ``python -m app`` for its workers; not an operator setting

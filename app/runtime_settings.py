@@ -7,52 +7,26 @@ last good settings stay in force, so a typo in the console can never take the se
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from pathlib import Path
-from typing import Annotated, Any, Literal, Protocol
+from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from contracts.runtime_settings import RuntimeSettings, SettingsError, parse_settings
 
 log = logging.getLogger("app.settings")
 
-
-class RuntimeSettings(BaseModel):
-    """The settings document (JSON); unknown keys and wrong types are refused, missing keys take the defaults."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
-
-    decision_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
-    out_of_range: Literal["warn", "reject"] = "warn"
-    # Per violation class (app/policies.py, docs/app.md "Serving policies"): reject the record, or score it
-    # with a warning. Defaults are strict, as the app always was; operators relax them in the parameter.
-    unknown_category: Literal["reject", "missing"] = "reject"
-    extra_feature: Literal["reject", "ignore"] = "reject"
-    unexpected_null: Literal["reject", "impute"] = "reject"
-    capture_enabled: bool = True
-    # Capture privacy (docs/app.md "Capture privacy"): feature -> keep | hash | drop; unnamed features: keep.
-    capture_policy: dict[str, Literal["keep", "hash", "drop"]] = Field(default_factory=dict)
-
-
-class SettingsError(ValueError):
-    """The settings document cannot be used; the message says which key and what is allowed."""
-
-
-def parse_settings(text: str | bytes, source: str) -> RuntimeSettings:
-    try:
-        raw = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"{source}: not valid JSON ({exc})") from exc
-    if not isinstance(raw, dict):
-        raise SettingsError(f"{source}: must be a JSON object with keys {sorted(RuntimeSettings.model_fields)}")
-    if isinstance(raw.get("decision_threshold"), int) and not isinstance(raw.get("decision_threshold"), bool):
-        raw["decision_threshold"] = float(raw["decision_threshold"])  # 1 is a fine threshold; strict mode refuses it
-    try:
-        return RuntimeSettings.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors())
-        raise SettingsError(f"{source}: {problems}") from exc
+# The document itself (keys, allowed values, defaults) is a contract infra shares: contracts/runtime_settings.py.
+__all__ = [
+    "FileSettingsSource",
+    "RuntimeSettings",
+    "SettingsError",
+    "SettingsRefresher",
+    "SettingsSource",
+    "SsmSettingsSource",
+    "parse_settings",
+    "source_from_location",
+]
 
 
 class SettingsSource(Protocol):

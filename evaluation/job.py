@@ -1,7 +1,7 @@
 """``python -m evaluation run``: read candidate, champion, labelled data and capture; compare; report; verdict.
 
 The report (JSON for machines, HTML for the approver) is written to the model bucket under
-``model_package.registry.EVALUATION_REPORTS_PREFIX`` whatever the verdict, so a rejected candidate's
+``contracts.bucket_layout.EVALUATION_REPORTS_PREFIX`` whatever the verdict, so a rejected candidate's
 report says why. ``exported_variables`` is what the buildspec exports to the pipeline (the Approval's
 ``CustomData`` and ``ExternalEntityLink``).
 """
@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from contracts.bucket_layout import console_object_url, evaluation_report_keys
 from evaluation.checks import Check, Section, labelled_comparison, replay_comparison, smoke_test
 from evaluation.settings import EXIT_PASSED, EXIT_REJECTED, EvaluationSettings
 from jobs_common import evaluation_contract as contract
@@ -30,7 +31,6 @@ from jobs_common.readers import S3Reader
 from jobs_common.reference import reference_frame
 from jobs_common.store import ModelStore
 from model_package.archive import ModelPackage, open_package
-from model_package.registry import console_object_url, evaluation_report_keys
 from model_package.runtime import Predictor, load_predictor
 
 LOG = logging.getLogger(__name__)

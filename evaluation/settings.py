@@ -8,15 +8,15 @@ gate can never judge one candidate by two different rules.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from contracts.bucket_layout import DEFAULT_MODEL_KEY, PROD_CAPTURE_PREFIX, TRAINING_DATA_PREFIX
+from contracts.environment import EvaluateEnvironment
 from jobs_common.gate import GatePolicy
 from model_package.manifest import HIGHER_IS_BETTER
-from model_package.registry import DEFAULT_MODEL_KEY, TRAINING_DATA_PREFIX
 
 
 class ConfigError(ValueError):
@@ -29,30 +29,20 @@ EXIT_UNEXPECTED = 1
 EXIT_CONFIG = 3
 EXIT_REJECTED = 4
 
-# Environment variable -> (field, parser). Defaults are the dataclass defaults below.
-ENV: dict[str, tuple[str, type]] = {
-    "MODEL_BUCKET": ("model_bucket", str),
-    "MODEL_KEY": ("model_key", str),
-    "CAPTURE_BUCKET": ("capture_bucket", str),
-    "CAPTURE_PREFIX": ("capture_prefix", str),
-    "LABELLED_DATA_URI": ("labelled_data_uri", str),
-    "STAGE_URL": ("stage_url", str),
-    "GIT_SHA": ("git_sha", str),
-    "PIPELINE_EXECUTION_ID": ("pipeline_execution_id", str),
-    "AWS_REGION": ("region", str),
-    "GATE_METRIC": ("gate_metric", str),
-    "GATE_TOLERANCE": ("gate_tolerance", float),
-    "GATE_FLOOR": ("gate_floor", float),
-    "EVALUATION_MIN_AGREEMENT": ("min_agreement", float),
-    "EVALUATION_MAX_SCORE_PSI": ("max_score_psi", float),
-    "EVALUATION_MAX_SEGMENT_SHIFT": ("max_segment_shift", float),
-    "EVALUATION_MAX_STAGE_DIFFERENCE": ("max_stage_difference", float),
-    "EVALUATION_MAX_P99_LATENCY_MS": ("max_p99_latency_ms", float),
-    "EVALUATION_REPLAY_SAMPLE_SIZE": ("replay_sample_size", int),
-    "EVALUATION_REPLAY_WINDOW_HOURS": ("replay_window_hours", int),
-    "EVALUATION_SMOKE_REQUESTS": ("smoke_requests", int),
-    "EVALUATION_DECISION_THRESHOLD": ("decision_threshold", float),
-    "EVALUATION_MIN_SEGMENT_ROWS": ("min_segment_rows", int),
+# EvaluationSettings field -> EvaluateEnvironment field (contracts.environment: the variables, their types and
+# defaults, which infra writes the Evaluate action's environment from).
+_FROM_ENVIRONMENT = {
+    "region": "aws_region",
+    "min_agreement": "evaluation_min_agreement",
+    "max_score_psi": "evaluation_max_score_psi",
+    "max_segment_shift": "evaluation_max_segment_shift",
+    "max_stage_difference": "evaluation_max_stage_difference",
+    "max_p99_latency_ms": "evaluation_max_p99_latency_ms",
+    "replay_sample_size": "evaluation_replay_sample_size",
+    "replay_window_hours": "evaluation_replay_window_hours",
+    "smoke_requests": "evaluation_smoke_requests",
+    "decision_threshold": "evaluation_decision_threshold",
+    "min_segment_rows": "evaluation_min_segment_rows",
 }
 
 
@@ -61,15 +51,15 @@ class EvaluationSettings:
     model_bucket: str = ""
     model_key: str = DEFAULT_MODEL_KEY
     capture_bucket: str | None = None
-    capture_prefix: str = "capture/prod"
+    capture_prefix: str = PROD_CAPTURE_PREFIX
     # None: every data file under the model bucket's training-data prefix (what retrain trains on).
     labelled_data_uri: str | None = None
     stage_url: str = ""
     git_sha: str = "unknown"
-    # The report's key (model_package.registry.evaluation_report_keys); a local run names its own.
+    # The report's key (contracts.bucket_layout.evaluation_report_keys); a local run names its own.
     pipeline_execution_id: str = "local"
     region: str = "us-east-1"
-    # None: the candidate task's primary metric and default floor (retrain/gate.py), as in retrain (issue #14).
+    # None: the candidate task's primary metric and default floor (jobs_common/gate.py), as in retrain (issue #14).
     gate_metric: str | None = None
     gate_tolerance: float = 0.005
     gate_floor: float | None = None
@@ -86,16 +76,12 @@ class EvaluationSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> EvaluationSettings:
-        env = os.environ if env is None else env
-        values: dict[str, Any] = {}
-        for var, (name, parser) in ENV.items():
-            raw = env.get(var, "").strip()
-            if not raw:
-                continue
-            try:
-                values[name] = parser(raw)
-            except ValueError:
-                raise ConfigError(f"{var}={raw!r} is not a valid {parser.__name__}") from None
+        read = EvaluateEnvironment.from_env(env, error=ConfigError)
+        values: dict[str, Any] = {
+            name: getattr(read, _FROM_ENVIRONMENT.get(name, name))
+            for name in (f.name for f in fields(cls))
+            if _FROM_ENVIRONMENT.get(name, name) in read.model_fields_set
+        }
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(overrides) - known)
         if unknown:

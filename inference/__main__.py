@@ -2,7 +2,7 @@
 
 Flags win over the environment (MODEL_REF, MODEL_BUCKET, INPUT_URI, OUTPUT_URI, CHUNK_ROWS,
 ALERTS_TOPIC_ARN, ALERT_WINDOW_MINUTES; see docs/inference.md). Exit status
-(``model_package.exit_codes.ExitCode``, docs/exit-codes.md): 0 done (rejected rows are reported, not a
+(``contracts.exit_codes.ExitCode``, docs/exit-codes.md): 0 done (rejected rows are reported, not a
 failure), 7 bad input data, 8 bad configuration, 64 usage, 143 stopped by SIGTERM (partial files removed),
 a ``PackageError``'s code for a bad model.
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import tempfile
 from datetime import timedelta
@@ -20,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from alerting import AlertPublisher, LocalDedupStore, S3DedupStore
+from contracts.environment import InferenceEnvironment
+from contracts.exit_codes import ExitCode, UsageArgumentParser
 from inference.job import InferenceJob, JobTerminated, terminate_on_sigterm
 from inference.readers import DEFAULT_CHUNK_ROWS
 from jobs_common.champion import resolve_model
-from jobs_common.env import env_bool, env_int, env_str
-from model_package.errors import run_command
-from model_package.exit_codes import ExitCode, UsageArgumentParser
+from model_package.errors import JobConfigError, run_command
 
 
 def _needs_s3(*values: str | None) -> bool:
@@ -33,13 +32,14 @@ def _needs_s3(*values: str | None) -> bool:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    model_ref = args.model or env_str("MODEL_REF", "champion")
-    input_uri = args.input or env_str("INPUT_URI")
-    output_uri = args.output or env_str("OUTPUT_URI")
+    env = InferenceEnvironment.from_env(error=JobConfigError)  # the variables the job definition sets
+    model_ref = args.model or env.model_ref
+    input_uri = args.input or env.input_uri
+    output_uri = args.output or env.output_uri
     if not input_uri or not output_uri:
         raise ValueError("set --input/--output (or INPUT_URI/OUTPUT_URI): where to read and where to write")
-    chunk_rows = args.chunk_rows or env_int("CHUNK_ROWS", DEFAULT_CHUNK_ROWS, minimum=1)
-    bucket = env_str("MODEL_BUCKET")
+    chunk_rows = args.chunk_rows or env.chunk_rows or DEFAULT_CHUNK_ROWS
+    bucket = env.model_bucket
     s3: Any = None
     if _needs_s3(model_ref, input_uri, output_uri):
         import boto3
@@ -48,9 +48,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     package = resolve_model(str(model_ref), s3, bucket)
     from model_package.runtime import load_predictor
 
-    predictor = load_predictor(package, runtime=args.runtime, allow_pickle=env_bool("ALLOW_PICKLE"))
-    window = timedelta(minutes=env_int("ALERT_WINDOW_MINUTES", 360))
-    topic = env_str("ALERTS_TOPIC_ARN")
+    predictor = load_predictor(package, runtime=args.runtime, allow_pickle=env.allow_pickle)
+    window = timedelta(minutes=env.alert_window_minutes)
+    topic = env.alerts_topic_arn
     if bucket and s3 is not None:
         sns = None
         if topic:
@@ -61,7 +61,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         # Local runs: the de-dup state goes to the temp dir unless asked, never into the working tree.
         default = Path(tempfile.gettempdir()) / "ml-delivery"
-        state = Path(os.environ.get("ALERT_STATE_DIR") or default) / ".alerts-sent.json"
+        state = Path(env.alert_state_dir or default) / ".alerts-sent.json"
         publisher = AlertPublisher(None, None, LocalDedupStore(state), window=window)
     job = InferenceJob(
         package,

@@ -8,17 +8,16 @@ from dataclasses import dataclass
 
 import pulumi
 
-from infra import iam
-from infra.jobs_spec import (
+from contracts.bucket_layout import (
     ALERTS_SENT_PREFIX,
-    CAPTURE_PREFIX,
     CHAMPION_KEY,
     INFERENCE_INPUT_PREFIX,
     INFERENCE_OUTPUT_PREFIX,
     MODELS_PREFIX,
     REPORT_PREFIXES,
-    JobName,
 )
+from infra import iam
+from infra.jobs_spec import CAPTURE_PREFIX, JobName
 from infra.settings import StackSettings
 
 

@@ -11,6 +11,13 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from contracts.bucket_layout import (
+    DRIFT_REPORT_PREFIX,
+    INFERENCE_INPUT_PREFIX,
+    INFERENCE_OUTPUT_PREFIX,
+    PROD_CAPTURE_PREFIX,
+)
+from contracts.environment import InferenceEnvironment, MonitorEnvironment, RetrainEnvironment
 from infra.settings import StackSettings
 from model_package.capture_privacy import HASH_KEY_ENV as CAPTURE_HASH_KEY_ENV
 
@@ -28,20 +35,9 @@ COMMANDS: dict[JobName, tuple[str, ...]] = {
     "inference": ("inference", "run", "--model", "Ref::model", "--input", "Ref::input", "--output", "Ref::output"),
 }
 
-# Prefixes in the model bucket (model_package/registry.py owns champion.json, models/ and reports/;
-# alerting/publisher.py's S3DedupStore owns alerts/sent/). Batch inference reads and writes only here.
-CHAMPION_KEY = "champion.json"
-MODELS_PREFIX = "models/"
-ALERTS_SENT_PREFIX = "alerts/sent/"
-CAPTURE_PREFIX = "capture/prod"
-DRIFT_REPORT_PREFIX = "reports/drift"
-REPORT_PREFIXES: dict[JobName, str] = {
-    "retrain": "reports/retrain/",
-    "drift": "reports/drift/",
-    "summary": "reports/summary/",
-}
-INFERENCE_INPUT_PREFIX = "batch-inference/input/"
-INFERENCE_OUTPUT_PREFIX = "batch-inference/output/"
+# Prefixes in the model bucket: contracts.bucket_layout (imported above; the names are this module's
+# interface for the jobs' IAM and environment). Batch inference reads and writes only its own prefixes.
+CAPTURE_PREFIX = PROD_CAPTURE_PREFIX
 INFERENCE_CHUNK_ROWS = 50_000
 
 # Upper bounds of one attempt when the config has no key for it; the summary runs every few minutes, so
@@ -135,7 +131,7 @@ def inference_parameters(model_bucket: str) -> dict[str, str]:
 def gate_environment(settings: StackSettings) -> dict[str, str]:
     """The champion gate's variables, read by retrain (retrain/settings.py) and Evaluate (evaluation/settings.py).
     GATE_METRIC and GATE_FLOOR only when the stack sets them: absent, each job uses the champion task's primary
-    metric and default floor (retrain/gate.py)."""
+    metric and default floor (jobs_common/gate.py)."""
     return {
         **({"GATE_METRIC": settings.gate_metric} if settings.gate_metric is not None else {}),
         "GATE_TOLERANCE": str(settings.gate_tolerance),
@@ -144,45 +140,49 @@ def gate_environment(settings: StackSettings) -> dict[str, str]:
 
 
 def job_environment(settings: StackSettings, job: JobName, r: Resolved) -> dict[str, str]:
-    """The environment each job reads (retrain/settings.py, monitor/settings.py, inference/__main__.py)."""
-    common = {"AWS_REGION": r.region, "MODEL_BUCKET": r.model_bucket, "ALERTS_TOPIC_ARN": r.alerts_topic_arn,
-              "ALERT_WINDOW_MINUTES": str(settings.alert_window_minutes)}  # fmt: skip
+    """The environment each job reads, written from the job's own settings class (contracts/environment.py)."""
+    common: dict[str, Any] = {"aws_region": r.region, "model_bucket": r.model_bucket,
+                              "alerts_topic_arn": r.alerts_topic_arn,
+                              "alert_window_minutes": settings.alert_window_minutes}  # fmt: skip
     if job == "retrain":
-        return {
+        return RetrainEnvironment(
             **common,
-            "DATA_URI": f"s3://{r.model_bucket}/{settings.training_data_prefix}",
-            "MODEL_KEY": settings.model_key,
-            # No TARGET/MODEL_NAME/TIME_COLUMN: a refit reads them from the champion's manifest (its column
+            data_uri=f"s3://{r.model_bucket}/{settings.training_data_prefix}",
+            model_key=settings.model_key,
+            # No target/model_name/time_column: a refit reads them from the champion's manifest (its column
             # roles), so the same definition refits a binary, multiclass or regression champion (issue #14).
-            **gate_environment(settings),
-            "MIN_ROWS": str(settings.min_training_rows),
+            # gate_metric/gate_floor unset (None) stay out of the definition: the task's primary metric and floor.
+            gate_metric=settings.gate_metric,
+            gate_tolerance=settings.gate_tolerance,
+            gate_floor=settings.gate_floor,
+            min_rows=settings.min_training_rows,
             # Only named in the job's alerts ("where to look"); the default would point at /aws/batch/job.
-            "LOG_GROUP": r.log_group,
-        }
+            log_group=r.log_group,
+        ).to_env()
     if job in ("drift", "summary"):
-        # No MODEL_KEY: the monitor then reads the champion pointer, the model actually serving prod, never
+        # No model_key: the monitor then reads the champion pointer, the model actually serving prod, never
         # the model key, which may hold a candidate still waiting for approval.
-        return {
+        return MonitorEnvironment(
             **common,
-            "CAPTURE_BUCKET": r.capture_bucket,
-            "CAPTURE_PREFIX": CAPTURE_PREFIX,
+            capture_bucket=r.capture_bucket,
+            capture_prefix=CAPTURE_PREFIX,
             # The summary job writes next to it, under reports/summary (monitor/__main__.py).
-            "REPORT_PREFIX": DRIFT_REPORT_PREFIX,
-            "DRIFT_RETRAIN_ENABLED": "true" if settings.drift_retrain_enabled else "false",
-            "RETRAIN_JOB_QUEUE": r.job_queue,
-            "RETRAIN_JOB_DEFINITION": r.retrain_job_definition,
-            "SUMMARY_MIN_COUNT": str(settings.summary_min_count),
-            "SUMMARY_WINDOW_MINUTES": str(schedule_window_minutes(settings.summary_schedule, 10)),
-            **({"CAPTURE_SETTINGS_SOURCE": f"ssm:{r.runtime_settings_parameter}"} if job == "drift" else {}),
-        }
+            report_prefix=DRIFT_REPORT_PREFIX,
+            drift_retrain_enabled=settings.drift_retrain_enabled,
+            retrain_job_queue=r.job_queue,
+            retrain_job_definition=r.retrain_job_definition,
+            summary_min_count=settings.summary_min_count,
+            summary_window_minutes=schedule_window_minutes(settings.summary_schedule, 10),
+            capture_settings_source=f"ssm:{r.runtime_settings_parameter}" if job == "drift" else None,
+        ).to_env()
     parameters = inference_parameters(r.model_bucket)
-    return {
+    return InferenceEnvironment(
         **common,
-        "MODEL_REF": parameters["model"],
-        "INPUT_URI": parameters["input"],
-        "OUTPUT_URI": parameters["output"],
-        "CHUNK_ROWS": str(INFERENCE_CHUNK_ROWS),
-    }
+        model_ref=parameters["model"],
+        input_uri=parameters["input"],
+        output_uri=parameters["output"],
+        chunk_rows=INFERENCE_CHUNK_ROWS,
+    ).to_env()
 
 
 def container_properties(settings: StackSettings, job: JobName, r: Resolved) -> dict[str, Any]:

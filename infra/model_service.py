@@ -27,6 +27,9 @@ import pulumi_aws as aws
 
 from app import capture_contract
 from contracts import prediction_metrics
+from contracts.bucket_layout import capture_prefix
+from contracts.environment import AppEnvironment
+from contracts.runtime_settings import default_document
 from infra import iam
 from infra.hardening import BOOTSTRAP_IMAGE, BOOTSTRAP_SERVER, WebFirewall, WebFirewallArgs
 from infra.images import check_deployed_image
@@ -45,28 +48,19 @@ CAPTURE_SPOOL_BUDGET_GIB = 20  # the rest holds the image layers and temp files
 CAPTURE_OLDEST_UNSENT_ALARM_SECONDS = 900
 
 
-def capture_environment(workers: int) -> dict[str, str]:
-    """The app's capture durability settings for one task: spool cap per worker, EMF health lines on."""
+def capture_environment(workers: int) -> dict[str, Any]:
+    """The app's capture durability settings for one task (``AppEnvironment`` fields): spool cap per worker,
+    EMF health lines on."""
     return {
-        "CAPTURE_SPOOL_MAX_BYTES": str(CAPTURE_SPOOL_BUDGET_GIB * (1 << 30) // max(1, workers)),
-        "CAPTURE_SPOOL_OVERFLOW": "drop_oldest",
-        "CAPTURE_EMF_SECONDS": str(capture_contract.EMF_PERIOD_SECONDS),
+        "capture_spool_max_bytes": CAPTURE_SPOOL_BUDGET_GIB * (1 << 30) // max(1, workers),
+        "capture_spool_overflow": "drop_oldest",
+        "capture_emf_seconds": capture_contract.EMF_PERIOD_SECONDS,
     }
 
 
-# Every key of app.runtime_settings.RuntimeSettings with its default (tests/app/test_settings.py checks they
-# agree). The three violation policies start strict ("reject"); docs/app.md "Serving policies" lists the
-# lenient values (unknown_category: missing, extra_feature: ignore, unexpected_null: impute).
-# capture_policy: feature -> keep|hash|drop (docs/app.md "Capture privacy"); empty = keep every feature.
-RUNTIME_SETTINGS_DEFAULTS = {
-    "decision_threshold": 0.5,
-    "out_of_range": "warn",
-    "unknown_category": "reject",
-    "extra_feature": "reject",
-    "unexpected_null": "reject",
-    "capture_enabled": True,
-    "capture_policy": {},
-}
+# The runtime-settings document's defaults (contracts/runtime_settings.py, which the app validates against):
+# the SSM parameter's first value; operators change it afterwards (docs/app.md "Serving policies").
+RUNTIME_SETTINGS_DEFAULTS = default_document()
 PROGRESSIVE = ("CANARY", "LINEAR")
 
 
@@ -267,7 +261,7 @@ class ModelService(pulumi.ComponentResource):
             parent=self,
             description=f"ECS agent for the {args.service} service: pull the image, write logs, read secrets",
         )
-        capture_objects = pulumi.Output.concat(args.capture_bucket_arn, f"/capture/{args.service}/*")
+        capture_objects = pulumi.Output.concat(args.capture_bucket_arn, f"/{capture_prefix(args.service)}/*")
         task_role = iam.role(
             f"{name}-task-role",
             service="ecs-tasks.amazonaws.com",
@@ -297,21 +291,22 @@ class ModelService(pulumi.ComponentResource):
         """
         args = self._args
         workers = max(1, args.sizing.cpu // 1024)
-        environment = {
+        # The app's own settings class (contracts/environment.py) writes the variables it reads.
+        environment = AppEnvironment(
             **capture_environment(workers),
-            "SERVICE_NAME": args.service,
+            service_name=args.service,
+            port=args.container_port,
+            workers=workers,
+            model_dir="/opt/model",
+            capture_s3_uri=f"s3://{capture_bucket}/{capture_prefix(args.service)}",
+            spool_dir="/tmp/capture-spool",  # noqa: S108 - the task's private ephemeral volume
+            settings_source=f"ssm:{runtime_settings_parameter(pulumi.get_stack(), args.service)}",
+            settings_refresh_seconds=30,
+            aws_region=args.region,
+            log_level="INFO",
             # The Service dimension of the app's EMF prediction metrics: the score-shift alarm reads it.
-            prediction_metrics.SERVICE_NAME_ENV: self.metrics_service_name,
-            "PORT": str(args.container_port),
-            "WORKERS": str(workers),
-            "MODEL_DIR": "/opt/model",
-            "CAPTURE_S3_URI": f"s3://{capture_bucket}/capture/{args.service}",
-            "SPOOL_DIR": "/tmp/capture-spool",  # noqa: S108 - the task's private ephemeral volume
-            "SETTINGS_SOURCE": f"ssm:{runtime_settings_parameter(pulumi.get_stack(), args.service)}",
-            "SETTINGS_REFRESH_SECONDS": "30",
-            "AWS_REGION": args.region,
-            "LOG_LEVEL": "INFO",
-        }
+            prediction_metrics_service=self.metrics_service_name,
+        ).to_env()
         if "whoami" in args.bootstrap_image:
             # Only for the bootstrap image, which listens on 80 unless told otherwise.
             environment["WHOAMI_PORT_NUMBER"] = str(args.container_port)

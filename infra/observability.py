@@ -20,23 +20,15 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from contracts.bucket_layout import capture_prefix
+from contracts.capture_record import GLUE_COLUMNS
 from infra.jobs import BatchJobs
 from infra.model_service import ModelService
 from infra.stack_types import Platform
 
-# The capture record (contract 3) as Hive types for the OpenX JSON SerDe. ``time`` stays the ISO-8601
-# string the app writes (query it with from_iso8601_timestamp(time)); ``input`` is a map because its keys
-# are the model's features, which change from model to model.
-CAPTURE_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("uid", "string"),
-    ("time", "string"),
-    ("service", "string"),
-    ("model_name", "string"),
-    ("model_version", "int"),
-    ("input", "map<string,string>"),
-    ("output", "struct<prediction:int,probability:double>"),
-    ("latency_ms", "double"),
-)
+# The capture record (contract 3) as Hive types for the OpenX JSON SerDe, derived from the contract so a
+# new output key or field reaches the table: ``output`` is one struct holding every task's keys.
+CAPTURE_COLUMNS: tuple[tuple[str, str], ...] = GLUE_COLUMNS
 CAPTURE_PARTITIONS: tuple[tuple[str, str], ...] = (("dt", "string"), ("hour", "string"))
 SERVICES = ("stage", "prod")
 ATHENA_RESULTS_PREFIX = "athena-results/"
@@ -61,7 +53,7 @@ def projection_parameters(capture_bucket: str, service: str, retention_days: int
         "projection.hour.type": "integer",
         "projection.hour.range": "0,23",
         "projection.hour.digits": "2",
-        "storage.location.template": f"s3://{capture_bucket}/capture/{service}/dt=${{dt}}/hour=${{hour}}/",
+        "storage.location.template": f"s3://{capture_bucket}/{capture_prefix(service)}/dt=${{dt}}/hour=${{hour}}/",
     }
 
 
@@ -234,7 +226,7 @@ class Observability(pulumi.ComponentResource):
                         aws.glue.CatalogTablePartitionKeyArgs(name=n, type=t) for n, t in CAPTURE_PARTITIONS
                     ],
                     storage_descriptor=aws.glue.CatalogTableStorageDescriptorArgs(
-                        location=capture.name.apply(lambda bucket, s=service: f"s3://{bucket}/capture/{s}/"),
+                        location=capture.name.apply(lambda bucket, s=service: f"s3://{bucket}/{capture_prefix(s)}/"),
                         input_format="org.apache.hadoop.mapred.TextInputFormat",
                         output_format="org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
                         ser_de_info=aws.glue.CatalogTableStorageDescriptorSerDeInfoArgs(

@@ -24,6 +24,16 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from contracts.bucket_layout import (
+    CHAMPION_KEY,
+    DEFAULT_MODEL_KEY,
+    EVALUATION_REPORTS_PREFIX,
+    LEDGER_PREFIX,
+    MODELS_PREFIX,
+    PROD_CAPTURE_PREFIX,
+    RELEASES_PREFIX,
+)
+from contracts.environment import EvaluateEnvironment
 from infra import iam
 from infra.jobs import BatchJobs
 from infra.jobs_spec import gate_environment
@@ -35,7 +45,6 @@ from infra.pipeline_triggers import PipelineTriggers, PipelineTriggersArgs
 from infra.settings import StackSettings
 from infra.stack_types import Platform
 from jobs_common.evaluation_contract import APPROVAL_STAGE, EVALUATE_NAMESPACE, EVALUATE_STAGE, REPORT_URL, SUMMARY
-from model_package.registry import CHAMPION_KEY, EVALUATION_REPORTS_PREFIX, LEDGER_PREFIX, MODELS_PREFIX
 
 # Contract with the buildspecs (buildspec.yml, release/buildspec.yml).
 IMAGE_DEFINITIONS = "ImageDefinitions"
@@ -43,7 +52,6 @@ BUILD_RECORD = "BuildRecord"
 BUILD_NAMESPACE = "BuildVariables"
 STAGE_ORDER = ("Source", "Build", "DeployStage", EVALUATE_STAGE, APPROVAL_STAGE, "DeployProd", "Release")
 # Where prod's app writes its capture (infra/model_service.py CAPTURE_S3_URI: capture/<service>).
-PROD_CAPTURE_PREFIX = "capture/prod"
 
 # CodeBuild User Guide, "Build caching in AWS CodeBuild": local Docker layer cache for the privileged build.
 BUILD_CACHE_MODES = ("LOCAL_DOCKER_LAYER_CACHE", "LOCAL_SOURCE_CACHE")
@@ -317,11 +325,11 @@ class DeliveryPipeline(pulumi.ComponentResource):
             return [pulumi.Output.concat(models, "/", key) for key in keys]
 
         statements = [
-            iam.allow(["s3:GetObject"], objects("models/*", "champion.json", "releases/*", f"{LEDGER_PREFIX}*",
-                                                settings.model_key), sid="ReadReleaseInputs"),
+            iam.allow(["s3:GetObject"], objects(f"{MODELS_PREFIX}*", CHAMPION_KEY, f"{RELEASES_PREFIX}*",
+                                                f"{LEDGER_PREFIX}*", settings.model_key), sid="ReadReleaseInputs"),
             # The build record names the model key's S3 version; reading a version is its own action.
             iam.allow(["s3:GetObjectVersion"], objects(settings.model_key), sid="ReadReleasedModelVersion"),
-            iam.allow(["s3:PutObject"], objects("releases/*", "champion.json"), sid="WriteReleaseRecord"),
+            iam.allow(["s3:PutObject"], objects(f"{RELEASES_PREFIX}*", CHAMPION_KEY), sid="WriteReleaseRecord"),
             # The ledger is write-once: S3 User Guide, "Enforce conditional writes on Amazon S3 buckets" (the
             # s3:if-none-match condition key), so even this role cannot replace an entry.
             iam.allow(["s3:PutObject"], objects(f"{LEDGER_PREFIX}*"), sid="AppendLedger",
@@ -330,7 +338,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
             # ListActionExecutions on the pipeline resource).
             iam.allow(["codepipeline:ListActionExecutions"], [self._pipeline_arn], sid="ReadApprovalEvidence"),
             # A hand-uploaded model.zip has no archived copy yet; the release writes it (never replaces it).
-            iam.allow(["s3:PutObject"], objects("models/*/model.zip"), sid="ArchiveReleasedPackage"),
+            iam.allow(["s3:PutObject"], objects(f"{MODELS_PREFIX}*/{DEFAULT_MODEL_KEY}"), sid="ArchiveReleasedPackage"),
             # The release-failed alert's dedup marker (alerting.S3DedupStore, prefix alerts/sent/).
             iam.allow(["s3:GetObject", "s3:PutObject"], objects("alerts/sent/*"), sid="AlertDedupMarkers"),
             # S3 API Reference, GetObject: without s3:ListBucket a missing key answers 403, not 404, and the
@@ -556,17 +564,18 @@ class DeliveryPipeline(pulumi.ComponentResource):
 
 
 def evaluation_environment(settings: StackSettings) -> dict[str, str]:
-    """The stack's ``evaluation*`` keys as the EVALUATION_* variables evaluation/settings.py reads."""
-    return {
-        "EVALUATION_MIN_AGREEMENT": str(settings.evaluation_min_agreement),
-        "EVALUATION_MAX_SCORE_PSI": str(settings.evaluation_max_score_psi),
-        "EVALUATION_MAX_SEGMENT_SHIFT": str(settings.evaluation_max_segment_shift),
-        "EVALUATION_MAX_STAGE_DIFFERENCE": str(settings.evaluation_max_stage_difference),
-        "EVALUATION_MAX_P99_LATENCY_MS": str(settings.evaluation_max_p99_latency_ms),
-        "EVALUATION_REPLAY_SAMPLE_SIZE": str(settings.evaluation_replay_sample_size),
-        "EVALUATION_REPLAY_WINDOW_HOURS": str(settings.evaluation_replay_window_hours),
-        "EVALUATION_SMOKE_REQUESTS": str(settings.evaluation_smoke_requests),
-    }
+    """The stack's ``evaluation*`` keys as the EVALUATION_* variables evaluation/settings.py reads, written by the
+    Evaluate action's own settings class (contracts/environment.py)."""
+    return EvaluateEnvironment(
+        evaluation_min_agreement=settings.evaluation_min_agreement,
+        evaluation_max_score_psi=settings.evaluation_max_score_psi,
+        evaluation_max_segment_shift=settings.evaluation_max_segment_shift,
+        evaluation_max_stage_difference=settings.evaluation_max_stage_difference,
+        evaluation_max_p99_latency_ms=settings.evaluation_max_p99_latency_ms,
+        evaluation_replay_sample_size=settings.evaluation_replay_sample_size,
+        evaluation_replay_window_hours=settings.evaluation_replay_window_hours,
+        evaluation_smoke_requests=settings.evaluation_smoke_requests,
+    ).to_env()
 
 
 def _environment_json(variables: dict[str, str]) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from model_package.registry import console_object_url, evaluation_report_keys
+from contracts.bucket_layout import console_object_url, evaluation_report_keys
 
 EXECUTION_URL = (
     "https://<region>.console.aws.amazon.com/codesuite/codepipeline/pipelines/<pipeline>/executions/"
@@ -62,7 +62,7 @@ APPROVAL_PATHS = {**EXECUTION_PATHS, "stage": "$.detail.stage", "action": "$.det
 
 def approval_template(model_bucket: str) -> str:
     """The approval alert links the same evaluation report as the approval's ExternalEntityLink: its key is
-    the execution id (model_package.registry.evaluation_report_keys), which the event carries."""
+    the execution id (contracts.bucket_layout.evaluation_report_keys), which the event carries."""
     report = console_object_url("<region>", model_bucket, evaluation_report_keys("<execution>")[1])
     return _template(
         "Pipeline <pipeline> execution <execution> passed its evaluation and waits for approval at <stage>/<action>. "

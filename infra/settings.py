@@ -20,9 +20,9 @@ import pulumi
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from contracts.bucket_layout import TRAINING_DATA_PREFIX
 from infra.images import PYTHON_BASE_IMAGE, is_digest_pinned, registry_host
 from model_package.manifest import HIGHER_IS_BETTER, PRIMARY_METRIC, TASK_METRICS
-from model_package.registry import TRAINING_DATA_PREFIX
 
 NAMESPACE = "ml-delivery"
 
@@ -220,12 +220,12 @@ class StackSettings(BaseModel):
     retrain_vcpu: float = 1.0
     retrain_memory_mib: int = 4096
     retrain_timeout_minutes: Annotated[int, Field(ge=10, le=1440)] = 120
-    # The bucket key layout is defined once, in model_package.registry (the retrain job reads every data file
+    # The bucket key layout is defined once, in contracts.bucket_layout (the retrain job reads every data file
     # under this prefix: jobs_common/readers.py S3Reader).
     training_data_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*/$")] = (
         TRAINING_DATA_PREFIX
     )
-    # Unset (None): the champion task's primary metric and that task's default floor (retrain/gate.py), so a
+    # Unset (None): the champion task's primary metric and that task's default floor (jobs_common/gate.py), so a
     # multiclass or regression champion's scheduled retrain and Evaluate judge it on its own metric (issue #14).
     gate_metric: str | None = None
     gate_tolerance: Annotated[float, Field(ge=0, le=0.5)] = 0.005

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from contracts.bucket_layout import CAPTURE_ROOT
 from infra import iam
 
 
@@ -192,7 +193,7 @@ class Buckets(pulumi.ComponentResource):
                     aws.s3.BucketLifecycleConfigurationRuleArgs(
                         id="capture-to-infrequent-access-then-expire",
                         status="Enabled",
-                        filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix="capture/"),
+                        filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=CAPTURE_ROOT),
                         transitions=[
                             aws.s3.BucketLifecycleConfigurationRuleTransitionArgs(days=30, storage_class="STANDARD_IA")
                         ]

@@ -20,8 +20,9 @@ from urllib.parse import urlparse
 import numpy as np
 import pandas as pd
 
+from contracts.bucket_layout import PROD_CAPTURE_PREFIX, hour_prefixes
+from contracts.capture_record import INPUT, LATENCY_MS, OUTPUT, PROBABILITIES, PROBABILITY, TIME, UID, VALUE
 from jobs_common.columns import csv_dtypes
-from model_package.capture_layout import hour_prefixes
 from model_package.manifest import Manifest, TaskSpec
 
 LOG = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ def iter_json_lines(lines: Iterable[str | bytes], source: str) -> Iterator[dict[
             record = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ValueError(f"{source}: line {number} is not JSON ({exc}); capture files are JSON lines") from exc
-        if not isinstance(record, dict) or not isinstance(record.get("input"), dict):
+        if not isinstance(record, dict) or not isinstance(record.get(INPUT), dict):
             raise ValueError(f"{source}: line {number} is not a capture record (an object with an 'input' object)")
         yield record
 
@@ -87,23 +88,23 @@ def iter_json_lines(lines: Iterable[str | bytes], source: str) -> Iterator[dict[
 def scores_from_outputs(outputs: list[dict[str, Any]], task: TaskSpec | None) -> tuple[np.ndarray, np.ndarray | None]:
     """(per-row score, multiclass probability matrix) from capture ``output`` objects of any task.
 
-    The output shapes are the app's answer (``app/capture/record.py``, ``Predictions.record``): binary
+    The output keys are the capture contract's (``contracts.capture_record.OUTPUT_KEYS``): binary
     ``probability``, multiclass ``probabilities`` keyed by ``str(label)``, regression ``value``.
     """
     kind = task.type if task is not None else "binary"
     if kind == "regression":
-        return np.array([_number(o.get("value")) for o in outputs], dtype=np.float64), None
+        return np.array([_number(o.get(VALUE)) for o in outputs], dtype=np.float64), None
     if kind == "multiclass":
         assert task is not None
         keys = [str(label) for label in task.labels]
         matrix = np.full((len(outputs), len(keys)), np.nan)
         for i, output in enumerate(outputs):
-            given = output.get("probabilities")
+            given = output.get(PROBABILITIES)
             if isinstance(given, dict):
                 matrix[i] = [_number(given.get(k)) for k in keys]
         score = np.nanmax(matrix, axis=1, initial=np.nan) if len(outputs) else np.empty(0)
         return score, matrix
-    return np.array([_number(o.get("probability")) for o in outputs], dtype=np.float64), None
+    return np.array([_number(o.get(PROBABILITY)) for o in outputs], dtype=np.float64), None
 
 
 def _number(value: Any) -> float:
@@ -148,22 +149,22 @@ def observations_from_records(
     records: list[dict[str, Any]], target: str | None = None, task: TaskSpec | None = None
 ) -> Observations:
     """Capture records (contract 3) -> inputs frame plus the task's prediction score, uid, time, latency."""
-    inputs = pd.DataFrame.from_records([r["input"] for r in records])
+    inputs = pd.DataFrame.from_records([r[INPUT] for r in records])
     if target is not None and target in inputs.columns:
         inputs = inputs.drop(columns=[target])
 
     def meta(key: str, default: Any = None) -> list[Any]:
         return [r.get(key, default) for r in records]
 
-    outputs = [r.get("output") or {} for r in records]
+    outputs = [r.get(OUTPUT) or {} for r in records]
     probability, matrix = scores_from_outputs(outputs, task)
-    times = pd.to_datetime(pd.Series(meta("time")), utc=True, errors="coerce", format="ISO8601")
-    latency = np.array([np.nan if v is None else v for v in meta("latency_ms")], dtype=np.float64)
+    times = pd.to_datetime(pd.Series(meta(TIME)), utc=True, errors="coerce", format="ISO8601")
+    latency = np.array([np.nan if v is None else v for v in meta(LATENCY_MS)], dtype=np.float64)
     return Observations(
         inputs=inputs,
         probability=probability,
         class_probabilities=matrix,
-        uid=np.array(meta("uid"), dtype=object),
+        uid=np.array(meta(UID), dtype=object),
         time=times,
         latency_ms=latency,
     )
@@ -273,7 +274,7 @@ def read_local_capture(source: str | Path) -> list[dict[str, Any]]:
                 records.extend(iter_json_lines(handle, str(file)))
     unique: dict[Any, dict[str, Any]] = {}
     for record in records:
-        unique.setdefault(record.get("uid") or id(record), record)
+        unique.setdefault(record.get(UID) or id(record), record)
     if not unique:
         raise ValueError(f"{where}: holds no capture records; {LOCAL_CAPTURE_EXPECTED}")
     LOG.info("read %d capture records from %s", len(unique), where)
@@ -314,7 +315,7 @@ def _keep(record: dict[str, Any], manifest: Manifest | None, since: datetime, un
     ):
         return False
     try:
-        at = parse_time(record.get("time"))
+        at = parse_time(record.get(TIME))
     except ValueError:
         return False
     return at >= since and (until is None or at < until)
@@ -350,14 +351,14 @@ class Reservoir:
     def result(self) -> list[dict[str, Any]]:
         """The kept records in time order (a sample is shuffled by replacement)."""
         if self.sampled:
-            self.items.sort(key=lambda r: str(r.get("time")))
+            self.items.sort(key=lambda r: str(r.get(TIME)))
         return list(self.items)
 
 
 class S3CaptureReader:
     """Capture objects of the window [since, until), listed by hour partition and fetched in parallel.
 
-    Only the hour prefixes the window touches are listed (``model_package.capture_layout``, the layout the
+    Only the hour prefixes the window touches are listed (``contracts.bucket_layout``, the layout the
     app writes), so objects outside the window are never listed nor fetched: a run costs what its window
     holds, not what the bucket has accumulated. ``workers`` GETs run at once through one shared client
     (boto3 low-level clients are thread-safe once created: boto3 guide "Low-level clients", section
@@ -371,7 +372,7 @@ class S3CaptureReader:
         self,
         s3_client: Any,
         bucket: str,
-        prefix: str = "capture/prod",
+        prefix: str = PROD_CAPTURE_PREFIX,
         workers: int = 8,
         max_records: int | None = None,
     ) -> None:
@@ -451,10 +452,10 @@ class SqlCaptureReader:
         records = []
         for row in rows:
             record = dict(row)
-            for key in ("input", "output"):
+            for key in (INPUT, OUTPUT):
                 if isinstance(record[key], str):
                     record[key] = json.loads(record[key])
-            record["time"] = record["time"].isoformat() if isinstance(record["time"], datetime) else record["time"]
+            record[TIME] = record[TIME].isoformat() if isinstance(record[TIME], datetime) else record[TIME]
             records.append(record)
         return records
 

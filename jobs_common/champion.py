@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from contracts.bucket_layout import DEFAULT_MODEL_KEY, versioned_model_key
 from model_package.archive import ModelPackage, open_package
 from model_package.errors import PackageError
-from model_package.registry import DEFAULT_MODEL_KEY, read_champion, versioned_model_key
+from model_package.registry import read_champion
 
 
 def _s3_package(s3_client: Any, bucket: str, key: str) -> ModelPackage:

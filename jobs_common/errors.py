@@ -3,12 +3,12 @@
 Raised by the shared readers, store and gate and by retrain and evaluation; ``RetrainError`` keeps its name
 (retrain was their first user) as the base every one of them derives from.
 
-Exit codes come from the one table, ``model_package.exit_codes.ExitCode`` (docs/exit-codes.md).
+Exit codes come from the one table, ``contracts.exit_codes.ExitCode`` (docs/exit-codes.md).
 """
 
 from __future__ import annotations
 
-from model_package.exit_codes import ExitCode
+from contracts.exit_codes import ExitCode
 
 
 class RetrainError(Exception):

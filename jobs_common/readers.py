@@ -78,7 +78,7 @@ class LocalFileReader:
 class S3Reader:
     """``s3://bucket/key`` (one object) or ``s3://bucket/prefix/`` (every CSV/Parquet object under it).
 
-    The infra sets ``DATA_URI`` to the training-data prefix (``model_package.registry.TRAINING_DATA_PREFIX``)
+    The infra sets ``DATA_URI`` to the training-data prefix (``contracts.bucket_layout.TRAINING_DATA_PREFIX``)
     and the README tells users to put files there, so a URI ending in ``/`` reads all data files under it
     in key order (deterministic, so the same files give the same data set and sha256), concatenated; they
     must share their columns. Zero-byte "folder" markers and files whose name starts with ``_`` or ``.``

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from contracts.bucket_layout import MODELS_PREFIX, REPORTS_PREFIX, versioned_model_key
 from jobs_common.errors import UploadError
 from model_package.archive import ModelPackage, open_package
-from model_package.registry import MODELS_PREFIX, REPORTS_PREFIX, ChampionPointer, read_champion, versioned_model_key
+from model_package.registry import ChampionPointer, read_champion
 
 LOG = logging.getLogger(__name__)
 _VERSION_KEY = re.compile(rf"^{re.escape(MODELS_PREFIX)}(\d+)/model\.zip$")

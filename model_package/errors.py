@@ -1,6 +1,6 @@
 """Errors raised while reading or checking a model package.
 
-Each error carries an ``exit_code`` (a member of :class:`model_package.exit_codes.ExitCode`, the one
+Each error carries an ``exit_code`` (a member of :class:`contracts.exit_codes.ExitCode`, the one
 table) so command-line entry points (``python -m retrain verify``, the app's start-up, the jobs) can turn
 it into a documented process exit status without a lookup table of their own.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from model_package.exit_codes import ExitCode
+from contracts.exit_codes import ExitCode
 
 
 class PackageError(Exception):

@@ -19,7 +19,7 @@ from model_package.errors import ManifestError, SchemaError
 # 2: task type (binary | multiclass | regression) with class labels, column roles, task-specific metrics with
 # the primary metric and its direction, the model runtime. Format 1 packages (binary, 0/1 target, ONNX)
 # still read: every new field defaults to exactly what format 1 meant.
-FORMAT_VERSION = 2
+FORMAT_VERSION: Literal[1, 2] = 2
 READABLE_FORMATS = (1, 2)
 
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]

@@ -148,7 +148,14 @@ class _Collector:
                 self.warnings.append(violation)
 
     def add_rows(
-        self, feature: str, kind: str, rows: np.ndarray, values: Sequence[Any], expected: str, *, reject: bool
+        self,
+        feature: str,
+        kind: str,
+        rows: np.ndarray,
+        values: Sequence[Any] | np.ndarray,
+        expected: str,
+        *,
+        reject: bool,
     ) -> None:
         """Vectorised path: flag all ``rows`` at once, build Violation objects only for those reported."""
         count = len(rows)
@@ -183,7 +190,7 @@ def _describe_range(spec: FeatureSpec) -> str:
     return f"a value in the training range [{low}, {high}]"
 
 
-def _as_float(values: Any) -> tuple[np.ndarray, np.ndarray, Sequence[Any]]:
+def _as_float(values: Any) -> tuple[np.ndarray, np.ndarray, Sequence[Any] | np.ndarray]:
     """float64 column, mask of cells that are not numbers, and the raw values (to echo in violations)."""
     if isinstance(values, np.ndarray) and values.dtype.kind in "fiu":
         column = values.astype(np.float64, copy=False)

@@ -2,7 +2,7 @@
 
 Local runs name their inputs with flags (``--model``, ``--data``, ``--out``); without ``--model`` the
 job reads its environment (docs/monitoring.md lists every variable). Exit status
-(``model_package.exit_codes.ExitCode``, docs/exit-codes.md): 0 done (drift or not: drift is reported, not
+(``contracts.exit_codes.ExitCode``, docs/exit-codes.md): 0 done (drift or not: drift is reported, not
 a failure), 7 bad input data, 8 bad configuration, 16 too few rows to judge, 64 usage, a
 ``PackageError``'s own code for an unusable model package.
 """
@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from alerting import AlertPublisher, LocalDedupStore, S3DedupStore
+from contracts.environment import MonitorEnvironment
+from contracts.exit_codes import ExitCode, UsageArgumentParser
 from jobs_common.capture import (
     CaptureReader,
     FileCaptureReader,
@@ -30,9 +32,7 @@ from jobs_common.capture import (
     read_observations,
 )
 from jobs_common.champion import live_model, resolve_model
-from jobs_common.env import env_int, env_str
-from model_package.errors import run_command
-from model_package.exit_codes import ExitCode, UsageArgumentParser
+from model_package.errors import JobConfigError, run_command
 from monitor.drift import DriftAnalysis
 from monitor.drift_job import DriftJob, RetrainTrigger
 from monitor.privacy import privacy_from_env
@@ -60,6 +60,11 @@ def _local_publisher(out: Path, window_minutes: int) -> AlertPublisher:
     return AlertPublisher(None, None, LocalDedupStore(out / LOCAL_DEDUP), window=timedelta(minutes=window_minutes))
 
 
+def _environment() -> MonitorEnvironment:
+    """The monitor's variables (``contracts.environment``); local runs read the few they use from it."""
+    return MonitorEnvironment.from_env(error=JobConfigError)
+
+
 def _cloud_publisher(s3: Any, settings: MonitorSettings) -> AlertPublisher:
     import boto3
 
@@ -69,7 +74,7 @@ def _cloud_publisher(s3: Any, settings: MonitorSettings) -> AlertPublisher:
 
 
 def cmd_drift(args: argparse.Namespace) -> int:
-    thresholds = DriftThresholds.from_file(args.thresholds or env_str("DRIFT_THRESHOLDS_FILE")).with_env()
+    thresholds = DriftThresholds.from_file(args.thresholds or _environment().drift_thresholds_file).with_env()
     if args.model:
         if not args.data or not args.out:
             raise ValueError("local drift needs --data PATH and --out DIR with --model")
@@ -85,7 +90,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
             run_adversarial=not args.no_adversarial,
             privacy=privacy_from_env(package.manifest),  # capture privacy hook (monitor/privacy.py)
         )
-        publisher = _local_publisher(out, env_int("ALERT_WINDOW_MINUTES", 360))
+        publisher = _local_publisher(out, _environment().alert_window_minutes)
         job = DriftJob(analysis, LocalReportSink(out), publisher)
         report = job.run(observations, {"source": args.data})
     else:
@@ -175,13 +180,12 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
     end = parse_time(args.now) if args.now else datetime.now(UTC)
     if args.data:
-        window = timedelta(minutes=args.window_minutes or env_int("SUMMARY_WINDOW_MINUTES", 10, 1))
-        min_count = args.min_count if args.min_count is not None else env_int("SUMMARY_MIN_COUNT", 1)
+        env = _environment()
+        window = timedelta(minutes=args.window_minutes or env.summary_window_minutes)
+        min_count = args.min_count if args.min_count is not None else env.summary_min_count
         out = Path(args.out or ".")
         records = FileCaptureReader(args.data).read(None, end - window, end)
-        job = SummaryJob(
-            LocalReportSink(out), _local_publisher(out, env_int("ALERT_WINDOW_MINUTES", 360)), min_count, window
-        )
+        job = SummaryJob(LocalReportSink(out), _local_publisher(out, env.alert_window_minutes), min_count, window)
     else:
         import boto3
 

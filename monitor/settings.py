@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from jobs_common.env import env_bool, env_int, env_str, require
+from contracts.environment import MonitorEnvironment
 from model_package.errors import JobConfigError
 
 # Parallel capture GETs share one client, whose default pool holds 10 connections (botocore Config
@@ -36,27 +37,32 @@ class MonitorSettings:
     drift_max_rows: int = 200_000
 
     @classmethod
-    def from_env(cls) -> MonitorSettings:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> MonitorSettings:
+        """The job's settings from its environment (``contracts.environment.MonitorEnvironment``, the class
+        infra writes the job definition from), plus the rules that span variables."""
+        env = MonitorEnvironment.from_env(environ, error=JobConfigError)
+        if not env.model_bucket:
+            raise JobConfigError("MODEL_BUCKET is not set; the job needs it (see docs/monitoring.md)")
         settings = cls(
-            model_bucket=require("MODEL_BUCKET"),
-            model_key=env_str("MODEL_KEY"),
-            capture_bucket=env_str("CAPTURE_BUCKET"),
-            capture_prefix=env_str("CAPTURE_PREFIX", "capture/prod") or "capture/prod",
-            capture_db_url=env_str("CAPTURE_DB_URL"),
-            labels_uri=env_str("LABELS_URI"),
-            report_prefix=env_str("REPORT_PREFIX", "reports/drift") or "reports/drift",
-            alerts_topic_arn=env_str("ALERTS_TOPIC_ARN"),
-            alert_window=timedelta(minutes=env_int("ALERT_WINDOW_MINUTES", 360)),
-            retrain_enabled=env_bool("DRIFT_RETRAIN_ENABLED", False),
-            retrain_job_queue=env_str("RETRAIN_JOB_QUEUE"),
-            retrain_job_definition=env_str("RETRAIN_JOB_DEFINITION"),
-            summary_min_count=env_int("SUMMARY_MIN_COUNT", 1),
-            summary_window=timedelta(minutes=env_int("SUMMARY_WINDOW_MINUTES", 10, minimum=1)),
-            thresholds_file=env_str("DRIFT_THRESHOLDS_FILE"),
-            drift_window=timedelta(hours=hours) if (hours := env_int("DRIFT_WINDOW_HOURS", 0)) else None,
-            drift_max_window=timedelta(hours=env_int("DRIFT_MAX_WINDOW_HOURS", 168, minimum=1)),
-            capture_read_workers=env_int("CAPTURE_READ_WORKERS", 8, minimum=1),
-            drift_max_rows=env_int("DRIFT_MAX_ROWS", 200_000, minimum=1),
+            model_bucket=env.model_bucket,
+            model_key=env.model_key,
+            capture_bucket=env.capture_bucket,
+            capture_prefix=env.capture_prefix,
+            capture_db_url=env.capture_db_url,
+            labels_uri=env.labels_uri,
+            report_prefix=env.report_prefix,
+            alerts_topic_arn=env.alerts_topic_arn,
+            alert_window=timedelta(minutes=env.alert_window_minutes),
+            retrain_enabled=env.drift_retrain_enabled,
+            retrain_job_queue=env.retrain_job_queue,
+            retrain_job_definition=env.retrain_job_definition,
+            summary_min_count=env.summary_min_count,
+            summary_window=timedelta(minutes=env.summary_window_minutes),
+            thresholds_file=env.drift_thresholds_file,
+            drift_window=timedelta(hours=env.drift_window_hours) if env.drift_window_hours else None,
+            drift_max_window=timedelta(hours=env.drift_max_window_hours),
+            capture_read_workers=env.capture_read_workers,
+            drift_max_rows=env.drift_max_rows,
         )
         if settings.capture_bucket is None and settings.capture_db_url is None:
             raise JobConfigError("set CAPTURE_BUCKET (S3 capture) or CAPTURE_DB_URL (SQL capture): the job has no data")

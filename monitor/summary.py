@@ -14,22 +14,11 @@ from typing import Any
 import numpy as np
 
 from alerting import Alert, AlertPublisher, Severity
+from contracts.capture_record import LABEL, LATENCY_MS, OUTPUT, PREDICTION, PROBABILITY, VALUE, output_task
 from jobs_common.capture import parse_time
 from monitor.sinks import ReportSink
 
 PERCENTILES = (50, 90, 99)
-
-
-def output_task(outputs: list[dict[str, Any]]) -> str:
-    """The task of capture outputs, from their shape (``app/capture/record.py``): no manifest is needed."""
-    for output in outputs:
-        if "value" in output:
-            return "regression"
-        if "probabilities" in output:
-            return "multiclass"
-        if "probability" in output:
-            return "binary"
-    return "binary"
 
 
 def _numbers(values: list[Any]) -> np.ndarray:
@@ -41,9 +30,9 @@ def _numbers(values: list[Any]) -> np.ndarray:
 def summarize(records: list[dict[str, Any]], start: datetime, end: datetime) -> dict[str, Any]:
     """Volume, latency and what the model answered, per task: binary mean probability and positive rate,
     multiclass the share of each predicted label, regression mean/p50/p90 of the value."""
-    outputs = [r.get("output") or {} for r in records]
+    outputs = [r.get(OUTPUT) or {} for r in records]
     task = output_task(outputs)
-    latency = np.array([np.nan if r.get("latency_ms") is None else r["latency_ms"] for r in records], dtype=np.float64)
+    latency = np.array([np.nan if r.get(LATENCY_MS) is None else r[LATENCY_MS] for r in records], dtype=np.float64)
     latency = latency[~np.isnan(latency)]
     by_version: dict[str, int] = {}
     for r in records:
@@ -57,19 +46,19 @@ def summarize(records: list[dict[str, Any]], start: datetime, end: datetime) -> 
         "mean_probability": None,
     }
     if task == "binary":
-        probability = _numbers([o.get("probability") for o in outputs])
-        prediction = _numbers([o.get("prediction") for o in outputs])
+        probability = _numbers([o.get(PROBABILITY) for o in outputs])
+        prediction = _numbers([o.get(PREDICTION) for o in outputs])
         summary["mean_probability"] = float(np.nanmean(probability)) if np.isfinite(probability).any() else None
         summary["positive_rate"] = float(np.nanmean(prediction)) if np.isfinite(prediction).any() else None
     elif task == "multiclass":
         counts: dict[str, int] = {}
         for output in outputs:
-            if output.get("label") is not None:
-                counts[str(output["label"])] = counts.get(str(output["label"]), 0) + 1
+            if output.get(LABEL) is not None:
+                counts[str(output[LABEL])] = counts.get(str(output[LABEL]), 0) + 1
         total = sum(counts.values())
         summary["label_share"] = {k: v / total for k, v in sorted(counts.items())} if total else {}
     else:
-        value = _numbers([o.get("value") for o in outputs])
+        value = _numbers([o.get(VALUE) for o in outputs])
         value = value[np.isfinite(value)]
         summary["mean_value"] = float(value.mean()) if len(value) else None
         summary["value_percentiles"] = {f"p{p}": float(np.percentile(value, p)) for p in (50, 90)} if len(value) else {}

@@ -1,6 +1,6 @@
 """``python -m release``: the commands the two buildspecs run. ``--help`` on each lists its arguments.
 
-Exit status (``model_package.exit_codes.ExitCode``, docs/exit-codes.md): 0 done; 2-6 a model package
+Exit status (``contracts.exit_codes.ExitCode``, docs/exit-codes.md): 0 done; 2-6 a model package
 error; 8, 10, 11, 12 ``release.errors``; 64 usage; 1 anything unexpected (a bug or an AWS outage), with
 the traceback.
 """
@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from contracts.exit_codes import ExitCode, UsageArgumentParser
 from model_package import PackageError
-from model_package.exit_codes import ExitCode, UsageArgumentParser
 from release.errors import ConfigurationError, ReleaseError
 
 if TYPE_CHECKING:

@@ -1,12 +1,12 @@
 """Errors of the build and release steps, each with the process exit status it maps to.
 
-The codes come from the one table, ``model_package.exit_codes.ExitCode`` (docs/exit-codes.md), so a
+The codes come from the one table, ``contracts.exit_codes.ExitCode`` (docs/exit-codes.md), so a
 status in a pipeline log means the same as in a job's.
 """
 
 from __future__ import annotations
 
-from model_package.exit_codes import ExitCode
+from contracts.exit_codes import ExitCode
 
 
 class ReleaseError(Exception):

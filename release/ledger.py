@@ -4,7 +4,7 @@ Every entry is created with ``If-None-Match: *`` (S3 User Guide, "Add preconditi
 conditional requests"), so an entry is never replaced; the model bucket is versioned, and the release
 role may only write ``ledger/*`` with that header (infra/pipeline.py, S3 User Guide "Enforce conditional
 writes on Amazon S3 buckets": the ``s3:if-none-match`` condition key). Keys start with the time the entry
-went live (``model_package.registry.ledger_key``), so listing the prefix gives the history in order.
+went live (``contracts.bucket_layout.ledger_key``), so listing the prefix gives the history in order.
 
 Who approved and what the evaluation said come from CodePipeline's own record of the execution
 (``ListActionExecutions``: the approval action's ``updatedBy``/``lastUpdateTime``/summary, the Evaluate
@@ -20,8 +20,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from contracts.bucket_layout import LEDGER_PREFIX, ledger_key
 from jobs_common.evaluation_contract import APPROVAL_STAGE, EVALUATE_STAGE, REPORT_URI, VERDICT
-from model_package.registry import LEDGER_PREFIX, ReleaseRecord, ledger_key, parse_record
+from model_package.registry import ReleaseRecord, parse_record
 from release.errors import ReleaseStateError
 
 LOG = logging.getLogger(__name__)
@@ -165,8 +166,9 @@ def record_rollback(
     """Prod was put back on an earlier release (CodePipeline's stage rollback, or a redeploy of its image):
     append a ``rollback`` entry naming that release, and point ``champion.json`` back at its model, so the
     retrain gate and batch inference compare with, and use, what prod really runs again."""
+    from contracts.bucket_layout import CHAMPION_KEY, versioned_model_key
     from model_package import PackageError, open_package
-    from model_package.registry import CHAMPION_KEY, ChampionPointer, versioned_model_key
+    from model_package.registry import ChampionPointer
 
     if not reason.strip():
         raise ReleaseStateError("a rollback needs a reason (--reason): the ledger says why prod went back")

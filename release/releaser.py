@@ -19,14 +19,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from contracts.bucket_layout import CHAMPION_KEY, release_key, versioned_model_key
 from model_package import PackageError, open_package
-from model_package.registry import (
-    CHAMPION_KEY,
-    ChampionPointer,
-    ReleaseRecord,
-    release_key,
-    versioned_model_key,
-)
+from model_package.registry import ChampionPointer, ReleaseRecord
 from release.build_record import BuildRecord
 from release.errors import ReleaseStateError
 from release.job_definitions import JobDefinitionUpdater, PlannedRevision

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from model_package.registry import DEFAULT_MODEL_KEY
+from contracts.environment import ReleaseEnvironment
 from release.errors import ConfigurationError
 from release.job_definitions import parse_names
 from release.schedules import ScheduleRef, parse_schedule_names
@@ -29,31 +28,31 @@ class ReleaseSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ReleaseSettings:
-        env = os.environ if environ is None else environ
-        bucket = env.get("MODEL_BUCKET", "").strip()
+        env = ReleaseEnvironment.from_env(environ, error=ConfigurationError)  # contracts.environment
+        bucket = env.model_bucket.strip()
         if not _BUCKET.match(bucket):
             raise ConfigurationError(
                 f"MODEL_BUCKET={bucket!r} is not an S3 bucket name; the infra sets it to the model bucket"
             )
-        execution_id = env.get("PIPELINE_EXECUTION_ID", "").strip()
+        execution_id = env.pipeline_execution_id.strip()
         if not execution_id or execution_id.startswith("#{"):
             raise ConfigurationError(
                 f"PIPELINE_EXECUTION_ID={execution_id!r}: set it to #{{codepipeline.PipelineExecutionId}} "
                 "in the Release action's environment"
             )
-        model_key = env.get("MODEL_KEY", "").strip() or DEFAULT_MODEL_KEY
-        topic = env.get("ALERTS_TOPIC_ARN", "").strip() or None
+        model_key = env.model_key
+        topic = (env.alerts_topic_arn or "").strip() or None
         if topic is not None and not topic.startswith("arn:"):
             raise ConfigurationError(f"ALERTS_TOPIC_ARN={topic!r} is not an ARN")
-        pipeline = env.get("PIPELINE_NAME", "").strip() or None
+        pipeline = (env.pipeline_name or "").strip() or None
         if pipeline is not None and not re.fullmatch(r"[A-Za-z0-9.@_-]{1,100}", pipeline):
             raise ConfigurationError(f"PIPELINE_NAME={pipeline!r} is not a CodePipeline name ([A-Za-z0-9.@_-], <= 100)")
         return cls(
             model_bucket=bucket,
             model_key=model_key,
             pipeline_execution_id=execution_id,
-            job_definition_names=tuple(parse_names(env.get("JOB_DEFINITION_NAMES", ""))),
+            job_definition_names=tuple(parse_names(env.job_definition_names)),
             alerts_topic_arn=topic,
-            schedule_names=tuple(parse_schedule_names(env.get("SCHEDULE_NAMES", ""))),
+            schedule_names=tuple(parse_schedule_names(env.schedule_names)),
             pipeline_name=pipeline,
         )

@@ -1,6 +1,6 @@
 """Command line: ``python -m retrain {run,train,verify,synth}``.
 
-Exit codes (``model_package.exit_codes.ExitCode``, docs/exit-codes.md): 0 success (for ``run`` also a
+Exit codes (``contracts.exit_codes.ExitCode``, docs/exit-codes.md): 0 success (for ``run`` also a
 rejected or unchanged candidate); 1 unexpected error; 2 package unusable; 3 manifest invalid; 4 integrity
 (sha256) mismatch; 5 schema inconsistent; 6 ONNX/estimator parity failed; 7 bad training data; 8 invalid
 settings; 9 upload refused; 64 bad command-line usage.
@@ -15,9 +15,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from contracts.exit_codes import ExitCode, UsageArgumentParser
 from jobs_common.errors import RetrainError, UsageError
 from model_package.errors import PackageError
-from model_package.exit_codes import ExitCode, UsageArgumentParser
 from model_package.manifest import TASK_METRICS
 from retrain.logs import configure_logging
 

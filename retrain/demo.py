@@ -18,8 +18,8 @@ from pathlib import Path
 
 import httpx
 
+from contracts.exit_codes import ExitCode
 from model_package.archive import write_atomically
-from model_package.exit_codes import ExitCode
 from retrain.synthetic import generate_churn
 from retrain.training import fit_candidate
 from retrain.verify import verify_package

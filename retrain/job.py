@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from alerting import Alert, AlertPublisher, S3DedupStore, Severity
+from contracts.bucket_layout import versioned_model_key
+from contracts.exit_codes import ExitCode
 from jobs_common.errors import DataError, RetrainError
 from jobs_common.gate import GatePolicy, decide
 from jobs_common.metrics import task_metrics
@@ -25,9 +27,7 @@ from jobs_common.readers import DataReader, DataSet, LocalFileReader, S3Reader, 
 from jobs_common.store import ModelStore
 from model_package.archive import ModelPackage, open_package
 from model_package.errors import PackageError
-from model_package.exit_codes import ExitCode
 from model_package.manifest import HIGHER_IS_BETTER, Metrics
-from model_package.registry import versioned_model_key
 from model_package.runtime import RuntimeName, load_predictor, load_skops_estimator
 from retrain.datacheck import DataRequirements, check_training_frame
 from retrain.settings import Settings

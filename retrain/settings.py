@@ -6,55 +6,15 @@ and what is allowed, instead of half-way through a run.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from contracts.bucket_layout import DEFAULT_MODEL_KEY
+from contracts.environment import RetrainEnvironment
 from jobs_common.errors import ConfigError
 from model_package.errors import ManifestError
 from model_package.manifest import HIGHER_IS_BETTER, TASK_TYPES, Manifest, check_name
-from model_package.registry import DEFAULT_MODEL_KEY
-
-
-def _names(raw: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in raw.split(",") if part.strip())
-
-
-def _flag(raw: str) -> bool:
-    if raw.lower() in ("1", "true", "yes"):
-        return True
-    if raw.lower() in ("0", "false", "no"):
-        return False
-    raise ValueError(raw)
-
-
-# Environment variable -> (field, parser, default). Documented in docs/retrain.md.
-ENV: dict[str, tuple[str, Callable[[str], Any], Any]] = {
-    "DATA_URI": ("data_uri", str, None),
-    "DATABASE_URL": ("database_url", str, None),
-    "SQL_NAME": ("sql_name", str, None),
-    "TARGET": ("target", str, "churn"),
-    "TIME_COLUMN": ("time_column", str, "acquisition_date"),
-    "MODEL_BUCKET": ("model_bucket", str, None),
-    "MODEL_KEY": ("model_key", str, DEFAULT_MODEL_KEY),
-    "MODEL_NAME": ("model_name", str, "churn"),
-    "ALERTS_TOPIC_ARN": ("alerts_topic_arn", str, None),
-    "ALERT_WINDOW_MINUTES": ("alert_window_minutes", int, 360),
-    "GATE_METRIC": ("gate_metric", str, None),  # None: the task's primary metric
-    "GATE_TOLERANCE": ("gate_tolerance", float, 0.005),
-    "GATE_FLOOR": ("gate_floor", float, None),  # None: the task's default floor (jobs_common/gate.py)
-    # First model only (a refit reads all of these from the champion's manifest):
-    "TASK": ("task", str, None),
-    "POSITIVE_LABEL": ("positive_label", str, None),
-    "ID_COLUMNS": ("id_columns", _names, ()),
-    "EXCLUDE_COLUMNS": ("exclude_columns", _names, ()),
-    "DROP_NULL_TARGET": ("drop_null_target", _flag, False),
-    "MIN_ROWS": ("min_rows", int, 500),
-    "GIT_SHA": ("git_sha", str, "unknown"),
-    "SEED": ("seed", int, 0),
-    "LOG_GROUP": ("log_group", str, "/aws/batch/job"),
-}
 
 
 @dataclass(frozen=True)
@@ -88,20 +48,11 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Environment first, then non-None ``overrides`` (command-line flags); validated."""
-        env = os.environ if env is None else env
-        values: dict[str, Any] = {}
-        for var, (name, parser, _default) in ENV.items():
-            raw = env.get(var, "").strip()
-            if not raw:
-                continue
-            try:
-                values[name] = parser(raw)
-            except ValueError:
-                kind = {"_names": "comma-separated list of columns", "_flag": "boolean (1/0, true/false)"}
-                raise ConfigError(
-                    f"{var}={raw!r} is not a valid {kind.get(parser.__name__, parser.__name__)}"
-                ) from None
+        # The variables, their types and defaults: contracts.environment.RetrainEnvironment, the class infra
+        # writes the job definition from. Only the variables actually set are taken from it.
+        environment = RetrainEnvironment.from_env(env, error=ConfigError)
         known = {f.name for f in fields(cls)}
+        values: dict[str, Any] = {name: getattr(environment, name) for name in environment.model_fields_set & known}
         unknown = sorted(set(overrides) - known)
         if unknown:
             raise ConfigError(f"unknown settings {unknown}")

@@ -1,4 +1,4 @@
-"""One exit-code table (``model_package.exit_codes``): unique codes, no bare integers, every CLI uses it.
+"""One exit-code table (``contracts.exit_codes``): unique codes, no bare integers, every CLI uses it.
 
 The grep test is what keeps the table the only place a number lives: a new ``return 3`` in an entry
 point, or an ``exit_code = 9`` on an error class, fails here with the file and line.
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from model_package.exit_codes import ExitCode
+from contracts.exit_codes import ExitCode
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,7 +47,7 @@ def _bare_exit_lines(package: str) -> list[str]:
 def test_every_code_has_one_meaning_and_a_docstring() -> None:
     values = [member.value for member in ExitCode]
     assert len(values) == len(set(values)) == len(ExitCode.__members__), "an exit code is an alias of another"
-    source = (ROOT / "model_package" / "exit_codes.py").read_text()
+    source = (ROOT / "contracts" / "exit_codes.py").read_text()
     for member in ExitCode:
         # every member is followed by its docstring in the class body
         assert re.search(rf"^\s+{member.name} = {member.value}\n\s+\"\"\"\S", source, re.M), member.name

@@ -1,11 +1,6 @@
-"""The capture record (contract 3): one JSON object per scored prediction, ``uid`` is the dedup key.
+"""Builds the capture record (``contracts.capture_record``: fields, per-task ``output`` keys, tables).
 
-Fields: ``uid``, ``time`` (ISO 8601 UTC, the answer time), ``service``, ``model_name``, ``model_version``,
-``input`` (the record as sent), ``output`` (the answer in the user's labels, per task — binary
-``{"label", "probability", "prediction"}``, multiclass ``{"label", "probabilities": {label: p}}``,
-regression ``{"value"}``: the shapes of ``model_package.runtime.Predictions.record``, so the jobs read it
-without importing the app), ``latency_ms``, and ``ids`` (the manifest's id columns found in the record;
-only present when the model has id columns). Rejected records are not captured: they have no output.
+Rejected records are not captured: they have no output.
 """
 
 from __future__ import annotations
@@ -13,13 +8,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-# The answer keys per task inside ``output`` (readers in monitor/ use the same names).
-OUTPUT_KEYS = {
-    "binary": ("label", "probability", "prediction"),
-    "multiclass": ("label", "probabilities"),
-    "regression": ("value",),
-}
-IDS = "ids"
+from contracts.capture_record import (
+    IDS,
+    INPUT,
+    LATENCY_MS,
+    MODEL_NAME,
+    MODEL_VERSION,
+    OUTPUT,
+    OUTPUT_KEYS,
+    SERVICE,
+    TIME,
+    UID,
+)
+
+__all__ = ["IDS", "OUTPUT_KEYS", "capture_records"]
 
 
 def capture_records(
@@ -40,14 +42,14 @@ def capture_records(
         if output is None:
             continue
         item = {
-            "uid": uid,
-            "time": time,
-            "service": service,
-            "model_name": model_name,
-            "model_version": model_version,
-            "input": record,
-            "output": output,
-            "latency_ms": latency_ms,
+            UID: uid,
+            TIME: time,
+            SERVICE: service,
+            MODEL_NAME: model_name,
+            MODEL_VERSION: model_version,
+            INPUT: record,
+            OUTPUT: output,
+            LATENCY_MS: latency_ms,
         }
         if ids is not None and ids[i]:
             item[IDS] = ids[i]

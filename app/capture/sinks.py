@@ -15,21 +15,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
 from app.json_codec import dumps, dumps_text
-from model_package.capture_layout import capture_key
+from contracts.bucket_layout import capture_key, capture_prefix
+from contracts.capture_record import PREDICTION, PROBABILITY, SQL_COLUMNS, SQL_JSON_COLUMNS
 
 CAPTURE_TABLE = "prediction_capture"
-_COLUMNS = (
-    "uid",
-    "time",
-    "service",
-    "model_name",
-    "model_version",
-    "input",
-    "output",
-    "latency_ms",
-    "prediction",
-    "probability",
-)
+_COLUMNS = SQL_COLUMNS
 
 
 class Sink(Protocol):
@@ -49,12 +39,12 @@ def parse_s3_uri(uri: str, service: str) -> tuple[str, str]:
     parsed = urlparse(uri)
     if parsed.scheme != "s3" or not parsed.netloc:
         raise ValueError(f"capture S3 URI {uri!r}: expected s3://bucket[/prefix]")
-    prefix = parsed.path.strip("/") or f"capture/{service}"
+    prefix = parsed.path.strip("/") or capture_prefix(service)
     return parsed.netloc, prefix
 
 
 def s3_key(prefix: str, records: Sequence[dict[str, Any]], worker: str) -> str:
-    """The batch's key in the one capture layout (``model_package.capture_layout``, read by the jobs)."""
+    """The batch's key in the one capture layout (``contracts.bucket_layout``, read by the jobs)."""
     first = records[0]
     return capture_key(prefix, datetime.fromisoformat(first["time"]), worker, first["uid"])
 
@@ -209,7 +199,7 @@ class SqlSink:
             row = "(" + ", ".join("?" for _ in _COLUMNS) + ")"
             head, tail = "INSERT", " ON CONFLICT (uid) DO NOTHING"
         elif dialect == "postgresql":
-            row = "(" + ", ".join("%s::json" if c in ("input", "output") else "%s" for c in _COLUMNS) + ")"
+            row = "(" + ", ".join("%s::json" if c in SQL_JSON_COLUMNS else "%s" for c in _COLUMNS) + ")"
             head, tail = "INSERT", " ON CONFLICT (uid) DO NOTHING"
         elif dialect in ("mysql", "mariadb"):
             row = "(" + ", ".join("%s" for _ in _COLUMNS) + ")"
@@ -246,8 +236,8 @@ class SqlSink:
                 dumps(r["input"]),
                 dumps(output),
                 r["latency_ms"],
-                output.get("prediction"),
-                output.get("probability"),
+                output.get(PREDICTION),
+                output.get(PROBABILITY),
             )
         width = len(_COLUMNS)
         step = ROWS_PER_STATEMENT * width

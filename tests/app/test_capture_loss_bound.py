@@ -23,7 +23,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.capture import SqlSink, capture_records
-from model_package.exit_codes import ExitCode
+from contracts.exit_codes import ExitCode
 from tests.app.conftest import TrainedPackage
 from tests.app.test_capture import _s3, _s3_uids, _sql_uids
 from tests.support.servers import LOOPBACK, wait_until

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from app.capture.privacy import HASH_KEY_ENV, CapturePolicyError, CapturePrivacy, hash_value
 from app.runtime_settings import SettingsError, parse_settings
-from model_package.exit_codes import ExitCode
+from contracts.exit_codes import ExitCode
 from tests.app.conftest import TrainedPackage, post_json
 from tests.support.servers import wait_until
 

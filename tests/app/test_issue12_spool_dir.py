@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from contracts.exit_codes import ExitCode
 from infra.offline import OfflineRun, run_offline
-from model_package.exit_codes import ExitCode
 from tests.app.conftest import REPO, TrainedPackage
 from tests.support.servers import LOOPBACK, free_port, wait_until
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import boto3
 import httpx
+import pytest
 
 from app.runtime_settings import FileSettingsSource, RuntimeSettings, SettingsRefresher, SsmSettingsSource
 from tests.app.conftest import TrainedPackage, post_json
@@ -73,3 +74,47 @@ def test_running_app_picks_up_threshold_and_policy_without_restart(
     wait_until(lambda: "decision_threshold" in app.log() and "rejected" in app.log(), 30, "rejection logged")
     assert httpx.get(f"{app.url}/model").json()["settings"]["out_of_range"] == "reject"
     assert app.terminate()
+
+
+def test_app_config_defaults_are_the_environment_contract_defaults() -> None:
+    """AppConfig built in code and AppConfig read from an empty environment are the same process."""
+    from typing import get_args
+
+    from app.capture.writer import OVERFLOW_POLICIES
+    from app.config import AppConfig
+    from contracts.environment import AppEnvironment
+
+    assert AppConfig.from_env({}) == AppConfig()
+    overflow = AppEnvironment.model_fields["capture_spool_overflow"].annotation
+    assert set(get_args(overflow)) == set(OVERFLOW_POLICIES)
+
+
+def test_app_environment_errors_name_the_variable_the_value_and_what_is_allowed() -> None:
+    from app.config import AppConfig, ConfigError
+
+    cases = {
+        "PORT": ("x", "PORT='x' is not an integer; allowed 1..65535"),
+        "WORKERS": ("99", "WORKERS=99 is out of range; allowed 1..64"),
+        "SERVICE_NAME": ("dev", "SERVICE_NAME='dev': allowed 'stage', 'prod' or 'local'"),
+        "ALLOW_PICKLE": ("maybe", "ALLOW_PICKLE='maybe': allowed 1/0 (or true/false)"),
+        "MAX_BATCH_WAIT_MS": ("soon", "MAX_BATCH_WAIT_MS='soon' is not a number; allowed 0..1000"),
+        "CAPTURE_SPOOL_OVERFLOW": ("drop_all", "CAPTURE_SPOOL_OVERFLOW='drop_all': allowed 'drop_oldest' or"),
+    }
+    for variable, (value, message) in cases.items():
+        with pytest.raises(ConfigError) as caught:
+            AppConfig.from_env({variable: value})
+        assert message in str(caught.value), (variable, str(caught.value))
+
+
+def test_the_task_definition_environment_is_what_the_app_reads() -> None:
+    """infra writes the container environment from AppEnvironment; the app reads every variable back."""
+    from app.config import AppConfig
+    from contracts.environment import AppEnvironment
+    from infra.model_service import capture_environment
+
+    written = AppEnvironment(**capture_environment(2), service_name="prod", port=8080, workers=2,
+                             settings_refresh_seconds=30, log_level="INFO").to_env()  # fmt: skip
+    assert written["SETTINGS_REFRESH_SECONDS"] == "30" and written["CAPTURE_EMF_SECONDS"] == "60"
+    config = AppConfig.from_env(written)
+    assert (config.service_name, config.workers, config.capture_emf_seconds) == ("prod", 2, 60.0)
+    assert config.capture_spool_max_bytes == int(written["CAPTURE_SPOOL_MAX_BYTES"])

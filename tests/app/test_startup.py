@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from contracts.exit_codes import ExitCode
 from model_package import extract_package, open_package
-from model_package.exit_codes import ExitCode
 from tests.app.conftest import TrainedPackage
 
 

@@ -18,8 +18,9 @@ import pandas as pd
 import pytest
 
 from app.capture.record import capture_records
+from contracts.bucket_layout import CHAMPION_KEY, TRAINING_DATA_PREFIX, versioned_model_key
 from model_package.archive import ModelPackage, open_package, package_bytes
-from model_package.registry import CHAMPION_KEY, TRAINING_DATA_PREFIX, ChampionPointer, versioned_model_key
+from model_package.registry import ChampionPointer
 from tests.app.conftest import AppProcess
 from tests.support.servers import free_port
 

@@ -13,12 +13,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from contracts.bucket_layout import CHAMPION_KEY, versioned_model_key
+from contracts.exit_codes import ExitCode
 from inference.__main__ import main
 from inference.job import InferenceJob
 from inference.readers import CsvChunkReader
 from jobs_common.columns import feature_columns
-from model_package.exit_codes import ExitCode
-from model_package.registry import CHAMPION_KEY, ChampionPointer, versioned_model_key
+from model_package.registry import ChampionPointer
 from model_package.runtime import load_predictor
 from model_package.validation import SchemaValidator
 from retrain.synthetic import generate_churn

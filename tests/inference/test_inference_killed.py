@@ -97,7 +97,7 @@ def _big_input(tmp_path: Path) -> Path:
 def test_sigterm_during_a_local_write_removes_the_partial_files(trained, tmp_path: Path) -> None:
     """Measured on main: SIGTERM (what Batch sends on cancel/timeout) left ``.scores.parquet.*.partial``
     beside the destination, where docs/inference.md said no partial file ever remains."""
-    from model_package.exit_codes import ExitCode
+    from contracts.exit_codes import ExitCode
 
     source = _big_input(tmp_path)
     out, staging = tmp_path / "out", tmp_path / "tmp"
@@ -124,7 +124,7 @@ def test_sigterm_during_a_local_write_removes_the_partial_files(trained, tmp_pat
 
 
 def test_sigterm_during_an_s3_write_leaves_nothing(trained, moto_server, tmp_path: Path) -> None:
-    from model_package.exit_codes import ExitCode
+    from contracts.exit_codes import ExitCode
 
     s3 = boto3.client("s3", endpoint_url=moto_server.endpoint_url)
     bucket = f"batch-{uuid.uuid4().hex[:10]}"

@@ -14,12 +14,13 @@ import pytest
 from botocore.session import get_session
 from botocore.validate import ParamValidator
 
+from contracts.bucket_layout import TRAINING_DATA_PREFIX
+from contracts.environment import JOB_ENVIRONMENTS
 from infra.jobs_spec import EVALUATE_ON_EXIT, JOB_NAMES, schedule_window_minutes
 from infra.offline import OfflineRun, load_stack_config, run_offline
 from infra.settings import BATCH_FARGATE_MEMORY, GATE_FLOOR_RULES, ConfigError, parse_settings
 from jobs_common.readers import S3Reader
 from model_package.manifest import HIGHER_IS_BETTER
-from model_package.registry import TRAINING_DATA_PREFIX
 from retrain.settings import Settings as RetrainSettings
 from tests.infra.plan_queries import allowed_actions, as_list, role_policy, statements
 
@@ -44,12 +45,6 @@ EXPECTED_ENV["summary"] = EXPECTED_ENV["drift"]
 # Capture privacy (docs/monitoring.md): only drift reads the capture policy of the prod runtime settings.
 EXPECTED_ENV["drift"] = EXPECTED_ENV["drift"] | {"CAPTURE_SETTINGS_SOURCE"}
 # Where each job's code reads its environment: every variable set must be read there (a typo fails).
-JOB_SOURCES = {
-    "retrain": ["retrain"],
-    "drift": ["monitor"],
-    "summary": ["monitor"],
-    "inference": ["inference", "monitor"],
-}
 COMMANDS = {"retrain": ["retrain", "run"], "drift": ["monitor", "drift"], "summary": ["monitor", "summary"]}
 
 
@@ -200,10 +195,41 @@ def test_environment_has_exactly_the_agreed_names_and_values(stack: OfflineRun) 
 
 
 @pytest.mark.parametrize("job", JOB_NAMES)
-def test_every_variable_set_is_read_by_the_jobs_code(dev: OfflineRun, job: str) -> None:
-    code = "".join(p.read_text() for package in JOB_SOURCES[job] for p in (ROOT / package).rglob("*.py"))
-    unread = [name for name in environment(dev, job) if name != "AWS_REGION" and f'"{name}"' not in code]
-    assert unread == [], f"{job}: set in the job definition but never read by {JOB_SOURCES[job]}: {unread}"
+def test_every_variable_set_is_one_the_job_reads_with_the_same_value(dev: OfflineRun, job: str) -> None:
+    """The job definition is written from the job's environment class and the job reads that class: every
+    variable set is a field of it, and reading the definition's environment back gives the same text."""
+    env = environment(dev, job)
+    kind = JOB_ENVIRONMENTS[job]
+    unknown = sorted(set(env) - set(kind.variables()))
+    assert unknown == [], f"{job}: set in the job definition but not a variable of {kind.__name__}: {unknown}"
+    assert kind.from_env(env).to_env() == env
+
+
+def test_the_jobs_read_their_settings_from_the_job_definition_environment(dev: OfflineRun) -> None:
+    """The processes' own readers accept what infra writes (no variable renamed on one side only)."""
+    from monitor.settings import MonitorSettings
+    from retrain.settings import Settings
+
+    retrain = Settings.from_env(environment(dev, "retrain")).for_run()
+    settings = parse_settings(load_stack_config("dev")[0])
+    assert (retrain.gate_tolerance, retrain.min_rows) == (settings.gate_tolerance, settings.min_training_rows)
+    assert retrain.data_uri == environment(dev, "retrain")["DATA_URI"]
+    for job in ("drift", "summary"):
+        monitor = MonitorSettings.from_env(environment(dev, job))
+        assert monitor.capture_prefix == "capture/prod" and monitor.summary_min_count == settings.summary_min_count
+        assert monitor.retrain_enabled is settings.drift_retrain_enabled
+
+
+def test_a_bad_job_variable_is_named_with_its_value_and_what_is_allowed() -> None:
+    from model_package.errors import JobConfigError
+    from monitor.settings import MonitorSettings
+
+    with pytest.raises(JobConfigError, match=r"SUMMARY_WINDOW_MINUTES='0': expected greater than or equal to 1"):
+        MonitorSettings.from_env({"MODEL_BUCKET": "b", "CAPTURE_BUCKET": "c", "SUMMARY_WINDOW_MINUTES": "0"})
+    with pytest.raises(JobConfigError, match=r"DRIFT_RETRAIN_ENABLED='maybe': expected a valid boolean"):
+        MonitorSettings.from_env({"MODEL_BUCKET": "b", "CAPTURE_BUCKET": "c", "DRIFT_RETRAIN_ENABLED": "maybe"})
+    with pytest.raises(JobConfigError, match="MODEL_BUCKET is not set"):
+        MonitorSettings.from_env({"CAPTURE_BUCKET": "c"})
 
 
 def test_summary_window_follows_its_rate() -> None:

@@ -11,10 +11,11 @@ from typing import Any
 import boto3
 import pytest
 
+from contracts.bucket_layout import CHAMPION_KEY, TRAINING_DATA_PREFIX, versioned_model_key
+from contracts.exit_codes import ExitCode
 from infra.offline import OfflineRun
 from model_package.archive import open_package
-from model_package.exit_codes import ExitCode
-from model_package.registry import CHAMPION_KEY, TRAINING_DATA_PREFIX, ChampionPointer, versioned_model_key
+from model_package.registry import ChampionPointer
 from release.job_definitions import JobDefinitionUpdater
 from retrain.job import Decision, RetrainJob
 from retrain.settings import Settings as RetrainSettings

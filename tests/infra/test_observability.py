@@ -66,17 +66,22 @@ def test_glue_tables_have_the_capture_record_columns_and_dt_hour_partitions(stac
     record = capture_records(uids=["a" * 32], inputs=[{"score": 1.0}],
                              outputs=[{"label": 1, "probability": 0.9, "prediction": 1}],
                              time="2026-01-01T00:00:00+00:00", service="prod", model_name="churn", model_version=1,
-                             latency_ms=1.0)[0]  # fmt: skip
+                             latency_ms=1.0, ids=[{"customer_id": "c-1"}])[0]  # fmt: skip
     found = tables(stack)
     assert set(found) == {"capture_stage", "capture_prod"}
     for table in found.values():
         assert table["databaseName"] == f"ml_delivery_{stack.stack}"
         assert table["tableType"] == "EXTERNAL_TABLE"
         columns = [c["name"] for c in table["storageDescriptor"]["columns"]]
-        assert columns == list(record)  # the app's own record, in its order
+        assert columns == list(record)  # the app's own record (with ids), in its order
         types = {c["name"]: c["type"] for c in table["storageDescriptor"]["columns"]}
-        assert types["model_version"] == "int" and types["latency_ms"] == "double"
-        assert types["output"] == "struct<prediction:int,probability:double>"
+        # bigint: manifest versions are not capped at 2**31 (the SQL column is BIGINT too)
+        assert types["model_version"] == "bigint" and types["latency_ms"] == "double"
+        assert types["ids"] == "map<string,string>"
+        # every task's answer fits one struct (tests/app/test_capture_glue_schema.py checks real records)
+        assert types["output"] == (
+            "struct<label:string,probability:double,prediction:int,probabilities:map<string,double>,value:double>"
+        )
         assert [p["name"] for p in table["partitionKeys"]] == ["dt", "hour"]
         assert table["storageDescriptor"]["serDeInfo"]["serializationLibrary"] == "org.openx.data.jsonserde.JsonSerDe"
 

@@ -13,8 +13,8 @@ import pytest
 from botocore.session import get_session
 from botocore.validate import ParamValidator
 
+from contracts.environment import EvaluateEnvironment, ReleaseEnvironment
 from evaluation.job import SUMMARY_LIMIT
-from evaluation.settings import ENV as EVALUATION_ENV
 from evaluation.settings import EvaluationSettings
 from infra.images import BUILDKIT_IMAGE, PYTHON_BASE_IMAGE
 from infra.offline import OfflineRun, run_offline
@@ -329,6 +329,7 @@ def test_evaluate_action_runs_the_evaluation_project_with_the_candidate_and_expo
         "GIT_SHA": "#{BuildVariables.GIT_SHA}",
         "PIPELINE_EXECUTION_ID": "#{codepipeline.PipelineExecutionId}",
     }
+    evaluate_action = evaluate
     inputs = project(stack, "evaluate")
     assert inputs["source"] == {"type": "CODEPIPELINE", "buildspec": "evaluation/buildspec.yml"}
     assert inputs["environment"]["privilegedMode"] is False
@@ -338,8 +339,9 @@ def test_evaluate_action_runs_the_evaluation_project_with_the_candidate_and_expo
     assert env["LABELLED_DATA_URI"] == f"s3://{stack.outputs['modelBucket']}/training-data/"
     assert env["CAPTURE_PREFIX"] == "capture/prod"
     # Every variable the project sets is one the job reads, and every threshold is set from the stack.
-    assert set(env) <= set(EVALUATION_ENV) | {"AWS_REGION"}
-    assert {k for k in EVALUATION_ENV if k.startswith("EVALUATION_") and k not in OPTIONAL} <= set(env)
+    variables = EvaluateEnvironment.variables()
+    assert set(env) | set(action_env(evaluate_action["configuration"])) <= set(variables)
+    assert {k for k in variables if k.startswith("EVALUATION_") and k not in OPTIONAL} <= set(env)
     settings = EvaluationSettings.from_env(env)
     assert settings.min_agreement == 0.9 and settings.gate_metric is None  # the candidate task's primary metric
 
@@ -373,6 +375,9 @@ def test_release_project_environment_names_every_job_definition(stack: OfflineRu
     assert sorted(env["JOB_DEFINITION_NAMES"].split(",")) == definitions
     assert env["MODEL_BUCKET"] == stack.outputs["modelBucket"] and env["MODEL_KEY"] == "model.zip"
     assert env["ALERTS_TOPIC_ARN"] == stack.outputs["alertsTopicArn"]
+    # Every variable the project and the action set is one the release command reads (contracts.environment).
+    given = set(env) | set(action_env(action(stack, "Release")["configuration"]))
+    assert given - {"AWS_REGION"} <= set(ReleaseEnvironment.variables())
 
 
 # --- network and logs --------------------------------------------------------------------------------

@@ -12,9 +12,9 @@ from typing import Any
 import pulumi
 import pytest
 
+from contracts.bucket_layout import evaluation_report_keys
 from infra.iam import RESOURCE_STAR_ACTIONS
 from infra.offline import ACCOUNT_ID, OfflineRun, run_offline
-from model_package.registry import evaluation_report_keys
 from tests.infra.plan_queries import allowed_actions, as_list, role_policy, statements
 from tests.infra.test_pipeline import project_env
 
@@ -261,7 +261,7 @@ def test_approval_alert_links_this_executions_evaluation_report(stack: OfflineRu
         "&prefix=reports/evaluation/<execution>/report.html"
     )
     assert report in template
-    # The same key the job writes for an execution id (model_package.registry.evaluation_report_keys).
+    # The same key the job writes for an execution id (contracts.bucket_layout.evaluation_report_keys).
     assert evaluation_report_keys("<execution>")[1] == "reports/evaluation/<execution>/report.html"
 
 

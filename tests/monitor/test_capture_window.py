@@ -15,8 +15,8 @@ from typing import Any
 import boto3
 import pytest
 
+from contracts.bucket_layout import capture_key, hour_prefix, hour_prefixes
 from jobs_common.capture import S3CaptureReader
-from model_package.capture_layout import capture_key, hour_prefix, hour_prefixes
 from monitor.__main__ import main
 from monitor.window import RunLedger, Window, drift_window, report_root
 from tests.monitor.conftest import capture_records, fresh

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from model_package.exit_codes import ExitCode
+from contracts.exit_codes import ExitCode
 from monitor.__main__ import main
 from tests.monitor.conftest import capture_records, fresh, write_jsonl
 

@@ -11,9 +11,10 @@ import boto3
 import pytest
 import sqlalchemy as sa
 
+from contracts.bucket_layout import CHAMPION_KEY, versioned_model_key
+from contracts.exit_codes import ExitCode
 from jobs_common.capture import SqlCaptureReader
-from model_package.exit_codes import ExitCode
-from model_package.registry import CHAMPION_KEY, ChampionPointer, versioned_model_key
+from model_package.registry import ChampionPointer
 from monitor.__main__ import main
 from tests.monitor.conftest import capture_records, fresh
 

@@ -18,8 +18,8 @@ from typing import Any
 import boto3
 import pytest
 
+from contracts.bucket_layout import CHAMPION_KEY, versioned_model_key
 from model_package import open_package
-from model_package.registry import CHAMPION_KEY, versioned_model_key
 from tests.pipeline import packages
 from tests.pipeline.test_release_cli import DIGEST, GIT_SHA, make_package, run
 

@@ -15,8 +15,9 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
+from contracts.bucket_layout import LEDGER_PREFIX, versioned_model_key
 from model_package import open_package
-from model_package.registry import LEDGER_PREFIX, read_champion, versioned_model_key
+from model_package.registry import read_champion
 from release.__main__ import main
 from release.build_record import BuildRecord, build_record
 from release.errors import ReleaseStateError

@@ -16,9 +16,10 @@ import boto3
 import pytest
 from packaging.requirements import Requirement
 
+from contracts.bucket_layout import versioned_model_key
+from contracts.exit_codes import ExitCode
 from model_package import extract_package, open_package
-from model_package.exit_codes import ExitCode
-from model_package.registry import ChampionPointer, ReleaseRecord, parse_record, versioned_model_key
+from model_package.registry import ChampionPointer, ReleaseRecord, parse_record
 from tests.pipeline import packages
 
 ROOT = Path(__file__).resolve().parents[2]

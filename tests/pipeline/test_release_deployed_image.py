@@ -16,7 +16,7 @@ from typing import Any
 import boto3
 import pytest
 
-from model_package.exit_codes import ExitCode
+from contracts.exit_codes import ExitCode
 from release.build_record import BuildRecordWriter, build_record
 from release.contracts import deployed_image_parameter
 from tests.pipeline.test_release_cli import GIT_SHA, run

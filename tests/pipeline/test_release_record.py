@@ -17,16 +17,9 @@ from typing import Any
 import boto3
 import pytest
 
+from contracts.bucket_layout import CHAMPION_KEY, release_key, versioned_model_key
 from model_package import open_package
-from model_package.registry import (
-    CHAMPION_KEY,
-    ChampionPointer,
-    ReleaseRecord,
-    parse_record,
-    read_champion,
-    release_key,
-    versioned_model_key,
-)
+from model_package.registry import ChampionPointer, ReleaseRecord, parse_record, read_champion
 from release.build_record import BuildRecord, BuildRecordReader, BuildRecordWriter, build_record
 from release.errors import ConfigurationError, ReleaseError, ReleaseStateError
 from release.job_definitions import JobDefinitionUpdater, parse_names

@@ -12,8 +12,9 @@ import boto3
 import pandas as pd
 import pytest
 
+from contracts.bucket_layout import CHAMPION_KEY, versioned_model_key
 from model_package.archive import open_package
-from model_package.registry import CHAMPION_KEY, ChampionPointer, versioned_model_key
+from model_package.registry import ChampionPointer
 from retrain.synthetic import generate_churn
 from retrain.training import TrainingResult, fit_candidate
 

@@ -9,10 +9,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from contracts.bucket_layout import TRAINING_DATA_PREFIX
 from infra.offline import OfflineRun, run_offline
 from jobs_common.errors import DataError
 from jobs_common.readers import S3Reader, parse_bytes
-from model_package.registry import TRAINING_DATA_PREFIX
 from tests.infra.test_jobs import environment
 
 

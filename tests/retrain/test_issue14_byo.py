@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
+from contracts.exit_codes import ExitCode
 from jobs_common.errors import DataError, UsageError
 from jobs_common.reference import read_reference
 from model_package.archive import ONNX_NAME, open_package
 from model_package.errors import PackageError
-from model_package.exit_codes import ExitCode
 from model_package.runtime import load_predictor, load_skops_estimator
 from retrain import examples
 from retrain.__main__ import main

@@ -15,13 +15,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from contracts.exit_codes import ExitCode
 from jobs_common.errors import ConfigError, DataError
 from jobs_common.gate import GatePolicy, decide
 from jobs_common.metrics import task_metrics
 from jobs_common.reference import read_reference
 from model_package.archive import MANIFEST_NAME, open_package
 from model_package.errors import ManifestError, PackageError
-from model_package.exit_codes import ExitCode
 from model_package.manifest import Manifest
 from model_package.runtime import load_predictor
 from retrain.__main__ import main

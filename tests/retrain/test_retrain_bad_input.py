@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from contracts.exit_codes import ExitCode
 from jobs_common.errors import DataError
 from jobs_common.readers import LocalFileReader, S3Reader
-from model_package.exit_codes import ExitCode
 from retrain import training
 from retrain.synthetic import generate_churn
 from retrain.training import fit_candidate

@@ -13,11 +13,11 @@ import boto3
 import pandas as pd
 import pytest
 
+from contracts.bucket_layout import DEFAULT_MODEL_KEY, MODELS_PREFIX, versioned_model_key
+from contracts.exit_codes import ExitCode
 from jobs_common.errors import UploadError
 from jobs_common.store import RETRAIN_REPORTS_PREFIX, ModelStore
 from model_package.archive import open_package
-from model_package.exit_codes import ExitCode
-from model_package.registry import DEFAULT_MODEL_KEY, MODELS_PREFIX, versioned_model_key
 from retrain.job import Decision, RetrainJob, RunResult
 from retrain.settings import Settings
 from retrain.synthetic import generate_churn

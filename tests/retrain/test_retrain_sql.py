@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 from sqlalchemy import create_engine, text
 
+from contracts.bucket_layout import MODELS_PREFIX
+from contracts.exit_codes import ExitCode
 from jobs_common.errors import ConfigError, DataError
 from jobs_common.readers import SqlFiles, SqlReader, engine_url
-from model_package.exit_codes import ExitCode
-from model_package.registry import MODELS_PREFIX
 from retrain.job import SQL_DIR, Decision, RetrainJob
 from retrain.settings import Settings
 from retrain.synthetic import generate_churn

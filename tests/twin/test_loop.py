@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from model_package.registry import CHAMPION_KEY, RELEASES_PREFIX
+from contracts.bucket_layout import CHAMPION_KEY, RELEASES_PREFIX
 from release.contracts import deployed_image_parameter
 from tests.twin.conftest import churn_frame, records_of, say, shell
 from twin.containers import JobResult, run_job

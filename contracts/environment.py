@@ -1,0 +1,375 @@
+"""Each process's environment as a typed settings class: infra writes it, the process reads it.
+
+Infra builds the class with the values it knows and writes :meth:`ProcessEnvironment.to_env` into the Batch
+job definition (``infra/jobs_spec.py``); the job reads the same class with
+:meth:`ProcessEnvironment.from_env`. A variable name, its type and its default therefore exist once, here:
+renaming a field breaks infra and the job together, at type-check and test time, instead of a job silently
+falling back to a default in production.
+
+The variable of a field is its name in upper case (``model_bucket`` -> ``MODEL_BUCKET``). An empty value
+counts as unset (a job definition cannot delete a variable, only blank it). ``to_env`` writes only the
+fields that were given, so a job definition carries exactly what infra decided, and the job's defaults
+stay the job's.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar, Final, Literal, Self
+
+from pydantic import BeforeValidator, Field, ValidationError
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from contracts.bucket_layout import DEFAULT_MODEL_KEY, DRIFT_REPORT_PREFIX, PROD_CAPTURE_PREFIX
+
+
+class EnvironmentConfigError(ValueError):
+    """A variable is missing or invalid; the message names the variable, the value and what is allowed."""
+
+
+def _comma_list(value: Any) -> Any:
+    """``"a, b,,c"`` -> ``("a", "b", "c")``: columns are listed comma-separated in one variable."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+# A comma-separated list (not JSON, which pydantic-settings would otherwise expect for a sequence field).
+CommaList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_list)]
+
+
+def _text(value: Any) -> str:
+    """The variable's text: booleans as ``true``/``false`` (what the jobs and the docs use), lists comma-joined,
+    whole floats without ``.0``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple | list):
+        return ",".join(str(item) for item in value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # 30.0 seconds is written "30", as infra always wrote it
+    return str(value)
+
+
+class ProcessEnvironment(BaseSettings):
+    """Base of every process's environment: ``to_env`` for infra, ``from_env`` for the process."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False, env_ignore_empty=True)
+
+    # Named in "X is not set" errors: where the reader finds what the variable is for.
+    DOCS: ClassVar[str] = "README.md"
+
+    @classmethod
+    def variable(cls, field: str) -> str:
+        """The environment variable of ``field``."""
+        if field not in cls.model_fields:
+            raise KeyError(f"{cls.__name__} has no field {field!r}")
+        return field.upper()
+
+    @classmethod
+    def variables(cls) -> tuple[str, ...]:
+        """Every variable this process reads."""
+        return tuple(cls.variable(name) for name in cls.model_fields)
+
+    def to_env(self) -> dict[str, str]:
+        """The variables of the fields that were given (not the defaults), as a job definition holds them."""
+        return {
+            self.variable(name): _text(value)
+            for name in sorted(self.model_fields_set)
+            if (value := getattr(self, name)) is not None
+        }
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, error: type[Exception] = EnvironmentConfigError
+    ) -> Self:
+        """The process's settings from ``environ`` (default ``os.environ``); a bad or missing variable raises
+        ``error`` naming every variable at fault, its value and what is allowed."""
+        source = os.environ if environ is None else environ
+        present = {
+            name: source[variable]
+            for name in cls.model_fields
+            if (variable := cls.variable(name)) in source and source[variable].strip()
+        }
+        try:
+            return cls.model_validate(present)
+        except ValidationError as exc:
+            raise error(cls.describe(exc, present)) from None
+
+    @classmethod
+    def describe(cls, exc: ValidationError, given: Mapping[str, Any]) -> str:
+        """``VAR='value': what is allowed`` per problem, ``VAR is not set`` for a missing required one."""
+        problems = []
+        for item in exc.errors():
+            name = str(item["loc"][0]) if item["loc"] else ""
+            variable = name.upper() or "<environment>"
+            if item["type"] == "missing":
+                problems.append(f"{variable} is not set; the process needs it (see {cls.DOCS})")
+            else:
+                message = item["msg"].replace("Input should be", "expected")
+                problems.append(f"{variable}={given.get(name)!r}: {message}")
+        return "; ".join(problems)
+
+
+# --- the scheduled jobs (Batch job definitions: infra/jobs_spec.py) ------------------------------------------
+
+
+class JobEnvironment(ProcessEnvironment):
+    """What every Batch job gets: the region, the model bucket and where alerts go."""
+
+    aws_region: str | None = None  # read by boto3 itself
+    model_bucket: str | None = None
+    alerts_topic_arn: str | None = None
+    # Alerts with the same key are sent once per window (alerting/).
+    alert_window_minutes: Annotated[int, Field(ge=0)] = 360
+
+
+class RetrainEnvironment(JobEnvironment):
+    """``python -m retrain run`` (retrain/settings.py; docs/retrain.md)."""
+
+    DOCS: ClassVar[str] = "docs/retrain.md"
+
+    data_uri: str | None = None
+    database_url: str | None = None
+    sql_name: str | None = None
+    target: str = "churn"
+    time_column: str = "acquisition_date"
+    model_key: str = DEFAULT_MODEL_KEY
+    model_name: str = "churn"
+    gate_metric: str | None = None  # None: the task's primary metric
+    gate_tolerance: float = 0.005
+    gate_floor: float | None = None  # None: the task's default floor (jobs_common/gate.py)
+    # First model only (a refit reads all of these from the champion's manifest):
+    task: str | None = None
+    positive_label: str | None = None
+    id_columns: CommaList = ()
+    exclude_columns: CommaList = ()
+    drop_null_target: bool = False
+    min_rows: int = 500
+    git_sha: str = "unknown"
+    seed: int = 0
+    # Only named in the job's alerts ("where to look").
+    log_group: str = "/aws/batch/job"
+
+
+class MonitorEnvironment(JobEnvironment):
+    """``python -m monitor drift`` and ``python -m monitor summary`` (monitor/settings.py; docs/monitoring.md)."""
+
+    DOCS: ClassVar[str] = "docs/monitoring.md"
+
+    # No default: without it the monitor reads the champion pointer (the model serving prod).
+    model_key: str | None = None
+    capture_bucket: str | None = None
+    capture_prefix: str = PROD_CAPTURE_PREFIX
+    capture_db_url: str | None = None
+    labels_uri: str | None = None
+    # The summary job writes next to it, under reports/summary (monitor/__main__.py).
+    report_prefix: str = DRIFT_REPORT_PREFIX
+    drift_retrain_enabled: bool = False
+    retrain_job_queue: str | None = None
+    retrain_job_definition: str | None = None
+    summary_min_count: Annotated[int, Field(ge=0)] = 1
+    summary_window_minutes: Annotated[int, Field(ge=1)] = 10
+    drift_thresholds_file: str | None = None
+    drift_window_hours: Annotated[int, Field(ge=0)] = 0  # 0: since the last successful report
+    drift_max_window_hours: Annotated[int, Field(ge=1)] = 168
+    capture_read_workers: Annotated[int, Field(ge=1)] = 8
+    drift_max_rows: Annotated[int, Field(ge=1)] = 200_000
+    # The drift job only: the prod runtime settings holding the capture privacy policy (monitor/privacy.py).
+    capture_settings_source: str | None = None
+
+
+class InferenceEnvironment(JobEnvironment):
+    """``python -m inference run`` (inference/__main__.py; docs/inference.md). Flags win over these."""
+
+    DOCS: ClassVar[str] = "docs/inference.md"
+
+    model_ref: str = "champion"
+    input_uri: str | None = None
+    output_uri: str | None = None
+    chunk_rows: Annotated[int, Field(ge=1)] | None = None  # None: inference.readers.DEFAULT_CHUNK_ROWS
+    allow_pickle: bool = False
+    alert_state_dir: str | None = None
+
+
+# --- the serving app (the ECS task definition: infra/model_service.py) -----------------------------------------
+
+
+def _stripped(value: Any) -> Any:
+    return value.strip() if isinstance(value, str) else value
+
+
+def _lower(value: Any) -> Any:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+def _upper(value: Any) -> Any:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+def _flag_01(value: Any) -> Any:
+    """The app's flags: 1/0, true/false, yes/no (the wider pydantic set would accept "on", "t", "y")."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("1", "true", "yes"):
+            return True
+        if text in ("", "0", "false", "no"):
+            return False
+    return value
+
+
+Flag = Annotated[bool, BeforeValidator(_flag_01)]
+Stripped = Annotated[str, BeforeValidator(_stripped)]
+
+
+def _range(low: float, high: float) -> Any:
+    return Field(ge=low, le=high)
+
+
+class AppEnvironment(ProcessEnvironment):
+    """``python -m app`` (app/config.py; docs/app.md has the table). Errors keep the app's wording:
+    ``PORT='x' is not an integer; allowed 1..65535``, ``WORKERS=99 is out of range; allowed 1..64``."""
+
+    DOCS: ClassVar[str] = "docs/app.md"
+
+    aws_region: str | None = None  # read by boto3 itself
+    model_dir: Stripped = "/opt/model"
+    port: Annotated[int, _range(1, 65535)] = 8080
+    workers: Annotated[int, _range(1, 64)] = 2
+    service_name: Annotated[Literal["stage", "prod", "local"], BeforeValidator(_stripped)] = "local"
+    capture_s3_uri: Annotated[str, BeforeValidator(_stripped)] | None = None
+    capture_db_url: Stripped | None = None
+    # Inside the container /tmp is the task's own ephemeral storage, not a shared world-writable dir.
+    spool_dir: Stripped = "/tmp/capture-spool"  # noqa: S108
+    settings_source: Stripped | None = None
+    settings_refresh_seconds: Annotated[float, _range(0.05, 86400)] = 30.0
+    sentry_dsn: Stripped | None = None
+    allow_pickle: Flag = False
+    model_runtime: Annotated[Literal["onnx", "skops", "pickle"], BeforeValidator(_stripped)] | None = None
+    max_batch_size: Annotated[int, _range(1, 4096)] = 64
+    max_batch_wait_ms: Annotated[float, _range(0.0, 1000.0)] = 2.0
+    max_body_bytes: Annotated[int, _range(1024, 1 << 30)] = 1 << 20
+    log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_upper)] = "INFO"
+    capture_flush_records: Annotated[int, _range(1, 1_000_000)] = 1000
+    capture_flush_seconds: Annotated[float, _range(0.01, 3600)] = 5.0
+    capture_queue_size: Annotated[int, _range(10, 10_000_000)] = 100_000
+    capture_retry_max_seconds: Annotated[float, _range(0.05, 3600)] = 30.0
+    capture_spool_max_bytes: Annotated[int, _range(1 << 20, 1 << 40)] = 1 << 30
+    capture_spool_overflow: Annotated[Literal["drop_oldest", "drop_newest"], BeforeValidator(_lower)] = "drop_oldest"
+    capture_unhealthy_seconds: Annotated[float, _range(1.0, 86400)] = 300.0
+    # What /ready does when capture fails too long (docs/app.md).
+    capture_failure_policy: Annotated[Literal["alarm", "drain"], BeforeValidator(_lower)] = "alarm"
+    capture_emf_seconds: Annotated[float, _range(0.0, 3600)] = 0.0
+    max_records_per_request: Annotated[int, _range(1, 100_000)] = 1000
+    http_max_header_bytes: Annotated[int, _range(1024, 1 << 20)] = 16384
+    http_header_timeout_seconds: Annotated[float, _range(0.1, 3600)] = 10.0
+    http_body_timeout_seconds: Annotated[float, _range(0.1, 3600)] = 30.0
+    http_keepalive_seconds: Annotated[float, _range(0.1, 3600)] = 5.0
+    http_max_connections: Annotated[int, _range(1, 100_000)] = 1000
+    # contracts.prediction_metrics.SERVICE_NAME_ENV: the service named in the score-shift EMF lines (unset: off).
+    prediction_metrics_service: Stripped | None = None
+
+    @classmethod
+    def _bounds(cls, name: str) -> str:
+        low = high = None
+        for item in cls.model_fields[name].metadata:
+            low = getattr(item, "ge", low)
+            high = getattr(item, "le", high)
+        return f"{low:g}..{high:g}" if low is not None and high is not None else ""
+
+    @classmethod
+    def describe(cls, exc: ValidationError, given: Mapping[str, Any]) -> str:
+        """The app's wording: the variable, its value and the allowed range or choices."""
+        problems = []
+        for item in exc.errors():
+            name = str(item["loc"][0]) if item["loc"] else ""
+            variable, raw = name.upper(), given.get(name)
+            kind = item["type"]
+            if kind == "int_parsing":
+                problems.append(f"{variable}={raw!r} is not an integer; allowed {cls._bounds(name)}")
+            elif kind == "float_parsing":
+                problems.append(f"{variable}={raw!r} is not a number; allowed {cls._bounds(name)}")
+            elif kind in ("greater_than_equal", "less_than_equal"):
+                problems.append(f"{variable}={item['input']} is out of range; allowed {cls._bounds(name)}")
+            elif kind == "literal_error":
+                allowed = item.get("ctx", {}).get("expected", "")
+                problems.append(f"{variable}={item['input']!r}: allowed {allowed}")
+            elif kind == "bool_parsing":
+                problems.append(f"{variable}={raw!r}: allowed 1/0 (or true/false)")
+            else:
+                problems.append(f"{variable}={raw!r}: {item['msg']}")
+        return "; ".join(problems)
+
+
+# --- the pipeline's CodeBuild actions (infra/pipeline.py) ---------------------------------------------------
+
+
+class EvaluateEnvironment(ProcessEnvironment):
+    """``python -m evaluation run``, the Evaluate stage (evaluation/settings.py; docs/pipeline.md). Range rules
+    that span values stay in ``EvaluationSettings.validated``; here are the names, types and defaults."""
+
+    DOCS: ClassVar[str] = "docs/pipeline.md"
+
+    aws_region: str = "us-east-1"
+    model_bucket: str = ""
+    model_key: str = DEFAULT_MODEL_KEY
+    capture_bucket: str | None = None
+    capture_prefix: str = PROD_CAPTURE_PREFIX
+    # None: every data file under the model bucket's training-data prefix (what retrain trains on).
+    labelled_data_uri: str | None = None
+    stage_url: str = ""
+    git_sha: str = "unknown"
+    # The report's key (contracts.bucket_layout.evaluation_report_keys); a local run names its own.
+    pipeline_execution_id: str = "local"
+    gate_metric: str | None = None  # None: the candidate task's primary metric
+    gate_tolerance: float = 0.005
+    gate_floor: float | None = None  # None: the task's default floor (jobs_common/gate.py)
+    evaluation_min_agreement: float = 0.9
+    evaluation_max_score_psi: float = 0.2
+    evaluation_max_segment_shift: float = 0.1
+    evaluation_max_stage_difference: float = 1e-4
+    evaluation_max_p99_latency_ms: float = 1000.0
+    evaluation_replay_sample_size: int = 2000
+    evaluation_replay_window_hours: int = 168
+    evaluation_smoke_requests: int = 30
+    evaluation_decision_threshold: float = 0.5
+    evaluation_min_segment_rows: int = 30
+
+
+class ReleaseEnvironment(ProcessEnvironment):
+    """``python -m release``, the Release action (release/settings.py; docs/release-record.md). Formats (bucket
+    name, ARN, pipeline name) are checked in ``ReleaseSettings.from_env`` with the wording operators know."""
+
+    DOCS: ClassVar[str] = "docs/release-record.md"
+
+    model_bucket: str = ""
+    model_key: str = DEFAULT_MODEL_KEY
+    pipeline_execution_id: str = ""
+    alerts_topic_arn: str | None = None
+    job_definition_names: str = ""  # comma-separated (release/job_definitions.py parse_names)
+    schedule_names: str = ""  # comma-separated (release/schedules.py parse_schedule_names)
+    # The pipeline whose ListActionExecutions says who approved (release/ledger.py); unset outside it.
+    pipeline_name: str | None = None
+
+
+# Which class each Batch job reads (the job names of infra/jobs_spec.py).
+JOB_ENVIRONMENTS: Final[dict[str, type[JobEnvironment]]] = {
+    "retrain": RetrainEnvironment,
+    "drift": MonitorEnvironment,
+    "summary": MonitorEnvironment,
+    "inference": InferenceEnvironment,
+}
+
+__all__ = [
+    "JOB_ENVIRONMENTS",
+    "AppEnvironment",
+    "CommaList",
+    "EnvironmentConfigError",
+    "EvaluateEnvironment",
+    "InferenceEnvironment",
+    "JobEnvironment",
+    "MonitorEnvironment",
+    "ProcessEnvironment",
+    "ReleaseEnvironment",
+    "RetrainEnvironment",
+]
