@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STACK ?= dev
 
-.PHONY: typecheck preview plan test system-packages e2e e2e-setup lint format demo bench-serving bench-drift bench-inference diagram review docs policy lock clean venv scan scan-venv iam-eval
+.PHONY: typecheck preview plan plan-snapshots test system-packages e2e e2e-setup lint format demo bench-serving bench-drift bench-inference diagram review docs policy lock clean venv scan scan-venv iam-eval
 
 $(BIN)/.installed: requirements/dev.lock
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 is required, found {sys.version}"'
@@ -20,6 +20,11 @@ preview: venv
 	$(BIN)/python -m infra.plan --stack $(STACK)
 
 plan: preview
+
+## Rewrites the recorded plans (tests/infra/plans/<stack>.json) that tests/infra/test_plan_snapshots.py compares
+## against: run it when a change to the plan is intended, and commit the new snapshots with the change.
+plan-snapshots: venv
+	for stack in dev prod; do $(BIN)/python -m infra.plan --stack $$stack --format json > tests/infra/plans/$$stack.json || exit 1; done
 
 ## The database servers the suite starts (PostgreSQL, MariaDB): apt-get installs whichever is missing.
 system-packages:
