@@ -15,11 +15,11 @@ from botocore.session import get_session
 from botocore.validate import ParamValidator
 
 from infra.jobs_spec import EVALUATE_ON_EXIT, JOB_NAMES, schedule_window_minutes
-from infra.offline import OfflineRun, load_stack_config, run_offline
 from infra.settings import BATCH_FARGATE_MEMORY, parse_settings
 from model_package.registry import TRAINING_DATA_PREFIX
 from retrain.readers import S3Reader
 from tests.infra.plan_queries import allowed_actions, as_list, role_policy, statements
+from tools.plan.offline import OfflineRun, load_stack_config, run_offline
 
 ROOT = Path(__file__).resolve().parents[2]
 JOB_DEFINITION = "aws:batch/jobDefinition:JobDefinition"

@@ -10,10 +10,10 @@ from typing import Any
 import boto3
 import pytest
 
-from infra.offline import OfflineRun
 from release.job_definitions import JobDefinitionUpdater
 from tests.infra.test_jobs import definitions, register_params
 from tests.infra.test_jobs_schedules import schedules
+from tools.plan.offline import OfflineRun
 
 PINNED = "123456789012.dkr.ecr.us-east-1.amazonaws.com/registry-jobs-0a1b2c3:git-0123456789ab"
 

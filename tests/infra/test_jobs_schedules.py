@@ -8,9 +8,9 @@ from typing import Any
 from botocore.session import get_session
 from botocore.validate import ParamValidator
 
-from infra.offline import OfflineRun, load_stack_config, run_offline
 from infra.settings import parse_settings, validate_schedule_expression
 from tests.infra.plan_queries import allowed_actions, role_policy
+from tools.plan.offline import OfflineRun, load_stack_config, run_offline
 
 SCHEDULE = "aws:scheduler/schedule:Schedule"
 ACCOUNT = "123456789012"

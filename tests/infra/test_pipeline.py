@@ -16,8 +16,8 @@ from botocore.validate import ParamValidator
 from evaluation.job import SUMMARY_LIMIT
 from evaluation.settings import ENV as EVALUATION_ENV
 from evaluation.settings import EvaluationSettings
-from infra.offline import OfflineRun, run_offline
 from infra.pipeline import STAGE_ORDER
+from tools.plan.offline import OfflineRun, run_offline
 
 # Job settings the infra leaves at the job's default on purpose (the app's default threshold, segment size).
 OPTIONAL = {"EVALUATION_DECISION_THRESHOLD", "EVALUATION_MIN_SEGMENT_ROWS"}

@@ -13,10 +13,10 @@ import pulumi
 import pytest
 
 from infra.iam import RESOURCE_STAR_ACTIONS
-from infra.offline import ACCOUNT_ID, OfflineRun, run_offline
 from model_package.registry import evaluation_report_keys
 from tests.infra.plan_queries import allowed_actions, as_list, role_policy, statements
 from tests.infra.test_pipeline import project_env
+from tools.plan.offline import ACCOUNT_ID, OfflineRun, run_offline
 
 PIPELINE_ROLES = ("delivery-pipeline-role", "delivery-build-role", "delivery-release-role", "delivery-triggers-role",
                   "delivery-evaluate-role")  # fmt: skip

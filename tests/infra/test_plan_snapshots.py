@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from infra.offline import OfflineRun
-from infra.plan import render_json
+from tools.plan.offline import OfflineRun
+from tools.plan.plan import render_json
 
 PLANS = Path(__file__).resolve().parent / "plans"
 # A readable failure: the first lines of the diff, and how to accept the change on purpose.

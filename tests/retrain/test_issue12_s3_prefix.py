@@ -9,11 +9,11 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from infra.offline import OfflineRun, run_offline
 from model_package.registry import TRAINING_DATA_PREFIX
 from retrain.errors import DataError
 from retrain.readers import S3Reader, parse_bytes
 from tests.infra.test_jobs import environment
+from tools.plan.offline import OfflineRun, run_offline
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from infra.offline import OfflineRun, run_offline
 from infra.settings import ConfigError
+from tools.plan.offline import OfflineRun, run_offline
 from tools.scan.skips import Failure, Skip, SkipFileError, _parse, judge, load_skips
 from tools.scan.tfplan import convert_attributes, terraform_type, to_terraform_plan
 

@@ -1,6 +1,6 @@
 """The README's configuration reference, generated from :class:`StackSettings` and the stack files.
 
-``python -m infra.config_reference`` prints the table; ``make docs`` writes it into the README between
+``python -m tools.plan.config_reference`` prints the table; ``make docs`` writes it into the README between
 the ``config-reference`` markers, and a test fails when the README and the code disagree.
 """
 
@@ -13,10 +13,10 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic_core import PydanticUndefined
 
-from infra.offline import load_stack_config
 from infra.settings import SECRET_KEYS, StackSettings, parse_settings
+from tools.plan.offline import load_stack_config
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 START, END = "<!-- config-reference:start -->", "<!-- config-reference:end -->"
 
 DESCRIPTIONS: dict[str, str] = {

@@ -26,7 +26,7 @@ from pulumi.runtime.config import set_all_config
 from pulumi.runtime.stack import run_pulumi_func
 
 PROJECT = "ml-delivery"
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT_ID = "123456789012"
 SECRET = "[secret]"  # noqa: S105 - the mask shown in place of secret values
 _SECRET_SIG = rpc._special_secret_sig
@@ -182,7 +182,7 @@ class AwsMocks(pulumi_mocks.Mocks):
         }  # fmt: skip
         if args.token not in answers:
             raise UnknownInvokeError(
-                f"offline runtime: unknown invoke {args.token!r}; known: {sorted(answers)} (infra/offline.py)"
+                f"offline runtime: unknown invoke {args.token!r}; known: {sorted(answers)} (tools/plan/offline.py)"
             )
         return answers[args.token](), []
 

@@ -1,7 +1,7 @@
 """``--cost``: an itemised monthly estimate of a stack, read off its plan and a dated price table.
 
 Every item is derived from resources in the plan (a config change that adds NAT gateways or tasks moves the
-estimate), priced from ``infra/prices/<region>.json`` (on-demand list prices with their date), with usage
+estimate), priced from ``tools/plan/prices/<region>.json`` (on-demand list prices with their date), with usage
 assumptions printed alongside. Data transfer is excluded and said so.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infra.offline import OfflineRun, RegisteredResource
+from tools.plan.offline import OfflineRun, RegisteredResource
 
 PRICES_DIR = Path(__file__).resolve().parent / "prices"
 MINUTES_PER_MONTH = 730 * 60

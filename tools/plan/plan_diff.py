@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from infra.offline import OfflineRun, RegisteredResource
+from tools.plan.offline import OfflineRun, RegisteredResource
 
 Key = tuple[str, str]
 

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from infra.offline import OfflineRun, RegisteredResource
+from tools.plan.offline import OfflineRun, RegisteredResource
 
 
 def _id(text: str) -> str:
@@ -159,7 +159,7 @@ def render(run: OfflineRun) -> str:
     return "\n".join(lines + edges) + "\n"
 
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 START, END = "<!-- diagram:start -->", "<!-- diagram:end -->"
 
 

@@ -1,6 +1,6 @@
-"""``python -m infra.plan --stack dev``: what ``pulumi up`` would create, without a cloud account.
+"""``python -m tools.plan --stack dev``: what ``pulumi up`` would create, without a cloud account.
 
-Runs the real program under the offline runtime (``infra/offline.py``) and prints either a tree like
+Runs the real program under the offline runtime (``tools/plan/offline.py``) and prints either a tree like
 ``pulumi preview`` (component -> resources, type, name, key properties) or, with ``--format json``, the
 documented plan: ``{"project", "stack", "resources": [{"urn", "type", "name", "parent", "custom",
 "inputs", "dependencies"}], "outputs"}``.
@@ -13,9 +13,9 @@ import json
 import sys
 from collections.abc import Sequence
 
-from infra import plan_cost, plan_diagram, plan_diff
-from infra.offline import OfflineRun, RegisteredResource, run_offline
 from infra.settings import ConfigError
+from tools.plan import plan_cost, plan_diagram, plan_diff
+from tools.plan.offline import OfflineRun, RegisteredResource, run_offline
 
 # The few inputs worth a glance per type; everything is in --format json.
 KEY_PROPERTIES: dict[str, tuple[str, ...]] = {
@@ -86,7 +86,7 @@ def render_json(run: OfflineRun) -> str:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m infra.plan", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.plan", description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", default="dev", help="stack name: reads Pulumi.<stack>.yaml (default: dev)")
     parser.add_argument("--format", choices=("tree", "json"), default="tree")
     parser.add_argument(
@@ -126,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _region(run: OfflineRun) -> str:
-    from infra.offline import load_stack_config
+    from tools.plan.offline import load_stack_config
 
     config, _ = load_stack_config(run.stack)
     return str(config.get("aws:region", "us-east-1"))
