@@ -129,7 +129,7 @@ class StackSettings(BaseModel):
     container_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,255}$")] = "app"
     container_port: Annotated[int, Field(ge=1024, le=65535)] = 8080
     health_check_path: Annotated[str, Field(pattern=r"^/[A-Za-z0-9/_.-]*$", max_length=1024)] = "/ready"
-    # ECR Public's copy of the official Python image, running infra.hardening.BOOTSTRAP_SERVER (no Docker Hub).
+    # ECR Public's copy of the official Python image, running foundation/hardening.py BOOTSTRAP_SERVER (no Docker Hub).
     bootstrap_image: Annotated[str, Field(min_length=1)] = "public.ecr.aws/docker/library/python:3.11-slim-bookworm"
     task_cpu: int = 512
     task_memory: int = 1024
@@ -204,7 +204,7 @@ class StackSettings(BaseModel):
         network = ipaddress.IPv4Network(_cidr(value))
         if not 16 <= network.prefixlen <= 24:
             raise ValueError("a VPC CIDR must be between /16 and /24 (Amazon VPC User Guide, 'VPC CIDR blocks')")
-        # The VPC is cut into 16 subnets (infra/network.py subnet_cidrs), and an ALB needs subnets of at
+        # The VPC is cut into 16 subnets (infra/foundation/network.py subnet_cidrs), and an ALB needs subnets of at
         # least /27 (ELB User Guide, "Subnets for your Application Load Balancer"): so /23 or larger.
         if network.prefixlen + SUBNET_SPLIT_BITS > MAX_SUBNET_PREFIX:
             raise ValueError(

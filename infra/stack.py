@@ -5,9 +5,8 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
-from infra.alerts import Alerts, AlertsArgs
-from infra.encryption import DataKey, DataKeyArgs
-from infra.hardening import (
+from infra.foundation.encryption import DataKey, DataKeyArgs
+from infra.foundation.hardening import (
     AccessLogs,
     AccessLogsArgs,
     EventDelivery,
@@ -15,17 +14,18 @@ from infra.hardening import (
     empty_default_security_group,
     register_encryption_at_rest,
 )
-from infra.jobs import BatchJobs, BatchJobsArgs
-from infra.jobs_spec import runtime_settings_parameter
-from infra.model_service import ModelService, ModelServiceArgs, ServiceSizing
-from infra.network import Network, NetworkArgs
-from infra.observability import Observability, ObservabilityArgs
-from infra.pipeline import DeliveryPipeline, DeliveryPipelineArgs
-from infra.registry import Registry, RegistryArgs
+from infra.foundation.network import Network, NetworkArgs
+from infra.foundation.storage import Buckets, BucketsArgs
+from infra.jobs.jobs import BatchJobs, BatchJobsArgs
+from infra.jobs.jobs_spec import runtime_settings_parameter
+from infra.lib.stack_types import Account, Platform
+from infra.lib.tagging import register_required_tags
+from infra.observability.alerts import Alerts, AlertsArgs
+from infra.observability.observability import Observability, ObservabilityArgs
+from infra.pipeline.pipeline import DeliveryPipeline, DeliveryPipelineArgs
+from infra.pipeline.registry import Registry, RegistryArgs
+from infra.service.model_service import ModelService, ModelServiceArgs, ServiceSizing
 from infra.settings import StackSettings, capture_hash_key, load_settings, sentry_dsn
-from infra.stack_types import Account, Platform
-from infra.storage import Buckets, BucketsArgs
-from infra.tagging import register_required_tags
 
 
 def build_platform(settings: StackSettings, account: Account) -> Platform:

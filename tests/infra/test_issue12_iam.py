@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from infra.iam import RESOURCE_STAR_ACTIONS
+from infra.lib.iam import RESOURCE_STAR_ACTIONS
 from tests.infra.plan_queries import allowed_actions, as_list, role_policy, statements
 from tools.plan.offline import OfflineRun, run_offline
 

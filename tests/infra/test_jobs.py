@@ -14,7 +14,7 @@ import pytest
 from botocore.session import get_session
 from botocore.validate import ParamValidator
 
-from infra.jobs_spec import EVALUATE_ON_EXIT, JOB_NAMES, schedule_window_minutes
+from infra.jobs.jobs_spec import EVALUATE_ON_EXIT, JOB_NAMES, schedule_window_minutes
 from infra.settings import BATCH_FARGATE_MEMORY, parse_settings
 from model_package.registry import TRAINING_DATA_PREFIX
 from retrain.readers import S3Reader
@@ -368,9 +368,9 @@ def test_log_group_named_and_retained_per_config(stack: OfflineRun) -> None:
 
 def test_component_hands_the_pipeline_definitions_and_passable_roles() -> None:
     def program() -> None:
+        from infra.lib.stack_types import Account
         from infra.settings import load_settings
         from infra.stack import build_jobs, build_platform
-        from infra.stack_types import Account
 
         jobs = build_jobs(build_platform(load_settings(), Account.lookup()))
         pulumi.export("definitions", {job: d.name for job, d in jobs.job_definitions.items()})

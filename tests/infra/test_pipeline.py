@@ -16,7 +16,7 @@ from botocore.validate import ParamValidator
 from evaluation.job import SUMMARY_LIMIT
 from evaluation.settings import ENV as EVALUATION_ENV
 from evaluation.settings import EvaluationSettings
-from infra.pipeline import STAGE_ORDER
+from infra.pipeline.pipeline import STAGE_ORDER
 from tools.plan.offline import OfflineRun, run_offline
 
 # Job settings the infra leaves at the job's default on purpose (the app's default threshold, segment size).
@@ -360,7 +360,7 @@ def test_release_action_runs_the_unprivileged_release_project(stack: OfflineRun)
 
 
 def test_release_project_environment_names_every_job_definition(stack: OfflineRun) -> None:
-    """Waits on infra/jobs.py: the names are those of its four job definitions."""
+    """Waits on infra/jobs/jobs.py: the names are those of its four job definitions."""
     definitions = sorted(r.inputs["name"] for r in stack.of_type("aws:batch/jobDefinition:JobDefinition"))
     assert len(definitions) == 4
     assert {d.rsplit("-", 1)[-1] for d in definitions} == {"retrain", "drift", "summary", "inference"}

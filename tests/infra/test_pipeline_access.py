@@ -12,7 +12,7 @@ from typing import Any
 import pulumi
 import pytest
 
-from infra.iam import RESOURCE_STAR_ACTIONS
+from infra.lib.iam import RESOURCE_STAR_ACTIONS
 from model_package.registry import evaluation_report_keys
 from tests.infra.plan_queries import allowed_actions, as_list, role_policy, statements
 from tests.infra.test_pipeline import project_env
@@ -194,7 +194,7 @@ def test_codebuild_network_interfaces_as_the_codebuild_vpc_docs_list_them(stack:
 
 
 def test_release_role_writes_only_the_release_keys_and_its_job_definitions(stack: OfflineRun) -> None:
-    """Waits on infra/jobs.py for the Batch part (job definitions and passable roles)."""
+    """Waits on infra/jobs/jobs.py for the Batch part (job definitions and passable roles)."""
     policy = role_policy(stack, "delivery-release-role")
     actions = allowed_actions(policy)
     bucket = f"arn:aws:s3:::{stack.outputs['modelBucket']}"
@@ -265,9 +265,9 @@ def test_approval_alert_links_this_executions_evaluation_report(stack: OfflineRu
 
 
 def test_release_without_job_definitions_grants_no_batch_or_pass_role() -> None:
-    """While infra/jobs.py declares nothing, the pipeline still builds: no names, no Batch grants."""
+    """While infra/jobs/jobs.py declares nothing, the pipeline still builds: no names, no Batch grants."""
     from infra import stack as stack_module
-    from infra.pipeline import DeliveryPipeline, DeliveryPipelineArgs
+    from infra.pipeline.pipeline import DeliveryPipeline, DeliveryPipelineArgs
 
     def program() -> None:
         settings = stack_module.load_settings()

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra import iam
-from infra.alerts import dead_letter_alarm
-from infra.jobs_iam import submit_job_resources
-from infra.jobs_spec import JobName
+from infra.jobs.jobs_iam import submit_job_resources
+from infra.jobs.jobs_spec import JobName
+from infra.lib import iam
+from infra.observability.alerts import dead_letter_alarm
 
 UNIVERSAL_SUBMIT_JOB = "arn:aws:scheduler:::aws-sdk:batch:submitJob"
 # SQS's longest retention, so a failed submission is still there to read after a long weekend.
@@ -48,7 +48,7 @@ class JobSchedulesArgs:
     job_queue_arn: pulumi.Input[str]
     account_id: pulumi.Input[str]
     alerts_topic_arn: pulumi.Input[str]
-    # Schedules are encrypted with the stack key (infra/hardening.py); Scheduler User Guide, "Encryption
+    # Schedules are encrypted with the stack key (infra/foundation/hardening.py); Scheduler User Guide, "Encryption
     # at rest": the execution role must be allowed kms:Decrypt on a customer managed key.
     data_key_arns: list[pulumi.Input[str]] | None = None
 

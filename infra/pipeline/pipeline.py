@@ -10,8 +10,8 @@ One CodePipeline V2 pipeline, stages in this order (docs/pipeline.md has the wal
 thresholds) -> ``Approval`` (manual, shows the verdict and links the report, times out) -> ``DeployProd``
 (ECS) -> ``Release`` (release record, ledger entry, champion pointer, Batch job definition revisions).
 
-The parts live in their own components: :mod:`infra.pipeline_sources`, :mod:`infra.pipeline_build`,
-:mod:`infra.pipeline_triggers`, :mod:`infra.pipeline_notifications`. This module wires them and owns
+The parts live in their own components: :mod:`infra.pipeline.pipeline_sources`, :mod:`infra.pipeline.pipeline_build`,
+:mod:`infra.pipeline.pipeline_triggers`, :mod:`infra.pipeline.pipeline_notifications`. This module wires them and owns
 the pipeline's service role.
 """
 
@@ -25,15 +25,21 @@ import pulumi
 import pulumi_aws as aws
 
 from evaluation.contract import APPROVAL_STAGE, EVALUATE_NAMESPACE, EVALUATE_STAGE, REPORT_URL, SUMMARY
-from infra import iam
-from infra.jobs import BatchJobs
-from infra.model_service import ModelService
-from infra.pipeline_build import BuildProject, BuildProjectArgs, EgressPort
-from infra.pipeline_notifications import PipelineNotifications, PipelineNotificationsArgs
-from infra.pipeline_sources import CODE_ARTIFACT, MODEL_ARTIFACT, CodeSource, CodeSourceArgs, model_source_action
-from infra.pipeline_triggers import PipelineTriggers, PipelineTriggersArgs
+from infra.jobs.jobs import BatchJobs
+from infra.lib import iam
+from infra.lib.stack_types import Platform
+from infra.pipeline.pipeline_build import BuildProject, BuildProjectArgs, EgressPort
+from infra.pipeline.pipeline_notifications import PipelineNotifications, PipelineNotificationsArgs
+from infra.pipeline.pipeline_sources import (
+    CODE_ARTIFACT,
+    MODEL_ARTIFACT,
+    CodeSource,
+    CodeSourceArgs,
+    model_source_action,
+)
+from infra.pipeline.pipeline_triggers import PipelineTriggers, PipelineTriggersArgs
+from infra.service.model_service import ModelService
 from infra.settings import StackSettings
-from infra.stack_types import Platform
 from model_package.registry import CHAMPION_KEY, EVALUATION_REPORTS_PREFIX, LEDGER_PREFIX, MODELS_PREFIX
 
 # Contract with the buildspecs (buildspec.yml, release/buildspec.yml).
@@ -41,7 +47,7 @@ IMAGE_DEFINITIONS = "ImageDefinitions"
 BUILD_RECORD = "BuildRecord"
 BUILD_NAMESPACE = "BuildVariables"
 STAGE_ORDER = ("Source", "Build", "DeployStage", EVALUATE_STAGE, APPROVAL_STAGE, "DeployProd", "Release")
-# Where prod's app writes its capture (infra/model_service.py CAPTURE_S3_URI: capture/<service>).
+# Where prod's app writes its capture (infra/service/model_service.py CAPTURE_S3_URI: capture/<service>).
 PROD_CAPTURE_PREFIX = "capture/prod"
 
 # CodeBuild User Guide, "Build caching in AWS CodeBuild": local Docker layer cache for the privileged build.

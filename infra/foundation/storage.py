@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from infra import iam
+from infra.lib import iam
 
 
 @dataclass(frozen=True)

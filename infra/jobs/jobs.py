@@ -27,10 +27,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra import iam
-from infra.jobs_iam import JobGrants, execution_statements, job_statements
-from infra.jobs_schedules import JobSchedules, JobSchedulesArgs, ScheduledJob
-from infra.jobs_spec import (
+from infra.jobs.jobs_iam import JobGrants, execution_statements, job_statements
+from infra.jobs.jobs_schedules import JobSchedules, JobSchedulesArgs, ScheduledJob
+from infra.jobs.jobs_spec import (
     EVALUATE_ON_EXIT,
     JOB_NAMES,
     RETRY_ATTEMPTS,
@@ -42,6 +41,7 @@ from infra.jobs_spec import (
     runtime_settings_parameter,
     timeout_seconds,
 )
+from infra.lib import iam
 from infra.settings import StackSettings
 
 # Enough for every job at once at the largest configured size, small enough to cap a runaway loop of

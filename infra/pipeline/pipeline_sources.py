@@ -1,7 +1,7 @@
 """The pipeline's two sources: the code (CodeCommit or a CodeConnections repository) and the model.
 
 Code: ``sourceProvider: codecommit`` creates the CodeCommit repository and an EventBridge rule starts
-the pipeline (infra/pipeline_triggers.py). ``codeconnections`` uses a ``CodeStarSourceConnection``
+the pipeline (infra/pipeline/pipeline_triggers.py). ``codeconnections`` uses a ``CodeStarSourceConnection``
 action on an existing connection (GitHub, GitLab, Bitbucket); it has no EventBridge event, so the
 pipeline declares a V2 trigger with a git push filter on the configured branch instead (CodePipeline
 User Guide, "Automate starting pipelines using triggers and filtering"; with a trigger, default change
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra import iam
+from infra.lib import iam
 from infra.settings import StackSettings
 
 # Contract with buildspec.yml / release/buildspec.yml: artifact and namespace names.

@@ -6,13 +6,13 @@ from dataclasses import dataclass
 
 import pulumi_aws as aws
 
-from infra.alerts import Alerts
-from infra.encryption import DataKey
-from infra.hardening import AccessLogs, EventDelivery
-from infra.network import Network
-from infra.registry import Registry
+from infra.foundation.encryption import DataKey
+from infra.foundation.hardening import AccessLogs, EventDelivery
+from infra.foundation.network import Network
+from infra.foundation.storage import Buckets
+from infra.observability.alerts import Alerts
+from infra.pipeline.registry import Registry
 from infra.settings import StackSettings
-from infra.storage import Buckets
 
 
 @dataclass(frozen=True)

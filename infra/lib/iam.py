@@ -22,7 +22,7 @@ Statement = dict[str, Any]
 # The one list of actions this program grants on "Resource": "*", each because the action supports no
 # resource-level permissions, with the AWS doc that says so: policy/exceptions.yaml, the single file of
 # deliberate guardrail exceptions. iam.allow() refuses "*" for any other action.
-EXCEPTIONS_FILE = Path(__file__).resolve().parent.parent / "policy" / "exceptions.yaml"
+EXCEPTIONS_FILE = Path(__file__).resolve().parents[2] / "policy" / "exceptions.yaml"
 RESOURCE_STAR_ACTIONS: dict[str, str] = dict(yaml.safe_load(EXCEPTIONS_FILE.read_text())["resource_star_actions"])
 
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra import iam
-from infra.hardening import key_policy_service_statements
+from infra.foundation.hardening import key_policy_service_statements
+from infra.lib import iam
 
 # Explicit list instead of the default key policy's "kms:*" (no wildcard actions anywhere).
 KEY_ADMIN_ACTIONS = (
@@ -63,7 +63,7 @@ class DataKey(pulumi.ComponentResource):
                 {"Sid": "EventsPublishToEncryptedTopic", "Effect": "Allow",
                  "Principal": {"Service": "events.amazonaws.com"},
                  "Action": list(DATA_ACTIONS), "Resource": "*"},
-                # Services that encrypt with their own principal (log groups): infra/hardening.py.
+                # Services that encrypt with their own principal (log groups): infra/foundation/hardening.py.
                 *key_policy_service_statements(args.region, args.account_id, args.partition),
             ]
         )  # fmt: skip

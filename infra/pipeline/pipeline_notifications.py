@@ -3,7 +3,7 @@
 EventBridge delivers CodePipeline's own events (CodePipeline User Guide, "Monitoring CodePipeline
 events"): a finished execution (FAILED or SUCCEEDED) and a manual approval that started waiting.
 Input transformers turn the event JSON into "Pipeline <name> execution <id> FAILED. Where to look:
-<console url>", so an e-mail or SMS needs no decoding. The topic policy (infra/alerts.py) already lets
+<console url>", so an e-mail or SMS needs no decoding. The topic policy (infra/observability/alerts.py) already lets
 events.amazonaws.com publish, and the stack key lets it encrypt, so the targets need no role.
 """
 

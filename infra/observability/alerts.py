@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra import iam
+from infra.lib import iam
 
 # On-call (e-mail, SMS) is paged for everything except INFO (issue #12, defect 9: the 10-minute prediction
 # summary is INFO). The jobs' alerts carry a ``severity`` message attribute (alerting.AlertPublisher);

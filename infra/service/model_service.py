@@ -15,9 +15,9 @@ import pulumi
 import pulumi_aws as aws
 
 from app import capture_contract
-from infra import iam
-from infra.hardening import BOOTSTRAP_IMAGE, BOOTSTRAP_SERVER, WebFirewall, WebFirewallArgs
-from infra.jobs_spec import runtime_settings_parameter
+from infra.foundation.hardening import BOOTSTRAP_IMAGE, BOOTSTRAP_SERVER, WebFirewall, WebFirewallArgs
+from infra.jobs.jobs_spec import runtime_settings_parameter
+from infra.lib import iam
 from model_package.capture_privacy import HASH_KEY_ENV as CAPTURE_HASH_KEY_ENV
 
 # ALB security policy with TLS 1.3 and 1.2 only (ELB User Guide, "Security policies for your ALB").
@@ -350,7 +350,7 @@ class ModelService(pulumi.ComponentResource):
                 drop_invalid_header_fields=True,
                 enable_deletion_protection=args.deletion_protection,
                 idle_timeout=60,
-                # ELB User Guide, "Access logs for your Application Load Balancer" (bucket: infra/hardening.py).
+                # ELB User Guide, "Access logs for your Application Load Balancer" (bucket: foundation/hardening.py).
                 access_logs=aws.lb.LoadBalancerAccessLogsArgs(
                     bucket=args.access_logs_bucket, prefix=f"alb/{args.service}", enabled=True
                 )

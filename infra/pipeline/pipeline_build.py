@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from infra import iam
+from infra.lib import iam
 
 # CodeBuild User Guide, "Docker images provided by CodeBuild": Ubuntu 22.04, Python 3.11 available.
 BUILD_IMAGE = "aws/codebuild/standard:7.0"
@@ -22,7 +22,7 @@ BUILD_IMAGE = "aws/codebuild/standard:7.0"
 # CodeBuild User Guide, "Allow CodeBuild access to AWS services required to create a VPC network
 # interface". The doc grants all of them on "*"; the Service Authorization Reference (Amazon EC2) gives
 # Create/DeleteNetworkInterface resource types, so those two are scoped below and only these describe
-# actions, which have none, stay on "*" (each in infra/iam.py RESOURCE_STAR_ACTIONS).
+# actions, which have none, stay on "*" (each in infra/lib/iam.py RESOURCE_STAR_ACTIONS).
 VPC_DESCRIBE_ACTIONS = (
     "ec2:DescribeDhcpOptions",
     "ec2:DescribeNetworkInterfaces",

@@ -18,9 +18,9 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra import iam
-from infra.alerts import dead_letter_alarm
-from infra.storage import block_public_access
+from infra.foundation.storage import block_public_access
+from infra.lib import iam
+from infra.observability.alerts import dead_letter_alarm
 
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 SCHEDULE = "aws:scheduler/schedule:Schedule"

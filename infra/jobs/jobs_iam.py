@@ -8,8 +8,7 @@ from dataclasses import dataclass
 
 import pulumi
 
-from infra import iam
-from infra.jobs_spec import (
+from infra.jobs.jobs_spec import (
     ALERTS_SENT_PREFIX,
     CAPTURE_PREFIX,
     CHAMPION_KEY,
@@ -19,6 +18,7 @@ from infra.jobs_spec import (
     REPORT_PREFIXES,
     JobName,
 )
+from infra.lib import iam
 from infra.settings import StackSettings
 
 

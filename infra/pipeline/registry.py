@@ -43,7 +43,7 @@ def lifecycle_policy(keep: int) -> str:
 class Registry(pulumi.ComponentResource):
     """Immutable tags: a tag names one image forever, so a deploy or a rollback is exactly reproducible.
     Encryption at rest: declared AES-256 here, switched to the stack's KMS key for every repository by
-    ``infra.hardening.register_encryption_at_rest`` (issue #17; ECR sets it at creation only)."""
+    ``infra.foundation.hardening.register_encryption_at_rest`` (issue #17; ECR sets it at creation only)."""
 
     def __init__(self, name: str, args: RegistryArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ml-delivery:registry:Registry", name, None, opts)

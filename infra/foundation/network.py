@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra import iam
+from infra.lib import iam
 
 
 @dataclass(frozen=True)

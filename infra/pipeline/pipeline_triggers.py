@@ -13,7 +13,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra import iam
+from infra.lib import iam
 
 
 def code_push_pattern(repository_arn: str, branch: str) -> str:

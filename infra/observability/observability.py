@@ -20,9 +20,9 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra.jobs import BatchJobs
-from infra.model_service import ModelService
-from infra.stack_types import Platform
+from infra.jobs.jobs import BatchJobs
+from infra.lib.stack_types import Platform
+from infra.service.model_service import ModelService
 
 # The capture record (contract 3) as Hive types for the OpenX JSON SerDe. ``time`` stays the ISO-8601
 # string the app writes (query it with from_iso8601_timestamp(time)); ``input`` is a map because its keys
