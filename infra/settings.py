@@ -428,7 +428,8 @@ def parse_settings(raw_config: Mapping[str, Any]) -> StackSettings:
                 lines.append(str(error["ctx"]["error"]))
                 continue
             key = str(error["loc"][0]) if error["loc"] else "<stack>"
-            key = StackSettings.model_fields[key].alias if key in StackSettings.model_fields else key
+            field = StackSettings.model_fields.get(key)
+            key = field.alias if field is not None and field.alias else key
             value = values.get(key, error.get("input"))
             message = error["msg"].removeprefix("Value error, ")
             if error["type"] == "missing":

@@ -232,7 +232,8 @@ class WebFirewall(pulumi.ComponentResource):
                 name=group,
                 priority=index,
                 override_action=aws.wafv2.WebAclRuleOverrideActionArgs(
-                    none=aws.wafv2.WebAclRuleOverrideActionNoneArgs()
+                    # pulumi-aws generates this argument-less Args class without an annotated __init__.
+                    none=aws.wafv2.WebAclRuleOverrideActionNoneArgs()  # type: ignore[no-untyped-call]
                 ),
                 statement=aws.wafv2.WebAclRuleStatementArgs(
                     managed_rule_group_statement=aws.wafv2.WebAclRuleStatementManagedRuleGroupStatementArgs(
@@ -250,7 +251,7 @@ class WebFirewall(pulumi.ComponentResource):
                         or None,
                     )
                 ),
-                visibility_config=_visibility(group),
+                visibility_config=_rule_visibility(group),
             )
             for index, group in enumerate(MANAGED_RULE_GROUPS)
         ]
@@ -264,7 +265,7 @@ class WebFirewall(pulumi.ComponentResource):
                         limit=args.rate_limit_per_5_minutes, aggregate_key_type="IP"
                     )
                 ),
-                visibility_config=_visibility("rate-limit-per-ip"),
+                visibility_config=_rule_visibility("rate-limit-per-ip"),
             )
         )
         self.web_acl = aws.wafv2.WebAcl(
@@ -305,6 +306,13 @@ class WebFirewall(pulumi.ComponentResource):
 
 def _visibility(metric: str) -> aws.wafv2.WebAclVisibilityConfigArgs:
     return aws.wafv2.WebAclVisibilityConfigArgs(
+        cloudwatch_metrics_enabled=True, metric_name=metric, sampled_requests_enabled=True
+    )
+
+
+def _rule_visibility(metric: str) -> aws.wafv2.WebAclRuleVisibilityConfigArgs:
+    """The same settings as ``_visibility`` in the rule's own Args type (pulumi-aws types them apart)."""
+    return aws.wafv2.WebAclRuleVisibilityConfigArgs(
         cloudwatch_metrics_enabled=True, metric_name=metric, sampled_requests_enabled=True
     )
 

@@ -22,6 +22,7 @@ settings and puts the current image back (docs/jobs-infra.md, "Changing a job").
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -55,7 +56,7 @@ class BatchJobsArgs:
     account_id: pulumi.Input[str]
     region: str
     vpc_id: pulumi.Input[str]
-    private_subnet_ids: list[pulumi.Input[str]]
+    private_subnet_ids: Sequence[pulumi.Input[str]]
     model_bucket_name: pulumi.Input[str]
     model_bucket_arn: pulumi.Input[str]
     capture_bucket_name: pulumi.Input[str]

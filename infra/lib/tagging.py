@@ -33,7 +33,11 @@ def register_required_tags(environment: str) -> None:
     tags = required_tags(environment)
 
     def add_tags(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
-        if not isinstance(args.resource, pulumi.CustomResource) or not _accepts_tags(type(args.resource)):
+        if not isinstance(args.resource, pulumi.CustomResource):
+            return None
+        # Typed as ``type``: pulumi's CustomResource declares ``__hash__`` in a way mypy does not see as Hashable.
+        resource_type: type = type(args.resource)
+        if not _accepts_tags(resource_type):
             return None
         props = dict(args.props)
         props["tags"] = pulumi.Output.from_input(props.get("tags") or {}).apply(lambda own: {**tags, **own})

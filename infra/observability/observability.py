@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import pulumi
@@ -43,6 +44,11 @@ ATHENA_RESULTS_PREFIX = "athena-results/"
 # Athena's per-query guard (Athena User Guide, "Workgroup data usage controls"): a query scanning more
 # than 10 GiB of payloads is almost certainly missing a dt filter.
 BYTES_SCANNED_CUTOFF = 10 * 1024**3
+
+
+def capture_location(capture_bucket: str, service: str) -> str:
+    """Where one service's captured payloads are (the app's key layout, app/capture/sinks.py)."""
+    return f"s3://{capture_bucket}/capture/{service}/"
 
 
 def projection_parameters(capture_bucket: str, service: str, retention_days: int) -> dict[str, str]:
@@ -228,13 +234,13 @@ class Observability(pulumi.ComponentResource):
                     description=f"Payloads captured by the {service} service, partitioned by dt and hour (UTC)",
                     table_type="EXTERNAL_TABLE",
                     parameters=capture.name.apply(
-                        lambda bucket, s=service: projection_parameters(bucket, s, retention)
+                        partial(projection_parameters, service=service, retention_days=retention)
                     ),
                     partition_keys=[
                         aws.glue.CatalogTablePartitionKeyArgs(name=n, type=t) for n, t in CAPTURE_PARTITIONS
                     ],
                     storage_descriptor=aws.glue.CatalogTableStorageDescriptorArgs(
-                        location=capture.name.apply(lambda bucket, s=service: f"s3://{bucket}/capture/{s}/"),
+                        location=capture.name.apply(partial(capture_location, service=service)),
                         input_format="org.apache.hadoop.mapred.TextInputFormat",
                         output_format="org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
                         ser_de_info=aws.glue.CatalogTableStorageDescriptorSerDeInfoArgs(

@@ -82,7 +82,7 @@ class PipelineNotificationsArgs:
 class PipelineNotifications(pulumi.ComponentResource):
     def __init__(self, name: str, args: PipelineNotificationsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ml-delivery:pipeline:PipelineNotifications", name, None, opts)
-        rules = {
+        rules: dict[str, tuple[str, dict[str, str], pulumi.Input[str], str]] = {
             "execution-finished": (execution_state_pattern(args.pipeline_name), EXECUTION_PATHS, EXECUTION_TEMPLATE,
                                    "Pipeline execution FAILED or SUCCEEDED -> alerts topic"),
             "approval-waiting": (approval_waiting_pattern(args.pipeline_name), APPROVAL_PATHS,

@@ -8,8 +8,9 @@ after the first deploy, so Pulumi ignores changes to the service's task definiti
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypedDict
 
 import pulumi
 import pulumi_aws as aws
@@ -79,8 +80,8 @@ class ModelServiceArgs:
     alarm_5xx_threshold: int
     alarm_p99_latency_ms: int
     vpc_id: pulumi.Input[str]
-    public_subnet_ids: list[pulumi.Input[str]]
-    private_subnet_ids: list[pulumi.Input[str]]
+    public_subnet_ids: Sequence[pulumi.Input[str]]
+    private_subnet_ids: Sequence[pulumi.Input[str]]
     alerts_topic_arn: pulumi.Input[str]
     capture_bucket_name: pulumi.Input[str]
     capture_bucket_arn: pulumi.Input[str]
@@ -94,6 +95,23 @@ class ModelServiceArgs:
     access_logs_bucket: pulumi.Input[str] | None = None
     waf_rate_limit: int | None = None
     data_key_arn: pulumi.Input[str] | None = None
+
+
+class _AlarmTarget(TypedDict):
+    """What a service's alarms share: typed so that ``**common`` is checked key by key against MetricAlarmArgs."""
+
+    namespace: str
+    dimensions: Mapping[str, pulumi.Input[str]]
+    alarm_actions: Sequence[pulumi.Input[str]]
+    ok_actions: Sequence[pulumi.Input[str]]
+    treat_missing_data: str
+
+
+class _CaptureAlarmCommon(_AlarmTarget):
+    """The capture alarms also share their period (the EMF flush period) and a single evaluation period."""
+
+    period: int
+    evaluation_periods: int
 
 
 class ModelService(pulumi.ComponentResource):
@@ -517,7 +535,7 @@ class ModelService(pulumi.ComponentResource):
 
     def _alarms(self, name: str, args: ModelServiceArgs) -> None:
         dimensions = {"LoadBalancer": self.alb.arn_suffix, "TargetGroup": self.target_group.arn_suffix}
-        common = {
+        common: _AlarmTarget = {
             "namespace": "AWS/ApplicationELB",
             "alarm_actions": [args.alerts_topic_arn],
             "ok_actions": [args.alerts_topic_arn],
@@ -570,7 +588,7 @@ class ModelService(pulumi.ComponentResource):
         not breaching: a task that stopped logging is the unhealthy-hosts alarm's business.
         """
         where = f"ECS service logs /ml-delivery/{pulumi.get_stack()}/{args.service} (search 'capture')"
-        common = {
+        common: _CaptureAlarmCommon = {
             "namespace": capture_contract.EMF_NAMESPACE,
             "dimensions": {"Service": args.service, "Sink": "s3"},
             "alarm_actions": [args.alerts_topic_arn],

@@ -92,7 +92,8 @@ def _region(run: OfflineRun) -> str:
 
 
 def _policy(value: Any) -> dict[str, Any]:
-    return json.loads(value) if isinstance(value, str) else value
+    policy: dict[str, Any] = json.loads(value) if isinstance(value, str) else value
+    return policy
 
 
 def identity_policies(run: OfflineRun, role_name: str) -> list[dict[str, Any]]:

@@ -125,7 +125,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         self._lock = threading.Lock()
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
-        response = super().RegisterResource(request)
+        # pulumi's MockMonitor.RegisterResource has no annotations.
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         inputs = _mask_secrets(rpc.deserialize_properties(request.object, keep_unknowns=True), self.reveal_secrets)
         dependencies = {_engine_urn(request.parent)} if request.parent else set()
         dependencies.update(_engine_urn(u) for u in request.dependencies)
@@ -164,7 +165,7 @@ class AwsMocks(pulumi_mocks.Mocks):
     def __init__(self, region: str) -> None:
         self.region = region
 
-    def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict, list[tuple[str, str]]]:
+    def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         account, region = ACCOUNT_ID, self.region
         answers: dict[str, Callable[[], dict[str, Any]]] = {
             "aws:index/getCallerIdentity:getCallerIdentity": lambda: {
@@ -186,7 +187,7 @@ class AwsMocks(pulumi_mocks.Mocks):
             )
         return answers[args.token](), []
 
-    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict]:
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         inputs = dict(args.inputs)
         physical = inputs.get("name") or f"{args.name}-0a1b2c3"
         if args.typ == "aws:s3/bucket:Bucket":
@@ -392,7 +393,8 @@ def run_offline(
     thread.join()
     if "error" in result:
         raise result["error"]
-    return result["run"]
+    run: OfflineRun = result["run"]
+    return run
 
 
 async def _resolve_outputs(outputs: Mapping[str, Any]) -> dict[str, Any]:

@@ -52,8 +52,8 @@ def _field_count(field: str, full_range: int) -> float:
         if step := re.fullmatch(r"(\*|\d+(?:-\d+)?)/(\d+)", part):
             span = full_range if step.group(1) == "*" else _field_count(step.group(1), full_range)
             count += math.ceil(span / int(step.group(2)))
-        elif span := re.fullmatch(r"(\d+)-(\d+)", part):
-            count += int(span.group(2)) - int(span.group(1)) + 1
+        elif bounds := re.fullmatch(r"(\d+)-(\d+)", part):
+            count += int(bounds.group(2)) - int(bounds.group(1)) + 1
         else:
             count += 1
     return count
@@ -223,7 +223,7 @@ def _capture_retention_months(run: OfflineRun) -> float:
     for lifecycle in run.of_type("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"):
         for rule in lifecycle.inputs.get("rules", []):
             if (rule.get("filter") or {}).get("prefix") == "capture/" and rule.get("expiration"):
-                return rule["expiration"]["days"] / 30
+                return float(rule["expiration"]["days"]) / 30
     return 1.0
 
 

@@ -132,7 +132,8 @@ def _jobs(run: OfflineRun, buckets: dict[str, RegisteredResource]) -> tuple[list
 
 
 def render(run: OfflineRun) -> str:
-    lines, edges = ["flowchart LR"], []
+    lines: list[str] = ["flowchart LR"]
+    edges: list[str] = []
     stage_nodes = _pipeline(run, lines, edges)
     buckets = {b.name: b for b in run.of_type("aws:s3/bucket:Bucket")}
     lines += [f'  {_id(name)}[("S3 {name.removeprefix("buckets-")}")]' for name in buckets]
