@@ -21,7 +21,7 @@ from infra.jobs.jobs_spec import runtime_settings_parameter
 from infra.lib.stack_types import Account, Platform
 from infra.lib.tagging import register_required_tags
 from infra.observability.alerts import Alerts, AlertsArgs
-from infra.observability.observability import Observability, ObservabilityArgs
+from infra.observability.observability import Observability, ObservabilityArgs, ServiceDimensions
 from infra.pipeline.pipeline import DeliveryPipeline, DeliveryPipelineArgs
 from infra.pipeline.registry import Registry, RegistryArgs
 from infra.service.model_service import ModelService, ModelServiceArgs, ServiceSizing
@@ -220,6 +220,34 @@ def build_jobs(platform: Platform) -> BatchJobs:
     )
 
 
+def service_dimensions(service: ModelService) -> ServiceDimensions:
+    return ServiceDimensions(
+        load_balancer=service.alb.arn_suffix,
+        target_group=service.target_group.arn_suffix,
+        cluster=service.cluster_name,
+        ecs_service=service.service_name,
+    )
+
+
+def observability_args(
+    platform: Platform, stage: ModelService, prod: ModelService, jobs: BatchJobs
+) -> ObservabilityArgs:
+    return ObservabilityArgs(
+        region=platform.account.region,
+        deletion_protection=platform.settings.deletion_protection,
+        capture_retention_days=platform.settings.capture_retention_days,
+        capture_bucket_name=platform.buckets.capture.name,
+        data_key_arn=platform.data_key.arn,
+        alerts_topic_name=platform.alerts.topic.name,
+        alerts_topic_arn=platform.alerts.topic_arn,
+        stage=service_dimensions(stage),
+        prod=service_dimensions(prod),
+        job_queue_arn=jobs.job_queue.arn,
+        jobs_log_group_name=jobs.log_group.name,
+        schedules_dead_letter_queue_name=jobs.schedules.dead_letter_queue.name,
+    )
+
+
 def build_stack() -> None:
     """The whole program: ``infra/__main__.py`` calls this, and so does the offline plan."""
     settings = load_settings()
@@ -229,9 +257,7 @@ def build_stack() -> None:
     prod = build_service(platform, "prod")
     jobs = build_jobs(platform)
     pipeline = DeliveryPipeline("delivery", DeliveryPipelineArgs(platform=platform, stage=stage, prod=prod, jobs=jobs))
-    observability = Observability(
-        "observability", ObservabilityArgs(platform=platform, stage=stage, prod=prod, jobs=jobs)
-    )
+    observability = Observability("observability", observability_args(platform, stage, prod, jobs))
     platform.event_delivery.alarm_failed_invocations()
 
     pulumi.export("stageUrl", stage.url)

@@ -21,10 +21,6 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra.jobs.jobs import BatchJobs
-from infra.lib.stack_types import Platform
-from infra.service.model_service import ModelService
-
 # The capture record (contract 3) as Hive types for the OpenX JSON SerDe. ``time`` stays the ISO-8601
 # string the app writes (query it with from_iso8601_timestamp(time)); ``input`` is a map because its keys
 # are the model's features, which change from model to model.
@@ -153,11 +149,32 @@ def job_failed_pattern(job_queue_arn: str) -> str:
 
 
 @dataclass(frozen=True)
+class ServiceDimensions:
+    """The names one service's metrics are published under (its load balancer, target group, ECS service)."""
+
+    load_balancer: pulumi.Input[str]  # the ALB's arn_suffix
+    target_group: pulumi.Input[str]  # the target group's arn_suffix
+    cluster: pulumi.Input[str]
+    ecs_service: pulumi.Input[str]
+
+
+@dataclass(frozen=True)
 class ObservabilityArgs:
-    platform: Platform
-    stage: ModelService
-    prod: ModelService
-    jobs: BatchJobs
+    """Only what the dashboard, the capture catalog and the job-failure alert read (issue #15: no reaching
+    through the platform or other components)."""
+
+    region: str
+    deletion_protection: bool  # a protected stack keeps the Athena workgroup's query history on destroy
+    capture_retention_days: int
+    capture_bucket_name: pulumi.Input[str]
+    data_key_arn: pulumi.Input[str]
+    alerts_topic_name: pulumi.Input[str]
+    alerts_topic_arn: pulumi.Input[str]
+    stage: ServiceDimensions
+    prod: ServiceDimensions
+    job_queue_arn: pulumi.Input[str]
+    jobs_log_group_name: pulumi.Input[str]
+    schedules_dead_letter_queue_name: pulumi.Input[str]
 
 
 def job_failed_template(stack: str, log_group: str) -> str:
@@ -190,18 +207,18 @@ class Observability(pulumi.ComponentResource):
         )
 
     def _dashboard(self, name: str, args: ObservabilityArgs, stack: str) -> aws.cloudwatch.Dashboard:
-        def metrics(service: ModelService, label: str) -> pulumi.Output[ServiceMetrics]:
+        def metrics(service: ServiceDimensions, label: str) -> pulumi.Output[ServiceMetrics]:
             return pulumi.Output.all(
-                service.alb.arn_suffix, service.target_group.arn_suffix, service.cluster_name, service.service_name
+                service.load_balancer, service.target_group, service.cluster, service.ecs_service
             ).apply(lambda v: ServiceMetrics(label, v[0], v[1], v[2], v[3]))
 
-        region = args.platform.account.region
+        region = args.region
         body = pulumi.Output.all(
             metrics(args.stage, "stage"),
             metrics(args.prod, "prod"),
-            args.jobs.log_group.name,
-            args.jobs.schedules.dead_letter_queue.name,
-            args.platform.alerts.topic.name,
+            args.jobs_log_group_name,
+            args.schedules_dead_letter_queue_name,
+            args.alerts_topic_name,
         ).apply(lambda v: dashboard_body(region, [v[0], v[1]], v[2], v[3], v[4]))
         return aws.cloudwatch.Dashboard(
             f"{name}-dashboard",
@@ -212,8 +229,8 @@ class Observability(pulumi.ComponentResource):
     def _catalog(
         self, name: str, args: ObservabilityArgs, stack: str
     ) -> tuple[aws.glue.CatalogDatabase, dict[str, aws.glue.CatalogTable]]:
-        capture = args.platform.buckets.capture
-        retention = args.platform.settings.capture_retention_days
+        capture_bucket = pulumi.Output.from_input(args.capture_bucket_name)
+        retention = args.capture_retention_days
         # Glue/Athena names: lower case, digits and underscores (Athena User Guide, "Name databases,
         # tables, and columns").
         database = aws.glue.CatalogDatabase(
@@ -233,14 +250,14 @@ class Observability(pulumi.ComponentResource):
                     database_name=database.name,
                     description=f"Payloads captured by the {service} service, partitioned by dt and hour (UTC)",
                     table_type="EXTERNAL_TABLE",
-                    parameters=capture.name.apply(
+                    parameters=capture_bucket.apply(
                         partial(projection_parameters, service=service, retention_days=retention)
                     ),
                     partition_keys=[
                         aws.glue.CatalogTablePartitionKeyArgs(name=n, type=t) for n, t in CAPTURE_PARTITIONS
                     ],
                     storage_descriptor=aws.glue.CatalogTableStorageDescriptorArgs(
-                        location=capture.name.apply(partial(capture_location, service=service)),
+                        location=capture_bucket.apply(partial(capture_location, service=service)),
                         input_format="org.apache.hadoop.mapred.TextInputFormat",
                         output_format="org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
                         ser_de_info=aws.glue.CatalogTableStorageDescriptorSerDeInfoArgs(
@@ -257,8 +274,9 @@ class Observability(pulumi.ComponentResource):
         return database, tables
 
     def _workgroup(self, name: str, args: ObservabilityArgs, stack: str) -> aws.athena.Workgroup:
-        platform = args.platform
-        output = platform.buckets.capture.name.apply(lambda bucket: f"s3://{bucket}/{ATHENA_RESULTS_PREFIX}")
+        output = pulumi.Output.from_input(args.capture_bucket_name).apply(
+            lambda bucket: f"s3://{bucket}/{ATHENA_RESULTS_PREFIX}"
+        )
         # Athena User Guide, "Override client-side settings": with enforcement on, every query of the
         # workgroup writes its results here, encrypted with the stack key, whatever the client asks for.
         return aws.athena.Workgroup(
@@ -267,7 +285,7 @@ class Observability(pulumi.ComponentResource):
                 name=f"ml-delivery-{stack}",
                 description="SQL over captured payloads; results in the capture bucket, KMS-encrypted",
                 state="ENABLED",
-                force_destroy=not platform.settings.deletion_protection,
+                force_destroy=not args.deletion_protection,
                 configuration=aws.athena.WorkgroupConfigurationArgs(
                     enforce_workgroup_configuration=True,
                     publish_cloudwatch_metrics_enabled=True,
@@ -275,7 +293,7 @@ class Observability(pulumi.ComponentResource):
                     result_configuration=aws.athena.WorkgroupConfigurationResultConfigurationArgs(
                         output_location=output,
                         encryption_configuration=aws.athena.WorkgroupConfigurationResultConfigurationEncryptionConfigurationArgs(
-                            encryption_option="SSE_KMS", kms_key_arn=platform.data_key.arn
+                            encryption_option="SSE_KMS", kms_key_arn=args.data_key_arn
                         ),
                     ),
                 ),
@@ -290,7 +308,7 @@ class Observability(pulumi.ComponentResource):
             f"{name}-job-failed",
             aws.cloudwatch.EventRuleArgs(
                 description=f"ml-delivery {stack}: a Batch job of the jobs queue FAILED",
-                event_pattern=args.jobs.job_queue.arn.apply(job_failed_pattern),
+                event_pattern=pulumi.Output.from_input(args.job_queue_arn).apply(job_failed_pattern),
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -298,7 +316,7 @@ class Observability(pulumi.ComponentResource):
             f"{name}-job-failed-alert",
             aws.cloudwatch.EventTargetArgs(
                 rule=rule.name,
-                arn=args.platform.alerts.topic_arn,
+                arn=args.alerts_topic_arn,
                 # EventBridge User Guide, "Transforming target input": a value pasted into the middle of a
                 # quoted sentence is not escaped, so a statusReason with a quote broke the message. Each
                 # placeholder is now a whole JSON string value ("reason": "<reason>"), the form EventBridge
@@ -310,7 +328,7 @@ class Observability(pulumi.ComponentResource):
                         "reason": "$.detail.statusReason",
                         "stream": "$.detail.container.logStreamName",
                     },
-                    input_template=args.jobs.log_group.name.apply(
+                    input_template=pulumi.Output.from_input(args.jobs_log_group_name).apply(
                         lambda log_group: job_failed_template(stack, log_group)
                     ),
                 ),
