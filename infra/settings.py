@@ -22,6 +22,8 @@ from pydantic.alias_generators import to_camel
 from model_package.registry import TRAINING_DATA_PREFIX
 
 NAMESPACE = "ml-delivery"
+# Where the pipeline reads the code from (pipeline/pipeline_sources.py builds the source action for each).
+SourceProvider = Literal["codecommit", "codeconnections"]
 
 # Fargate task sizes (ECS Developer Guide, "Task CPU and memory"; the same table applies to AWS Batch on
 # Fargate): cpu units -> allowed memory MiB.
@@ -149,7 +151,7 @@ class StackSettings(BaseModel):
     artifact_retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
     image_retention_count: Annotated[int, Field(ge=1, le=1000)] = 30
     # --- pipeline ---
-    source_provider: Literal["codecommit", "codeconnections"] = "codecommit"
+    source_provider: SourceProvider = "codecommit"
     # None: ``ml-delivery-<stack>`` (repository names are per account and region, and dev and prod may
     # share an account: issue #12, defect 8). See :func:`repository_name_for`.
     repository_name: Annotated[str, Field(pattern=r"^[\w.-]{1,100}$")] | None = None

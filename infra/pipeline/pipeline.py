@@ -97,7 +97,15 @@ class DeliveryPipeline(pulumi.ComponentResource):
         pipeline_arn = f"arn:{account.partition}:codepipeline:{account.region}:{account.account_id}:{pipeline_name}"
 
         self._pipeline_arn = pipeline_arn
-        self.code = CodeSource(f"{name}-code", CodeSourceArgs(settings=settings), opts=child)
+        code_args = CodeSourceArgs(
+            provider=settings.source_provider,
+            branch=settings.branch,
+            repository_name=settings.repository_name_for(pulumi.get_stack()),
+            deletion_protection=settings.deletion_protection,
+            connection_arn=settings.connection_arn,
+            full_repository_id=settings.full_repository_id,
+        )
+        self.code = CodeSource(f"{name}-code", code_args, opts=child)
         self.build = BuildProject(f"{name}-build", self._build_args(), opts=child)
         self.release = BuildProject(f"{name}-release", self._release_args(), opts=child)
         self.evaluate = BuildProject(f"{name}-evaluate", self._evaluate_args(), opts=child)

@@ -20,7 +20,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.lib import iam
-from infra.settings import StackSettings
+from infra.settings import SourceProvider
 
 # Contract with buildspec.yml / release/buildspec.yml: artifact and namespace names.
 CODE_ARTIFACT = "CodeSource"
@@ -51,7 +51,14 @@ def connection_clone_url(full_repository_id: str) -> str:
 
 @dataclass(frozen=True)
 class CodeSourceArgs:
-    settings: StackSettings
+    """The source settings only (issue #15: a component takes what it uses, not the whole stack settings)."""
+
+    provider: SourceProvider
+    branch: str
+    repository_name: str  # the CodeCommit repository (used when provider is codecommit)
+    deletion_protection: bool  # protects the CodeCommit repository
+    connection_arn: str | None = None  # codeconnections only; the settings cross-check requires both
+    full_repository_id: str | None = None
 
 
 class CodeSource(pulumi.ComponentResource):
@@ -59,29 +66,28 @@ class CodeSource(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: CodeSourceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ml-delivery:pipeline:CodeSource", name, None, opts)
-        settings = args.settings
-        self.provider = settings.source_provider
-        self.branch = settings.branch
+        self.provider = args.provider
+        self.branch = args.branch
         self.repository: aws.codecommit.Repository | None = None
         self.repository_arn: pulumi.Output[str] | None = None
         if self.provider == "codecommit":
             self.repository = aws.codecommit.Repository(
                 f"{name}-repository",
                 aws.codecommit.RepositoryArgs(
-                    repository_name=settings.repository_name_for(pulumi.get_stack()),
+                    repository_name=args.repository_name,
                     description=f"ml-delivery {pulumi.get_stack()}: code for the delivery pipeline",
-                    default_branch=settings.branch,
+                    default_branch=args.branch,
                 ),
                 # A repository holds history no `pulumi destroy` should take with it in prod.
-                opts=pulumi.ResourceOptions(parent=self, protect=settings.deletion_protection),
+                opts=pulumi.ResourceOptions(parent=self, protect=args.deletion_protection),
             )
             self.repository_arn = self.repository.arn
             self.clone_url: pulumi.Output[str] = self.repository.clone_url_http
         else:
-            assert settings.connection_arn and settings.full_repository_id  # settings cross-check guarantees
-            self.connection_arn = settings.connection_arn
-            self.full_repository_id = settings.full_repository_id
-            self.clone_url = pulumi.Output.from_input(connection_clone_url(settings.full_repository_id))
+            assert args.connection_arn and args.full_repository_id  # settings cross-check guarantees
+            self.connection_arn = args.connection_arn
+            self.full_repository_id = args.full_repository_id
+            self.clone_url = pulumi.Output.from_input(connection_clone_url(args.full_repository_id))
         self.register_outputs({"cloneUrl": self.clone_url, "provider": self.provider})
 
     def action(self) -> aws.codepipeline.PipelineStageActionArgs:
