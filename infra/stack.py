@@ -22,7 +22,7 @@ from infra.lib.stack_types import Account, Platform
 from infra.lib.tagging import register_required_tags
 from infra.observability.alerts import Alerts, AlertsArgs
 from infra.observability.observability import Observability, ObservabilityArgs, ServiceDimensions
-from infra.pipeline.pipeline import DeliveryPipeline, DeliveryPipelineArgs
+from infra.pipeline.pipeline import DeliveryPipeline, DeliveryPipelineArgs, DeployTarget, ReleasedJobs
 from infra.pipeline.registry import Registry, RegistryArgs
 from infra.service.model_service import ModelService, ModelServiceArgs, ServiceSizing
 from infra.settings import StackSettings, capture_hash_key, load_settings, sentry_dsn
@@ -220,6 +220,57 @@ def build_jobs(platform: Platform) -> BatchJobs:
     )
 
 
+def deploy_target(service: ModelService) -> DeployTarget:
+    return DeployTarget(
+        cluster_name=service.cluster_name,
+        service_name=service.service_name,
+        task_family=service.task_definition.family,
+        task_role_arn=service.task_role.arn,
+        execution_role_arn=service.execution_role.arn,
+        url=service.url,
+    )
+
+
+def released_jobs(jobs: BatchJobs) -> ReleasedJobs:
+    definitions = [jobs.job_definitions[k] for k in sorted(jobs.job_definitions)]
+    return ReleasedJobs(
+        definition_names=[d.name for d in definitions],
+        definition_arn_prefixes=[d.arn_prefix for d in definitions],
+        passable_role_arns=list(jobs.passable_role_arns),
+        schedule_refs=list(jobs.schedules.refs),
+        schedule_arns=list(jobs.schedules.arns),
+        schedule_role_arns=list(jobs.schedules.role_arns),
+    )
+
+
+def pipeline_args(
+    platform: Platform, stage: ModelService, prod: ModelService, jobs: ReleasedJobs
+) -> DeliveryPipelineArgs:
+    return DeliveryPipelineArgs(
+        settings=platform.settings,
+        account=platform.account,
+        vpc_id=platform.network.vpc_id,
+        private_subnet_ids=platform.network.private_subnet_ids,
+        artifact_bucket_name=platform.buckets.artifacts.name,
+        artifact_bucket_arn=platform.buckets.artifacts.arn,
+        model_bucket_name=platform.buckets.models.name,
+        model_bucket_arn=platform.buckets.models.arn,
+        capture_bucket_name=platform.buckets.capture.name,
+        capture_bucket_arn=platform.buckets.capture.arn,
+        data_key_arn=platform.data_key.arn,
+        data_key_grant=platform.data_key.grant(),
+        alerts_topic_arn=platform.alerts.topic_arn,
+        alerts_publish_grant=platform.alerts.publish_grant(),
+        app_repository_url=platform.registry.app.repository_url,
+        app_repository_arn=platform.registry.app.arn,
+        jobs_repository_url=platform.registry.jobs.repository_url,
+        jobs_repository_arn=platform.registry.jobs.arn,
+        stage=deploy_target(stage),
+        prod=deploy_target(prod),
+        jobs=jobs,
+    )
+
+
 def service_dimensions(service: ModelService) -> ServiceDimensions:
     return ServiceDimensions(
         load_balancer=service.alb.arn_suffix,
@@ -256,7 +307,7 @@ def build_stack() -> None:
     stage = build_service(platform, "stage")
     prod = build_service(platform, "prod")
     jobs = build_jobs(platform)
-    pipeline = DeliveryPipeline("delivery", DeliveryPipelineArgs(platform=platform, stage=stage, prod=prod, jobs=jobs))
+    pipeline = DeliveryPipeline("delivery", pipeline_args(platform, stage, prod, released_jobs(jobs)))
     observability = Observability("observability", observability_args(platform, stage, prod, jobs))
     platform.event_delivery.alarm_failed_invocations()
 

@@ -18,16 +18,15 @@ the pipeline's service role.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
 from evaluation.contract import APPROVAL_STAGE, EVALUATE_NAMESPACE, EVALUATE_STAGE, REPORT_URL, SUMMARY
-from infra.jobs.jobs import BatchJobs
 from infra.lib import iam
-from infra.lib.stack_types import Platform
+from infra.lib.stack_types import Account
 from infra.pipeline.pipeline_build import BuildProject, BuildProjectArgs, EgressPort
 from infra.pipeline.pipeline_notifications import PipelineNotifications, PipelineNotificationsArgs
 from infra.pipeline.pipeline_sources import (
@@ -38,7 +37,6 @@ from infra.pipeline.pipeline_sources import (
     model_source_action,
 )
 from infra.pipeline.pipeline_triggers import PipelineTriggers, PipelineTriggersArgs
-from infra.service.model_service import ModelService
 from infra.settings import StackSettings
 from model_package.registry import CHAMPION_KEY, EVALUATION_REPORTS_PREFIX, LEDGER_PREFIX, MODELS_PREFIX
 
@@ -77,18 +75,61 @@ def console_url(region: str, pipeline_name: str) -> str:
 
 
 @dataclass(frozen=True)
+class DeployTarget:
+    """One ECS service the pipeline deploys: what the deploy action, the role's grants and the approval name."""
+
+    cluster_name: pulumi.Input[str]
+    service_name: pulumi.Input[str]
+    task_family: pulumi.Input[str]
+    task_role_arn: pulumi.Input[str]
+    execution_role_arn: pulumi.Input[str]
+    url: pulumi.Input[str]
+
+
+@dataclass(frozen=True)
+class ReleasedJobs:
+    """What the release step registers and enables: the jobs' definitions (sorted by job), the roles they pass
+    and their schedules. Empty while the stack declares no jobs; the release then gets no Batch grants."""
+
+    definition_names: Sequence[pulumi.Output[str]] = ()
+    definition_arn_prefixes: Sequence[pulumi.Output[str]] = ()
+    passable_role_arns: Sequence[pulumi.Input[str]] = ()
+    schedule_refs: Sequence[pulumi.Output[str]] = ()  # <group>/<name>
+    schedule_arns: Sequence[pulumi.Input[str]] = ()
+    schedule_role_arns: Sequence[pulumi.Input[str]] = ()
+
+
+@dataclass(frozen=True)
 class DeliveryPipelineArgs:
-    platform: Platform
-    stage: ModelService
-    prod: ModelService
-    jobs: BatchJobs
+    """The pipeline's inputs by value (issue #15: no Platform, no reaching through the services or the jobs)."""
+
+    settings: StackSettings
+    account: Account
+    vpc_id: pulumi.Input[str]
+    private_subnet_ids: Sequence[pulumi.Input[str]]
+    artifact_bucket_name: pulumi.Input[str]
+    artifact_bucket_arn: pulumi.Input[str]
+    model_bucket_name: pulumi.Input[str]
+    model_bucket_arn: pulumi.Input[str]
+    capture_bucket_name: pulumi.Input[str]
+    capture_bucket_arn: pulumi.Input[str]
+    data_key_arn: pulumi.Input[str]
+    data_key_grant: iam.Statement
+    alerts_topic_arn: pulumi.Input[str]
+    alerts_publish_grant: iam.Statement
+    app_repository_url: pulumi.Input[str]
+    app_repository_arn: pulumi.Input[str]
+    jobs_repository_url: pulumi.Input[str]
+    jobs_repository_arn: pulumi.Input[str]
+    stage: DeployTarget
+    prod: DeployTarget
+    jobs: ReleasedJobs
 
 
 class DeliveryPipeline(pulumi.ComponentResource):
     def __init__(self, name: str, args: DeliveryPipelineArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ml-delivery:pipeline:DeliveryPipeline", name, None, opts)
-        platform = args.platform
-        settings, account = platform.settings, platform.account
+        settings, account = args.settings, args.account
         stack = pulumi.get_stack()
         child = pulumi.ResourceOptions(parent=self)
         self._args = args
@@ -129,9 +170,9 @@ class DeliveryPipeline(pulumi.ComponentResource):
                 artifact_stores=[
                     aws.codepipeline.PipelineArtifactStoreArgs(
                         type="S3",
-                        location=platform.buckets.artifacts.name,
+                        location=args.artifact_bucket_name,
                         encryption_key=aws.codepipeline.PipelineArtifactStoreEncryptionKeyArgs(
-                            type="KMS", id=platform.data_key.arn
+                            type="KMS", id=args.data_key_arn
                         ),
                     )
                 ],
@@ -150,7 +191,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
             PipelineTriggersArgs(
                 pipeline_arn=self.pipeline.arn,
                 rule_prefix=f"{self.name_prefix}-start",
-                model_bucket_name=platform.buckets.models.name,
+                model_bucket_name=args.model_bucket_name,
                 model_key=settings.model_key,
                 repository_arn=self.code.repository_arn,
                 branch=settings.branch,
@@ -165,8 +206,8 @@ class DeliveryPipeline(pulumi.ComponentResource):
             PipelineNotificationsArgs(
                 pipeline_name=pipeline_name,
                 rule_prefix=f"{self.name_prefix}-notify",
-                topic_arn=platform.alerts.topic_arn,
-                model_bucket_name=platform.buckets.models.name,
+                topic_arn=args.alerts_topic_arn,
+                model_bucket_name=args.model_bucket_name,
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.pipeline]),
         )
@@ -180,15 +221,15 @@ class DeliveryPipeline(pulumi.ComponentResource):
 
     # --- build projects ----------------------------------------------------------------------------
     def _project_args(self, role: str, **overrides: object) -> BuildProjectArgs:
-        platform = self._args.platform
-        settings, account = platform.settings, platform.account
+        args = self._args
+        settings, account = args.settings, args.account
         base: dict[str, object] = {
             "project_name": f"{self.name_prefix}-{role}",
-            "vpc_id": platform.network.vpc_id,
-            "private_subnet_ids": platform.network.private_subnet_ids,
-            "artifact_bucket_arn": platform.buckets.artifacts.arn,
-            "data_key_arn": platform.data_key.arn,
-            "data_key_grant": platform.data_key.grant(),
+            "vpc_id": args.vpc_id,
+            "private_subnet_ids": args.private_subnet_ids,
+            "artifact_bucket_arn": args.artifact_bucket_arn,
+            "data_key_arn": args.data_key_arn,
+            "data_key_grant": args.data_key_grant,
             "log_group_name": f"/ml-delivery/{pulumi.get_stack()}/codebuild/{role}",
             "log_retention_days": settings.log_retention_days,
             "account_id": account.account_id,
@@ -198,8 +239,8 @@ class DeliveryPipeline(pulumi.ComponentResource):
         return BuildProjectArgs(**{**base, **overrides})  # type: ignore[arg-type]
 
     def _build_args(self) -> BuildProjectArgs:
-        platform = self._args.platform
-        settings, registry = platform.settings, platform.registry
+        args = self._args
+        settings = args.settings
         return self._project_args(
             "build",
             description="tests, model verification, app and jobs images (privileged for docker)",
@@ -209,31 +250,32 @@ class DeliveryPipeline(pulumi.ComponentResource):
             timeout_minutes=settings.build_timeout_minutes,
             cache_modes=BUILD_CACHE_MODES,
             environment={
-                "APP_REPOSITORY_URI": registry.app.repository_url,
-                "JOBS_REPOSITORY_URI": registry.jobs.repository_url,
+                "APP_REPOSITORY_URI": args.app_repository_url,
+                "JOBS_REPOSITORY_URI": args.jobs_repository_url,
                 "CONTAINER_NAME": settings.container_name,
                 "MODEL_KEY": settings.model_key,
-                "MODEL_BUCKET": platform.buckets.models.name,
+                "MODEL_BUCKET": args.model_bucket_name,
                 # test-passed/<git sha>.json: the suite runs once per commit (release/test_record.py).
-                "ARTIFACT_BUCKET": platform.buckets.artifacts.name,
-                "AWS_ACCOUNT_ID": platform.account.account_id,
-                "AWS_REGION": platform.account.region,
+                "ARTIFACT_BUCKET": args.artifact_bucket_name,
+                "AWS_ACCOUNT_ID": args.account.account_id,
+                "AWS_REGION": args.account.region,
             },
             statements=[
                 # ECR User Guide, "Private registry authentication": GetAuthorizationToken has no
                 # resource-level permissions, so it needs "*".
                 iam.allow(["ecr:GetAuthorizationToken"], ["*"], sid="EcrLogin"),
-                iam.allow(list(ECR_PUSH_ACTIONS), [registry.app.arn, registry.jobs.arn], sid="PushOwnImages"),
+                iam.allow(
+                    list(ECR_PUSH_ACTIONS), [args.app_repository_arn, args.jobs_repository_arn], sid="PushOwnImages"
+                ),
             ],
             # apt (postgresql for the test suite) uses http mirrors; everything else is HTTPS.
             egress=(EgressPort(443, "HTTPS: AWS APIs, ECR, PyPI, Docker Hub"), EgressPort(80, "HTTP: apt mirrors")),
         )
 
     def _release_args(self) -> BuildProjectArgs:
-        platform = self._args.platform
-        settings, jobs = platform.settings, self._args.jobs
-        definitions = [jobs.job_definitions[k] for k in sorted(jobs.job_definitions)]
-        names = pulumi.Output.all(*[d.name for d in definitions]).apply(",".join)
+        args = self._args
+        settings, jobs = args.settings, args.jobs
+        names = pulumi.Output.all(*jobs.definition_names).apply(",".join)
         return self._project_args(
             "release",
             description="release record, champion pointer, Batch job definition revisions",
@@ -242,12 +284,12 @@ class DeliveryPipeline(pulumi.ComponentResource):
             compute_type="BUILD_GENERAL1_SMALL",
             timeout_minutes=20,
             environment={
-                "MODEL_BUCKET": platform.buckets.models.name,
+                "MODEL_BUCKET": args.model_bucket_name,
                 "MODEL_KEY": settings.model_key,
-                "ALERTS_TOPIC_ARN": platform.alerts.topic_arn,
+                "ALERTS_TOPIC_ARN": args.alerts_topic_arn,
                 "JOB_DEFINITION_NAMES": names,
                 # <group>/<name> of the job schedules the release enables (release/schedules.py).
-                "SCHEDULE_NAMES": pulumi.Output.all(*_schedules(jobs).refs).apply(",".join),
+                "SCHEDULE_NAMES": pulumi.Output.all(*jobs.schedule_refs).apply(",".join),
                 # release/ledger.py asks CodePipeline who approved this execution.
                 "PIPELINE_NAME": self.name_prefix,
             },
@@ -257,8 +299,8 @@ class DeliveryPipeline(pulumi.ComponentResource):
 
     def _evaluate_args(self) -> BuildProjectArgs:
         """In the VPC because (c) calls the stage service; not privileged: it runs Python, no docker."""
-        platform, stage = self._args.platform, self._args.stage
-        settings = platform.settings
+        args = self._args
+        settings, stage = args.settings, args.stage
         return self._project_args(
             "evaluate",
             description="candidate vs champion on labelled data, prod capture replay, stage smoke and latency",
@@ -267,12 +309,12 @@ class DeliveryPipeline(pulumi.ComponentResource):
             compute_type="BUILD_GENERAL1_SMALL",
             timeout_minutes=settings.evaluation_timeout_minutes,
             environment={
-                "MODEL_BUCKET": platform.buckets.models.name,
+                "MODEL_BUCKET": args.model_bucket_name,
                 "MODEL_KEY": settings.model_key,
                 "LABELLED_DATA_URI": pulumi.Output.concat(
-                    "s3://", platform.buckets.models.name, "/", settings.training_data_prefix
+                    "s3://", args.model_bucket_name, "/", settings.training_data_prefix
                 ),
-                "CAPTURE_BUCKET": platform.buckets.capture.name,
+                "CAPTURE_BUCKET": args.capture_bucket_name,
                 "CAPTURE_PREFIX": PROD_CAPTURE_PREFIX,
                 "STAGE_URL": stage.url,
                 "GATE_METRIC": settings.gate_metric,
@@ -286,10 +328,10 @@ class DeliveryPipeline(pulumi.ComponentResource):
         )
 
     def _evaluate_statements(self) -> list[iam.Statement]:
-        platform = self._args.platform
-        settings, models, capture = platform.settings, platform.buckets.models.arn, platform.buckets.capture.arn
+        args = self._args
+        settings, models, capture = args.settings, args.model_bucket_arn, args.capture_bucket_arn
 
-        def objects(bucket: pulumi.Output[str], *keys: str) -> list[pulumi.Output[str]]:
+        def objects(bucket: pulumi.Input[str], *keys: str) -> list[pulumi.Output[str]]:
             return [pulumi.Output.concat(bucket, "/", key) for key in keys]
 
         return [
@@ -305,9 +347,9 @@ class DeliveryPipeline(pulumi.ComponentResource):
         ]  # fmt: skip
 
     def _release_statements(self) -> list[iam.Statement]:
-        platform, jobs = self._args.platform, self._args.jobs
-        settings = platform.settings
-        models = platform.buckets.models.arn
+        args = self._args
+        settings, jobs = args.settings, args.jobs
+        models = args.model_bucket_arn
 
         def objects(*keys: str) -> list[pulumi.Output[str]]:
             return [pulumi.Output.concat(models, "/", key) for key in keys]
@@ -332,12 +374,11 @@ class DeliveryPipeline(pulumi.ComponentResource):
             # S3 API Reference, GetObject: without s3:ListBucket a missing key answers 403, not 404, and the
             # first-ever alert (no marker yet) could never be sent.
             iam.allow(["s3:ListBucket"], [models], sid="MissingKeysAnswer404"),
-            platform.alerts.publish_grant(),
+            args.alerts_publish_grant,
         ]  # fmt: skip
-        if not jobs.job_definitions:
+        if not jobs.definition_arn_prefixes:
             return statements
-        definitions = [jobs.job_definitions[k] for k in sorted(jobs.job_definitions)]
-        revisions = [arn for d in definitions for arn in (d.arn_prefix, d.arn_prefix.apply(lambda p: f"{p}:*"))]
+        revisions = [arn for p in jobs.definition_arn_prefixes for arn in (p, p.apply(lambda prefix: f"{prefix}:*"))]
         statements += [
             # Service Authorization Reference, AWS Batch: DescribeJobDefinitions has no resource types.
             iam.allow(["batch:DescribeJobDefinitions"], ["*"], sid="DescribeJobDefinitions"),
@@ -350,40 +391,39 @@ class DeliveryPipeline(pulumi.ComponentResource):
                 iam.allow(["iam:PassRole"], list(jobs.passable_role_arns), sid="PassJobRoles",
                           Condition={"StringEquals": {"iam:PassedToService": "batch.amazonaws.com"}})
             )  # fmt: skip
-        schedules = _schedules(jobs)
-        if schedules.arns:
+        if jobs.schedule_arns:
             # The release enables the schedules pulumi up created DISABLED (release/schedules.py). UpdateSchedule
             # names the schedule's execution role again, which needs iam:PassRole on it (EventBridge Scheduler
             # User Guide, "Setting up the execution role"; Service Authorization Reference, EventBridge
             # Scheduler: UpdateSchedule's dependent action iam:PassRole).
             statements += [
-                iam.allow(["scheduler:GetSchedule", "scheduler:UpdateSchedule"], schedules.arns,
+                iam.allow(["scheduler:GetSchedule", "scheduler:UpdateSchedule"], list(jobs.schedule_arns),
                           sid="EnableJobSchedules"),
-                iam.allow(["iam:PassRole"], schedules.role_arns, sid="PassScheduleRoles",
+                iam.allow(["iam:PassRole"], list(jobs.schedule_role_arns), sid="PassScheduleRoles",
                           Condition={"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}),
             ]  # fmt: skip
         return statements
 
     # --- the pipeline ------------------------------------------------------------------------------
     def _pipeline_statements(self) -> list[iam.Statement]:
-        platform = self._args.platform
-        account, buckets = platform.account, platform.buckets
+        args = self._args
+        account = args.account
         ecs = f"arn:{account.partition}:ecs:{account.region}:{account.account_id}"
-        services = (self._args.stage, self._args.prod)
+        services = (args.stage, args.prod)
         service_arns = [pulumi.Output.concat(ecs, ":service/", s.cluster_name, "/", s.service_name) for s in services]
         task_arns = [pulumi.Output.concat(ecs, ":task/", s.cluster_name, "/*") for s in services]
         cluster_arns = [pulumi.Output.concat(ecs, ":cluster/", s.cluster_name) for s in services]
-        families = [pulumi.Output.concat(ecs, ":task-definition/", s.task_definition.family, ":*") for s in services]
-        passable = [arn for s in services for arn in (s.task_role.arn, s.execution_role.arn)]
-        model_object = pulumi.Output.concat(buckets.models.arn, "/", platform.settings.model_key)
+        families = [pulumi.Output.concat(ecs, ":task-definition/", s.task_family, ":*") for s in services]
+        passable = [arn for s in services for arn in (s.task_role_arn, s.execution_role_arn)]
+        model_object = pulumi.Output.concat(args.model_bucket_arn, "/", args.settings.model_key)
         return [
             iam.allow(["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"],
-                      [pulumi.Output.concat(buckets.artifacts.arn, "/*")], sid="PipelineArtifacts"),
+                      [pulumi.Output.concat(args.artifact_bucket_arn, "/*")], sid="PipelineArtifacts"),
             iam.allow(["s3:GetBucketAcl", "s3:GetBucketLocation", "s3:GetBucketVersioning"],
-                      [buckets.artifacts.arn, buckets.models.arn], sid="PipelineBuckets"),
+                      [args.artifact_bucket_arn, args.model_bucket_arn], sid="PipelineBuckets"),
             # CodePipeline User Guide, "Amazon S3 source action reference", service role permissions.
             iam.allow(["s3:GetObject", "s3:GetObjectVersion"], [model_object], sid="ReadModelSource"),
-            *self.code.pipeline_statements(buckets.artifacts.arn),
+            *self.code.pipeline_statements(args.artifact_bucket_arn),
             iam.allow(["codebuild:BatchGetBuilds", "codebuild:StartBuild"],
                       [self.build.arn, self.evaluate.arn, self.release.arn], sid="RunBuildProjects"),
             iam.allow(list(ECS_DEPLOY_ACTIONS), service_arns, sid="DeployServices"),
@@ -398,13 +438,12 @@ class DeliveryPipeline(pulumi.ComponentResource):
             iam.allow(["ecs:RegisterTaskDefinition"], families, sid="RegisterServiceTaskDefinitions"),
             iam.allow(["iam:PassRole"], passable, sid="PassServiceRoles",
                       Condition={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}),
-            platform.alerts.publish_grant(),
-            platform.data_key.grant(),
+            args.alerts_publish_grant,
+            args.data_key_grant,
         ]  # fmt: skip
 
     def _stages(self) -> list[aws.codepipeline.PipelineStageArgs]:
         args = self._args
-        platform = args.platform
         action = aws.codepipeline.PipelineStageActionArgs
         stage_url = args.stage.url
         # CodePipeline User Guide, "Variables reference": variables resolve in action configuration, so the
@@ -419,7 +458,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
                 name="Source",
                 actions=[
                     self.code.action(),
-                    model_source_action(platform.buckets.models.name, platform.settings.model_key),
+                    model_source_action(args.model_bucket_name, args.settings.model_key),
                 ],
             ),
             aws.codepipeline.PipelineStageArgs(
@@ -483,9 +522,9 @@ class DeliveryPipeline(pulumi.ComponentResource):
                         version="1",
                         # CodePipeline API Reference, ActionDeclaration.timeoutInMinutes: only for manual
                         # approval actions, 5 to 86400 (default 7 days).
-                        timeout_in_minutes=platform.settings.approval_timeout_minutes,
+                        timeout_in_minutes=args.settings.approval_timeout_minutes,
                         configuration={
-                            "NotificationArn": platform.alerts.topic_arn,
+                            "NotificationArn": args.alerts_topic_arn,
                             "CustomData": approval_note,
                             # The report of this very execution (a presigned URL would be made at plan time
                             # and expire; the S3 console object page needs the approver's own S3 access).
@@ -518,7 +557,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
         ]
 
     @staticmethod
-    def _deploy_stage(stage_name: str, service: ModelService) -> aws.codepipeline.PipelineStageArgs:
+    def _deploy_stage(stage_name: str, service: DeployTarget) -> aws.codepipeline.PipelineStageArgs:
         """CodePipeline User Guide, "Amazon Elastic Container Service deploy action reference"."""
         return aws.codepipeline.PipelineStageArgs(
             name=stage_name,
@@ -557,18 +596,3 @@ def evaluation_environment(settings: StackSettings) -> dict[str, str]:
 def _environment_json(variables: dict[str, str]) -> str:
     """The CodeBuild action's ``EnvironmentVariables`` configuration: a JSON list of name/value/type."""
     return json.dumps([{"name": k, "value": v, "type": "PLAINTEXT"} for k, v in variables.items()])
-
-
-@dataclass(frozen=True)
-class _ScheduleParts:
-    refs: list[pulumi.Output[str]]
-    arns: list[pulumi.Output[str]]
-    role_arns: list[pulumi.Output[str]]
-
-
-def _schedules(jobs: Any) -> _ScheduleParts:
-    """The jobs' schedules as the release needs them; none while a jobs stand-in (tests) declares none."""
-    schedules = getattr(jobs, "schedules", None)
-    if schedules is None:
-        return _ScheduleParts([], [], [])
-    return _ScheduleParts(list(schedules.refs), list(schedules.arns), list(schedules.role_arns))

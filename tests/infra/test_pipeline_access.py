@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
-from types import SimpleNamespace
 from typing import Any
 
 import pulumi
@@ -267,16 +266,13 @@ def test_approval_alert_links_this_executions_evaluation_report(stack: OfflineRu
 def test_release_without_job_definitions_grants_no_batch_or_pass_role() -> None:
     """While infra/jobs/jobs.py declares nothing, the pipeline still builds: no names, no Batch grants."""
     from infra import stack as stack_module
-    from infra.pipeline.pipeline import DeliveryPipeline, DeliveryPipelineArgs
+    from infra.pipeline.pipeline import DeliveryPipeline, ReleasedJobs
 
     def program() -> None:
         settings = stack_module.load_settings()
         platform = stack_module.build_platform(settings, stack_module.Account.lookup())
         stage, prod = stack_module.build_service(platform, "stage"), stack_module.build_service(platform, "prod")
-        jobs: Any = SimpleNamespace(job_definitions={}, passable_role_arns=[], job_queue=None)
-        pipeline = DeliveryPipeline(
-            "delivery", DeliveryPipelineArgs(platform=platform, stage=stage, prod=prod, jobs=jobs)
-        )
+        pipeline = DeliveryPipeline("delivery", stack_module.pipeline_args(platform, stage, prod, ReleasedJobs()))
         pulumi.export("pipelineName", pipeline.pipeline_name)
 
     run = run_offline("dev", program=program)
