@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STACK ?= dev
 
-.PHONY: typecheck preview plan test system-packages e2e e2e-setup lint format demo bench-serving bench-drift bench-inference diagram review docs policy lock clean venv scan scan-venv iam-eval
+.PHONY: typecheck preview plan plan-snapshots test system-packages e2e e2e-setup lint format demo bench-serving bench-drift bench-inference diagram review docs policy lock clean venv scan scan-venv iam-eval
 
 $(BIN)/.installed: requirements/dev.lock
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 is required, found {sys.version}"'
@@ -17,9 +17,14 @@ venv: $(BIN)/.installed
 
 ## The offline plan of a stack (no cloud account, no credentials): make preview STACK=prod
 preview: venv
-	$(BIN)/python -m infra.plan --stack $(STACK)
+	$(BIN)/python -m tools.plan --stack $(STACK)
 
 plan: preview
+
+## Rewrites the recorded plans (tests/infra/plans/<stack>.json) that tests/infra/test_plan_snapshots.py compares
+## against: run it when a change to the plan is intended, and commit the new snapshots with the change.
+plan-snapshots: venv
+	for stack in dev prod; do $(BIN)/python -m tools.plan --stack $$stack --format json > tests/infra/plans/$$stack.json || exit 1; done
 
 ## The database servers the suite starts (PostgreSQL, MariaDB): apt-get installs whichever is missing.
 system-packages:
@@ -64,16 +69,16 @@ bench-inference: venv
 
 ## Regenerates the Mermaid diagram (docs/diagram.mmd) and the README's copy from the dev plan.
 diagram: venv
-	$(BIN)/python -m infra.plan --stack dev --write-diagram
+	$(BIN)/python -m tools.plan --stack dev --write-diagram
 
 ## Offline review of a stack: cost estimate and the difference to prod.
 review: venv
-	$(BIN)/python -m infra.plan --stack $(STACK) --cost
-	$(BIN)/python -m infra.plan --stack dev --diff prod
+	$(BIN)/python -m tools.plan --stack $(STACK) --cost
+	$(BIN)/python -m tools.plan --stack dev --diff prod
 
 ## Regenerates the README's configuration reference from infra/settings.py.
 docs: venv
-	$(BIN)/python -m infra.config_reference --write
+	$(BIN)/python -m tools.plan.config_reference --write
 
 lock: venv
 	{ echo "# Full pinned lock of the development/CI environment (pip freeze). Regenerate with 'make lock'."; \

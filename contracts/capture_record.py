@@ -1,7 +1,7 @@
 """The capture record (contract 3): one JSON object per scored prediction, ``uid`` is the dedup key.
 
 Written by the app (``app/capture/record.py`` builds it, ``app/capture/sinks.py`` stores it), read by the
-drift and summary jobs (``monitor/``) and queried in Athena (``infra/observability.py`` declares the Glue
+drift and summary jobs (``monitor/``) and queried in Athena (``infra/observability/observability.py`` declares the Glue
 tables). Every one of them takes the field names, the per-task ``output`` keys, the SQL columns and the
 Glue columns from here, so a new output key is added once and every reader and table follows.
 

@@ -1,7 +1,7 @@
 """Each process's environment as a typed settings class: infra writes it, the process reads it.
 
 Infra builds the class with the values it knows and writes :meth:`ProcessEnvironment.to_env` into the Batch
-job definition (``infra/jobs_spec.py``); the job reads the same class with
+job definition (``infra/jobs/jobs_spec.py``); the job reads the same class with
 :meth:`ProcessEnvironment.from_env`. A variable name, its type and its default therefore exist once, here:
 renaming a field breaks infra and the job together, at type-check and test time, instead of a job silently
 falling back to a default in production.
@@ -111,7 +111,7 @@ class ProcessEnvironment(BaseSettings):
         return "; ".join(problems)
 
 
-# --- the scheduled jobs (Batch job definitions: infra/jobs_spec.py) ------------------------------------------
+# --- the scheduled jobs (Batch job definitions: infra/jobs/jobs_spec.py) ------------------------------------------
 
 
 class JobEnvironment(ProcessEnvironment):
@@ -192,7 +192,7 @@ class InferenceEnvironment(JobEnvironment):
     alert_state_dir: str | None = None
 
 
-# --- the serving app (the ECS task definition: infra/model_service.py) -----------------------------------------
+# --- the serving app (the ECS task definition: infra/service/model_service.py) ---
 
 
 def _stripped(value: Any) -> Any:
@@ -352,7 +352,7 @@ class ReleaseEnvironment(ProcessEnvironment):
     pipeline_name: str | None = None
 
 
-# Which class each Batch job reads (the job names of infra/jobs_spec.py).
+# Which class each Batch job reads (the job names of infra/jobs/jobs_spec.py).
 JOB_ENVIRONMENTS: Final[dict[str, type[JobEnvironment]]] = {
     "retrain": RetrainEnvironment,
     "drift": MonitorEnvironment,

@@ -1,7 +1,7 @@
 """The runtime-settings document: what operators change without a redeploy, and its defaults.
 
 The app re-reads it (``app/runtime_settings.py``: SSM Parameter Store in AWS, a JSON file locally) and infra
-seeds the SSM parameter with :func:`default_document` (``infra/model_service.py``), so the keys, allowed
+seeds the SSM parameter with :func:`default_document` (``infra/service/model_service.py``), so the keys, allowed
 values and defaults are written once, here. Unknown keys and wrong types are refused with the key and what
 is allowed; missing keys take the defaults.
 """

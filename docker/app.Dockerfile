@@ -45,7 +45,7 @@ COPY ${MODEL_SRC}/ /opt/model/
 # scikit-learn or pandas: the same check the app repeats at every start.
 RUN python -c "from app.handlers import model_fn; import sys; m = model_fn('/opt/model'); assert 'sklearn' not in sys.modules and 'pandas' not in sys.modules; print(m.manifest.name, m.manifest.version, m.package.sha256)"
 USER 10001:10001
-# Must match the task definition's mountPoints containerPath (infra/model_service.py); nothing after this
+# Must match the task definition's mountPoints containerPath (infra/service/model_service.py); nothing after this
 # line may change /tmp (Docker discards changes to a VOLUME path made after its declaration).
 VOLUME ["/tmp"]
 EXPOSE 8080

@@ -35,7 +35,7 @@ from model_package.runtime import Predictor, load_predictor
 
 LOG = logging.getLogger(__name__)
 # The manual approval's CustomData is at most 500 characters (CodePipeline User Guide, "Manual approval
-# action" configuration); the summary must fit with the sentence infra/pipeline.py puts around it.
+# action" configuration); the summary must fit with the sentence infra/pipeline/pipeline.py puts around it.
 SUMMARY_LIMIT = 300
 
 

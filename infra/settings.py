@@ -21,10 +21,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 from contracts.bucket_layout import TRAINING_DATA_PREFIX
-from infra.images import PYTHON_BASE_IMAGE, is_digest_pinned, registry_host
+from infra.lib.images import PYTHON_BASE_IMAGE, is_digest_pinned, registry_host
 from model_package.manifest import HIGHER_IS_BETTER, PRIMARY_METRIC, TASK_METRICS
 
 NAMESPACE = "ml-delivery"
+# Where the pipeline reads the code from (pipeline/pipeline_sources.py builds the source action for each).
+SourceProvider = Literal["codecommit", "codeconnections"]
 
 # The gate floor's valid range per metric (a bound in the metric's "better" direction: a minimum for the
 # higher-is-better ones, a maximum for the others); the names are model_package.manifest.HIGHER_IS_BETTER's.
@@ -155,8 +157,8 @@ class StackSettings(BaseModel):
     container_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,255}$")] = "app"
     container_port: Annotated[int, Field(ge=1024, le=65535)] = 8080
     health_check_path: Annotated[str, Field(pattern=r"^/[A-Za-z0-9/_.-]*$", max_length=1024)] = "/ready"
-    # ECR Public's copy of the official Python image, pinned by digest (infra/images.py), running
-    # infra.hardening.BOOTSTRAP_SERVER (no Docker Hub).
+    # ECR Public's copy of the official Python image, pinned by digest (infra/lib/images.py), running
+    # infra.foundation.hardening.BOOTSTRAP_SERVER (no Docker Hub).
     bootstrap_image: Annotated[str, Field(min_length=1)] = PYTHON_BASE_IMAGE
     task_cpu: int = 512
     task_memory: int = 1024
@@ -185,12 +187,12 @@ class StackSettings(BaseModel):
     capture_retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
     artifact_retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
     image_retention_count: Annotated[int, Field(ge=1, le=1000)] = 30
-    # Release-tagged images kept besides the ones running (ECR lifecycle, infra/registry.py).
+    # Release-tagged images kept besides the ones running (ECR lifecycle, infra/pipeline/registry.py).
     release_keep_count: Annotated[int, Field(ge=1, le=1000)] = 10
     # Where base images come from: ECR Public directly, or an ECR pull-through cache rule of the account.
     base_image_source: Literal["ecr-public", "pull-through-cache"] = "ecr-public"
     # --- pipeline ---
-    source_provider: Literal["codecommit", "codeconnections"] = "codecommit"
+    source_provider: SourceProvider = "codecommit"
     # None: ``ml-delivery-<stack>`` (repository names are per account and region, and dev and prod may
     # share an account: issue #12, defect 8). See :func:`repository_name_for`.
     repository_name: Annotated[str, Field(pattern=r"^[\w.-]{1,100}$")] | None = None
@@ -256,7 +258,7 @@ class StackSettings(BaseModel):
         network = ipaddress.IPv4Network(_cidr(value))
         if not 16 <= network.prefixlen <= 24:
             raise ValueError("a VPC CIDR must be between /16 and /24 (Amazon VPC User Guide, 'VPC CIDR blocks')")
-        # The VPC is cut into 16 subnets (infra/network.py subnet_cidrs), and an ALB needs subnets of at
+        # The VPC is cut into 16 subnets (infra/foundation/network.py subnet_cidrs), and an ALB needs subnets of at
         # least /27 (ELB User Guide, "Subnets for your Application Load Balancer"): so /23 or larger.
         if network.prefixlen + SUBNET_SPLIT_BITS > MAX_SUBNET_PREFIX:
             raise ValueError(
@@ -544,7 +546,8 @@ def parse_settings(raw_config: Mapping[str, Any]) -> StackSettings:
                 lines.append(str(error["ctx"]["error"]))
                 continue
             key = str(error["loc"][0]) if error["loc"] else "<stack>"
-            key = StackSettings.model_fields[key].alias if key in StackSettings.model_fields else key
+            field = StackSettings.model_fields.get(key)
+            key = field.alias if field is not None and field.alias else key
             value = values.get(key, error.get("input"))
             message = error["msg"].removeprefix("Value error, ")
             if error["type"] == "missing":

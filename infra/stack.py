@@ -5,9 +5,8 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
-from infra.alerts import Alerts, AlertsArgs
-from infra.encryption import DataKey, DataKeyArgs
-from infra.hardening import (
+from infra.foundation.encryption import DataKey, DataKeyArgs
+from infra.foundation.hardening import (
     AccessLogs,
     AccessLogsArgs,
     EventDelivery,
@@ -15,17 +14,18 @@ from infra.hardening import (
     empty_default_security_group,
     register_encryption_at_rest,
 )
-from infra.jobs import BatchJobs, BatchJobsArgs
-from infra.jobs_spec import runtime_settings_parameter
-from infra.model_service import DeploymentPolicy, ModelService, ModelServiceArgs, ServiceSizing
-from infra.network import Network, NetworkArgs
-from infra.observability import Observability, ObservabilityArgs
-from infra.pipeline import DeliveryPipeline, DeliveryPipelineArgs
-from infra.registry import Registry, RegistryArgs
+from infra.foundation.network import Network, NetworkArgs
+from infra.foundation.storage import Buckets, BucketsArgs
+from infra.jobs.jobs import BatchJobs, BatchJobsArgs
+from infra.jobs.jobs_spec import runtime_settings_parameter
+from infra.lib.stack_types import Account, Platform
+from infra.lib.tagging import register_required_tags
+from infra.observability.alerts import Alerts, AlertsArgs
+from infra.observability.observability import Observability, ObservabilityArgs, ServiceDimensions
+from infra.pipeline.pipeline import DeliveryPipeline, DeliveryPipelineArgs, DeployTarget, ReleasedJobs
+from infra.pipeline.registry import Registry, RegistryArgs
+from infra.service.model_service import DeploymentPolicy, ModelService, ModelServiceArgs, ServiceSizing
 from infra.settings import StackSettings, capture_hash_key, load_settings, sentry_dsn
-from infra.stack_types import Account, Platform
-from infra.storage import Buckets, BucketsArgs
-from infra.tagging import register_required_tags
 
 
 def build_platform(settings: StackSettings, account: Account) -> Platform:
@@ -237,6 +237,89 @@ def build_jobs(platform: Platform) -> BatchJobs:
     )
 
 
+def deploy_target(service: ModelService) -> DeployTarget:
+    return DeployTarget(
+        cluster_name=service.cluster_name,
+        service_name=service.service_name,
+        task_family=service.task_definition.family,
+        task_role_arn=service.task_role.arn,
+        execution_role_arn=service.execution_role.arn,
+        url=service.url,
+        deployed_image_parameter_arn=service.deployed_image_parameter.arn,
+        allow_client=service.allow_client,
+    )
+
+
+def released_jobs(jobs: BatchJobs) -> ReleasedJobs:
+    definitions = [jobs.job_definitions[k] for k in sorted(jobs.job_definitions)]
+    return ReleasedJobs(
+        definition_names=[d.name for d in definitions],
+        definition_arn_prefixes=[d.arn_prefix for d in definitions],
+        passable_role_arns=list(jobs.passable_role_arns),
+        schedule_refs=list(jobs.schedules.refs),
+        schedule_arns=list(jobs.schedules.arns),
+        schedule_role_arns=list(jobs.schedules.role_arns),
+    )
+
+
+def pipeline_args(
+    platform: Platform, stage: ModelService, prod: ModelService, jobs: ReleasedJobs
+) -> DeliveryPipelineArgs:
+    return DeliveryPipelineArgs(
+        settings=platform.settings,
+        account=platform.account,
+        vpc_id=platform.network.vpc_id,
+        private_subnet_ids=platform.network.private_subnet_ids,
+        artifact_bucket_name=platform.buckets.artifacts.name,
+        artifact_bucket_arn=platform.buckets.artifacts.arn,
+        model_bucket_name=platform.buckets.models.name,
+        model_bucket_arn=platform.buckets.models.arn,
+        capture_bucket_name=platform.buckets.capture.name,
+        capture_bucket_arn=platform.buckets.capture.arn,
+        data_key_arn=platform.data_key.arn,
+        data_key_grant=platform.data_key.grant(),
+        alerts_topic_arn=platform.alerts.topic_arn,
+        alerts_publish_grant=platform.alerts.publish_grant(),
+        app_repository_url=platform.registry.app.repository_url,
+        app_repository_arn=platform.registry.app.arn,
+        jobs_repository_url=platform.registry.jobs.repository_url,
+        jobs_repository_arn=platform.registry.jobs.arn,
+        stage=deploy_target(stage),
+        prod=deploy_target(prod),
+        jobs=jobs,
+        build_environment=platform.registry.build_environment(),
+        build_statements=platform.registry.build_statements(),
+    )
+
+
+def service_dimensions(service: ModelService) -> ServiceDimensions:
+    return ServiceDimensions(
+        load_balancer=service.alb.arn_suffix,
+        target_group=service.target_group.arn_suffix,
+        cluster=service.cluster_name,
+        ecs_service=service.service_name,
+    )
+
+
+def observability_args(
+    platform: Platform, stage: ModelService, prod: ModelService, jobs: BatchJobs
+) -> ObservabilityArgs:
+    return ObservabilityArgs(
+        region=platform.account.region,
+        deletion_protection=platform.settings.deletion_protection,
+        capture_retention_days=platform.settings.capture_retention_days,
+        capture_bucket_name=platform.buckets.capture.name,
+        data_key_arn=platform.data_key.arn,
+        alerts_topic_name=platform.alerts.topic.name,
+        alerts_topic_arn=platform.alerts.topic_arn,
+        stage=service_dimensions(stage),
+        prod=service_dimensions(prod),
+        job_queue_arn=jobs.job_queue.arn,
+        jobs_log_group_name=jobs.log_group.name,
+        schedules_dead_letter_queue_name=jobs.schedules.dead_letter_queue.name,
+    )
+
+
 def build_stack() -> None:
     """The whole program: ``infra/__main__.py`` calls this, and so does the offline plan."""
     settings = load_settings()
@@ -245,10 +328,8 @@ def build_stack() -> None:
     stage = build_service(platform, "stage")
     prod = build_service(platform, "prod")
     jobs = build_jobs(platform)
-    pipeline = DeliveryPipeline("delivery", DeliveryPipelineArgs(platform=platform, stage=stage, prod=prod, jobs=jobs))
-    observability = Observability(
-        "observability", ObservabilityArgs(platform=platform, stage=stage, prod=prod, jobs=jobs)
-    )
+    pipeline = DeliveryPipeline("delivery", pipeline_args(platform, stage, prod, released_jobs(jobs)))
+    observability = Observability("observability", observability_args(platform, stage, prod, jobs))
     platform.event_delivery.alarm_failed_invocations()
 
     pulumi.export("stageUrl", stage.url)

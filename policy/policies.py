@@ -84,7 +84,7 @@ def _no_admin_managed_policies(args: ResourceValidationArgs, report_violation: R
 
 
 # The tags that may move in an otherwise immutable repository: what runs (keep-stage/prod/batch) and the
-# BuildKit cache. Must equal infra.registry.MUTABLE_TAG_FILTERS (the pack runs without the program;
+# BuildKit cache. Must equal infra.pipeline.registry.MUTABLE_TAG_FILTERS (the pack runs without the program;
 # tests/infra/test_delivery_registry.py ties the two).
 ALLOWED_MUTABLE_TAG_FILTERS = frozenset({"keep-*", "buildcache"})
 
@@ -95,7 +95,7 @@ def _ecr_immutable_scanned(args: ResourceValidationArgs, report_violation: Repor
     mutability = args.props.get("imageTagMutability")
     filters = {f.get("filter") for f in args.props.get("imageTagMutabilityExclusionFilters") or []}
     if mutability == "IMMUTABLE_WITH_EXCLUSION" and filters and filters <= ALLOWED_MUTABLE_TAG_FILTERS:
-        pass  # only the moving keep-* reference tags and the build cache tag (issue #16; infra/registry.py)
+        pass  # only the moving keep-* reference tags and the build cache tag (issue #16; infra/pipeline/registry.py)
     elif mutability != "IMMUTABLE":
         report_violation(
             f"{args.name}: image tags must be IMMUTABLE so a tag names one image forever (exclusions "

@@ -17,7 +17,7 @@ from release.contracts import SERVICES, deployed_image_parameter
 from release.errors import ConfigurationError, ReleaseError
 
 LOG = logging.getLogger(__name__)
-# What infra/images.py check_deployed_image accepts from the pipeline: a private-ECR image pinned by digest.
+# What infra/lib/images.py check_deployed_image accepts from the pipeline: a private-ECR image pinned by digest.
 DIGEST_REFERENCE = re.compile(
     r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9][a-z0-9._/-]*@sha256:[0-9a-f]{64}$"
 )

@@ -1,4 +1,4 @@
-"""Move the keep tags and add the release tag on the promoted images (ECR lifecycle, infra/registry.py).
+"""Move the keep tags and add the release tag on the promoted images (ECR lifecycle, infra/pipeline/registry.py).
 
 ECR has no "add a tag" call: the documented way is BatchGetImage for the manifest, then PutImage of the same
 manifest under the new tag (ECR User Guide, "Retagging an image"). The keep tags are excluded from tag

@@ -2,7 +2,7 @@
 
 Every entry is created with ``If-None-Match: *`` (S3 User Guide, "Add preconditions to S3 operations with
 conditional requests"), so an entry is never replaced; the model bucket is versioned, and the release
-role may only write ``ledger/*`` with that header (infra/pipeline.py, S3 User Guide "Enforce conditional
+role may only write ``ledger/*`` with that header (infra/pipeline/pipeline.py, S3 User Guide "Enforce conditional
 writes on Amazon S3 buckets": the ``s3:if-none-match`` condition key). Keys start with the time the entry
 went live (``contracts.bucket_layout.ledger_key``), so listing the prefix gives the history in order.
 

@@ -1,6 +1,6 @@
 """The plan's AWS side on a moto server, created from the offline plan's own inputs (issue #12, item 2).
 
-``provision(plan, endpoint_url)`` walks the JSON of ``python -m infra.plan --stack <s> --format json`` and
+``provision(plan, endpoint_url)`` walks the JSON of ``python -m tools.plan --stack <s> --format json`` and
 creates, on a moto server, every resource moto can hold with the inputs the plan gives it: the KMS key and
 its key policy, IAM roles with their inline/attached policies, the VPC pieces Batch needs, the buckets
 (versioning, SSE-KMS, public access block, ownership, policy, lifecycle, EventBridge notification), SQS
@@ -9,7 +9,7 @@ repositories, the Batch compute environment, job queue and job definitions (cont
 verbatim), EventBridge rules (patterns verbatim) and targets, and the EventBridge Scheduler schedules.
 Nothing is hand-copied: change the plan and the twin changes.
 
-How the plan's mocked values are resolved. The plan comes from Pulumi's mock runtime (``infra/offline.py``),
+How the plan's mocked values are resolved. The plan comes from Pulumi's mock runtime (``tools/plan/offline.py``),
 so every output another resource reads (an id, ARN, URL) is a value ``AwsMocks`` made up. The twin runs
 that same ``AwsMocks.new_resource`` on each plan resource to learn what the plan *believes* its outputs are,
 creates the resource in moto under the physical name the mock gave it (``buckets-models-0a1b2c3``,
@@ -81,7 +81,7 @@ from botocore.exceptions import ClientError
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime.rpc import UNKNOWN
 
-from infra.offline import SECRET, AwsMocks, load_stack_config
+from tools.plan.offline import SECRET, AwsMocks, load_stack_config
 
 # moto accepts any credentials unless IAM enforcement is switched on; these are the test suite's.
 TWIN_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
@@ -93,7 +93,7 @@ SUBSCRIBABLE_PROTOCOLS = frozenset({"sqs", "email", "email-json", "sms"})
 
 
 class PlanError(ValueError):
-    """The plan JSON is not what ``python -m infra.plan --format json`` prints."""
+    """The plan JSON is not what ``python -m tools.plan --format json`` prints."""
 
 
 class TwinProvisionError(RuntimeError):
@@ -342,7 +342,7 @@ def _plan_region(plan: dict[str, Any]) -> str:
 def _validated(plan: Any) -> list[dict[str, Any]]:
     if not isinstance(plan, dict) or not isinstance(plan.get("resources"), list) or "stack" not in plan:
         raise PlanError(
-            "expected the plan JSON of `python -m infra.plan --stack <stack> --format json`: an object with "
+            "expected the plan JSON of `python -m tools.plan --stack <stack> --format json`: an object with "
             f"'stack' and a 'resources' list; got {type(plan).__name__} with keys "
             f"{sorted(plan) if isinstance(plan, dict) else '-'}"
         )
@@ -354,7 +354,7 @@ def _validated(plan: Any) -> list[dict[str, Any]]:
         if any(UNKNOWN in text for text in _strings(resource["inputs"])):
             raise PlanError(
                 f"plan resource {resource['name']!r} ({resource['type']}) has an unknown (apply-time) input; the "
-                "twin needs the offline plan, where infra/offline.py's mocks give every output a value"
+                "twin needs the offline plan, where tools/plan/offline.py's mocks give every output a value"
             )
     resources: list[dict[str, Any]] = plan["resources"]
     return resources
@@ -1047,8 +1047,8 @@ def main(argv: list[str] | None = None) -> int:
     moto server from the stack's offline plan and print where everything is, for poking at it by hand."""
     import argparse
 
-    from infra.offline import run_offline
-    from infra.plan import render_json
+    from tools.plan.offline import run_offline
+    from tools.plan.plan import render_json
 
     parser = argparse.ArgumentParser(prog="python -m twin.aws", description=(main.__doc__ or "").split("\n\n")[0])
     parser.add_argument("--stack", default="dev", help="stack whose plan to provision (default: dev)")

@@ -1,4 +1,4 @@
-"""Reading the offline plan (``python -m infra.plan --format json``): the twin's only source of settings.
+"""Reading the offline plan (``python -m tools.plan --format json``): the twin's only source of settings.
 
 Nothing in the twin hand-copies a value from ``infra/``; every container setting comes from here, so a
 change to the plan changes what the twin runs.
@@ -23,14 +23,14 @@ def compute_plan(repo: Path, stack: str = "dev", python: str | None = None) -> d
     done = subprocess.run(
         # --reveal-secrets: the twin runs the plan's own settings (e.g. the SecureString runtime settings the
         # app reads), so it needs their values; the plan printed for people keeps them masked.
-        [python or sys.executable, "-m", "infra.plan", "--stack", stack, "--format", "json", "--reveal-secrets"],
+        [python or sys.executable, "-m", "tools.plan", "--stack", stack, "--format", "json", "--reveal-secrets"],
         cwd=repo,
         capture_output=True,
         text=True,
         check=False,
     )
     if done.returncode != 0:
-        raise PlanError(f"infra.plan --stack {stack} failed in {repo}: {done.stderr.strip()[-3000:]}")
+        raise PlanError(f"tools.plan --stack {stack} failed in {repo}: {done.stderr.strip()[-3000:]}")
     doc: dict[str, Any] = json.loads(done.stdout)
     return doc
 

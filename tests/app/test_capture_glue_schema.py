@@ -15,7 +15,7 @@ from typing import Any
 
 from app.capture import capture_records
 from app.handlers import model_fn, predict_fn
-from infra.observability import CAPTURE_COLUMNS
+from infra.observability.observability import CAPTURE_COLUMNS
 from tests.app.conftest import TaskPackage
 
 HiveType = tuple[str, Any]  # ("string"|"int"|"double", None) | ("map", value type) | ("struct", {name: type})

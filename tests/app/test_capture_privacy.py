@@ -49,7 +49,7 @@ def test_policy_errors_name_the_feature_and_what_is_allowed() -> None:
 def test_the_stacks_default_settings_document_is_the_apps_defaults() -> None:
     """The SSM parameter a new stack starts with names capture_policy (discoverable) and keeps everything."""
     from app.runtime_settings import RuntimeSettings
-    from infra.model_service import RUNTIME_SETTINGS_DEFAULTS
+    from infra.service.model_service import RUNTIME_SETTINGS_DEFAULTS
 
     assert "capture_policy" in RUNTIME_SETTINGS_DEFAULTS
     assert parse_settings(json.dumps(RUNTIME_SETTINGS_DEFAULTS), "ssm default") == RuntimeSettings()

@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 
 from contracts.exit_codes import ExitCode
-from infra.offline import OfflineRun, run_offline
 from tests.app.conftest import REPO, TrainedPackage
 from tests.support.servers import LOOPBACK, free_port, wait_until
+from tools.plan.offline import OfflineRun, run_offline
 
 APP_UID = 10001
 DOCKERFILE = REPO / "docker" / "app.Dockerfile"

@@ -130,6 +130,6 @@ def test_partly_invalid_csv_answer_marks_the_rejected_rows(model, trained: Train
 
 
 def test_infra_defaults_are_the_app_defaults() -> None:
-    from infra.model_service import RUNTIME_SETTINGS_DEFAULTS
+    from infra.service.model_service import RUNTIME_SETTINGS_DEFAULTS
 
     assert RuntimeSettings().model_dump(mode="json") == RUNTIME_SETTINGS_DEFAULTS

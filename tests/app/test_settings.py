@@ -110,7 +110,7 @@ def test_the_task_definition_environment_is_what_the_app_reads() -> None:
     """infra writes the container environment from AppEnvironment; the app reads every variable back."""
     from app.config import AppConfig
     from contracts.environment import AppEnvironment
-    from infra.model_service import capture_environment
+    from infra.service.model_service import capture_environment
 
     written = AppEnvironment(**capture_environment(2), service_name="prod", port=8080, workers=2,
                              settings_refresh_seconds=30, log_level="INFO").to_env()  # fmt: skip

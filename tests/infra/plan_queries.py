@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from infra.offline import OfflineRun, RegisteredResource
+from tools.plan.offline import OfflineRun, RegisteredResource
 
 POLICY_INPUTS = ("policy", "assumeRolePolicy")
 

@@ -9,9 +9,9 @@ import pytest
 
 from contracts.prediction_metrics import NAMESPACE as PREDICTION_NAMESPACE
 from contracts.prediction_metrics import SCORE_SHIFT_METRIC, SERVICE_DIMENSION, SERVICE_NAME_ENV
-from infra.offline import OfflineRun, run_offline
 from infra.settings import ConfigError
 from tests.infra.plan_queries import role_policy, statements
+from tools.plan.offline import OfflineRun, run_offline
 
 SERVICE = "aws:ecs/service:Service"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
@@ -133,7 +133,7 @@ def test_bake_times_that_outlast_the_pipelines_deploy_action_are_refused() -> No
 
 
 def test_cost_shows_the_canary_overlap_the_cache_and_the_emf_metrics(prod: OfflineRun) -> None:
-    from infra import plan_cost
+    from tools.plan import plan_cost
 
     items = {i.item: i for i in plan_cost.estimate(prod).items}
     overlap = items["Fargate prod-service canary overlap"]

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from infra.hardening import BOOTSTRAP_IMAGE
-from infra.images import PULL_THROUGH_PREFIX, PYTHON_BASE_IMAGE, is_digest_pinned
-from infra.offline import OfflineRun, run_offline
+from infra.foundation.hardening import BOOTSTRAP_IMAGE
+from infra.lib.images import PULL_THROUGH_PREFIX, PYTHON_BASE_IMAGE, is_digest_pinned
 from infra.settings import ConfigError
 from policy.policies import is_docker_hub
 from tests.infra.plan_queries import role_policy, statements
 from tests.infra.test_pipeline import project_env
 from tests.policy.test_images import DOCKERFILES, from_images
+from tools.plan.offline import OfflineRun, run_offline
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)

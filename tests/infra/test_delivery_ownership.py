@@ -13,9 +13,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from infra.hardening import BOOTSTRAP_IMAGE
-from infra.offline import OfflineRun, run_offline
+from infra.foundation.hardening import BOOTSTRAP_IMAGE
 from release.contracts import deployed_image_parameter
+from tools.plan.offline import OfflineRun, run_offline
 
 SERVICE = "aws:ecs/service:Service"
 TASK = "aws:ecs/taskDefinition:TaskDefinition"
@@ -78,7 +78,7 @@ def test_a_tag_instead_of_a_digest_in_the_parameter_fails_with_the_reason() -> N
     which would break the next offline run of this test worker."""
     name = deployed_image_parameter("dev", "stage")
     tagged = DEPLOYED.split("@", maxsplit=1)[0] + ":latest"
-    code = f"from infra.offline import run_offline; run_offline('dev', ssm_parameters={{{name!r}: {tagged!r}}})"
+    code = f"from tools.plan.offline import run_offline; run_offline('dev', ssm_parameters={{{name!r}: {tagged!r}}})"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False,
                             cwd=Path(__file__).resolve().parents[2])  # fmt: skip
     assert result.returncode != 0

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from infra.offline import OfflineRun
-from infra.registry import CACHE_TAG, MUTABLE_TAG_FILTERS, lifecycle_policy
+from infra.pipeline.registry import CACHE_TAG, MUTABLE_TAG_FILTERS, lifecycle_policy
 from policy.policies import ALLOWED_MUTABLE_TAG_FILTERS
 from release.contracts import KEEP_CONSUMERS, RELEASE_TAG_PREFIX, keep_tag
+from tools.plan.offline import OfflineRun
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from infra.offline import OfflineRun, run_offline
 from infra.settings import ConfigError
+from tools.plan.offline import OfflineRun, run_offline
 
 LB = "aws:lb/loadBalancer:LoadBalancer"
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"

@@ -25,7 +25,7 @@ DRIVER = textwrap.dedent(
     sys.path[:] = [p for p in sys.path if p not in ("", root, ".")]
     sys.path.insert(0, os.path.join(root, "infra"))
     assert "infra" not in sys.modules
-    offline_file = os.path.join(root, "infra", "offline.py")
+    offline_file = os.path.join(root, "tools", "plan", "offline.py")
     spec = importlib.util.spec_from_file_location("offline_runtime_for_entrypoint", offline_file)
     offline = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = offline

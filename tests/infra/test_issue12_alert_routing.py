@@ -16,8 +16,8 @@ from typing import Any
 import boto3
 
 from alerting import Alert, AlertPublisher, LocalDedupStore, Severity
-from infra.offline import OfflineRun
 from tests.support.servers import wait_until
+from tools.plan.offline import OfflineRun
 
 SUBSCRIPTION = "aws:sns/topicSubscription:TopicSubscription"
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from infra.iam import RESOURCE_STAR_ACTIONS
-from infra.offline import OfflineRun, run_offline
+from infra.lib.iam import RESOURCE_STAR_ACTIONS
 from tests.infra.plan_queries import allowed_actions, as_list, role_policy, statements
+from tools.plan.offline import OfflineRun, run_offline
 
 CONNECTION_ARN = "arn:aws:codeconnections:us-east-1:123456789012:connection/0f2a4b1c-1111-2222-3333-444455556666"
 

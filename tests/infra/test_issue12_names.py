@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from infra.offline import OfflineRun, run_offline
+from tools.plan.offline import OfflineRun, run_offline
 
 # type token -> the inputs that make up its account-scoped (per region) physical identity.
 NAME_INPUTS: dict[str, tuple[str, ...]] = {

@@ -7,10 +7,10 @@ exactly that, and may archive the released package under ``models/<version>/``.
 
 from __future__ import annotations
 
-from infra.offline import OfflineRun
 from release.schedules import parse_schedule_names
 from tests.infra.plan_queries import allowed_actions, role_policy, statements
 from tests.infra.test_pipeline import project_env
+from tools.plan.offline import OfflineRun
 
 SCHEDULE = "aws:scheduler/schedule:Schedule"
 ACCOUNT = "123456789012"

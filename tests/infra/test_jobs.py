@@ -16,13 +16,13 @@ from botocore.validate import ParamValidator
 
 from contracts.bucket_layout import TRAINING_DATA_PREFIX
 from contracts.environment import JOB_ENVIRONMENTS
-from infra.jobs_spec import EVALUATE_ON_EXIT, JOB_NAMES, schedule_window_minutes
-from infra.offline import OfflineRun, load_stack_config, run_offline
+from infra.jobs.jobs_spec import EVALUATE_ON_EXIT, JOB_NAMES, schedule_window_minutes
 from infra.settings import BATCH_FARGATE_MEMORY, GATE_FLOOR_RULES, ConfigError, parse_settings
 from jobs_common.readers import S3Reader
 from model_package.manifest import HIGHER_IS_BETTER
 from retrain.settings import Settings as RetrainSettings
 from tests.infra.plan_queries import allowed_actions, as_list, role_policy, statements
+from tools.plan.offline import OfflineRun, load_stack_config, run_offline
 
 ROOT = Path(__file__).resolve().parents[2]
 JOB_DEFINITION = "aws:batch/jobDefinition:JobDefinition"
@@ -397,9 +397,9 @@ def test_log_group_named_and_retained_per_config(stack: OfflineRun) -> None:
 
 def test_component_hands_the_pipeline_definitions_and_passable_roles() -> None:
     def program() -> None:
+        from infra.lib.stack_types import Account
         from infra.settings import load_settings
         from infra.stack import build_jobs, build_platform
-        from infra.stack_types import Account
 
         jobs = build_jobs(build_platform(load_settings(), Account.lookup()))
         pulumi.export("definitions", {job: d.name for job, d in jobs.job_definitions.items()})

@@ -13,7 +13,6 @@ import pytest
 
 from contracts.bucket_layout import CHAMPION_KEY, TRAINING_DATA_PREFIX, versioned_model_key
 from contracts.exit_codes import ExitCode
-from infra.offline import OfflineRun
 from model_package.archive import open_package
 from model_package.registry import ChampionPointer
 from release.job_definitions import JobDefinitionUpdater
@@ -23,6 +22,7 @@ from retrain.synthetic import MULTICLASS_TARGET, REGRESSION_TARGET, generate_tas
 from retrain.training import fit_candidate
 from tests.infra.test_jobs import definitions, environment, register_params
 from tests.infra.test_jobs_schedules import schedules
+from tools.plan.offline import OfflineRun
 
 PINNED = "123456789012.dkr.ecr.us-east-1.amazonaws.com/registry-jobs-0a1b2c3:git-0123456789ab"
 

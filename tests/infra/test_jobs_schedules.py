@@ -8,9 +8,9 @@ from typing import Any
 from botocore.session import get_session
 from botocore.validate import ParamValidator
 
-from infra.offline import OfflineRun, load_stack_config, run_offline
 from infra.settings import parse_settings, validate_schedule_expression
 from tests.infra.plan_queries import allowed_actions, role_policy
+from tools.plan.offline import OfflineRun, load_stack_config, run_offline
 
 SCHEDULE = "aws:scheduler/schedule:Schedule"
 ACCOUNT = "123456789012"
@@ -80,7 +80,7 @@ def test_each_schedule_role_may_submit_only_its_own_job(stack: OfflineRun) -> No
         assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT},
                                       "ArnLike": {"aws:SourceArn": group}}  # fmt: skip
         actions = allowed_actions(role_policy(stack, f"jobs-schedules-{job}-role"))
-        # kms:Decrypt: the schedules are encrypted with the stack key (issue #17, infra/hardening.py).
+        # kms:Decrypt: the schedules are encrypted with the stack key (issue #17, infra/foundation/hardening.py).
         assert set(actions) == {"batch:SubmitJob", "sqs:SendMessage", "kms:Decrypt"}
         assert sorted(actions["batch:SubmitJob"]) == sorted([
             f"arn:aws:batch:us-east-1:{ACCOUNT}:job-queue/ml-delivery-{stack.stack}-jobs",

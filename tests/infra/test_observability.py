@@ -10,8 +10,8 @@ from typing import Any
 
 from app.capture.record import capture_records
 from app.capture.sinks import s3_key
-from infra.offline import OfflineRun, load_stack_config
 from infra.settings import parse_settings
+from tools.plan.offline import OfflineRun, load_stack_config
 
 ACCOUNT = "123456789012"
 CAPTURE_BUCKET = "buckets-capture-0a1b2c3"

@@ -9,7 +9,7 @@ from typing import Any
 
 import boto3
 
-from infra.observability import job_failed_pattern
+from infra.observability.observability import job_failed_pattern
 from tests.support.servers import wait_until
 
 QUEUE = "arn:aws:batch:us-east-1:123456789012:job-queue/ml-delivery-dev-jobs"

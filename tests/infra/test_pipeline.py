@@ -16,9 +16,9 @@ from botocore.validate import ParamValidator
 from contracts.environment import EvaluateEnvironment, ReleaseEnvironment
 from evaluation.job import SUMMARY_LIMIT
 from evaluation.settings import EvaluationSettings
-from infra.images import BUILDKIT_IMAGE, PYTHON_BASE_IMAGE
-from infra.offline import OfflineRun, run_offline
-from infra.pipeline import STAGE_ORDER
+from infra.lib.images import BUILDKIT_IMAGE, PYTHON_BASE_IMAGE
+from infra.pipeline.pipeline import STAGE_ORDER
+from tools.plan.offline import OfflineRun, run_offline
 
 # Job settings the infra leaves at the job's default on purpose (the app's default threshold, segment size).
 OPTIONAL = {"EVALUATION_DECISION_THRESHOLD", "EVALUATION_MIN_SEGMENT_ROWS"}
@@ -246,7 +246,7 @@ def test_build_action_and_project_keep_the_buildspec_contract(stack: OfflineRun)
         "ARTIFACT_BUCKET": stack.outputs["artifactBucket"],
         "AWS_ACCOUNT_ID": "123456789012",
         "AWS_REGION": "us-east-1",
-        # Issue #16: BuildKit cache tag, digest-pinned base image, BuildKit image (infra/registry.py).
+        # Issue #16: BuildKit cache tag, digest-pinned base image, BuildKit image (infra/pipeline/registry.py).
         "BUILD_CACHE_TAG": "buildcache",
         "PYTHON_IMAGE": PYTHON_BASE_IMAGE,
         "BUILDKIT_IMAGE": BUILDKIT_IMAGE,
@@ -367,7 +367,7 @@ def test_release_action_runs_the_unprivileged_release_project(stack: OfflineRun)
 
 
 def test_release_project_environment_names_every_job_definition(stack: OfflineRun) -> None:
-    """Waits on infra/jobs.py: the names are those of its four job definitions."""
+    """Waits on infra/jobs/jobs.py: the names are those of its four job definitions."""
     definitions = sorted(r.inputs["name"] for r in stack.of_type("aws:batch/jobDefinition:JobDefinition"))
     assert len(definitions) == 4
     assert {d.rsplit("-", 1)[-1] for d in definitions} == {"retrain", "drift", "summary", "inference"}

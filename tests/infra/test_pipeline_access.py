@@ -6,17 +6,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
-from types import SimpleNamespace
 from typing import Any
 
 import pulumi
 import pytest
 
 from contracts.bucket_layout import evaluation_report_keys
-from infra.iam import RESOURCE_STAR_ACTIONS
-from infra.offline import ACCOUNT_ID, OfflineRun, run_offline
+from infra.lib.iam import RESOURCE_STAR_ACTIONS
 from tests.infra.plan_queries import allowed_actions, as_list, role_policy, statements
 from tests.infra.test_pipeline import project_env
+from tools.plan.offline import ACCOUNT_ID, OfflineRun, run_offline
 
 PIPELINE_ROLES = ("delivery-pipeline-role", "delivery-build-role", "delivery-release-role", "delivery-triggers-role",
                   "delivery-evaluate-role")  # fmt: skip
@@ -195,7 +194,7 @@ def test_codebuild_network_interfaces_as_the_codebuild_vpc_docs_list_them(stack:
 
 
 def test_release_role_writes_only_the_release_keys_and_its_job_definitions(stack: OfflineRun) -> None:
-    """Waits on infra/jobs.py for the Batch part (job definitions and passable roles)."""
+    """Waits on infra/jobs/jobs.py for the Batch part (job definitions and passable roles)."""
     policy = role_policy(stack, "delivery-release-role")
     actions = allowed_actions(policy)
     bucket = f"arn:aws:s3:::{stack.outputs['modelBucket']}"
@@ -266,18 +265,15 @@ def test_approval_alert_links_this_executions_evaluation_report(stack: OfflineRu
 
 
 def test_release_without_job_definitions_grants_no_batch_or_pass_role() -> None:
-    """While infra/jobs.py declares nothing, the pipeline still builds: no names, no Batch grants."""
+    """While infra/jobs/jobs.py declares nothing, the pipeline still builds: no names, no Batch grants."""
     from infra import stack as stack_module
-    from infra.pipeline import DeliveryPipeline, DeliveryPipelineArgs
+    from infra.pipeline.pipeline import DeliveryPipeline, ReleasedJobs
 
     def program() -> None:
         settings = stack_module.load_settings()
         platform = stack_module.build_platform(settings, stack_module.Account.lookup())
         stage, prod = stack_module.build_service(platform, "stage"), stack_module.build_service(platform, "prod")
-        jobs: Any = SimpleNamespace(job_definitions={}, passable_role_arns=[], job_queue=None)
-        pipeline = DeliveryPipeline(
-            "delivery", DeliveryPipelineArgs(platform=platform, stage=stage, prod=prod, jobs=jobs)
-        )
+        pipeline = DeliveryPipeline("delivery", stack_module.pipeline_args(platform, stage, prod, ReleasedJobs()))
         pulumi.export("pipelineName", pipeline.pipeline_name)
 
     run = run_offline("dev", program=program)

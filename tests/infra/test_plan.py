@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from infra.offline import OfflineRun, run_offline
-from infra.plan import main
+from tools.plan.offline import OfflineRun, run_offline
+from tools.plan.plan import main
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def plan_json(stack: str) -> dict:
     completed = subprocess.run(
-        [sys.executable, "-m", "infra.plan", "--stack", stack, "--format", "json"],
+        [sys.executable, "-m", "tools.plan", "--stack", stack, "--format", "json"],
         cwd=ROOT, capture_output=True, text=True, check=True,
     )  # fmt: skip
     return json.loads(completed.stdout)
@@ -97,7 +97,7 @@ def test_the_offline_runtime_refuses_an_invoke_it_does_not_know() -> None:
     """A new data source must be added to the mocks deliberately, never answered with an empty guess."""
     import pulumi_aws as aws
 
-    from infra.offline import UnknownInvokeError
+    from tools.plan.offline import UnknownInvokeError
 
     def program() -> None:
         aws.ec2.get_vpc(default=True)

@@ -9,11 +9,11 @@ from botocore.session import get_session
 from botocore.validate import ParamValidator
 
 from app import capture_contract
-from infra.iam import RESOURCE_STAR_ACTIONS
-from infra.model_service import CAPTURE_SPOOL_BUDGET_GIB, EPHEMERAL_STORAGE_GIB
-from infra.offline import OfflineRun, run_offline
-from infra.tagging import REQUIRED_TAG_KEYS, _accepts_tags
+from infra.lib.iam import RESOURCE_STAR_ACTIONS
+from infra.lib.tagging import REQUIRED_TAG_KEYS, _accepts_tags
+from infra.service.model_service import CAPTURE_SPOOL_BUDGET_GIB, EPHEMERAL_STORAGE_GIB
 from tests.infra.plan_queries import allowed_actions, as_list, policy_documents, role_policy, statements
+from tools.plan.offline import OfflineRun, run_offline
 
 SERVICE = "aws:ecs/service:Service"
 BUCKET = "aws:s3/bucket:Bucket"

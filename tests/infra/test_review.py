@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from infra import plan_cost, plan_diagram, plan_diff
-from infra.offline import OfflineRun, run_offline
-from infra.plan import main
+from tools.plan import plan_cost, plan_diagram, plan_diff
+from tools.plan.offline import OfflineRun, run_offline
+from tools.plan.plan import main
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGES = ("Source", "Build", "DeployStage", "Evaluate", "Approval", "DeployProd", "Release")

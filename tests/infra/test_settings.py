@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from infra.offline import load_stack_config, run_offline
 from infra.settings import SECRET_KEYS, ConfigError, StackSettings, parse_settings, validate_schedule_expression
+from tools.plan.offline import load_stack_config, run_offline
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -124,7 +124,7 @@ def test_every_settings_key_is_documented_in_the_readme() -> None:
 
 
 def test_readme_configuration_reference_matches_the_code() -> None:
-    from infra.config_reference import END, START, render_table
+    from tools.plan.config_reference import END, START, render_table
 
     readme = (ROOT / "README.md").read_text()
     section = readme.split(START, 1)[1].split(END, 1)[0].strip()

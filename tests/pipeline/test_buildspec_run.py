@@ -29,8 +29,8 @@ import pytest
 import yaml
 
 from contracts.exit_codes import ExitCode
-from infra.images import BUILDKIT_IMAGE, PYTHON_BASE_IMAGE
-from infra.registry import CACHE_TAG
+from infra.lib.images import BUILDKIT_IMAGE, PYTHON_BASE_IMAGE
+from infra.pipeline.registry import CACHE_TAG
 from model_package import extract_package, open_package
 from release.contracts import deployed_image_parameter
 from tests.pipeline import packages

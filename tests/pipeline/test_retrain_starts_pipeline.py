@@ -16,10 +16,10 @@ from typing import Any
 import boto3
 import pytest
 
-from infra.offline import run_offline
 from retrain.job import Decision, RetrainJob
 from retrain.settings import Settings
 from retrain.synthetic import generate_churn
+from tools.plan.offline import run_offline
 
 
 @pytest.fixture

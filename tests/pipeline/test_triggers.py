@@ -22,7 +22,7 @@ from typing import Any
 import boto3
 import pytest
 
-from infra.offline import OfflineRun, run_offline
+from tools.plan.offline import OfflineRun, run_offline
 
 RULE = "aws:cloudwatch/eventRule:EventRule"
 TARGET = "aws:cloudwatch/eventTarget:EventTarget"

@@ -12,8 +12,8 @@ import pytest
 import yaml
 from parliament import analyze_policy_string
 
-from infra.offline import OfflineRun, run_offline
 from tests.infra.plan_queries import policy_documents
+from tools.plan.offline import OfflineRun, run_offline
 
 ROOT = Path(__file__).resolve().parents[2]
 EXCEPTIONS = yaml.safe_load((ROOT / "policy" / "exceptions.yaml").read_text())

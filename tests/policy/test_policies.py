@@ -24,8 +24,8 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from infra.offline import OfflineRun, RegisteredResource, run_offline
 from policy.policies import POLICIES
+from tools.plan.offline import OfflineRun, RegisteredResource, run_offline
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from contracts.bucket_layout import TRAINING_DATA_PREFIX
-from infra.offline import OfflineRun, run_offline
 from jobs_common.errors import DataError
 from jobs_common.readers import S3Reader, parse_bytes
 from tests.infra.test_jobs import environment
+from tools.plan.offline import OfflineRun, run_offline
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from infra.offline import OfflineRun
+from tools.plan.offline import OfflineRun
 
 ALERT_TARGET = "observability-job-failed-alert"
 # A statusReason as Batch can send it: quotes, backslash, newline.

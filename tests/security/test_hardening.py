@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from infra.offline import OfflineRun, run_offline
 from infra.settings import ConfigError
+from tools.plan.offline import OfflineRun, run_offline
 from tools.scan.skips import Failure, Skip, SkipFileError, _parse, judge, load_skips
 from tools.scan.tfplan import convert_attributes, terraform_type, to_terraform_plan
 
@@ -131,7 +131,7 @@ def test_bootstrap_image_is_not_docker_hub_and_its_server_answers_the_health_che
     import sys
     import urllib.request
 
-    from infra.hardening import BOOTSTRAP_IMAGE, BOOTSTRAP_SERVER
+    from infra.foundation.hardening import BOOTSTRAP_IMAGE, BOOTSTRAP_SERVER
     from policy.policies import is_docker_hub
     from tests.support.servers import free_port, wait_until
 
@@ -169,7 +169,7 @@ def test_the_bootstrap_command_starts_the_app_in_an_image_that_has_it(tmp_path: 
     import subprocess
     import sys
 
-    from infra.hardening import BOOTSTRAP_SERVER
+    from infra.foundation.hardening import BOOTSTRAP_SERVER
 
     cmd = next(
         line for line in (REPO / "docker" / "app.Dockerfile").read_text().splitlines() if line.startswith("CMD ")

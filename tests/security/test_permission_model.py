@@ -10,9 +10,9 @@ import shutil
 
 import pytest
 
-from infra.offline import OfflineRun
 from tools.iam.required_calls import REQUIRED_CALLS
 from tools.iam.simulate import TOOL_DIR, Call, evaluate, simulation
+from tools.plan.offline import OfflineRun
 
 _ENGINE_READY = shutil.which("node") is not None and (TOOL_DIR / "node_modules" / "@cloud-copilot").is_dir()
 if not _ENGINE_READY and not os.environ.get("CI"):
@@ -95,8 +95,8 @@ CONNECTIONS = {
 def test_codeconnections_source_may_set_the_artifact_acl() -> None:
     """CodePipeline User Guide, "CodeStarSourceConnection ... service role permissions": the source action
     writes its artifact with s3:PutObjectAcl. Evaluated on the dev stack switched to a connections source."""
-    from infra.offline import run_offline
     from tools.iam.simulate import Ref
+    from tools.plan.offline import run_offline
 
     run = run_offline("dev", overrides=CONNECTIONS)
     call = Call("pipeline (codeconnections)", "delivery-pipeline-role", "s3:PutObjectAcl",

@@ -16,9 +16,9 @@ import pytest
 from botocore.exceptions import ClientError
 from pulumi.runtime.rpc import UNKNOWN
 
-from infra.offline import run_offline
-from infra.plan import render_json
 from tests.support.servers import MotoServer
+from tools.plan.offline import run_offline
+from tools.plan.plan import render_json
 from twin.aws import PlanError, TwinAws, provision
 
 TIMEOUT = 20.0
@@ -27,7 +27,7 @@ RULE_TYPE = "aws:cloudwatch/eventRule:EventRule"
 
 @pytest.fixture(scope="module")
 def plans() -> dict[str, dict[str, Any]]:
-    """Both stacks' plans, exactly as ``python -m infra.plan --stack <s> --format json`` prints them."""
+    """Both stacks' plans, exactly as ``python -m tools.plan --stack <s> --format json`` prints them."""
     return {stack: json.loads(render_json(run_offline(stack))) for stack in ("dev", "prod")}
 
 

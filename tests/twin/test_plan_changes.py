@@ -1,6 +1,6 @@
 """Changing the plan changes the twin: a deliberately broken ``infra/`` (in a copy) fails DeployStage.
 
-Each case edits one line of ``infra/model_service.py`` in a copy of the repository, recomputes the plan
+Each case edits one line of ``infra/service/model_service.py`` in a copy of the repository, recomputes the plan
 from that copy, and runs the twin's DeployStage with the image already built (no rebuild). The intact
 copy passes the same step, so each failure is the edit's doing.
 """
@@ -18,7 +18,7 @@ from twin.pipeline import StageFailedError, new_run
 from twin.plan import Plan, compute_plan
 from twin.session import Twin, clean_copy
 
-SOURCE = "infra/model_service.py"
+SOURCE = "infra/service/model_service.py"
 BREAKS = {
     "intact": None,
     "wrong container port in the port mapping": (

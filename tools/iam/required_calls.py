@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from tools.iam.simulate import STAR, Call, Ref
 
-ACCOUNT = "123456789012"  # the offline runtime's account (infra/offline.py ACCOUNT_ID)
+ACCOUNT = "123456789012"  # the offline runtime's account (tools/plan/offline.py ACCOUNT_ID)
 REGION = "us-east-1"
 KEY = Ref("aws:kms/key:Key", "data-key")
 TOPIC = Ref("aws:sns/topic:Topic", "alerts-topic")

@@ -19,7 +19,7 @@ from typing import Any
 
 from pulumi.runtime import mocks as pulumi_mocks
 
-from infra.offline import ACCOUNT_ID, AwsMocks, OfflineRun, RegisteredResource
+from tools.plan.offline import ACCOUNT_ID, AwsMocks, OfflineRun, RegisteredResource
 
 TOOL_DIR = Path(__file__).resolve().parent
 ENGINE = TOOL_DIR / "evaluate.mjs"
@@ -85,7 +85,7 @@ def _one(run: OfflineRun, type_token: str, name: str) -> RegisteredResource:
 
 
 def _region(run: OfflineRun) -> str:
-    from infra.offline import load_stack_config
+    from tools.plan.offline import load_stack_config
 
     config, _ = load_stack_config(run.stack)
     return str(config.get("aws:region", "us-east-1"))

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from infra.offline import run_offline
+from tools.plan.offline import run_offline
 from tools.scan.skips import STACKS, failures_from_checkov, judge, load_skips
 from tools.scan.tfplan import to_terraform_plan
 

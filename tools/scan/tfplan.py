@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from infra.offline import OfflineRun, RegisteredResource, run_offline
+from tools.plan.offline import OfflineRun, RegisteredResource, run_offline
 
 # Terraform names that are not ``aws_<module>_<snake name>`` (pulumi-aws resources.go renames).
 TYPE_OVERRIDES: dict[str, str] = {

@@ -1,0 +1,1 @@
+"""The delivery pipeline: CodePipeline, its CodeBuild projects, sources, triggers, notifications, image registry."""
