@@ -37,7 +37,11 @@ def test_jobs_dockerfile_is_hadolint_clean() -> None:
 
 def test_jobs_image_is_pinned_non_root_and_runs_the_retrain_job() -> None:
     instructions = _instructions()
-    assert ("FROM", "public.ecr.aws/docker/library/python:3.11-slim-bookworm") in instructions
+    # The one digest-pinned ECR Public base (issue #16 item 6; infra/images.py), passed in as PYTHON_IMAGE.
+    from infra.images import PYTHON_BASE_IMAGE
+
+    assert ("ARG", f"PYTHON_IMAGE={PYTHON_BASE_IMAGE}") in instructions
+    assert ("FROM", "${PYTHON_IMAGE}") in instructions
     users = [arg for kind, arg in instructions if kind == "USER"]
     assert users and users[-1].split(":")[0] not in ("root", "0")
     copies = [arg.split()[0] for kind, arg in instructions if kind == "COPY"]
