@@ -19,7 +19,8 @@ def deployed_image_parameter(stack: str, service: str) -> str:
     """SSM parameter holding the image the pipeline last deployed to ``service`` (``<repo>@sha256:<digest>``).
 
     Written by ``python -m release deployed-image`` in the Release step, read by Pulumi
-    (infra/service/model_service.py) so a ``pulumi up`` keeps the deployed image (docs/pipeline.md, "Who owns the image").
+    (infra/service/model_service.py) so a ``pulumi up`` keeps the deployed image (docs/pipeline.md,
+    "Who owns the image").
     """
     if service not in SERVICES:
         raise ValueError(f"deployed-image parameter for {service!r}: services are {SERVICES}")

@@ -37,8 +37,8 @@ def test_jobs_dockerfile_is_hadolint_clean() -> None:
 
 def test_jobs_image_is_pinned_non_root_and_runs_the_retrain_job() -> None:
     instructions = _instructions()
-    # The one digest-pinned ECR Public base (issue #16 item 6; infra/images.py), passed in as PYTHON_IMAGE.
-    from infra.images import PYTHON_BASE_IMAGE
+    # The one digest-pinned ECR Public base (issue #16 item 6; infra/lib/images.py), passed in as PYTHON_IMAGE.
+    from infra.lib.images import PYTHON_BASE_IMAGE
 
     assert ("ARG", f"PYTHON_IMAGE={PYTHON_BASE_IMAGE}") in instructions
     assert ("FROM", "${PYTHON_IMAGE}") in instructions
