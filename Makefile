@@ -45,8 +45,9 @@ e2e: e2e-setup
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
-## Types (pyproject [tool.mypy]): strict on contracts/, model_package/, infra/; the default elsewhere.
+## Types (pyproject [tool.mypy]): strict on contracts/, model_package/, infra/; the default elsewhere. Part of lint.
 typecheck: venv
 	$(BIN)/mypy
 

@@ -42,7 +42,7 @@ class Result:
 
 def prepare_model(workdir: Path, rows: int) -> tuple[Path, Path, dict[str, str | int | float]]:
     """Train once; the app gets model.zip, the baseline the same fitted estimator as a joblib file."""
-    import joblib  # type: ignore[import-untyped]  # joblib ships no type information (no py.typed marker)
+    import joblib
 
     from model_package import open_package
     from model_package.runtime import load_skops_estimator

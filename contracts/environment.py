@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Final, Literal, Self
 
 from pydantic import BeforeValidator, Field, ValidationError
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from contracts.bucket_layout import DEFAULT_MODEL_KEY, DRIFT_REPORT_PREFIX, PROD_CAPTURE_PREFIX
 
@@ -58,6 +58,21 @@ class ProcessEnvironment(BaseSettings):
 
     # Named in "X is not set" errors: where the reader finds what the variable is for.
     DOCS: ClassVar[str] = "README.md"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Only the values passed in. Infra constructs these classes to *write* a task, job or CodeBuild
+        definition, and the environment of whoever runs ``pulumi up`` must never leak into it (it did:
+        the operator's AWS_REGION appeared in the Evaluate project). ``from_env`` reads the environment
+        explicitly (pydantic-settings docs, "Customise settings sources")."""
+        return (init_settings,)
 
     @classmethod
     def variable(cls, field: str) -> str:
@@ -350,6 +365,10 @@ class ReleaseEnvironment(ProcessEnvironment):
     schedule_names: str = ""  # comma-separated (release/schedules.py parse_schedule_names)
     # The pipeline whose ListActionExecutions says who approved (release/ledger.py); unset outside it.
     pipeline_name: str | None = None
+    # `release deployed-image`: the stack whose SSM parameters record what runs, and the key they are
+    # encrypted with (release/contracts.py deployed_image_parameter; docs/pipeline.md "Who owns the image").
+    stack_name: str | None = None
+    parameter_key_arn: str | None = None
 
 
 # Which class each Batch job reads (the job names of infra/jobs/jobs_spec.py).

@@ -174,13 +174,13 @@ def _test_record(args: argparse.Namespace) -> int:
 
 
 def _deployed_image(args: argparse.Namespace) -> int:
-    import os
-
     import boto3
 
+    from contracts.environment import ReleaseEnvironment
     from release.deployed_image import image_from_definitions, record_deployed_image
 
-    key_id = (args.key_id or os.environ.get("PARAMETER_KEY_ARN", "")).strip()
+    env = ReleaseEnvironment.from_env(error=ConfigurationError)
+    key_id = (args.key_id or env.parameter_key_arn or "").strip()
     if not key_id:
         raise ConfigurationError("PARAMETER_KEY_ARN (or --key-id) is not set; the infra sets it to the stack key")
     if args.image_definitions is not None:
@@ -189,7 +189,7 @@ def _deployed_image(args: argparse.Namespace) -> int:
         from release.build_record import BuildRecordReader
 
         image = BuildRecordReader().read(args.build_record).pinned_app_image
-    stack = (args.stack or os.environ.get("STACK_NAME", "")).strip()
+    stack = (args.stack or env.stack_name or "").strip()
     for service in args.service:
         print(record_deployed_image(boto3.client("ssm"), stack=stack, service=service, image=image, key_id=key_id))
     return ExitCode.OK

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-import joblib  # type: ignore[import-untyped]  # joblib ships no type information (no py.typed marker)
+import joblib
 import pandas as pd
 from flask import Flask, jsonify, request
 

@@ -1,0 +1,31 @@
+"""The process environments (contracts/environment.py) as infra writes them: only what infra passes.
+
+Found while integrating issue #15: ``EvaluateEnvironment(...)`` is a pydantic-settings class, whose constructor
+also read the *Pulumi host's* environment, so the CodeBuild project's variables (and the plan) changed with
+whoever ran ``pulumi up`` (``AWS_REGION`` of the operator's shell appeared in the Evaluate project).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from contracts.environment import JOB_ENVIRONMENTS, AppEnvironment, EvaluateEnvironment, ReleaseEnvironment
+
+
+@pytest.mark.parametrize(
+    "environment", [AppEnvironment, EvaluateEnvironment, ReleaseEnvironment, *JOB_ENVIRONMENTS.values()]
+)
+def test_the_writers_environment_never_leaks_into_what_it_writes(
+    environment: type[AppEnvironment], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for variable in environment.variables():
+        monkeypatch.setenv(variable, "from-the-operators-shell")
+    assert environment().to_env() == {}
+
+
+def test_from_env_still_reads_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    monkeypatch.setenv("EVALUATION_SMOKE_REQUESTS", "7")
+    read = EvaluateEnvironment.from_env()
+    assert (read.aws_region, read.evaluation_smoke_requests) == ("eu-west-1", 7)
+    assert read.to_env() == {"AWS_REGION": "eu-west-1", "EVALUATION_SMOKE_REQUESTS": "7"}
