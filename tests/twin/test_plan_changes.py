@@ -27,8 +27,10 @@ BREAKS = {
         "is not in app's portMappings",
     ),
     "wrong env var name": (
-        '"CAPTURE_S3_URI": f"s3://{capture_bucket}/capture/{args.service}",',
-        '"CAPTURE_URI": f"s3://{capture_bucket}/capture/{args.service}",',
+        # The task definition's variables come from the app's own class (contracts/environment.py), so a
+        # misspelt name cannot be written by accident any more; this renames one after the fact.
+        "        ).to_env()\n",
+        '        ).to_env()\n        environment["CAPTURE_URI"] = environment.pop("CAPTURE_S3_URI")\n',
         "captured nothing",
     ),
     "missing mount": (
