@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.metadata
 import json
 import os
@@ -240,6 +241,49 @@ def test_record_cli_configuration_error(release_env: dict[str, Any], moto_server
     assert "MODEL_BUCKET" in result.stderr
 
 
+def _imports(tree: ast.AST) -> list[str]:
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names += [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+    return names
+
+
+def _module_level(tree: ast.Module) -> ast.Module:
+    """The statements that run at import (not function bodies, not ``if TYPE_CHECKING``)."""
+    body = [n for n in tree.body if not (isinstance(n, ast.If) and "TYPE_CHECKING" in ast.unparse(n.test))]
+    return ast.Module(body=[n for n in body if not isinstance(n, ast.FunctionDef | ast.ClassDef)], type_ignores=[])
+
+
+def _third_party_imports(package: str) -> set[str]:
+    """Top-level third-party modules ``package`` imports anywhere, plus those imported at module level by the
+    first-party modules it reaches (transitively)."""
+    first_party = {p.name for p in ROOT.iterdir() if (p / "__init__.py").exists()}
+    found: set[str] = set()
+    seen: set[Path] = set()
+    todo = [(path, True) for path in (ROOT / package).glob("*.py")]
+    while todo:
+        path, whole = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        tree = ast.parse(path.read_text())
+        for name in _imports(tree if whole else _module_level(tree)):
+            top = name.split(".")[0]
+            if top in first_party:
+                parts = name.split(".")
+                for depth in range(1, len(parts) + 1):
+                    base = ROOT.joinpath(*parts[:depth])
+                    for candidate in (base / "__init__.py", base.with_suffix(".py")):
+                        if candidate.exists():
+                            todo.append((candidate, top == package))
+            elif top not in sys.stdlib_module_names and top != "__future__":
+                found.add(top)
+    return found
+
+
 def test_release_requirements_pin_the_whole_closure_at_dev_lock_versions() -> None:
     def pins(path: Path) -> dict[str, str]:
         found = {}
@@ -253,7 +297,14 @@ def test_release_requirements_pin_the_whole_closure_at_dev_lock_versions() -> No
     release, lock = pins(ROOT / "release" / "requirements.txt"), pins(ROOT / "requirements" / "dev.lock")
     assert {name: lock.get(name) for name in release} == release
 
-    closure, todo = set(), ["boto3", "pydantic"]
+    # The roots are what the release code really imports (the Release CodeBuild runs it in a venv holding only
+    # this file): every third-party import in release/, and the module-level ones of the first-party modules
+    # it reaches. A hard-coded root list missed pydantic-settings when contracts/ began to need it, and only
+    # the twin's RecordRelease (ModuleNotFoundError) noticed.
+    distributions = importlib.metadata.packages_distributions()
+    roots = sorted({dist for module in _third_party_imports("release") for dist in distributions[module]})
+    assert {"boto3", "pydantic", "pydantic-settings"} <= {name.lower() for name in roots}
+    closure, todo = set(), list(roots)
     while todo:
         name = todo.pop().lower().replace("_", "-")
         if name in closure:
