@@ -17,7 +17,7 @@ from infra.foundation.hardening import (
 from infra.foundation.network import Network, NetworkArgs
 from infra.foundation.storage import Buckets, BucketsArgs
 from infra.jobs.jobs import BatchJobs, BatchJobsArgs
-from infra.jobs.jobs_spec import runtime_settings_parameter
+from infra.jobs.jobs_spec import JobsConfig, runtime_settings_parameter
 from infra.lib.stack_types import Account, Platform
 from infra.lib.tagging import register_required_tags
 from infra.observability.alerts import Alerts, AlertsArgs
@@ -205,11 +205,37 @@ def build_service(platform: Platform, service: str) -> ModelService:
     )
 
 
+def jobs_config(settings: StackSettings) -> JobsConfig:
+    """The settings the Batch jobs use, as plain values under the same names."""
+    return JobsConfig(
+        log_retention_days=settings.log_retention_days,
+        jobs_image_tag=settings.jobs_image_tag,
+        schedule_timezone=settings.schedule_timezone,
+        retrain_schedule=settings.retrain_schedule,
+        drift_schedule=settings.drift_schedule,
+        summary_schedule=settings.summary_schedule,
+        retrain_vcpu=settings.retrain_vcpu,
+        retrain_memory_mib=settings.retrain_memory_mib,
+        retrain_timeout_minutes=settings.retrain_timeout_minutes,
+        jobs_vcpu=settings.jobs_vcpu,
+        jobs_memory_mib=settings.jobs_memory_mib,
+        training_data_prefix=settings.training_data_prefix,
+        model_key=settings.model_key,
+        gate_metric=settings.gate_metric,
+        gate_tolerance=settings.gate_tolerance,
+        gate_floor=settings.gate_floor,
+        min_training_rows=settings.min_training_rows,
+        alert_window_minutes=settings.alert_window_minutes,
+        drift_retrain_enabled=settings.drift_retrain_enabled,
+        summary_min_count=settings.summary_min_count,
+    )
+
+
 def build_jobs(platform: Platform) -> BatchJobs:
     return BatchJobs(
         "jobs",
         BatchJobsArgs(
-            settings=platform.settings,
+            config=jobs_config(platform.settings),
             account_id=platform.account.account_id,
             region=platform.account.region,
             vpc_id=platform.network.vpc_id,

@@ -36,6 +36,7 @@ from infra.jobs.jobs_spec import (
     RETRY_ATTEMPTS,
     SCHEDULED_JOBS,
     JobName,
+    JobsConfig,
     Resolved,
     container_properties,
     inference_parameters,
@@ -43,7 +44,6 @@ from infra.jobs.jobs_spec import (
     timeout_seconds,
 )
 from infra.lib import iam
-from infra.settings import StackSettings
 
 # Enough for every job at once at the largest configured size, small enough to cap a runaway loop of
 # drift-triggered retrains (Batch User Guide, "Compute environment parameters": maxvCpus).
@@ -52,7 +52,9 @@ MAX_VCPUS = 16
 
 @dataclass(frozen=True)
 class BatchJobsArgs:
-    settings: StackSettings
+    """Plain values and outputs only (stack.py's ``build_jobs``): the component never reads the settings."""
+
+    config: JobsConfig
     account_id: pulumi.Input[str]
     region: str
     vpc_id: pulumi.Input[str]
@@ -80,13 +82,11 @@ class BatchJobs(pulumi.ComponentResource):
         self._args = args
         child = pulumi.ResourceOptions(parent=self)
         stack = pulumi.get_stack()
-        settings = args.settings
+        config = args.config
 
         self.log_group = aws.cloudwatch.LogGroup(
             f"{name}-logs",
-            aws.cloudwatch.LogGroupArgs(
-                name=f"/ml-delivery/{stack}/jobs", retention_in_days=settings.log_retention_days
-            ),
+            aws.cloudwatch.LogGroupArgs(name=f"/ml-delivery/{stack}/jobs", retention_in_days=config.log_retention_days),
             opts=child,
         )
         self.security_group = self._security_group(name, args)
@@ -136,7 +136,9 @@ class BatchJobs(pulumi.ComponentResource):
         retrain_prefix: pulumi.Input[str] = ""
         for job in JOB_NAMES:
             grants = JobGrants(
-                settings=settings,
+                training_data_prefix=config.training_data_prefix,
+                model_key=config.model_key,
+                drift_retrain_enabled=config.drift_retrain_enabled,
                 model_bucket_arn=args.model_bucket_arn,
                 capture_bucket_arn=args.capture_bucket_arn,
                 alerts_topic_arn=args.alerts_topic_arn,
@@ -163,13 +165,13 @@ class BatchJobs(pulumi.ComponentResource):
                 jobs=[
                     ScheduledJob(
                         job=job,
-                        expression=self._expression(job),
+                        expression=config.schedule(job),
                         job_definition_name=self.job_definition_names[job],
                         job_definition_arn_prefix=self.job_definitions[job].arn_prefix,
                     )
                     for job in SCHEDULED_JOBS
                 ],
-                timezone=settings.schedule_timezone,
+                timezone=config.schedule_timezone,
                 job_queue_arn=self.job_queue.arn,
                 account_id=args.account_id,
                 alerts_topic_arn=args.alerts_topic_arn,
@@ -189,10 +191,6 @@ class BatchJobs(pulumi.ComponentResource):
                 "logGroup": self.log_group.name,
             }
         )
-
-    def _expression(self, job: JobName) -> str:
-        s = self._args.settings
-        return {"retrain": s.retrain_schedule, "drift": s.drift_schedule, "summary": s.summary_schedule}[job]
 
     def _security_group(self, name: str, args: BatchJobsArgs) -> aws.ec2.SecurityGroup:
         group = aws.ec2.SecurityGroup(
@@ -219,7 +217,7 @@ class BatchJobs(pulumi.ComponentResource):
         stack = pulumi.get_stack()
         is_monitor = job in ("drift", "summary")
         resolved = pulumi.Output.all(
-            image=pulumi.Output.concat(args.jobs_repository_url, f":{args.settings.jobs_image_tag}"),
+            image=pulumi.Output.concat(args.jobs_repository_url, f":{args.config.jobs_image_tag}"),
             job_role_arn=self.job_roles[job].arn,
             execution_role_arn=self.execution_role.arn,
             log_group=self.log_group.name,
@@ -232,7 +230,7 @@ class BatchJobs(pulumi.ComponentResource):
         properties = resolved.apply(
             lambda v: json.dumps(
                 container_properties(
-                    args.settings,
+                    args.config,
                     job,
                     Resolved(
                         region=args.region,
@@ -267,9 +265,7 @@ class BatchJobs(pulumi.ComponentResource):
                         for entry in EVALUATE_ON_EXIT
                     ],
                 ),
-                timeout=aws.batch.JobDefinitionTimeoutArgs(
-                    attempt_duration_seconds=timeout_seconds(args.settings, job)
-                ),
+                timeout=aws.batch.JobDefinitionTimeoutArgs(attempt_duration_seconds=timeout_seconds(args.config, job)),
                 # Only ever deregisters the revision Pulumi itself registered before; the pipeline's
                 # revisions stay ACTIVE (see the module docstring).
                 deregister_on_new_revision=True,

@@ -18,14 +18,15 @@ from contracts.bucket_layout import (
 )
 from infra.jobs.jobs_spec import CAPTURE_PREFIX, JobName
 from infra.lib import iam
-from infra.settings import StackSettings
 
 
 @dataclass(frozen=True)
 class JobGrants:
     """What the statements are scoped to: this stack's buckets, topic, key, and the retrain job."""
 
-    settings: StackSettings
+    training_data_prefix: str  # retrain reads the labelled data under it
+    model_key: str  # retrain writes the candidate there (what starts the pipeline); drift reads it
+    drift_retrain_enabled: bool  # only then may the drift job submit the retrain job
     model_bucket_arn: pulumi.Input[str]
     capture_bucket_arn: pulumi.Input[str]
     alerts_topic_arn: pulumi.Input[str]
@@ -90,13 +91,12 @@ def _read_capture(grants: JobGrants) -> list[iam.Statement]:
 
 
 def retrain_statements(grants: JobGrants) -> list[iam.Statement]:
-    s = grants.settings
     return [
         *_common(grants),
         iam.allow(
             ["s3:GetObject"],
             [
-                grants.model_object(f"{s.training_data_prefix}*"),
+                grants.model_object(f"{grants.training_data_prefix}*"),
                 grants.model_object(CHAMPION_KEY),
                 grants.model_object(f"{MODELS_PREFIX}*"),
             ],
@@ -106,7 +106,7 @@ def retrain_statements(grants: JobGrants) -> list[iam.Statement]:
             ["s3:PutObject"],
             [
                 grants.model_object(f"{MODELS_PREFIX}*"),
-                grants.model_object(s.model_key),
+                grants.model_object(grants.model_key),
                 grants.model_object(f"{REPORT_PREFIXES['retrain']}*"),
             ],
             sid="WriteCandidateAndReport",
@@ -115,7 +115,6 @@ def retrain_statements(grants: JobGrants) -> list[iam.Statement]:
 
 
 def drift_statements(grants: JobGrants) -> list[iam.Statement]:
-    s = grants.settings
     statements = [
         *_common(grants),
         *_read_capture(grants),
@@ -124,7 +123,7 @@ def drift_statements(grants: JobGrants) -> list[iam.Statement]:
             [
                 grants.model_object(CHAMPION_KEY),
                 grants.model_object(f"{MODELS_PREFIX}*"),
-                grants.model_object(s.model_key),
+                grants.model_object(grants.model_key),
             ],
             sid="ReadLiveModel",
         ),
@@ -139,7 +138,7 @@ def drift_statements(grants: JobGrants) -> list[iam.Statement]:
         # the stack key, which _common's data key grant already covers.
         iam.allow(["ssm:GetParameter"], [grants.runtime_settings_arn], sid="ReadCapturePolicy"),
     ]
-    if s.drift_retrain_enabled:
+    if grants.drift_retrain_enabled:
         statements.append(
             iam.allow(
                 ["batch:SubmitJob"],

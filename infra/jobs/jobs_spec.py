@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from contracts.bucket_layout import (
     DRIFT_REPORT_PREFIX,
@@ -18,7 +18,6 @@ from contracts.bucket_layout import (
     PROD_CAPTURE_PREFIX,
 )
 from contracts.environment import InferenceEnvironment, MonitorEnvironment, RetrainEnvironment
-from infra.settings import StackSettings
 from model_package.capture_privacy import HASH_KEY_ENV as CAPTURE_HASH_KEY_ENV
 
 JobName = Literal["retrain", "drift", "summary", "inference"]
@@ -66,6 +65,52 @@ EVALUATE_ON_EXIT: tuple[dict[str, str], ...] = (
 
 
 @dataclass(frozen=True)
+class JobsConfig:
+    """The stack's settings the Batch jobs use, as plain values (``stack.jobs_config`` builds it from the
+    stack settings, under the same names): the jobs component never sees the whole settings object."""
+
+    # The component: log retention, the bootstrap image tag of revision 1, the schedules.
+    log_retention_days: int
+    jobs_image_tag: str
+    schedule_timezone: str
+    retrain_schedule: str
+    drift_schedule: str
+    summary_schedule: str
+    # Sizes and the retrain attempt's upper bound (the other jobs' are DEFAULT_TIMEOUT_MINUTES).
+    retrain_vcpu: float
+    retrain_memory_mib: int
+    retrain_timeout_minutes: int
+    jobs_vcpu: float
+    jobs_memory_mib: int
+    # What the jobs read (their environment) and what their roles are scoped to.
+    training_data_prefix: str
+    model_key: str
+    gate_metric: str | None
+    gate_tolerance: float
+    gate_floor: float | None
+    min_training_rows: int
+    alert_window_minutes: int
+    drift_retrain_enabled: bool
+    summary_min_count: int
+
+    def schedule(self, job: JobName) -> str:
+        """The schedule expression of a scheduled job (SCHEDULED_JOBS)."""
+        return {"retrain": self.retrain_schedule, "drift": self.drift_schedule, "summary": self.summary_schedule}[job]
+
+
+class GateConfig(Protocol):
+    """The champion gate's keys: JobsConfig has them, and so has the stack settings the pipeline's Evaluate
+    action is written from (read-only properties, so a frozen dataclass and a pydantic model both fit)."""
+
+    @property
+    def gate_metric(self) -> str | None: ...
+    @property
+    def gate_tolerance(self) -> float: ...
+    @property
+    def gate_floor(self) -> float | None: ...
+
+
+@dataclass(frozen=True)
 class Resolved:
     """The values that exist only once the stack's resources do (resolved Pulumi outputs)."""
 
@@ -95,14 +140,14 @@ def format_vcpu(vcpu: float) -> str:
     return f"{vcpu:g}"
 
 
-def resources(settings: StackSettings, job: JobName) -> tuple[float, int]:
+def resources(config: JobsConfig, job: JobName) -> tuple[float, int]:
     if job == "retrain":
-        return settings.retrain_vcpu, settings.retrain_memory_mib
-    return settings.jobs_vcpu, settings.jobs_memory_mib
+        return config.retrain_vcpu, config.retrain_memory_mib
+    return config.jobs_vcpu, config.jobs_memory_mib
 
 
-def timeout_seconds(settings: StackSettings, job: JobName) -> int:
-    minutes = settings.retrain_timeout_minutes if job == "retrain" else DEFAULT_TIMEOUT_MINUTES[job]
+def timeout_seconds(config: JobsConfig, job: JobName) -> int:
+    minutes = config.retrain_timeout_minutes if job == "retrain" else DEFAULT_TIMEOUT_MINUTES[job]
     return minutes * 60
 
 
@@ -128,34 +173,34 @@ def inference_parameters(model_bucket: str) -> dict[str, str]:
     }
 
 
-def gate_environment(settings: StackSettings) -> dict[str, str]:
+def gate_environment(gate: GateConfig) -> dict[str, str]:
     """The champion gate's variables, read by retrain (retrain/settings.py) and Evaluate (evaluation/settings.py).
     GATE_METRIC and GATE_FLOOR only when the stack sets them: absent, each job uses the champion task's primary
     metric and default floor (jobs_common/gate.py)."""
     return {
-        **({"GATE_METRIC": settings.gate_metric} if settings.gate_metric is not None else {}),
-        "GATE_TOLERANCE": str(settings.gate_tolerance),
-        **({"GATE_FLOOR": str(settings.gate_floor)} if settings.gate_floor is not None else {}),
+        **({"GATE_METRIC": gate.gate_metric} if gate.gate_metric is not None else {}),
+        "GATE_TOLERANCE": str(gate.gate_tolerance),
+        **({"GATE_FLOOR": str(gate.gate_floor)} if gate.gate_floor is not None else {}),
     }
 
 
-def job_environment(settings: StackSettings, job: JobName, r: Resolved) -> dict[str, str]:
+def job_environment(config: JobsConfig, job: JobName, r: Resolved) -> dict[str, str]:
     """The environment each job reads, written from the job's own settings class (contracts/environment.py)."""
     common: dict[str, Any] = {"aws_region": r.region, "model_bucket": r.model_bucket,
                               "alerts_topic_arn": r.alerts_topic_arn,
-                              "alert_window_minutes": settings.alert_window_minutes}  # fmt: skip
+                              "alert_window_minutes": config.alert_window_minutes}  # fmt: skip
     if job == "retrain":
         return RetrainEnvironment(
             **common,
-            data_uri=f"s3://{r.model_bucket}/{settings.training_data_prefix}",
-            model_key=settings.model_key,
+            data_uri=f"s3://{r.model_bucket}/{config.training_data_prefix}",
+            model_key=config.model_key,
             # No target/model_name/time_column: a refit reads them from the champion's manifest (its column
             # roles), so the same definition refits a binary, multiclass or regression champion (issue #14).
             # gate_metric/gate_floor unset (None) stay out of the definition: the task's primary metric and floor.
-            gate_metric=settings.gate_metric,
-            gate_tolerance=settings.gate_tolerance,
-            gate_floor=settings.gate_floor,
-            min_rows=settings.min_training_rows,
+            gate_metric=config.gate_metric,
+            gate_tolerance=config.gate_tolerance,
+            gate_floor=config.gate_floor,
+            min_rows=config.min_training_rows,
             # Only named in the job's alerts ("where to look"); the default would point at /aws/batch/job.
             log_group=r.log_group,
         ).to_env()
@@ -168,11 +213,11 @@ def job_environment(settings: StackSettings, job: JobName, r: Resolved) -> dict[
             capture_prefix=CAPTURE_PREFIX,
             # The summary job writes next to it, under reports/summary (monitor/__main__.py).
             report_prefix=DRIFT_REPORT_PREFIX,
-            drift_retrain_enabled=settings.drift_retrain_enabled,
+            drift_retrain_enabled=config.drift_retrain_enabled,
             retrain_job_queue=r.job_queue,
             retrain_job_definition=r.retrain_job_definition,
-            summary_min_count=settings.summary_min_count,
-            summary_window_minutes=schedule_window_minutes(settings.summary_schedule, 10),
+            summary_min_count=config.summary_min_count,
+            summary_window_minutes=schedule_window_minutes(config.summary_schedule, 10),
             capture_settings_source=f"ssm:{r.runtime_settings_parameter}" if job == "drift" else None,
         ).to_env()
     parameters = inference_parameters(r.model_bucket)
@@ -185,11 +230,11 @@ def job_environment(settings: StackSettings, job: JobName, r: Resolved) -> dict[
     ).to_env()
 
 
-def container_properties(settings: StackSettings, job: JobName, r: Resolved) -> dict[str, Any]:
+def container_properties(config: JobsConfig, job: JobName, r: Resolved) -> dict[str, Any]:
     """The ``containerProperties`` of RegisterJobDefinition for a Fargate job (Batch API Reference,
     "ContainerProperties"); the tests validate it against botocore's shape."""
-    vcpu, memory = resources(settings, job)
-    environment = job_environment(settings, job, r)
+    vcpu, memory = resources(config, job)
+    environment = job_environment(config, job, r)
     # Batch User Guide, "Specifying sensitive data": `secrets` valueFrom a Secrets Manager ARN, fetched with
     # the execution role. Only the drift job needs the capture HMAC key (monitor/privacy.py).
     secrets = (
