@@ -85,6 +85,10 @@ class ExitCode(IntEnum):
     """Too few rows to judge: a drift window below the configured minimum row count. Nothing was
     concluded ("no drift" would be a guess); the message gives the count, the minimum and the window."""
 
+    CANDIDATE_REJECTED = 17
+    """The Evaluate stage judged the candidate worse than the bar (a failed check: the champion gate on
+    labelled data, replay agreement or score distance, stage smoke or latency). The report names the check."""
+
     USAGE = 64
     """The command line is wrong (unknown flag, missing argument, value out of range). BSD ``EX_USAGE``;
     argparse's own 2 would collide with :attr:`PACKAGE_UNUSABLE`. Environment variables are

@@ -1,7 +1,8 @@
 """``python -m evaluation run --candidate DIR [--env-out FILE]``: the pipeline's Evaluate action.
 
-Exit status (evaluation.settings): 0 the candidate passed; 4 it failed a check (the report says which);
-3 a setting is wrong; 1 anything unexpected, with the traceback. ``--env-out`` writes ``export EVAL_*=``
+Exit status (contracts/exit_codes.py, docs/exit-codes.md): 0 the candidate passed; 17 CANDIDATE_REJECTED it
+failed a check (the report says which); 8 CONFIG a setting is wrong; 64 USAGE a bad command line; 1 anything
+unexpected, with the traceback. ``--env-out`` writes ``export EVAL_*=``
 lines for the buildspec to source, so its ``exported-variables`` reach the Approval action.
 """
 
@@ -13,13 +14,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from contracts.exit_codes import UsageArgumentParser
 from evaluation.settings import EXIT_CONFIG, ConfigError, EvaluationSettings
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="python -m evaluation", description=__doc__)
-    commands = root.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="evaluate a candidate package; write the report; exit 4 if it fails")
+    root = UsageArgumentParser(prog="python -m evaluation", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True, parser_class=UsageArgumentParser)
+    run = commands.add_parser("run", help="evaluate a candidate package; write the report; exit 17 if it fails")
     run.add_argument("--candidate", required=True, help="unpacked package directory or model.zip")
     run.add_argument("--stage-url", default=None, help="overrides STAGE_URL")
     run.add_argument("--env-out", default=None, help="write 'export EVAL_*=' lines here")

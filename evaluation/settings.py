@@ -15,6 +15,7 @@ from typing import Any
 
 from contracts.bucket_layout import DEFAULT_MODEL_KEY, PROD_CAPTURE_PREFIX, TRAINING_DATA_PREFIX
 from contracts.environment import EvaluateEnvironment
+from contracts.exit_codes import ExitCode
 from jobs_common.gate import GatePolicy
 from model_package.manifest import HIGHER_IS_BETTER
 
@@ -24,10 +25,11 @@ class ConfigError(ValueError):
 
 
 # Exit status of ``python -m evaluation run`` (the buildspec passes it on; CodeBuild fails the action on != 0).
-EXIT_PASSED = 0
-EXIT_UNEXPECTED = 1
-EXIT_CONFIG = 3
-EXIT_REJECTED = 4
+# Exit statuses from the one table (contracts/exit_codes.py, docs/exit-codes.md).
+EXIT_PASSED = ExitCode.OK
+EXIT_UNEXPECTED = ExitCode.UNEXPECTED
+EXIT_CONFIG = ExitCode.CONFIG
+EXIT_REJECTED = ExitCode.CANDIDATE_REJECTED
 
 # EvaluationSettings field -> EvaluateEnvironment field (contracts.environment: the variables, their types and
 # defaults, which infra writes the Evaluate action's environment from).

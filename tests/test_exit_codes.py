@@ -25,6 +25,8 @@ BARE_EXIT = [
     re.compile(r"\.exit\(\s*-?\d"),
     re.compile(r"\bSystemExit\(\s*-?\d"),
     re.compile(r"RunResult\([^)]*,\s*-?\d+\)"),
+    # A module's own status constants (evaluation had EXIT_CONFIG = 3, which the table calls MANIFEST_INVALID).
+    re.compile(r"^\s*EXIT_\w+\s*(:\s*\w+\s*)?=\s*-?\d"),
 ]
 # In command-line modules a bare ``return <int>`` is an exit status too.
 BARE_RETURN = re.compile(r"^\s*return\s+-?\d+\s*(#.*)?$")
@@ -72,6 +74,9 @@ def test_docs_table_lists_every_code() -> None:
         "inference",
         "release",
         "app",
+        "evaluation",
+        "jobs_common",
+        "alerting",
     ],
 )
 def test_no_bare_integer_exit_codes(package: str) -> None:
@@ -85,6 +90,16 @@ def test_grep_catches_a_bare_exit_code() -> None:
     assert BARE_EXIT[4].search('self.exit(2, "x")')
     assert BARE_RETURN.match("        return 2")
     assert not BARE_RETURN.match("        return ExitCode.USAGE")
+    assert BARE_EXIT[7].search("EXIT_CONFIG = 3")
+    assert not BARE_EXIT[7].search("EXIT_CONFIG = ExitCode.CONFIG")
+
+
+def test_evaluation_cli_exit_paths(monkeypatch: pytest.MonkeyPatch) -> None:
+    from evaluation.__main__ import main
+
+    _usage_and_help(main, ["nope"])
+    monkeypatch.setenv("MODEL_BUCKET", "models")
+    assert _code(main, ["run", "--candidate", "x", "--stage-url", "not-a-url"]) == ExitCode.CONFIG
 
 
 # ---- every CLI's exit paths, run in-process, compared with the enum ---------------------------------

@@ -62,7 +62,7 @@ def test_failing_candidate_fails_the_action_and_says_why(
     result = _run(tmp_path, s3.meta.endpoint_url, buckets, candidate, stage_app(candidate).url)
     assert result.returncode != 0
     assert result.failed_at == f"build:{len(SPEC['phases']['build']['commands']) - 1}"
-    assert "Evaluate failed (exit 4): FAIL: churn v2 vs champion v1" in result.output
+    assert "Evaluate failed (exit 17): FAIL: churn v2 vs champion v1" in result.output
     assert f"s3://{buckets[0]}/reports/evaluation/{EXECUTION}/report.html" in result.output
 
 
