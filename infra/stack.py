@@ -22,7 +22,13 @@ from infra.lib.stack_types import Account, Platform
 from infra.lib.tagging import register_required_tags
 from infra.observability.alerts import Alerts, AlertsArgs
 from infra.observability.observability import Observability, ObservabilityArgs, ServiceDimensions
-from infra.pipeline.pipeline import DeliveryPipeline, DeliveryPipelineArgs, DeployTarget, ReleasedJobs
+from infra.pipeline.pipeline import (
+    DeliveryPipeline,
+    DeliveryPipelineArgs,
+    DeployTarget,
+    PipelineConfig,
+    ReleasedJobs,
+)
 from infra.pipeline.registry import Registry, RegistryArgs
 from infra.service.model_service import DeploymentPolicy, ModelService, ModelServiceArgs, ServiceSizing
 from infra.settings import StackSettings, capture_hash_key, load_settings, sentry_dsn
@@ -288,11 +294,44 @@ def released_jobs(jobs: BatchJobs) -> ReleasedJobs:
     )
 
 
+def pipeline_config(settings: StackSettings, stack: str) -> PipelineConfig:
+    """The settings the delivery pipeline uses, as plain values under the same names; the CodeCommit repository's
+    name resolved for ``stack`` (the ``repositoryName`` key, or the per-stack default)."""
+    return PipelineConfig(
+        repository_name=settings.repository_name_for(stack),
+        source_provider=settings.source_provider,
+        branch=settings.branch,
+        connection_arn=settings.connection_arn,
+        full_repository_id=settings.full_repository_id,
+        deletion_protection=settings.deletion_protection,
+        internal_stage=settings.internal_stage,
+        log_retention_days=settings.log_retention_days,
+        build_compute_type=settings.build_compute_type,
+        build_timeout_minutes=settings.build_timeout_minutes,
+        container_name=settings.container_name,
+        model_key=settings.model_key,
+        training_data_prefix=settings.training_data_prefix,
+        gate_metric=settings.gate_metric,
+        gate_tolerance=settings.gate_tolerance,
+        gate_floor=settings.gate_floor,
+        evaluation_min_agreement=settings.evaluation_min_agreement,
+        evaluation_max_score_psi=settings.evaluation_max_score_psi,
+        evaluation_max_segment_shift=settings.evaluation_max_segment_shift,
+        evaluation_max_stage_difference=settings.evaluation_max_stage_difference,
+        evaluation_max_p99_latency_ms=settings.evaluation_max_p99_latency_ms,
+        evaluation_replay_sample_size=settings.evaluation_replay_sample_size,
+        evaluation_replay_window_hours=settings.evaluation_replay_window_hours,
+        evaluation_smoke_requests=settings.evaluation_smoke_requests,
+        evaluation_timeout_minutes=settings.evaluation_timeout_minutes,
+        approval_timeout_minutes=settings.approval_timeout_minutes,
+    )
+
+
 def pipeline_args(
     platform: Platform, stage: ModelService, prod: ModelService, jobs: ReleasedJobs
 ) -> DeliveryPipelineArgs:
     return DeliveryPipelineArgs(
-        settings=platform.settings,
+        config=pipeline_config(platform.settings, pulumi.get_stack()),
         account=platform.account,
         vpc_id=platform.network.vpc_id,
         private_subnet_ids=platform.network.private_subnet_ids,

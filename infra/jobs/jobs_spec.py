@@ -99,7 +99,7 @@ class JobsConfig:
 
 
 class GateConfig(Protocol):
-    """The champion gate's keys: JobsConfig has them, and so has the stack settings the pipeline's Evaluate
+    """The champion gate's keys: JobsConfig has them, and so has the PipelineConfig the pipeline's Evaluate
     action is written from (read-only properties, so a frozen dataclass and a pydantic model both fit)."""
 
     @property

@@ -44,10 +44,10 @@ from infra.pipeline.pipeline_sources import (
     MODEL_ARTIFACT,
     CodeSource,
     CodeSourceArgs,
+    SourceProvider,
     model_source_action,
 )
 from infra.pipeline.pipeline_triggers import PipelineTriggers, PipelineTriggersArgs
-from infra.settings import StackSettings
 from jobs_common.evaluation_contract import APPROVAL_STAGE, EVALUATE_NAMESPACE, EVALUATE_STAGE, REPORT_URL, SUMMARY
 
 # Contract with the buildspecs (buildspec.yml, release/buildspec.yml).
@@ -113,10 +113,48 @@ class ReleasedJobs:
 
 
 @dataclass(frozen=True)
+class PipelineConfig:
+    """The stack's settings the pipeline uses, as plain values (``stack.pipeline_config`` builds it from the stack
+    settings, under the same names): the pipeline component never sees the whole settings object."""
+
+    # The code source: CodeCommit (repository_name, resolved per stack) or a CodeConnections repository.
+    source_provider: SourceProvider
+    repository_name: str
+    branch: str
+    connection_arn: str | None
+    full_repository_id: str | None
+    deletion_protection: bool
+    # Whether stage's load balancer is internal (Evaluate's smoke test then runs in the VPC).
+    internal_stage: bool
+    # The build projects.
+    log_retention_days: int
+    build_compute_type: str
+    build_timeout_minutes: int
+    container_name: str
+    # The model the pipeline releases, the labels Evaluate reads, the champion gate (GateConfig).
+    model_key: str
+    training_data_prefix: str
+    gate_metric: str | None
+    gate_tolerance: float
+    gate_floor: float | None
+    # Evaluate's thresholds (EvaluateEnvironment) and its attempt's upper bound; the approval's timeout.
+    evaluation_min_agreement: float
+    evaluation_max_score_psi: float
+    evaluation_max_segment_shift: float
+    evaluation_max_stage_difference: float
+    evaluation_max_p99_latency_ms: int
+    evaluation_replay_sample_size: int
+    evaluation_replay_window_hours: int
+    evaluation_smoke_requests: int
+    evaluation_timeout_minutes: int
+    approval_timeout_minutes: int
+
+
+@dataclass(frozen=True)
 class DeliveryPipelineArgs:
     """The pipeline's inputs by value (issue #15: no Platform, no reaching through the services or the jobs)."""
 
-    settings: StackSettings
+    config: PipelineConfig
     account: Account
     vpc_id: pulumi.Input[str]
     private_subnet_ids: Sequence[pulumi.Input[str]]
@@ -145,7 +183,7 @@ class DeliveryPipelineArgs:
 class DeliveryPipeline(pulumi.ComponentResource):
     def __init__(self, name: str, args: DeliveryPipelineArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ml-delivery:pipeline:DeliveryPipeline", name, None, opts)
-        settings, account = args.settings, args.account
+        config, account = args.config, args.account
         stack = pulumi.get_stack()
         child = pulumi.ResourceOptions(parent=self)
         self._args = args
@@ -155,12 +193,12 @@ class DeliveryPipeline(pulumi.ComponentResource):
 
         self._pipeline_arn = pipeline_arn
         code_args = CodeSourceArgs(
-            provider=settings.source_provider,
-            branch=settings.branch,
-            repository_name=settings.repository_name_for(pulumi.get_stack()),
-            deletion_protection=settings.deletion_protection,
-            connection_arn=settings.connection_arn,
-            full_repository_id=settings.full_repository_id,
+            provider=config.source_provider,
+            branch=config.branch,
+            repository_name=config.repository_name,
+            deletion_protection=config.deletion_protection,
+            connection_arn=config.connection_arn,
+            full_repository_id=config.full_repository_id,
         )
         self.code = CodeSource(f"{name}-code", code_args, opts=child)
         self.build = BuildProject(f"{name}-build", self._build_args(), opts=child)
@@ -171,7 +209,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
         args.stage.allow_client(
             "evaluate", self.evaluate.security_group.id, "the pipeline's Evaluate project (smoke and latency test)"
         )
-        if not args.settings.internal_stage:
+        if not args.config.internal_stage:
             pulumi.log.warn(
                 "ml-delivery:stageInternetFacing is true: the Evaluate project reaches the stage ALB through the "
                 "NAT gateways' public addresses, which ingressCidrs must list or its smoke test is refused "
@@ -220,9 +258,9 @@ class DeliveryPipeline(pulumi.ComponentResource):
                 pipeline_arn=self.pipeline.arn,
                 rule_prefix=f"{self.name_prefix}-start",
                 model_bucket_name=args.model_bucket_name,
-                model_key=settings.model_key,
+                model_key=config.model_key,
                 repository_arn=self.code.repository_arn,
-                branch=settings.branch,
+                branch=config.branch,
                 account_id=account.account_id,
                 region=account.region,
                 partition=account.partition,
@@ -250,7 +288,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
     # --- build projects ----------------------------------------------------------------------------
     def _project_args(self, role: str, **overrides: object) -> BuildProjectArgs:
         args = self._args
-        settings, account = args.settings, args.account
+        config, account = args.config, args.account
         base: dict[str, object] = {
             "project_name": f"{self.name_prefix}-{role}",
             "vpc_id": args.vpc_id,
@@ -259,7 +297,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
             "data_key_arn": args.data_key_arn,
             "data_key_grant": args.data_key_grant,
             "log_group_name": f"/ml-delivery/{pulumi.get_stack()}/codebuild/{role}",
-            "log_retention_days": settings.log_retention_days,
+            "log_retention_days": config.log_retention_days,
             "account_id": account.account_id,
             "region": account.region,
             "partition": account.partition,
@@ -268,20 +306,20 @@ class DeliveryPipeline(pulumi.ComponentResource):
 
     def _build_args(self) -> BuildProjectArgs:
         args = self._args
-        settings = args.settings
+        config = args.config
         return self._project_args(
             "build",
             description="tests, model verification, app and jobs images (privileged for docker)",
             buildspec="buildspec.yml",
             privileged=True,
-            compute_type=settings.build_compute_type,
-            timeout_minutes=settings.build_timeout_minutes,
+            compute_type=config.build_compute_type,
+            timeout_minutes=config.build_timeout_minutes,
             cache_modes=BUILD_CACHE_MODES,
             environment={
                 "APP_REPOSITORY_URI": args.app_repository_url,
                 "JOBS_REPOSITORY_URI": args.jobs_repository_url,
-                "CONTAINER_NAME": settings.container_name,
-                "MODEL_KEY": settings.model_key,
+                "CONTAINER_NAME": config.container_name,
+                "MODEL_KEY": config.model_key,
                 "MODEL_BUCKET": args.model_bucket_name,
                 # test-passed/<git sha>.json: the suite runs once per commit (release/test_record.py).
                 "ARTIFACT_BUCKET": args.artifact_bucket_name,
@@ -305,7 +343,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
 
     def _release_args(self) -> BuildProjectArgs:
         args = self._args
-        settings, jobs = args.settings, args.jobs
+        config, jobs = args.config, args.jobs
         names = pulumi.Output.all(*jobs.definition_names).apply(",".join)
         return self._project_args(
             "release",
@@ -316,7 +354,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
             timeout_minutes=20,
             environment={
                 "MODEL_BUCKET": args.model_bucket_name,
-                "MODEL_KEY": settings.model_key,
+                "MODEL_KEY": config.model_key,
                 "ALERTS_TOPIC_ARN": args.alerts_topic_arn,
                 "JOB_DEFINITION_NAMES": names,
                 # <group>/<name> of the job schedules the release enables (release/schedules.py).
@@ -335,25 +373,25 @@ class DeliveryPipeline(pulumi.ComponentResource):
     def _evaluate_args(self) -> BuildProjectArgs:
         """In the VPC because (c) calls the stage service; not privileged: it runs Python, no docker."""
         args = self._args
-        settings, stage = args.settings, args.stage
+        config, stage = args.config, args.stage
         return self._project_args(
             "evaluate",
             description="candidate vs champion on labelled data, prod capture replay, stage smoke and latency",
             buildspec="evaluation/buildspec.yml",
             privileged=False,
             compute_type="BUILD_GENERAL1_SMALL",
-            timeout_minutes=settings.evaluation_timeout_minutes,
+            timeout_minutes=config.evaluation_timeout_minutes,
             environment={
                 "MODEL_BUCKET": args.model_bucket_name,
-                "MODEL_KEY": settings.model_key,
+                "MODEL_KEY": config.model_key,
                 "LABELLED_DATA_URI": pulumi.Output.concat(
-                    "s3://", args.model_bucket_name, "/", settings.training_data_prefix
+                    "s3://", args.model_bucket_name, "/", config.training_data_prefix
                 ),
                 "CAPTURE_BUCKET": args.capture_bucket_name,
                 "CAPTURE_PREFIX": PROD_CAPTURE_PREFIX,
                 "STAGE_URL": stage.url,
-                **gate_environment(settings),
-                **evaluation_environment(settings),
+                **gate_environment(config),
+                **evaluation_environment(config),
             },
             statements=self._evaluate_statements(),
             # 443: AWS APIs and PyPI; 80: the stage ALB when it has no certificate (dev).
@@ -362,14 +400,14 @@ class DeliveryPipeline(pulumi.ComponentResource):
 
     def _evaluate_statements(self) -> list[iam.Statement]:
         args = self._args
-        settings, models, capture = args.settings, args.model_bucket_arn, args.capture_bucket_arn
+        config, models, capture = args.config, args.model_bucket_arn, args.capture_bucket_arn
 
         def objects(bucket: pulumi.Input[str], *keys: str) -> list[pulumi.Output[str]]:
             return [pulumi.Output.concat(bucket, "/", key) for key in keys]
 
         return [
             iam.allow(["s3:GetObject"], objects(models, CHAMPION_KEY, f"{MODELS_PREFIX}*",
-                                                f"{settings.training_data_prefix}*"), sid="ReadChampionAndLabels"),
+                                                f"{config.training_data_prefix}*"), sid="ReadChampionAndLabels"),
             iam.allow(["s3:PutObject"], objects(models, f"{EVALUATION_REPORTS_PREFIX}*"), sid="WriteEvaluationReport"),
             # S3 API Reference, GetObject: without s3:ListBucket a missing champion.json (the first model)
             # answers 403, not 404; the labelled data is read by listing its prefix.
@@ -381,7 +419,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
 
     def _release_statements(self) -> list[iam.Statement]:
         args = self._args
-        settings, jobs = args.settings, args.jobs
+        config, jobs = args.config, args.jobs
         models = args.model_bucket_arn
 
         def objects(*keys: str) -> list[pulumi.Output[str]]:
@@ -389,9 +427,9 @@ class DeliveryPipeline(pulumi.ComponentResource):
 
         statements = [
             iam.allow(["s3:GetObject"], objects(f"{MODELS_PREFIX}*", CHAMPION_KEY, f"{RELEASES_PREFIX}*",
-                                                f"{LEDGER_PREFIX}*", settings.model_key), sid="ReadReleaseInputs"),
+                                                f"{LEDGER_PREFIX}*", config.model_key), sid="ReadReleaseInputs"),
             # The build record names the model key's S3 version; reading a version is its own action.
-            iam.allow(["s3:GetObjectVersion"], objects(settings.model_key), sid="ReadReleasedModelVersion"),
+            iam.allow(["s3:GetObjectVersion"], objects(config.model_key), sid="ReadReleasedModelVersion"),
             iam.allow(["s3:PutObject"], objects(f"{RELEASES_PREFIX}*", CHAMPION_KEY), sid="WriteReleaseRecord"),
             # The ledger is write-once: S3 User Guide, "Enforce conditional writes on Amazon S3 buckets" (the
             # s3:if-none-match condition key), so even this role cannot replace an entry.
@@ -459,7 +497,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
         cluster_arns = [pulumi.Output.concat(ecs, ":cluster/", s.cluster_name) for s in services]
         families = [pulumi.Output.concat(ecs, ":task-definition/", s.task_family, ":*") for s in services]
         passable = [arn for s in services for arn in (s.task_role_arn, s.execution_role_arn)]
-        model_object = pulumi.Output.concat(args.model_bucket_arn, "/", args.settings.model_key)
+        model_object = pulumi.Output.concat(args.model_bucket_arn, "/", args.config.model_key)
         return [
             iam.allow(["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"],
                       [pulumi.Output.concat(args.artifact_bucket_arn, "/*")], sid="PipelineArtifacts"),
@@ -502,7 +540,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
                 name="Source",
                 actions=[
                     self.code.action(),
-                    model_source_action(args.model_bucket_name, args.settings.model_key),
+                    model_source_action(args.model_bucket_name, args.config.model_key),
                 ],
             ),
             aws.codepipeline.PipelineStageArgs(
@@ -566,7 +604,7 @@ class DeliveryPipeline(pulumi.ComponentResource):
                         version="1",
                         # CodePipeline API Reference, ActionDeclaration.timeoutInMinutes: only for manual
                         # approval actions, 5 to 86400 (default 7 days).
-                        timeout_in_minutes=args.settings.approval_timeout_minutes,
+                        timeout_in_minutes=args.config.approval_timeout_minutes,
                         configuration={
                             "NotificationArn": args.alerts_topic_arn,
                             "CustomData": approval_note,
@@ -623,18 +661,18 @@ class DeliveryPipeline(pulumi.ComponentResource):
         )
 
 
-def evaluation_environment(settings: StackSettings) -> dict[str, str]:
+def evaluation_environment(config: PipelineConfig) -> dict[str, str]:
     """The stack's ``evaluation*`` keys as the EVALUATION_* variables evaluation/settings.py reads, written by the
     Evaluate action's own settings class (contracts/environment.py)."""
     return EvaluateEnvironment(
-        evaluation_min_agreement=settings.evaluation_min_agreement,
-        evaluation_max_score_psi=settings.evaluation_max_score_psi,
-        evaluation_max_segment_shift=settings.evaluation_max_segment_shift,
-        evaluation_max_stage_difference=settings.evaluation_max_stage_difference,
-        evaluation_max_p99_latency_ms=settings.evaluation_max_p99_latency_ms,
-        evaluation_replay_sample_size=settings.evaluation_replay_sample_size,
-        evaluation_replay_window_hours=settings.evaluation_replay_window_hours,
-        evaluation_smoke_requests=settings.evaluation_smoke_requests,
+        evaluation_min_agreement=config.evaluation_min_agreement,
+        evaluation_max_score_psi=config.evaluation_max_score_psi,
+        evaluation_max_segment_shift=config.evaluation_max_segment_shift,
+        evaluation_max_stage_difference=config.evaluation_max_stage_difference,
+        evaluation_max_p99_latency_ms=config.evaluation_max_p99_latency_ms,
+        evaluation_replay_sample_size=config.evaluation_replay_sample_size,
+        evaluation_replay_window_hours=config.evaluation_replay_window_hours,
+        evaluation_smoke_requests=config.evaluation_smoke_requests,
     ).to_env()
 
 

@@ -20,7 +20,10 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.lib import iam
-from infra.settings import SourceProvider
+
+# The one name infra/pipeline takes from infra.settings: a Literal alias, used only as a type (the settings validate
+# the key against it). Re-exported (``as``) for PipelineConfig in pipeline.py.
+from infra.settings import SourceProvider as SourceProvider  # noqa: PLC0414 (explicit re-export, mypy strict)
 
 # Contract with buildspec.yml / release/buildspec.yml: artifact and namespace names.
 CODE_ARTIFACT = "CodeSource"
