@@ -37,3 +37,30 @@ def test_a_misspelt_field_in_what_infra_writes_is_refused_not_dropped() -> None:
     # its default: no S3 capture); the writer must fail the plan instead.
     with pytest.raises(ValidationError, match="capture_s3_ur"):
         AppEnvironment(capture_s3_ur="s3://bucket/capture/prod")  # type: ignore[call-arg]
+
+
+def _defaults_differing(wrapper: type, environment: type[AppEnvironment], renamed: dict[str, str]) -> list[str]:
+    """Fields a process's own settings class shares with its environment class whose defaults disagree."""
+    import dataclasses
+
+    problems = []
+    for field in dataclasses.fields(wrapper):
+        name = renamed.get(field.name, field.name)
+        if name in environment.model_fields and field.default is not dataclasses.MISSING:
+            contract_default = environment.model_fields[name].default
+            if field.default != contract_default and not isinstance(field.default, tuple):
+                problems.append(f"{wrapper.__name__}.{field.name}={field.default!r} vs {name}={contract_default!r}")
+    return problems
+
+
+def test_the_processes_own_settings_classes_keep_the_contracts_defaults() -> None:
+    # The wrappers (AppConfig, retrain's Settings, EvaluationSettings) restate the defaults of their
+    # environment class; a default changed in one place only would make infra and the process disagree.
+    from app.config import AppConfig
+    from contracts.environment import RetrainEnvironment
+    from evaluation.settings import _FROM_ENVIRONMENT, EvaluationSettings
+    from retrain.settings import Settings
+
+    assert _defaults_differing(AppConfig, AppEnvironment, {}) == []
+    assert _defaults_differing(Settings, RetrainEnvironment, {}) == []
+    assert _defaults_differing(EvaluationSettings, EvaluateEnvironment, dict(_FROM_ENVIRONMENT)) == []
