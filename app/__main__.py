@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.config import AppConfig, ConfigError, spool_dir_problem
+from contracts.environment import AppEnvironment
 from contracts.exit_codes import ExitCode
 from model_package import PackageError
 
@@ -79,9 +80,10 @@ def main(argv: list[str] | None = None) -> int:
 def serve(config: AppConfig, model: LoadedModel) -> int:
     """Run uvicorn and turn how it ended (and what the workers reported) into one documented exit code."""
     # Workers re-read the environment (uvicorn factory mode), so hand them the CLI choices through it.
-    os.environ["MODEL_DIR"] = config.model_dir
+    # Process plumbing: MODEL_DIR through the app's contract; the other three are the workers' own (see factory).
+    os.environ.update(AppEnvironment(model_dir=config.model_dir).to_env())
     multiproc_dir = None
-    if config.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if config.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # prometheus_client's variable
         multiproc_dir = tempfile.mkdtemp(prefix="app-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiproc_dir
     from app.factory import PARENT_PID_ENV, STATUS_DIR_ENV

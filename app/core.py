@@ -26,6 +26,7 @@ import numpy as np
 from app import json_codec
 from app.policies import PolicyContext, lenient, relax
 from app.runtime_settings import RuntimeSettings
+from contracts.environment import AppEnvironment
 from model_package import Manifest, ModelPackage, open_package
 from model_package.runtime import OnnxPredictor, Predictions, Predictor, check_schema, load_predictor
 from model_package.validation import SchemaValidator, Violation
@@ -73,10 +74,6 @@ class LoadedModel:
         return self._policy_context
 
 
-def _flag(name: str) -> bool:
-    return os.environ.get(name, "0").strip().lower() in ("1", "true", "yes")
-
-
 def load_model(
     model_dir: str | os.PathLike[str], runtime: str | None = None, allow_pickle: bool | None = None
 ) -> LoadedModel:
@@ -88,7 +85,10 @@ def load_model(
     if location.is_dir() and not (location / "manifest.json").exists() and (location / "model.zip").exists():
         location = location / "model.zip"  # SageMaker unpacks model.tar.gz; a zip inside is fine too
     package = open_package(location)
-    allow = _flag("ALLOW_PICKLE") if allow_pickle is None else allow_pickle
+    # The HTTP app passes both from its AppEnvironment; the SageMaker shim (app/handlers.py) passes neither, so
+    # they are read here, through the same class (a bad value raises EnvironmentConfigError naming it).
+    environment = AppEnvironment.from_env() if allow_pickle is None else None
+    allow = environment.allow_pickle if environment is not None else bool(allow_pickle)
     if package.manifest.runtime.format != "onnx":
         # A skops package (no ONNX converter for its pipeline): served with scikit-learn from the jobs'
         # requirements; the slim serving image refuses it with load_predictor's message naming the fix.
@@ -103,7 +103,7 @@ def load_model(
     # is never served, whatever runtime is chosen below.
     onnx = OnnxPredictor(package)
     check_schema(package, onnx)
-    choice = runtime or os.environ.get("MODEL_RUNTIME") or None
+    choice = runtime or (environment.model_runtime if environment is not None else None)
     if choice in (None, "onnx"):
         predictor: Predictor = onnx
     else:

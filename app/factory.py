@@ -92,6 +92,7 @@ def report_shutdown(code: int, detail: str) -> None:
     Why a file: uvicorn's supervisor does not pass a worker's exit status on, so the parent would exit 0
     although captured records were lost or a worker could not start.
     """
+    # Process plumbing, not configuration: set by ``python -m app`` (app/__main__.py) for its own workers.
     directory = os.environ.get(STATUS_DIR_ENV)
     if not directory:
         return
@@ -277,7 +278,7 @@ def die_with_parent() -> None:
         libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
     except (OSError, AttributeError):
         return
-    parent = os.environ.get(PARENT_PID_ENV)
+    parent = os.environ.get(PARENT_PID_ENV)  # process plumbing: set by ``python -m app`` for its workers
     if parent and os.getppid() != int(parent):  # the parent died before the request took effect
         os.kill(os.getpid(), signal.SIGTERM)
 

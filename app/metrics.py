@@ -96,6 +96,7 @@ REQUESTS_OK = REQUESTS.labels("200")  # bound once: the hot path skips the label
 
 def render() -> tuple[bytes, str]:
     """The exposition text: all worker processes when running multi-process, else this one."""
+    # prometheus_client's own variable (its multiprocess mode), set by app/__main__.py; not an app setting.
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:
         from prometheus_client import multiprocess

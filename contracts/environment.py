@@ -15,10 +15,11 @@ stay the job's.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Final, Literal, Self
 
-from pydantic import BeforeValidator, Field, ValidationError
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from contracts.bucket_layout import DEFAULT_MODEL_KEY, DRIFT_REPORT_PREFIX, PROD_CAPTURE_PREFIX
@@ -41,7 +42,9 @@ CommaList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_list)]
 
 def _text(value: Any) -> str:
     """The variable's text: booleans as ``true``/``false`` (what the jobs and the docs use), lists comma-joined,
-    whole floats without ``.0``."""
+    whole floats without ``.0``. A secret is never written as a plain variable."""
+    if isinstance(value, SecretStr):
+        raise ValueError("a secret is injected through the task's `secrets` (Secrets Manager), never to_env")
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, tuple | list):
@@ -121,9 +124,58 @@ class ProcessEnvironment(BaseSettings):
             if item["type"] == "missing":
                 problems.append(f"{variable} is not set; the process needs it (see {cls.DOCS})")
             else:
-                message = item["msg"].replace("Input should be", "expected")
+                # A validator's own ValueError already says what is allowed: drop pydantic's "Value error, ".
+                message = item["msg"].replace("Input should be", "expected").removeprefix("Value error, ")
                 problems.append(f"{variable}={given.get(name)!r}: {message}")
         return "; ".join(problems)
+
+
+# --- variables read by a shared library in whichever process loads it --------------------------------------------
+# Each is its own small class, so the library reads only its variable (it does not know which process it is in);
+# the processes that honour it inherit the class, so their ``variables()`` list it and infra could write it.
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([KMG]i?B?)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+DEFAULT_MAX_DATA_BYTES: Final = 2 * 1024**3
+
+
+def _size(value: Any) -> Any:
+    """``500M``, ``2G``, ``1073741824`` -> bytes; anything else is refused with the forms allowed."""
+    if isinstance(value, str):
+        match = _SIZE.fullmatch(value)
+        if not match or int(match[1]) < 1:
+            raise ValueError("expected a positive size in bytes, e.g. 2G, 500M, 1048576")
+        return int(match[1]) * _SIZE_UNITS[(match[2] or "")[:1].upper()]
+    return value
+
+
+class DataSizeEnvironment(ProcessEnvironment):
+    """The training-data size cap of ``jobs_common/datasize.py`` (retrain and the Evaluate stage read data
+    through ``jobs_common.readers``; docs/retrain.md)."""
+
+    DOCS: ClassVar[str] = "docs/retrain.md"
+
+    max_data_bytes: Annotated[int, NoDecode, BeforeValidator(_size), Field(ge=1)] = DEFAULT_MAX_DATA_BYTES
+
+
+class OnnxRuntimeEnvironment(ProcessEnvironment):
+    """onnxruntime's intra-op threads (``model_package/runtime.py`` ``OnnxPredictor``; docs/model-package.md)."""
+
+    DOCS: ClassVar[str] = "docs/model-package.md"
+
+    # 1: servers run several workers and the batch job several chunks, oversubscription costs more than it
+    # gains. 0 is onnxruntime's own default (one per core), as before.
+    ort_threads: Annotated[int, Field(ge=0)] = 1
+
+
+class CapturePrivacyEnvironment(ProcessEnvironment):
+    """The capture HMAC key (``model_package/capture_privacy.py``: the app hashes, the drift job hashes the
+    baseline alike; docs/app.md "Capture privacy"). A secret: ECS/Batch inject it from Secrets Manager
+    through the definition's ``secrets`` under :meth:`variable`'s name, so it is never in ``to_env``."""
+
+    DOCS: ClassVar[str] = "docs/app.md"
+
+    capture_hash_key: SecretStr | None = None
 
 
 # --- the scheduled jobs (Batch job definitions: infra/jobs/jobs_spec.py) ------------------------------------------
@@ -139,7 +191,7 @@ class JobEnvironment(ProcessEnvironment):
     alert_window_minutes: Annotated[int, Field(ge=0)] = 360
 
 
-class RetrainEnvironment(JobEnvironment):
+class RetrainEnvironment(JobEnvironment, DataSizeEnvironment):
     """``python -m retrain run`` (retrain/settings.py; docs/retrain.md)."""
 
     DOCS: ClassVar[str] = "docs/retrain.md"
@@ -167,7 +219,7 @@ class RetrainEnvironment(JobEnvironment):
     log_group: str = "/aws/batch/job"
 
 
-class MonitorEnvironment(JobEnvironment):
+class MonitorEnvironment(JobEnvironment, CapturePrivacyEnvironment):
     """``python -m monitor drift`` and ``python -m monitor summary`` (monitor/settings.py; docs/monitoring.md)."""
 
     DOCS: ClassVar[str] = "docs/monitoring.md"
@@ -190,11 +242,13 @@ class MonitorEnvironment(JobEnvironment):
     drift_max_window_hours: Annotated[int, Field(ge=1)] = 168
     capture_read_workers: Annotated[int, Field(ge=1)] = 8
     drift_max_rows: Annotated[int, Field(ge=1)] = 200_000
+    # Overrides the thresholds' min_rows; its bounds are the thresholds' own (monitor/thresholds.py).
+    drift_min_rows: int | None = None
     # The drift job only: the prod runtime settings holding the capture privacy policy (monitor/privacy.py).
     capture_settings_source: str | None = None
 
 
-class InferenceEnvironment(JobEnvironment):
+class InferenceEnvironment(JobEnvironment, OnnxRuntimeEnvironment):
     """``python -m inference run`` (inference/__main__.py; docs/inference.md). Flags win over these."""
 
     DOCS: ClassVar[str] = "docs/inference.md"
@@ -241,7 +295,7 @@ def _range(low: float, high: float) -> Any:
     return Field(ge=low, le=high)
 
 
-class AppEnvironment(ProcessEnvironment):
+class AppEnvironment(CapturePrivacyEnvironment, OnnxRuntimeEnvironment):
     """``python -m app`` (app/config.py; docs/app.md has the table). Errors keep the app's wording:
     ``PORT='x' is not an integer; allowed 1..65535``, ``WORKERS=99 is out of range; allowed 1..64``."""
 
@@ -259,6 +313,7 @@ class AppEnvironment(ProcessEnvironment):
     settings_source: Stripped | None = None
     settings_refresh_seconds: Annotated[float, _range(0.05, 86400)] = 30.0
     sentry_dsn: Stripped | None = None
+    # Also read by the SageMaker handler shim (app/core.py load_model) when not passed.
     allow_pickle: Flag = False
     model_runtime: Annotated[Literal["onnx", "skops", "pickle"], BeforeValidator(_stripped)] | None = None
     max_batch_size: Annotated[int, _range(1, 4096)] = 64
@@ -290,7 +345,9 @@ class AppEnvironment(ProcessEnvironment):
         for item in cls.model_fields[name].metadata:
             low = getattr(item, "ge", low)
             high = getattr(item, "le", high)
-        return f"{low:g}..{high:g}" if low is not None and high is not None else ""
+        if low is not None and high is not None:
+            return f"{low:g}..{high:g}"
+        return f"{low:g} or more" if low is not None else ""
 
     @classmethod
     def describe(cls, exc: ValidationError, given: Mapping[str, Any]) -> str:
@@ -319,7 +376,7 @@ class AppEnvironment(ProcessEnvironment):
 # --- the pipeline's CodeBuild actions (infra/pipeline.py) ---------------------------------------------------
 
 
-class EvaluateEnvironment(ProcessEnvironment):
+class EvaluateEnvironment(DataSizeEnvironment):
     """``python -m evaluation run``, the Evaluate stage (evaluation/settings.py; docs/pipeline.md). Range rules
     that span values stay in ``EvaluationSettings.validated``; here are the names, types and defaults."""
 
@@ -369,6 +426,17 @@ class ReleaseEnvironment(ProcessEnvironment):
     # encrypted with (release/contracts.py deployed_image_parameter; docs/pipeline.md "Who owns the image").
     stack_name: str | None = None
     parameter_key_arn: str | None = None
+    # CodeBuild's own variable (CodeBuild User Guide, "Environment variables in build environments"), never
+    # written by infra: `release test-record write` names the build that passed.
+    codebuild_build_id: str | None = None
+
+
+class DemoEnvironment(ProcessEnvironment):
+    """``python -m retrain.demo`` (docs/retrain.md): where the local demo writes everything."""
+
+    DOCS: ClassVar[str] = "docs/retrain.md"
+
+    demo_dir: str = "out/demo"
 
 
 # Which class each Batch job reads (the job names of infra/jobs/jobs_spec.py).
@@ -380,14 +448,19 @@ JOB_ENVIRONMENTS: Final[dict[str, type[JobEnvironment]]] = {
 }
 
 __all__ = [
+    "DEFAULT_MAX_DATA_BYTES",
     "JOB_ENVIRONMENTS",
     "AppEnvironment",
+    "CapturePrivacyEnvironment",
     "CommaList",
+    "DataSizeEnvironment",
+    "DemoEnvironment",
     "EnvironmentConfigError",
     "EvaluateEnvironment",
     "InferenceEnvironment",
     "JobEnvironment",
     "MonitorEnvironment",
+    "OnnxRuntimeEnvironment",
     "ProcessEnvironment",
     "ReleaseEnvironment",
     "RetrainEnvironment",

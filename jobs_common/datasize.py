@@ -15,19 +15,15 @@ Two limits, the smaller wins:
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from contracts.environment import DataSizeEnvironment
 from jobs_common.errors import ConfigError, DataError
 
-MAX_DATA_BYTES_ENV = "MAX_DATA_BYTES"
-DEFAULT_MAX_DATA_BYTES = 2 * 1024**3
+MAX_DATA_BYTES_ENV = DataSizeEnvironment.variable("max_data_bytes")
 # Peak memory of a training run per byte of input file, by format (see the module docstring).
 EXPANSION = {"csv": 6, "csv.gz": 30, "parquet": 20}
-_SIZE = re.compile(r"^\s*(\d+)\s*([KMG]i?B?)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
 CGROUP = Path("/sys/fs/cgroup")
 
 
@@ -41,14 +37,9 @@ def human(size: float) -> str:
 
 
 def configured_cap(env: Mapping[str, str] | None = None) -> int:
-    """``MAX_DATA_BYTES`` parsed (``500M``, ``2G``, ``1073741824``); a bad value names the variable."""
-    raw = (os.environ if env is None else env).get(MAX_DATA_BYTES_ENV, "").strip()
-    if not raw:
-        return DEFAULT_MAX_DATA_BYTES
-    match = _SIZE.fullmatch(raw)
-    if not match or int(match[1]) < 1:
-        raise ConfigError(f"{MAX_DATA_BYTES_ENV}={raw!r}: expected a positive size in bytes, e.g. 2G, 500M, 1048576")
-    return int(match[1]) * _UNITS[(match[2] or "")[:1].upper()]
+    """``MAX_DATA_BYTES`` parsed (``500M``, ``2G``, ``1073741824``; contracts.environment.DataSizeEnvironment);
+    a bad value raises :class:`ConfigError` naming the variable, the value and the forms allowed."""
+    return DataSizeEnvironment.from_env(env, error=ConfigError).max_data_bytes
 
 
 def _read_int(path: Path) -> int | None:

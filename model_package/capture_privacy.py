@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
+from contracts.environment import CapturePrivacyEnvironment
+
 CaptureAction = Literal["keep", "hash", "drop"]
 ACTIONS: tuple[str, ...] = ("keep", "hash", "drop")
-HASH_KEY_ENV = "CAPTURE_HASH_KEY"
+# Infra names the secret it injects by this (contracts.environment.CapturePrivacyEnvironment).
+HASH_KEY_ENV = CapturePrivacyEnvironment.variable("capture_hash_key")
 HASH_PREFIX = "hmac-sha256:"  # marks a hashed value in the record, so no reader mistakes it for a real one
 MIN_KEY_BYTES = 16
 
@@ -44,10 +46,11 @@ def hash_value(key: bytes, value: Any) -> str | None:
 
 def key_from_env(environ: Mapping[str, str] | None = None) -> bytes | None:
     """The HMAC key, or ``None`` when unset/empty. A key shorter than 16 bytes is refused: guessable."""
-    raw = (environ if environ is not None else os.environ).get(HASH_KEY_ENV, "")
-    if not raw:
+    # The length check stays here, not in the class: a validation error would echo the value, i.e. the key.
+    secret = CapturePrivacyEnvironment.from_env(environ, error=CapturePolicyError).capture_hash_key
+    if secret is None:
         return None
-    key = raw.encode("utf-8")
+    key = secret.get_secret_value().encode("utf-8")
     if len(key) < MIN_KEY_BYTES:
         raise CapturePolicyError(f"{HASH_KEY_ENV} is {len(key)} bytes; at least {MIN_KEY_BYTES} are required")
     return key

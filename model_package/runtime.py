@@ -31,13 +31,13 @@ same value and stay in parity.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 import onnxruntime as ort
 
+from contracts.environment import OnnxRuntimeEnvironment
 from model_package.archive import ONNX_NAME, SKOPS_NAME, ModelPackage
 from model_package.errors import PackageError, SchemaError
 
@@ -249,8 +249,10 @@ class OnnxPredictor:
         self.manifest = package.manifest
         options = ort.SessionOptions()
         # Default: one intra-op thread, because servers run several workers and the batch job several
-        # chunks; oversubscription costs more than it gains. ORT_THREADS overrides.
-        options.intra_op_num_threads = threads or int(os.environ.get("ORT_THREADS", "1"))
+        # chunks; oversubscription costs more than it gains. ORT_THREADS (OnnxRuntimeEnvironment) overrides.
+        if threads is None:
+            threads = OnnxRuntimeEnvironment.from_env(error=PackageError).ort_threads
+        options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         try:
             self.session = ort.InferenceSession(

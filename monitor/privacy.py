@@ -15,7 +15,6 @@ The model cannot score hashed rows, so the predictor is not used (the captured p
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -23,11 +22,13 @@ from typing import Any
 
 import pandas as pd
 
+from contracts.environment import MonitorEnvironment
 from jobs_common.capture import Observations
 from model_package.capture_privacy import CapturePolicyError, check_policy, hash_value, key_from_env
 from model_package.manifest import Manifest
 
-SETTINGS_SOURCE_ENV = "CAPTURE_SETTINGS_SOURCE"  # the app's runtime settings document: ssm:/name or file:/path
+# The app's runtime settings document: ssm:/name or file:/path.
+SETTINGS_SOURCE_ENV = MonitorEnvironment.variable("capture_settings_source")
 
 
 class CapturePrivacyView:
@@ -118,9 +119,8 @@ def read_policy(location: str, ssm_client: Any = None) -> dict[str, str]:
 
 def privacy_from_env(manifest: Manifest, environ: Mapping[str, str] | None = None) -> CapturePrivacyView | None:
     """The view for the drift job: ``None`` when no settings source is configured (capture kept raw)."""
-    env = environ if environ is not None else os.environ
-    location = env.get(SETTINGS_SOURCE_ENV, "").strip()
-    if not location:
+    location = MonitorEnvironment.from_env(environ, error=CapturePolicyError).capture_settings_source
+    if location is None or not location.strip():
         return None
-    view = CapturePrivacyView(read_policy(location), manifest, key_from_env(env))
+    view = CapturePrivacyView(read_policy(location.strip()), manifest, key_from_env(environ))
     return view if view.active else None

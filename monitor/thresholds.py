@@ -11,16 +11,16 @@ before measuring, not tuned to any test; docs/monitoring.md gives the sensitivit
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from contracts.environment import MonitorEnvironment
 from model_package.errors import JobConfigError
 
 # The environment form of ``min_rows`` (a Batch job definition sets variables more easily than files).
-MIN_ROWS_ENV = "DRIFT_MIN_ROWS"
+MIN_ROWS_ENV = MonitorEnvironment.variable("drift_min_rows")
 
 
 class DriftThresholds(BaseModel):
@@ -64,10 +64,10 @@ class DriftThresholds(BaseModel):
 
     def with_env(self, env: Mapping[str, str] | None = None) -> DriftThresholds:
         """``DRIFT_MIN_ROWS`` when set overrides ``min_rows``: one value for the window and the tests."""
-        raw = (os.environ if env is None else env).get(MIN_ROWS_ENV, "").strip()
-        if not raw:
+        value = MonitorEnvironment.from_env(env, error=JobConfigError).drift_min_rows
+        if value is None:
             return self
-        try:
-            return type(self).model_validate({**self.model_dump(), "min_rows": raw})
+        try:  # the bounds are min_rows' own, in one place
+            return type(self).model_validate({**self.model_dump(), "min_rows": value})
         except ValidationError as exc:
-            raise JobConfigError(f"{MIN_ROWS_ENV}={raw!r}: {exc.errors()[0]['msg']}") from exc
+            raise JobConfigError(f"{MIN_ROWS_ENV}={value!r}: {exc.errors()[0]['msg']}") from exc

@@ -111,13 +111,12 @@ def _record(args: argparse.Namespace) -> int:
 
 
 def _model_bucket(args: argparse.Namespace) -> Any:
-    import os
-
     import boto3
 
+    from contracts.environment import ReleaseEnvironment
     from release.releaser import ModelBucket
 
-    bucket = args.bucket or os.environ.get("MODEL_BUCKET", "").strip()
+    bucket = args.bucket or ReleaseEnvironment.from_env(error=ConfigurationError).model_bucket.strip()
     if not bucket:
         raise ConfigurationError("give --bucket or set MODEL_BUCKET (the model bucket holding ledger/)")
     return ModelBucket(boto3.client("s3"), bucket)
@@ -158,17 +157,17 @@ def _rollback(args: argparse.Namespace) -> int:
 
 def _test_record(args: argparse.Namespace) -> int:
     """``check`` prints ``passed`` when the suite already passed for the sha; ``write`` records a pass."""
-    import os
-
     import boto3
 
+    from contracts.environment import ReleaseEnvironment
     from release.test_record import TestRecords
 
     records = TestRecords(boto3.client("s3"), args.bucket)
     if args.action == "check":
         print("passed" if records.passed(args.git_sha) else "not-recorded")
         return ExitCode.OK
-    key = records.write(args.git_sha, at=datetime.now(UTC), build_id=os.environ.get("CODEBUILD_BUILD_ID"))
+    build_id = ReleaseEnvironment.from_env(error=ConfigurationError).codebuild_build_id
+    key = records.write(args.git_sha, at=datetime.now(UTC), build_id=build_id)
     LOG.info("recorded the passing test suite of %s at s3://%s/%s", args.git_sha, args.bucket, key)
     return ExitCode.OK
 

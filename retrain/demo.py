@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 
+from contracts.environment import AppEnvironment, DemoEnvironment
 from contracts.exit_codes import ExitCode
 from model_package.archive import write_atomically
 from retrain.synthetic import generate_churn
@@ -52,7 +53,10 @@ def _app_available() -> bool:
 def serve_and_query(model: Path, workdir: Path, records: list[dict[str, object]]) -> bool:
     """Start ``python -m app`` on a free port, wait for /ready, POST /predict, stop it. True on success."""
     port = _free_port()
-    env = {**os.environ, "SERVICE_NAME": "local", "SPOOL_DIR": str(workdir / "spool"), "WORKERS": "1"}
+    # The child inherits this process's environment (PATH, the venv) plus the app's own variables, written
+    # through its contract as infra writes the task definition.
+    app_env = AppEnvironment(service_name="local", spool_dir=str(workdir / "spool"), workers=1).to_env()
+    env = {**os.environ, **app_env}
     argv = [sys.executable, "-m", "app", "--model", str(model), "--port", str(port), "--host", LOOPBACK]
     _say(f"starting the app: {' '.join(argv[1:])}")
     base = f"http://{LOOPBACK}:{port}"
@@ -84,7 +88,7 @@ def serve_and_query(model: Path, workdir: Path, records: list[dict[str, object]]
 
 def main() -> int:
     started = time.monotonic()
-    workdir = Path(os.environ.get("DEMO_DIR", "out/demo")).resolve()
+    workdir = Path(DemoEnvironment.from_env().demo_dir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
 
     frame = generate_churn(3000, seed=0)

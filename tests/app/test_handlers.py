@@ -160,3 +160,16 @@ def test_requests_arriving_on_following_loop_turns_join_the_batch(trained: Train
     assert calls == [4, 1]
     assert all(p.ok and len(p.uids) == 1 for p in merged) and alone.ok
     assert elapsed < 0.5  # the lone request was not held until max_wait (1 s)
+
+
+def test_the_shim_reads_its_variables_through_the_app_contract(trained: TrainedPackage, monkeypatch) -> None:
+    """The SageMaker shim passes neither runtime nor allow_pickle: both come from AppEnvironment, so a bad value
+    is named instead of silently meaning "no" (``ALLOW_PICKLE=maybe`` used to read as off)."""
+    from contracts.environment import EnvironmentConfigError
+
+    monkeypatch.setenv("MODEL_RUNTIME", "skops")
+    assert model_fn(trained.path).predictor.name == "skops"
+    monkeypatch.setenv("MODEL_RUNTIME", "onnx")
+    monkeypatch.setenv("ALLOW_PICKLE", "maybe")
+    with pytest.raises(EnvironmentConfigError, match=r"^ALLOW_PICKLE='maybe': allowed 1/0 \(or true/false\)$"):
+        model_fn(trained.path)

@@ -16,6 +16,8 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from contracts.bucket_layout import LEDGER_PREFIX, versioned_model_key
+from contracts.environment import ReleaseEnvironment
+from contracts.exit_codes import ExitCode
 from model_package import open_package
 from model_package.registry import read_champion
 from release.__main__ import main
@@ -196,3 +198,28 @@ def test_history_cli_prints_the_entry_live_at_t(
     assert [line["model_version"] for line in lines] == [3, 4]
     with pytest.raises(SystemExit):
         main(["history", "--bucket", bucket.name, "--at", "2026-03-02T06:00:00"])  # no zone: argparse error
+
+
+def test_history_cli_reads_the_bucket_from_model_bucket_through_the_release_contract(
+    bucket: Bucket, moto_server: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --bucket the CLI falls back to MODEL_BUCKET, read through ReleaseEnvironment (issue #15 item 2)."""
+    release(bucket, 3, T1, "exec-3")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint_url)
+    monkeypatch.setenv(ReleaseEnvironment.variable("model_bucket"), f" {bucket.name} ")
+    assert main(["history"]) == 0
+    assert [json.loads(line)["model_version"] for line in capsys.readouterr().out.splitlines()] == [3]
+    monkeypatch.delenv("MODEL_BUCKET")
+    assert main(["history"]) == ExitCode.CONFIG  # neither given: the configuration error names both
+
+
+def test_test_record_names_the_codebuild_build_it_came_from(
+    bucket: Bucket, moto_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CODEBUILD_BUILD_ID (CodeBuild's own variable) is read through ReleaseEnvironment into the record."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint_url)
+    monkeypatch.setenv(ReleaseEnvironment.variable("codebuild_build_id"), "ml-delivery-test:1234")
+    assert main(["test-record", "write", "--bucket", bucket.name, "--git-sha", GIT_SHA]) == 0
+    [record] = [o["Key"] for o in bucket.s3.list_objects_v2(Bucket=bucket.name)["Contents"]]
+    body = json.loads(bucket.s3.get_object(Bucket=bucket.name, Key=record)["Body"].read())
+    assert body["build_id"] == "ml-delivery-test:1234" and body["git_sha"] == GIT_SHA
