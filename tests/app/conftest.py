@@ -214,3 +214,24 @@ def _train_task(task: str, directory: Path) -> TaskPackage:
 @pytest.fixture(scope="session", params=["binary", "multiclass", "regression"])
 def task_package(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> TaskPackage:
     return _train_task(request.param, tmp_path_factory.mktemp(f"task-{request.param}"))
+
+
+def captured_by_the_app(task_package: TaskPackage, count: int, service: str) -> list[dict[str, Any]]:
+    """The capture records the app's own code builds for the package's first ``count`` records."""
+    from app.capture import capture_records
+    from app.handlers import model_fn, predict_fn
+
+    model = model_fn(task_package.path)
+    records = task_package.records[:count]
+    prediction = predict_fn(records, model)
+    return capture_records(
+        uids=prediction.uids,
+        inputs=records,
+        outputs=prediction.outputs,
+        ids=prediction.ids,
+        time="2026-06-01T00:00:00+00:00",
+        service=service,
+        model_name=model.manifest.name,
+        model_version=model.manifest.version,
+        latency_ms=1.0,
+    )

@@ -13,10 +13,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from app.capture import capture_records
-from app.handlers import model_fn, predict_fn
 from infra.observability.observability import CAPTURE_COLUMNS
-from tests.app.conftest import TaskPackage
+from tests.app.conftest import TaskPackage, captured_by_the_app
 
 HiveType = tuple[str, Any]  # ("string"|"int"|"double", None) | ("map", value type) | ("struct", {name: type})
 
@@ -88,20 +86,7 @@ def violations(value: Any, declared: HiveType, where: str) -> list[str]:
 
 
 def test_every_task_capture_record_fits_the_declared_glue_schema(task_package: TaskPackage) -> None:
-    model = model_fn(task_package.path)
-    records = task_package.records[:20]
-    prediction = predict_fn(records, model)
-    captured = capture_records(
-        uids=prediction.uids,
-        inputs=records,
-        outputs=prediction.outputs,
-        ids=prediction.ids,
-        time="2026-06-01T00:00:00+00:00",
-        service="prod",
-        model_name=model.manifest.name,
-        model_version=model.manifest.version,
-        latency_ms=1.5,
-    )
+    captured = captured_by_the_app(task_package, 20, "prod")
     assert captured, "the app captured nothing to check"
     table = ("struct", {name: parse_hive_type(kind) for name, kind in CAPTURE_COLUMNS})
     for record in captured:

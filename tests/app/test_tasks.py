@@ -16,11 +16,10 @@ import httpx
 import numpy as np
 import pytest
 
-from app.capture import capture_records
 from app.handlers import input_fn, model_fn, output_fn, predict_fn
 from app.json_codec import loads
 from retrain.synthetic import ID_COLUMN
-from tests.app.conftest import TaskPackage, post_json
+from tests.app.conftest import TaskPackage, captured_by_the_app, post_json
 from tests.support.servers import wait_until
 
 
@@ -71,38 +70,27 @@ def test_single_list_and_csv_answers_per_task(task_package: TaskPackage) -> None
 
 
 def test_capture_record_carries_the_task_output_and_the_ids(task_package: TaskPackage) -> None:
-    model = model_fn(task_package.path)
     records = task_package.records[:5]
-    prediction = predict_fn(records, model)
-    captured = capture_records(
-        uids=prediction.uids,
-        inputs=records,
-        outputs=prediction.outputs,
-        ids=prediction.ids,
-        time="2026-06-01T00:00:00+00:00",
-        service="local",
-        model_name=model.manifest.name,
-        model_version=model.manifest.version,
-        latency_ms=1.0,
-    )
+    captured = captured_by_the_app(task_package, 5, "local")
     assert [c["ids"] for c in captured] == [{ID_COLUMN: r[ID_COLUMN]} for r in records]
     expected = {"binary": {"label", "probability", "prediction"}, "multiclass": {"label", "probabilities"}}
     assert set(captured[0]["output"]) == expected.get(task_package.task, {"value"})
 
 
-def test_multiclass_labels_follow_the_probabilities_of_the_estimator(task_package: TaskPackage) -> None:
+def test_labels_follow_the_probabilities_of_the_estimator(task_package: TaskPackage) -> None:
     """The ONNX answer and the skops estimator agree on labels and probabilities (the user's labels)."""
-    if task_package.task == "binary":
-        pytest.skip("binary parity is covered by test_handlers")
     onnx = predict_fn(task_package.records[:50], model_fn(task_package.path))
     skops = predict_fn(task_package.records[:50], model_fn(task_package.path, runtime="skops"))
     for a, b in zip(onnx.outputs, skops.outputs, strict=True):
         assert a is not None and b is not None
         if "value" in a:
             assert a["value"] == pytest.approx(b["value"], rel=1e-4, abs=1e-3)
-        else:
+        elif "probabilities" in a:
             assert a["label"] == b["label"]
             assert np.allclose(list(a["probabilities"].values()), list(b["probabilities"].values()), atol=1e-4)
+        else:  # binary
+            assert a["label"] == b["label"]
+            assert a["probability"] == pytest.approx(b["probability"], abs=1e-4)
 
 
 def test_http_answer_model_endpoint_and_capture_per_task(task_package: TaskPackage, app_process, tmp_path) -> None:
