@@ -11,6 +11,12 @@ import json
 import httpx
 import pytest
 import schemathesis
+
+# Imported here, at module level, not lazily by schemathesis deep inside a hypothesis run: Python 3.11.7's
+# ast.parse (which pytest's assertion rewriting runs on plugin modules as they are imported) can fail with
+# "SystemError: AST constructor recursion depth mismatch" when called that deep in the stack (a CPython
+# 3.11 bug in the AST recursion guard); a CI run hit it once.
+import schemathesis.specs.openapi.error_feedback
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
