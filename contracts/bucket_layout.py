@@ -78,7 +78,12 @@ def versioned_model_key(version: int) -> str:
 
 def release_key(released_at: datetime, git_sha: str) -> str:
     """One release record per prod deploy, time-ordered."""
-    return f"{RELEASES_PREFIX}{released_at.strftime('%Y%m%dT%H%M%SZ')}-{git_sha[:12]}.json"
+    return f"{RELEASES_PREFIX}{released_at.strftime('%Y%m%dT%H%M%SZ')}{release_key_suffix(git_sha)}"
+
+
+def release_key_suffix(git_sha: str) -> str:
+    """How every release record of ``git_sha`` ends (a retried Release action looks for its own by it)."""
+    return f"-{git_sha[:12]}.json"
 
 
 def evaluation_report_keys(pipeline_execution_id: str) -> tuple[str, str]:

@@ -133,14 +133,8 @@ class Ledger:
         return key
 
     def keys(self) -> list[str]:
-        s3, name = self.bucket.s3, self.bucket.bucket
-        keys = [
-            item["Key"]
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name, Prefix=LEDGER_PREFIX)
-            for item in page.get("Contents", [])
-            if item["Key"].endswith(".json")
-        ]
-        return sorted(keys)
+        keys: list[str] = self.bucket.keys(LEDGER_PREFIX, ".json")
+        return keys
 
     def entries(self) -> list[tuple[str, LedgerEntry]]:
         """Every entry in the order it went live."""

@@ -223,3 +223,98 @@ def test_test_record_names_the_codebuild_build_it_came_from(
     [record] = [o["Key"] for o in bucket.s3.list_objects_v2(Bucket=bucket.name)["Contents"]]
     body = json.loads(bucket.s3.get_object(Bucket=bucket.name, Key=record)["Body"].read())
     assert body["build_id"] == "ml-delivery-test:1234" and body["git_sha"] == GIT_SHA
+
+
+class _FailOnce:
+    """A model bucket whose first write of a ledger key fails, as if the Release action died right after
+    writing the release record (the retry must finish the job with the record it already wrote)."""
+
+    def __init__(self, inner: ModelBucket) -> None:
+        self.inner, self.failed = inner, False
+        self.s3, self.bucket = inner.s3, inner.bucket
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def write_new(self, key: str, body: bytes, content_type: str = "application/json") -> None:
+        if key.startswith(LEDGER_PREFIX) and not self.failed:
+            self.failed = True
+            raise ConnectionError("the action's container was stopped")
+        self.inner.write_new(key, body, content_type)
+
+
+def _releaser(model_bucket: Any, at: datetime, execution: str) -> Releaser:
+    return Releaser(
+        model_bucket, JobDefinitionUpdater(boto3.client("batch", region_name="us-east-1")),
+        model_key="model.zip", clock=lambda: at, evidence=approved_execution(execution, at).read,
+    )  # fmt: skip
+
+
+def _history_keys(bucket: Bucket) -> tuple[list[str], list[str]]:
+    listing = bucket.s3.list_objects_v2(Bucket=bucket.name).get("Contents", [])
+    keys = sorted(o["Key"] for o in listing)
+    return [k for k in keys if k.startswith("releases/")], [k for k in keys if k.startswith(LEDGER_PREFIX)]
+
+
+@pytest.mark.parametrize("retry_after", [timedelta(0), timedelta(seconds=0.4), timedelta(minutes=7)])
+def test_a_retried_release_of_the_same_execution_writes_no_second_record(
+    bucket: Bucket, retry_after: timedelta
+) -> None:
+    """CodePipeline retries a failed action (RetryStageExecution) and the Release step must be safe to run
+    again: in the same second it used to fail on its own write-once record (CI, 2026-12-01), a minute later
+    it used to append a second record and a second 'promotion' for one execution."""
+    build = bucket.stage(3)
+    first = _releaser(bucket.model_bucket, T1, "exec-3").release(
+        build, pipeline_execution_id="exec-3", job_definition_names=[]
+    )
+    again = _releaser(bucket.model_bucket, T1 + retry_after, "exec-3").release(
+        build, pipeline_execution_id="exec-3", job_definition_names=[]
+    )
+    assert again.record_key == first.record_key and again.ledger_key == first.ledger_key
+    assert _history_keys(bucket) == ([first.record_key], [first.ledger_key])
+    champion = read_champion(bucket.s3, bucket.name)
+    assert champion is not None and champion.release_key == first.record_key and champion.updated_at == T1
+    [(_key, entry)] = Ledger(bucket.model_bucket).entries()
+    assert entry.replaces is None, "a retry never names itself as what it replaced"
+
+
+def test_a_release_that_died_after_its_record_finishes_on_retry_with_that_record(bucket: Bucket) -> None:
+    build = bucket.stage(3)
+    flaky = _FailOnce(bucket.model_bucket)
+    with pytest.raises(ConnectionError):
+        _releaser(flaky, T1, "exec-3").release(build, pipeline_execution_id="exec-3", job_definition_names=[])
+    [record_key], ledger_keys = _history_keys(bucket)
+    assert ledger_keys == []
+    again = _releaser(bucket.model_bucket, T1 + timedelta(minutes=3), "exec-3").release(
+        build, pipeline_execution_id="exec-3", job_definition_names=[]
+    )
+    assert again.record_key == record_key
+    assert _history_keys(bucket) == ([record_key], [again.ledger_key])
+    [(_key, entry)] = Ledger(bucket.model_bucket).entries()
+    assert entry.live_from == T1 and entry.release_key == record_key, "live from when the record says"
+
+
+def test_one_execution_cannot_release_two_different_builds(bucket: Bucket) -> None:
+    _releaser(bucket.model_bucket, T1, "exec-3").release(
+        bucket.stage(3), pipeline_execution_id="exec-3", job_definition_names=[]
+    )
+    other = bucket.stage(4)
+    with pytest.raises(ReleaseStateError, match=r"execution exec-3 already released .*version 3.*not version 4"):
+        _releaser(bucket.model_bucket, T1 + timedelta(minutes=1), "exec-3").release(
+            other, pipeline_execution_id="exec-3", job_definition_names=[]
+        )
+    assert len(_history_keys(bucket)[0]) == 1
+    assert read_champion(bucket.s3, bucket.name).model_version == 3
+
+
+def test_a_retry_after_a_later_release_went_live_changes_nothing(bucket: Bucket) -> None:
+    build = bucket.stage(3)
+    _releaser(bucket.model_bucket, T1, "exec-3").release(build, pipeline_execution_id="exec-3", job_definition_names=[])
+    release(bucket, 4, T1 + timedelta(days=1), "exec-4")
+    before = _history_keys(bucket)
+    with pytest.raises(ReleaseStateError, match=r"exec-3 was released .* and later .* went live"):
+        _releaser(bucket.model_bucket, T1 + timedelta(days=2), "exec-3").release(
+            build, pipeline_execution_id="exec-3", job_definition_names=[]
+        )
+    assert _history_keys(bucket) == before
+    assert read_champion(bucket.s3, bucket.name).model_version == 4
