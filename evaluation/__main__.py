@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from contracts.exit_codes import UsageArgumentParser
-from evaluation.settings import EXIT_CONFIG, ConfigError, EvaluationSettings
+from evaluation.settings import EvaluationSettings
+from jobs_common.cli import run_command
 
 
 def parser() -> argparse.ArgumentParser:
@@ -31,11 +32,11 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     args = parser().parse_args(argv)
-    try:
-        settings = EvaluationSettings.from_env(stage_url=args.stage_url)
-    except ConfigError as exc:
-        print(f"evaluation {args.command}: configuration: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+    return run_command(lambda: _run(args), program=f"evaluation {args.command}")
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = EvaluationSettings.from_env(stage_url=args.stage_url)
     import boto3
 
     from evaluation.job import EvaluationJob, exported_variables, shell_exports

@@ -17,11 +17,12 @@ from contracts.bucket_layout import DEFAULT_MODEL_KEY, PROD_CAPTURE_PREFIX, TRAI
 from contracts.environment import EvaluateEnvironment
 from contracts.exit_codes import ExitCode
 from jobs_common.gate import GatePolicy
+from model_package.errors import JobConfigError
 from model_package.manifest import HIGHER_IS_BETTER
 
 
-class ConfigError(ValueError):
-    """A bad or missing setting; the message names the variable and what is allowed."""
+class ConfigError(JobConfigError):
+    """A bad or missing setting; the message names the variable and what is allowed (exits CONFIG)."""
 
 
 # Exit status of ``python -m evaluation run`` (the buildspec passes it on; CodeBuild fails the action on != 0).

@@ -24,7 +24,8 @@ from contracts.exit_codes import ExitCode, UsageArgumentParser
 from inference.job import InferenceJob, JobTerminated, terminate_on_sigterm
 from inference.readers import DEFAULT_CHUNK_ROWS
 from jobs_common.champion import resolve_model
-from model_package.errors import JobConfigError, run_command
+from jobs_common.cli import BAD_INPUT, run_command
+from model_package.errors import JobConfigError
 
 
 def _needs_s3(*values: str | None) -> bool:
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 < args.threshold < 1:
         print(f"error: --threshold must be between 0 and 1, got {args.threshold}", file=sys.stderr)
         return ExitCode.USAGE
-    return run_command(lambda: args.func(args))
+    return run_command(lambda: args.func(args), program=f"inference {args.command}", bad_input=BAD_INPUT)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ imports another, they all import from here (tests/test_job_layers.py keeps it so
 - Models: ``champion`` (resolve ``champion``/a version/a URI/a path to a verified package), ``store``
   (the model bucket: versioned uploads, champion pointer, reports).
 - Judging: ``metrics`` (holdout metrics, PSI), ``gate`` (candidate against champion), ``holdout`` (the split).
-- Running: ``errors`` (job errors with their exit codes),
+- Running: ``errors`` (job errors with their exit codes), ``cli`` (the one runner every command line ends
+  through: exit status and one clear line),
   ``evaluation_contract`` (the Evaluate action's exported variables, read by release and infra).
 
 Alerts stay in the top-level ``alerting`` package, which already is this layer's alert part (one publisher,

@@ -7,9 +7,6 @@ it into a documented process exit status without a lookup table of their own.
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable
-
 from contracts.exit_codes import ExitCode
 
 
@@ -59,21 +56,3 @@ class InsufficientDataError(InputDataError):
     """Too few rows to conclude anything (e.g. a drift window below its minimum); gives count and minimum."""
 
     exit_code = ExitCode.INSUFFICIENT_DATA
-
-
-def run_command(command: Callable[[], int]) -> int:
-    """Run a job's command line and turn its failure into the documented exit status, with one clear line.
-
-    A :class:`PackageError` exits with its own code (``docs/exit-codes.md``); a ``ValueError`` that carries
-    an ``exit_code`` (:class:`JobConfigError`, :class:`InputDataError`) exits with it; any other rejected
-    (``ValueError``) or unreadable (``OSError``) input exits :attr:`ExitCode.BAD_DATA`. Anything else is a
-    bug and keeps its traceback (exit 1).
-    """
-    try:
-        return int(command())
-    except PackageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except (ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return int(getattr(exc, "exit_code", ExitCode.BAD_DATA))

@@ -32,7 +32,8 @@ from jobs_common.capture import (
     read_observations,
 )
 from jobs_common.champion import live_model, resolve_model
-from model_package.errors import JobConfigError, run_command
+from jobs_common.cli import BAD_INPUT, run_command
+from model_package.errors import JobConfigError
 from monitor.drift import DriftAnalysis
 from monitor.drift_job import DriftJob, RetrainTrigger
 from monitor.privacy import privacy_from_env
@@ -241,7 +242,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parser().parse_args(argv)
-    return run_command(lambda: args.func(args))
+    return run_command(lambda: args.func(args), program=f"monitor {args.command}", bad_input=BAD_INPUT)
 
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from contracts.exit_codes import ExitCode, UsageArgumentParser
-from model_package import PackageError
-from release.errors import ConfigurationError, ReleaseError
+from jobs_common.cli import run_command
+from release.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from release.settings import ReleaseSettings
@@ -327,12 +327,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     args = parser().parse_args(argv)
-    try:
-        return int(args.run(args))
-    except (ReleaseError, PackageError) as exc:
-        kind = "configuration" if isinstance(exc, ConfigurationError) else type(exc).__name__
-        print(f"release {args.command}: {kind}: {exc}", file=sys.stderr)
-        return exc.exit_code
+    return run_command(lambda: args.run(args), program=f"release {args.command}")
 
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from contracts.exit_codes import ExitCode, UsageArgumentParser
-from jobs_common.errors import RetrainError, UsageError
-from model_package.errors import PackageError
+from jobs_common.cli import run_command
+from jobs_common.errors import UsageError
 from model_package.manifest import TASK_METRICS
 from retrain.logs import configure_logging
 
@@ -212,12 +212,7 @@ COMMANDS = {"run": _run, "train": _train, "verify": _verify, "synth": _synth}
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.log_level, json_lines=not args.plain_logs)
-    try:
-        return COMMANDS[args.command](args)
-    except (PackageError, RetrainError) as exc:
-        LOG.error("%s", exc)
-        print(f"error ({type(exc).__name__}, exit {exc.exit_code}): {exc}", file=sys.stderr)
-        return exc.exit_code
+    return run_command(lambda: COMMANDS[args.command](args), program=f"retrain {args.command}")
 
 
 if __name__ == "__main__":
