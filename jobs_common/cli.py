@@ -67,8 +67,6 @@ def _logging_reaches_stderr() -> bool:
     printed, and either way it appears exactly once."""
     root = logging.getLogger()
     return any(
-        isinstance(handler, logging.StreamHandler)
-        and handler.stream is sys.stderr
-        and handler.level <= logging.ERROR
+        isinstance(handler, logging.StreamHandler) and handler.stream is sys.stderr and handler.level <= logging.ERROR
         for handler in root.handlers
     ) and root.isEnabledFor(logging.ERROR)
