@@ -81,6 +81,11 @@ CAPTURE_DROPPED = Counter(
     "Capture records lost (spool overflow policy, in-memory bound while the spool is not writable)",
     ["sink", "reason"],
 )
+CAPTURE_IDS_NOT_STORED = Counter(
+    "app_capture_ids_not_stored_total",
+    "Capture records whose ids the sink could not store (a SQL table without an ids column that may not be added)",
+    ["sink"],
+)
 CAPTURE_SPOOL_ERRORS = Counter("app_capture_spool_write_errors_total", "Failed writes to the capture spool", ["sink"])
 HTTP_REJECTED = Counter(
     "app_http_rejected_total",

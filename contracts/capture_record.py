@@ -8,7 +8,8 @@ Glue columns from here, so a new output key is added once and every reader and t
 Fields: ``uid``, ``time`` (ISO 8601 UTC, the answer time), ``service``, ``model_name``, ``model_version``,
 ``input`` (the record as sent), ``output`` (the answer in the user's labels, per task, the shapes of
 ``model_package.runtime.Predictions.record`` plus the binary ``prediction``), ``latency_ms``, and ``ids``
-(the manifest's id columns found in the record; only present when the model has id columns). Rejected
+(the manifest's id columns found in the record; only present when the model has id columns; the SQL table's
+``ids`` column is NULL then). Rejected
 records are not captured: they have no output.
 """
 
@@ -81,12 +82,13 @@ GLUE_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
 )
 FIELDS: Final[tuple[str, ...]] = tuple(name for name, _ in GLUE_COLUMNS)
 
-# The SQL table ``prediction_capture``: the record's fields (``ids`` is not stored there yet) plus the binary
-# answer flattened into two columns so a plain SQL query can average them (NULL for the other tasks).
+# The SQL table ``prediction_capture``: the record's fields (``ids`` NULL when the model has no id columns)
+# plus the binary answer flattened into two columns so a plain SQL query can average them (NULL for the
+# other tasks).
 SQL_BINARY_COLUMNS: Final[tuple[str, ...]] = (PREDICTION, PROBABILITY)
-SQL_COLUMNS: Final[tuple[str, ...]] = tuple(name for name in FIELDS if name != IDS) + SQL_BINARY_COLUMNS
+SQL_COLUMNS: Final[tuple[str, ...]] = FIELDS + SQL_BINARY_COLUMNS
 # Columns holding JSON objects (PostgreSQL casts them with ``::json``).
-SQL_JSON_COLUMNS: Final[tuple[str, ...]] = (INPUT, OUTPUT)
+SQL_JSON_COLUMNS: Final[tuple[str, ...]] = (INPUT, OUTPUT, IDS)
 
 
 def output_task(outputs: list[dict[str, Any]]) -> TaskType:

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from contracts.bucket_layout import PROD_CAPTURE_PREFIX, hour_prefixes
-from contracts.capture_record import INPUT, LATENCY_MS, OUTPUT, PROBABILITIES, PROBABILITY, TIME, UID, VALUE
+from contracts.capture_record import IDS, INPUT, LATENCY_MS, OUTPUT, PROBABILITIES, PROBABILITY, TIME, UID, VALUE
 from jobs_common.columns import csv_dtypes
 from model_package.manifest import Manifest, TaskSpec
 
@@ -452,9 +452,11 @@ class SqlCaptureReader:
         records = []
         for row in rows:
             record = dict(row)
-            for key in (INPUT, OUTPUT):
-                if isinstance(record[key], str):
+            for key in (INPUT, OUTPUT, IDS):
+                if isinstance(record.get(key), str):
                     record[key] = json.loads(record[key])
+            if record.get(IDS) is None:
+                record.pop(IDS, None)  # contract 3: ``ids`` only where the model has id columns
             record[TIME] = record[TIME].isoformat() if isinstance(record[TIME], datetime) else record[TIME]
             records.append(record)
         return records

@@ -6,6 +6,7 @@ from the batch's first record, and the SQL insert ignores uids already stored.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -14,12 +15,15 @@ from urllib.parse import urlparse
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
+from app import metrics
 from app.json_codec import dumps, dumps_text
 from contracts.bucket_layout import capture_key, capture_prefix
-from contracts.capture_record import PREDICTION, PROBABILITY, SQL_COLUMNS, SQL_JSON_COLUMNS
+from contracts.capture_record import IDS, PREDICTION, PROBABILITY, SQL_COLUMNS, SQL_JSON_COLUMNS
 
+LOG = logging.getLogger(__name__)
 CAPTURE_TABLE = "prediction_capture"
 _COLUMNS = SQL_COLUMNS
+_COLUMNS_WITHOUT_IDS = tuple(column for column in SQL_COLUMNS if column != IDS)
 
 
 class Sink(Protocol):
@@ -122,6 +126,11 @@ def capture_table(metadata: sa.MetaData) -> sa.Table:
         sa.Column("input", sa.JSON, nullable=False),
         sa.Column("output", sa.JSON, nullable=False),
         sa.Column("latency_ms", sa.Double, nullable=False),
+        # The manifest's id columns found in the record (NULL when the model has none). A table created before
+        # this column gets it on the app's first write (SqlSink._add_ids_column): adding a nullable column
+        # without a default only changes the catalog (PostgreSQL "ALTER TABLE": no table rewrite; MariaDB's
+        # instant ADD COLUMN), so a busy table is not locked for a rewrite.
+        sa.Column(IDS, sa.JSON, nullable=True),
         # Binary only (1 = positive label, P(positive)); NULL for multiclass and regression, whose answer is
         # in ``output``. A table created before task types had NOT NULL here: docs/app.md gives the ALTER.
         sa.Column("prediction", sa.Integer, nullable=True),
@@ -129,7 +138,7 @@ def capture_table(metadata: sa.MetaData) -> sa.Table:
     )
 
 
-# Rows per INSERT statement: 90 rows x 10 columns = 900 bound values, under SQLite's historical limit of 999
+# Rows per INSERT statement: 90 rows x 11 columns = 990 bound values, under SQLite's historical limit of 999
 # (https://www.sqlite.org/limits.html#max_variable_number) and far under PostgreSQL's 65,535.
 ROWS_PER_STATEMENT = 90
 STATEMENT_TIMEOUT_MS = 30_000  # PostgreSQL: longest one capture statement may wait (e.g. on a lock)
@@ -147,6 +156,9 @@ class SqlSink:
         self.table = capture_table(self.metadata)
         self._created = False
         self._statements: dict[int, str] = {}
+        # What this sink inserts: every column, or all but ``ids`` when the table lacks it and this
+        # connection may not add it (then each record with ids counts in app_capture_ids_not_stored_total).
+        self.columns: tuple[str, ...] = _COLUMNS
 
     @staticmethod
     def _engine(url: str) -> sa.Engine:
@@ -194,15 +206,15 @@ class SqlSink:
         if statement is not None:
             return statement
         dialect = self.engine.dialect.name
-        columns = ", ".join(_COLUMNS)
+        columns = ", ".join(self.columns)
         if dialect == "sqlite":
-            row = "(" + ", ".join("?" for _ in _COLUMNS) + ")"
+            row = "(" + ", ".join("?" for _ in self.columns) + ")"
             head, tail = "INSERT", " ON CONFLICT (uid) DO NOTHING"
         elif dialect == "postgresql":
-            row = "(" + ", ".join("%s::json" if c in SQL_JSON_COLUMNS else "%s" for c in _COLUMNS) + ")"
+            row = "(" + ", ".join("%s::json" if c in SQL_JSON_COLUMNS else "%s" for c in self.columns) + ")"
             head, tail = "INSERT", " ON CONFLICT (uid) DO NOTHING"
         elif dialect in ("mysql", "mariadb"):
-            row = "(" + ", ".join("%s" for _ in _COLUMNS) + ")"
+            row = "(" + ", ".join("%s" for _ in self.columns) + ")"
             head, tail = "INSERT IGNORE", ""
         else:
             raise ValueError(f"capture database {dialect!r} is not supported; use sqlite, postgresql or mysql")
@@ -211,17 +223,47 @@ class SqlSink:
         self._statements[rows] = statement
         return statement
 
+    def _prepare_table(self) -> None:
+        """Create the table if missing, and give a table created before ``ids`` its column."""
+        self.metadata.create_all(self.engine, checkfirst=True)
+        if IDS not in self._table_columns():
+            self._add_ids_column()
+        self.columns = _COLUMNS if IDS in self._table_columns() else _COLUMNS_WITHOUT_IDS
+        self._statements.clear()
+        self._statement(1)  # an unsupported dialect fails here, before any row is bound
+
+    def _table_columns(self) -> set[str]:
+        return {column["name"] for column in sa.inspect(self.engine).get_columns(CAPTURE_TABLE)}
+
+    def _add_ids_column(self) -> None:
+        column_type = self.table.c[IDS].type.compile(dialect=self.engine.dialect)
+        statement = f"ALTER TABLE {CAPTURE_TABLE} ADD COLUMN {IDS} {column_type}"
+        try:
+            with self.engine.begin() as connection:
+                connection.exec_driver_sql(statement)
+        except sa.exc.DBAPIError as exc:
+            if IDS in self._table_columns():
+                return  # another worker added it first
+            LOG.error(
+                "capture table %s has no column %r and this connection may not add it (%s: %s): records' ids "
+                "are NOT stored in SQL (app_capture_ids_not_stored_total) until someone runs: %s",
+                CAPTURE_TABLE, IDS, type(exc).__name__, str(exc).splitlines()[0], statement,
+            )  # fmt: skip
+            return
+        LOG.warning("capture table %s: added the nullable column %r (%s)", CAPTURE_TABLE, IDS, statement)
+
     def write(self, records: Sequence[dict[str, Any]]) -> None:
         if not records:
             return
         if not self._created:
-            self.metadata.create_all(self.engine, checkfirst=True)
-            self._statement(1)  # an unsupported dialect fails here, before any row is bound
+            self._prepare_table()
             self._created = True
         sqlite = self.engine.dialect.name == "sqlite"
+        with_ids = IDS in self.columns
         dumps = dumps_text
         values: list[Any] = []
         last_text, when = "", None
+        ids_lost = 0
         for r in records:
             output = r["output"]
             if r["time"] != last_text:  # records of one request share a time: convert once
@@ -236,15 +278,21 @@ class SqlSink:
                 dumps(r["input"]),
                 dumps(output),
                 r["latency_ms"],
-                output.get(PREDICTION),
-                output.get(PROBABILITY),
             )
-        width = len(_COLUMNS)
+            ids = r.get(IDS)
+            if with_ids:
+                values.append(dumps(ids) if ids else None)
+            elif ids:
+                ids_lost += 1
+            values += (output.get(PREDICTION), output.get(PROBABILITY))
+        width = len(self.columns)
         step = ROWS_PER_STATEMENT * width
         with self.engine.begin() as connection:
             for start in range(0, len(values), step):
                 chunk = values[start : start + step]
                 connection.exec_driver_sql(self._statement(len(chunk) // width), tuple(chunk))
+        if ids_lost:
+            metrics.CAPTURE_IDS_NOT_STORED.labels(self.name).inc(ids_lost)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -184,3 +184,91 @@ def test_s3_errors_are_classified_permanent_or_transient() -> None:
     assert not S3Sink.permanent(client_error(403, "AccessDenied"))  # an operator fixes IAM; records wait
     assert not S3Sink.permanent(client_error(503, "SlowDown"))
     assert not S3Sink.permanent(EndpointConnectionError(endpoint_url="http://127.0.0.1:1"))
+
+
+def _records_with_ids(count: int) -> list[dict]:
+    """Every other record carries the model's id columns (a model with ``--id-columns``); the rest none."""
+    records = _records(count)
+    for i, record in enumerate(records):
+        if i % 2 == 0:
+            record["ids"] = {"customer_id": f"c-{i}", "branch": "Zürich"}
+    return records
+
+
+def _without_ids_table(url: str) -> None:
+    """The table as an app before the ``ids`` column created it, with one row already stored."""
+    legacy = sa.MetaData()
+    current = capture_table(sa.MetaData())
+    table = sa.Table(current.name, legacy, *(c._copy() for c in current.columns if c.name != "ids"))
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        legacy.create_all(connection)
+        [old] = _records(1, time="2026-11-21T00:00:00.000001+00:00")
+        connection.execute(table.insert(), [{**old, "time": datetime.fromisoformat(old["time"]), "prediction": 0,
+                                             "probability": 0.0}])  # fmt: skip
+    engine.dispose()
+
+
+def _read_back(url: str) -> dict[str, dict]:
+    from jobs_common.capture import SqlCaptureReader
+
+    return {r["uid"]: r for r in SqlCaptureReader(url).read(None, datetime(1970, 1, 1, tzinfo=UTC))}
+
+
+def test_ids_are_stored_and_read_back_on_every_database(database_url: str) -> None:
+    """Issue #14 item 3: id columns pass through capture; the S3 records had them, the SQL table did not."""
+    records = _records_with_ids(30)
+    SqlSink(database_url).write(records)
+    stored = _read_back(database_url)
+    assert len(stored) == 30
+    for record in records:
+        assert stored[record["uid"]].get("ids") == record.get("ids"), record["uid"]
+        assert stored[record["uid"]]["output"] == record["output"]
+
+
+def test_a_table_from_before_ids_gets_the_column_and_keeps_its_rows(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    _without_ids_table(database_url)
+    records = _records_with_ids(10)
+    with caplog.at_level("WARNING", logger="app.capture.sinks"):
+        SqlSink(database_url).write(records)
+    assert "added the nullable column 'ids'" in caplog.text
+    stored = _read_back(database_url)
+    assert len(stored) == 11, "the row stored before the migration is still there"
+    assert sum("ids" in r for r in stored.values()) == 5
+    assert stored[records[0]["uid"]]["ids"] == {"customer_id": "c-0", "branch": "Zürich"}
+    SqlSink(database_url).write(_records_with_ids(3))  # a second process finds the column and adds nothing
+    assert len(_read_back(database_url)) == 14
+
+
+def test_without_the_right_to_add_the_column_rows_are_stored_and_the_lost_ids_counted(
+    postgres_server, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A capture role that may INSERT and SELECT but not ALTER: capture goes on, the ids are counted as not
+    stored, and an ERROR names the statement a DBA has to run."""
+    from app import metrics
+
+    schema, role = f"ro_{uuid.uuid4().hex[:8]}", f"capture_{uuid.uuid4().hex[:8]}"
+    admin_url = f"{postgres_server.url}?options=-csearch_path%3D{schema}"
+    admin = sa.create_engine(postgres_server.url)
+    with admin.begin() as connection:
+        connection.execute(sa.text(f"create schema {schema}"))
+        connection.execute(sa.text(f"create role {role} login"))
+        connection.execute(sa.text(f"grant usage on schema {schema} to {role}"))
+    admin.dispose()
+    _without_ids_table(admin_url)
+    admin = sa.create_engine(admin_url)
+    with admin.begin() as connection:
+        connection.execute(sa.text(f"grant select, insert on prediction_capture to {role}"))
+    admin.dispose()
+    url = admin_url.replace("postgres@", f"{role}@", 1)
+    before = metrics.CAPTURE_IDS_NOT_STORED.labels("sql")._value.get()
+    records = _records_with_ids(10)
+    with caplog.at_level("ERROR", logger="app.capture.sinks"):
+        SqlSink(url).write(records)
+    assert "ALTER TABLE prediction_capture ADD COLUMN ids JSON" in caplog.text
+    assert "are NOT stored" in caplog.text
+    assert metrics.CAPTURE_IDS_NOT_STORED.labels("sql")._value.get() - before == 5
+    stored = _read_back(admin_url)
+    assert len(stored) == 11 and not any("ids" in r for r in stored.values())
