@@ -245,7 +245,7 @@ class SqlSink:
             if IDS in self._table_columns():
                 return  # another worker added it first
             LOG.error(
-                "capture table %s has no column %r and this connection may not add it (%s: %s): records' ids "
+                "capture table %s has no column %r and could not add it (%s: %s): records' ids "
                 "are NOT stored in SQL (app_capture_ids_not_stored_total) until someone runs: %s",
                 CAPTURE_TABLE, IDS, type(exc).__name__, str(exc).splitlines()[0], statement,
             )  # fmt: skip
