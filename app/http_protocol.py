@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import weakref
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -45,6 +47,53 @@ def _response(status: bytes, message: bytes) -> bytes:
     )
 
 
+def sweep_interval(header_timeout: float, body_timeout: float) -> float:
+    """How often a worker checks its connections' deadlines: a tenth of the shorter limit, 50 ms to 1 s.
+
+    A deadline is enforced between the limit and the limit plus this interval (10 s headers: 10-11 s)."""
+    return min(1.0, max(0.05, min(header_timeout, body_timeout) / 10))
+
+
+class _DeadlineSweep:
+    """One periodic check per event loop of every open connection's deadline.
+
+    Why not a timer per request: ``loop.call_later`` plus ``cancel`` twice per request (headers, then body)
+    cost ~4.5 us of a ~90 us request on uvloop, and every cancelled handle stays in the loop's heap until
+    it is due. Arming is now a float store; the sweep walks the open connections once per interval.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, interval: float) -> None:
+        self.loop, self.interval = loop, interval
+        self.connections: set[LimitedHttpToolsProtocol] = set()
+        self._handle: asyncio.TimerHandle | None = None
+
+    def add(self, protocol: LimitedHttpToolsProtocol) -> None:
+        self.connections.add(protocol)
+        if self._handle is None:
+            self._handle = self.loop.call_later(self.interval, self._sweep)
+
+    def discard(self, protocol: LimitedHttpToolsProtocol) -> None:
+        self.connections.discard(protocol)
+
+    def _sweep(self) -> None:
+        self._handle = None
+        now = self.loop.time()
+        for protocol in [p for p in self.connections if p.deadline_at <= now]:
+            protocol.expire()
+        if self.connections:
+            self._handle = self.loop.call_later(self.interval, self._sweep)
+
+
+_SWEEPS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _DeadlineSweep] = weakref.WeakKeyDictionary()
+
+
+def _sweep_for(loop: asyncio.AbstractEventLoop, interval: float) -> _DeadlineSweep:
+    sweep = _SWEEPS.get(loop)
+    if sweep is None:
+        sweep = _SWEEPS[loop] = _DeadlineSweep(loop, interval)
+    return sweep
+
+
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
     """Closes a connection whose headers grow too large or arrive too slowly, or whose body stalls."""
 
@@ -56,19 +105,22 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._body_timeout = limits["body_timeout"]
         self._header_bytes = 0
         self._in_headers = True
-        self._deadline: asyncio.TimerHandle | None = None
+        # When the current phase (headers, body) must be done by, in loop time; inf: no deadline.
+        self.deadline_at = math.inf
+        self._deadline_what = "headers"
+        self._sweep = _sweep_for(self.loop, sweep_interval(self._header_timeout, self._body_timeout))
 
     def _arm(self, seconds: float, what: str) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(seconds, self._expired, what)
+        self.deadline_at = self.loop.time() + seconds
+        self._deadline_what = what
 
     def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+        self.deadline_at = math.inf
 
-    def _expired(self, what: str) -> None:
-        self._deadline = None
+    def expire(self) -> None:
+        """The sweep found the deadline passed: count it, answer 408 for late headers, close."""
+        what = self._deadline_what
+        self.deadline_at = math.inf
         if self.transport.is_closing():
             return
         metrics.HTTP_REJECTED.labels(f"{what}_timeout").inc()
@@ -87,9 +139,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm(self._header_timeout, "headers")  # also bounds a connection that never sends a byte
+        self._sweep.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._sweep.discard(self)
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:

@@ -105,3 +105,45 @@ def test_keep_alive_requests_still_work(app: AppProcess, trained: TrainedPackage
     with httpx.Client(base_url=app.url, timeout=CLIENT_TIMEOUT) as client:
         for record in trained.records[:5]:
             assert client.post("/predict", json=record).status_code == 200
+
+
+def test_the_deadline_sweep_expires_late_connections_once_and_stops_when_none_are_open() -> None:
+    """Deadlines are checked by one sweep per loop (no timer per request): a connection past its deadline
+    is expired within one interval, one still in time is not, and the sweep stops with no connection open."""
+    import asyncio
+    import math
+
+    from app.http_protocol import _DeadlineSweep, sweep_interval
+
+    assert sweep_interval(10.0, 30.0) == 1.0 and sweep_interval(0.5, 0.5) == 0.05 and sweep_interval(0.1, 5) == 0.05
+
+    class Connection:
+        def __init__(self, sweep: _DeadlineSweep, deadline_at: float) -> None:
+            self.sweep, self.deadline_at, self.expired_at = sweep, deadline_at, None
+
+        def expire(self) -> None:
+            self.expired_at = self.sweep.loop.time()
+            self.deadline_at = math.inf
+            self.sweep.discard(self)
+
+    async def scenario() -> tuple[list[float | None], float, bool]:
+        loop = asyncio.get_running_loop()
+        sweep = _DeadlineSweep(loop, 0.02)
+        late, in_time = Connection(sweep, loop.time() + 0.05), Connection(sweep, loop.time() + 60)
+        sweep.add(late)  # type: ignore[arg-type]
+        sweep.add(in_time)  # type: ignore[arg-type]
+        await asyncio.sleep(0.2)
+        running_with_one_open = sweep._handle is not None
+        sweep.discard(in_time)  # type: ignore[arg-type]
+        await asyncio.sleep(0.1)
+        assert sweep._handle is None, "the sweep keeps running with no connection open"
+        return [late.expired_at, in_time.expired_at], late.deadline_at, running_with_one_open
+
+    loop = asyncio.new_event_loop()
+    try:
+        started = loop.time()
+        (late_at, in_time_at), _, running = loop.run_until_complete(scenario())
+    finally:
+        loop.close()
+    assert in_time_at is None and running
+    assert late_at is not None and 0.05 <= late_at - started < 0.05 + 0.2
