@@ -127,7 +127,10 @@ def parse_records(
     ``max_records`` is checked before any record is validated: a 1 MB body of empty records cost a worker
     seconds of validation (issue #13); now it costs the parse.
     """
-    kind = _base_type(content_type)
+    # The header as clients nearly always send it skips the parse (this runs once per request).
+    kind = (
+        "application/json" if content_type is None or content_type == "application/json" else _base_type(content_type)
+    )
     if kind in JSON_TYPES or kind.endswith("+json"):
         records = _json_records(body)
         if max_records is not None and len(records) > max_records:

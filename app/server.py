@@ -133,7 +133,12 @@ class PredictService:
         self._answered.append((prediction, records, time.perf_counter() - started))
         if len(self._answered) == 1:
             asyncio.get_running_loop().call_soon(self._settle)
-        first = next((u for u, ok in zip(prediction.uids, prediction.row_ok, strict=True) if ok), prediction.uids[0])
+        if status == 200:
+            first = prediction.uids[0]
+        else:
+            first = next(
+                (u for u, ok in zip(prediction.uids, prediction.row_ok, strict=True) if ok), prediction.uids[0]
+            )
         return PredictResponse(status, payload, content, first)
 
     def _settle(self) -> None:
