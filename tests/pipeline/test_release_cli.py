@@ -263,9 +263,9 @@ def _third_party_imports(package: str) -> set[str]:
     first_party = {p.name for p in ROOT.iterdir() if (p / "__init__.py").exists()}
     found: set[str] = set()
     seen: set[Path] = set()
-    todo = [(path, True) for path in (ROOT / package).glob("*.py")]
-    while todo:
-        path, whole = todo.pop()
+    pending = [(path, True) for path in (ROOT / package).glob("*.py")]
+    while pending:
+        path, whole = pending.pop()
         if path in seen:
             continue
         seen.add(path)
@@ -278,7 +278,7 @@ def _third_party_imports(package: str) -> set[str]:
                     base = ROOT.joinpath(*parts[:depth])
                     for candidate in (base / "__init__.py", base.with_suffix(".py")):
                         if candidate.exists():
-                            todo.append((candidate, top == package))
+                            pending.append((candidate, top == package))
             elif top not in sys.stdlib_module_names and top != "__future__":
                 found.add(top)
     return found
@@ -304,16 +304,16 @@ def test_release_requirements_pin_the_whole_closure_at_dev_lock_versions() -> No
     distributions = importlib.metadata.packages_distributions()
     roots = sorted({dist for module in _third_party_imports("release") for dist in distributions[module]})
     assert {"boto3", "pydantic", "pydantic-settings"} <= {name.lower() for name in roots}
-    closure, todo = set(), list(roots)
-    while todo:
-        name = todo.pop().lower().replace("_", "-")
+    closure, pending = set(), list(roots)
+    while pending:
+        name = pending.pop().lower().replace("_", "-")
         if name in closure:
             continue
         closure.add(name)
         for spec in importlib.metadata.requires(name) or []:
             requirement = Requirement(spec)
             if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
-                todo.append(requirement.name)
+                pending.append(requirement.name)
     assert closure == set(release), (
         "release/requirements.txt is installed with --no-deps: it must list every dependency"
     )
