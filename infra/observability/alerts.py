@@ -67,30 +67,20 @@ class Alerts(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        for index, email in enumerate(args.emails):
-            aws.sns.TopicSubscription(
-                f"{name}-email-{index}",
-                aws.sns.TopicSubscriptionArgs(
-                    topic=self.topic.arn,
-                    protocol="email",
-                    endpoint=email,
-                    filter_policy=PAGER_FILTER_POLICY,
-                    filter_policy_scope="MessageAttributes",
-                ),
-                opts=child,
-            )
-        for index, number in enumerate(args.sms_numbers):
-            aws.sns.TopicSubscription(
-                f"{name}-sms-{index}",
-                aws.sns.TopicSubscriptionArgs(
-                    topic=self.topic.arn,
-                    protocol="sms",
-                    endpoint=number,
-                    filter_policy=PAGER_FILTER_POLICY,
-                    filter_policy_scope="MessageAttributes",
-                ),
-                opts=child,
-            )
+        # People are paged by email and SMS alike: the same filter, one subscription per address.
+        for protocol, endpoints in (("email", args.emails), ("sms", args.sms_numbers)):
+            for index, endpoint in enumerate(endpoints):
+                aws.sns.TopicSubscription(
+                    f"{name}-{protocol}-{index}",
+                    aws.sns.TopicSubscriptionArgs(
+                        topic=self.topic.arn,
+                        protocol=protocol,
+                        endpoint=endpoint,
+                        filter_policy=PAGER_FILTER_POLICY,
+                        filter_policy_scope="MessageAttributes",
+                    ),
+                    opts=child,
+                )
         self.topic_arn = self.topic.arn
         self.register_outputs({"topicArn": self.topic.arn})
 
