@@ -8,6 +8,12 @@ app does not use (https://www.uvicorn.org/settings/#implementation).
 
 The limits come from the environment (``HTTP_*`` in docs/app.md) via :class:`app.config.AppConfig`, read
 once per worker; ``python -m app`` passes this class as uvicorn's ``http`` implementation.
+
+It also serves ``POST /predict`` itself, straight from the parser's callbacks (:class:`DirectPredict`):
+uvicorn's ASGI path costs a task, a scope, an event and two messages per request and writes the head
+and the body in two ``send`` calls; together about a third of the app's CPU per request at concurrency
+64 (docs/bench-serving.md). Everything else, and a ``/predict`` request that arrives pipelined behind an
+unanswered one, goes through ASGI as before.
 """
 
 from __future__ import annotations
@@ -16,11 +22,16 @@ import asyncio
 import logging
 import math
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 
 from app import metrics
+from app.core import RequestError
+
+if TYPE_CHECKING:
+    from app.core import Prediction
+    from app.server import PredictResponse, PredictService
 
 log = logging.getLogger("app.http")
 
@@ -94,8 +105,133 @@ def _sweep_for(loop: asyncio.AbstractEventLoop, interval: float) -> _DeadlineSwe
     return sweep
 
 
+_PREDICT_PATH = b"/predict"
+
+
+class DirectPredict:
+    """One ``POST /predict`` request served without ASGI: body in, parse, batch, one write out.
+
+    It stands where uvicorn keeps its request cycle (``protocol.cycle``) and has the attributes uvicorn's
+    protocol reads there: ``response_complete``, ``keep_alive`` (cleared by a graceful shutdown),
+    ``disconnected`` and ``message_event``.
+    """
+
+    __slots__ = (
+        "accept",
+        "body",
+        "content_type",
+        "disconnected",
+        "keep_alive",
+        "kind",
+        "limit",
+        "message_done",
+        "protocol",
+        "reading",
+        "records",
+        "response_complete",
+        "service",
+        "started",
+    )
+
+    def __init__(
+        self,
+        protocol: LimitedHttpToolsProtocol,
+        service: PredictService,
+        content_type: str | None,
+        accept: str | None,
+        keep_alive: bool,
+    ) -> None:
+        self.protocol, self.service = protocol, service
+        self.content_type, self.accept, self.keep_alive = content_type, accept, keep_alive
+        self.limit = service.max_body_bytes
+        self.body = bytearray()
+        self.response_complete = self.disconnected = False
+        self.kind = ""
+        self.records: list[dict[str, Any]] = []
+        self.started = service.begin()
+        self.reading = True
+        self.message_done = False  # the whole request (body included) has been parsed
+
+    @property
+    def message_event(self) -> DirectPredict:
+        return self  # uvicorn's connection_lost sets the cycle's event: nothing waits on one here
+
+    def set(self) -> None:
+        """See :attr:`message_event`."""
+
+    def too_large(self) -> None:
+        from app.server import BodyTooLargeError
+
+        self.refuse(BodyTooLargeError(self.limit))
+
+    def add_body(self, chunk: bytes) -> None:
+        if self.response_complete:  # answered early (413): the rest of the body is read and dropped
+            return
+        self.body += chunk
+        if len(self.body) > self.limit:
+            self.too_large()
+
+    def body_complete(self) -> None:
+        self.message_done = True
+        if self.response_complete:  # answered early (413): the connection is ready for the next request now
+            self.protocol.direct_response_complete(self.keep_alive)
+            return
+        self.reading = False
+        try:
+            self.kind, self.records, future = self.service.submit(bytes(self.body), self.content_type, self.accept)
+        except RequestError as exc:
+            self.respond(self.service.refuse(exc))
+            return
+        except Exception as exc:
+            self.respond(self.service.fail(exc))
+            return
+        self.body = bytearray()
+        future.add_done_callback(self.scored)
+
+    def scored(self, future: asyncio.Future[Prediction]) -> None:
+        service = self.service
+        try:
+            prediction = future.result()
+            answer = service.answer(prediction, self.kind, self.records, self.started)
+        except RequestError as exc:
+            answer = service.refuse(exc)
+        except Exception as exc:  # a bug, not bad input: 500, logged and reported
+            answer = service.fail(exc)
+        except asyncio.CancelledError:  # only a worker shutting down cancels: no answer is coming
+            self.protocol.transport.close()
+            return
+        self.respond(answer)
+
+    def refuse(self, exc: RequestError) -> None:
+        """A client mistake found before the body was queued: the reading ends here."""
+        if self.reading:
+            self.reading = False
+            self.service.abandon()
+        self.respond(self.service.refuse(exc))
+
+    def lost(self) -> None:
+        """The connection closed: no answer is sent; a request still reading stops counting as one."""
+        self.disconnected = True
+        if self.reading:
+            self.reading = False
+            self.service.abandon()
+
+    def respond(self, answer: PredictResponse) -> None:
+        if self.disconnected or self.response_complete:
+            return
+        self.response_complete = True
+        protocol = self.protocol
+        protocol.write_response(answer, self.keep_alive)
+        if self.message_done or not self.keep_alive:
+            protocol.direct_response_complete(self.keep_alive)
+        # else: refused before its body was read (413); the rest of the body is read and dropped, and the
+        # connection takes the next request only after it (body_complete), within the body deadline.
+
+
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
     """Closes a connection whose headers grow too large or arrive too slowly, or whose body stalls."""
+
+    cycle: RequestResponseCycle | DirectPredict  # type: ignore[assignment]  # uvicorn's, or a direct request
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -109,6 +245,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self.deadline_at = math.inf
         self._deadline_what = "headers"
         self._sweep = _sweep_for(self.loop, sweep_interval(self._header_timeout, self._body_timeout))
+        # The service that ``POST /predict`` is served from directly; None (app wrapped, e.g. trace logging):
+        # every request goes through ASGI.
+        self._predict: PredictService | None = getattr(self.app, "predict_service", None)
+        self._date_headers: tuple[object, bytes] = (None, b"")
 
     def _arm(self, seconds: float, what: str) -> None:
         self.deadline_at = self.loop.time() + seconds
@@ -122,6 +262,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         what = self._deadline_what
         self.deadline_at = math.inf
         if self.transport.is_closing():
+            return
+        if what == "idle":  # a kept-alive connection with no next request: closed quietly, as uvicorn does
+            self.transport.close()
             return
         metrics.HTTP_REJECTED.labels(f"{what}_timeout").inc()
         if what == "headers" and (self.cycle is None or self.cycle.response_complete):
@@ -144,6 +287,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         self._sweep.discard(self)
+        if type(self.cycle) is DirectPredict:
+            self.cycle.lost()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -164,8 +309,76 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._in_headers = False
         self._header_bytes = 0
         self._arm(self._body_timeout, "body")
-        super().on_headers_complete()
+        service = self._predict
+        if (
+            service is not None
+            and self.url == _PREDICT_PATH
+            and self.parser.get_method() == b"POST"
+            and (self.cycle is None or self.cycle.response_complete)  # pipelined behind another: ASGI queues it
+            and not self.parser.should_upgrade()
+            and (self.limit_concurrency is None or len(self.connections) < self.limit_concurrency)
+        ):
+            self._start_direct(service)
+        else:
+            super().on_headers_complete()
+
+    def _start_direct(self, service: PredictService) -> None:
+        content_type = accept = None
+        length = -1
+        for name, value in self.headers:  # names are lower-cased by uvicorn's on_header
+            if name == b"content-type":
+                content_type = value.decode("latin-1")
+            elif name == b"accept":
+                accept = value.decode("latin-1")
+            elif name == b"content-length":
+                length = int(value) if value.isdigit() else -1
+        keep_alive = self.parser.should_keep_alive() and self.parser.get_http_version() != "1.0"
+        self.cycle = cycle = DirectPredict(self, service, content_type, accept, keep_alive)
+        if length > cycle.limit:  # refused before the body is sent (with Expect: 100-continue, never sent)
+            cycle.too_large()
+        elif self.expect_100_continue:
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def on_body(self, body: bytes) -> None:
+        cycle = self.cycle
+        if type(cycle) is DirectPredict:
+            cycle.add_body(body)
+        else:
+            super().on_body(body)
 
     def on_message_complete(self) -> None:
         self._disarm()
-        super().on_message_complete()
+        cycle = self.cycle
+        if type(cycle) is DirectPredict:
+            cycle.body_complete()
+        else:
+            super().on_message_complete()
+
+    def write_response(self, answer: PredictResponse, keep_alive: bool) -> None:
+        """Status line, headers (uvicorn's defaults, i.e. ``date``, first) and body in one write."""
+        defaults = self.server_state.default_headers
+        cached, encoded = self._date_headers
+        if cached is not defaults:  # uvicorn replaces the list once a second (the date)
+            encoded = b"".join(b"%s: %s\r\n" % pair for pair in defaults)
+            self._date_headers = (defaults, encoded)
+        parts = [STATUS_LINE[answer.status], encoded]
+        parts += [b"%s: %s\r\n" % pair for pair in answer.headers()]
+        if not keep_alive:
+            parts.append(b"connection: close\r\n")
+        parts += [b"\r\n", answer.body]
+        self.transport.write(b"".join(parts))
+
+    def direct_response_complete(self, keep_alive: bool) -> None:
+        """uvicorn's ``on_response_complete`` for a direct answer; the idle deadline is the sweep's, not a timer."""
+        self.server_state.total_requests += 1
+        if not keep_alive:
+            self.transport.close()
+            return
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        elif not self._in_headers:  # (a next request already begun keeps its header deadline)
+            self._arm(self.timeout_keep_alive, "idle")

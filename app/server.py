@@ -41,6 +41,9 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
+_CONTENT_TYPES = {kind: (b"content-type", kind.encode()) for kind in ("application/json", "text/csv")}
+
+
 @dataclass(frozen=True, slots=True)
 class PredictResponse:
     """One ``/predict`` answer as the HTTP layers send it."""
@@ -48,7 +51,16 @@ class PredictResponse:
     status: int
     body: bytes
     content_type: str
-    request_id: str | None = None  # the first scored record's uid; None: the HTTP layer makes one up
+    request_id: str | None = None  # the first scored record's uid; None: one is made up
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        """The response headers both HTTP layers send: type, length, and the request id."""
+        content = self.content_type
+        return [
+            _CONTENT_TYPES.get(content) or (b"content-type", content.encode()),
+            (b"content-length", b"%d" % len(self.body)),
+            (b"x-request-id", (self.request_id or uuid.uuid4().hex).encode()),
+        ]
 
 
 class PredictService:
@@ -95,30 +107,48 @@ class PredictService:
         """The settings in force now: the refresher's last good document, else the defaults."""
         return self.settings.current if self.settings is not None else self._default_settings
 
-    async def handle(
-        self, body_source: Callable[[], Awaitable[bytes]], content_type: str | None, accept: str | None
-    ) -> PredictResponse:
-        """The answer to one ``/predict`` request. Client mistakes are 4xx, never 5xx."""
-        started = time.perf_counter()
-        batcher = self.batcher
-        batcher.reading += 1
-        reading = True
+    # The steps of one request, shared by both HTTP layers: ``app.http_protocol`` calls them straight from
+    # the parser's callbacks (no task, no ASGI messages), :meth:`handle` composes them for the ASGI path.
+
+    def begin(self) -> float:
+        """A request's headers are in: the batcher waits for its body (see ``MicroBatcher.reading``)."""
+        self.batcher.reading += 1
+        return time.perf_counter()
+
+    def abandon(self) -> None:
+        """A request that :meth:`begin` counted ended before :meth:`submit` (bad body, disconnect)."""
+        self.batcher.reader_done()
+
+    def submit(
+        self, body: bytes, content_type: str | None, accept: str | None
+    ) -> tuple[str, list[dict[str, Any]], asyncio.Future[Prediction]]:
+        """Parses the body and queues its records: (answer type, records, the future of their prediction).
+
+        Raises :class:`RequestError` for a client mistake. Ends the reading :meth:`begin` started either way.
+        """
         try:
             kind = accepted_type(accept)
-            body = await body_source()
             records = parse_records(body, content_type, self.model, self.max_records)
-            batcher.reader_done()
-            reading = False
-            prediction = await batcher.submit(records)
-        except RequestError as exc:
-            if reading:
-                batcher.reader_done()
-            metrics.REQUESTS.labels(str(exc.status)).inc()
-            return PredictResponse(exc.status, _error(exc.message), "application/json")
-        except BaseException:
-            if reading:
-                batcher.reader_done()
-            raise
+        finally:
+            self.batcher.reader_done()
+        return kind, records, self.batcher.submit(records)
+
+    def refuse(self, exc: RequestError) -> PredictResponse:
+        """The 4xx answer to a client mistake."""
+        metrics.REQUESTS.labels(str(exc.status)).inc()
+        return PredictResponse(exc.status, _error(exc.message), "application/json")
+
+    def fail(self, exc: BaseException) -> PredictResponse:
+        """A bug, not bad input: the 500 answer; logged, counted and reported, never fatal to the worker."""
+        log.error("unexpected error in /predict", exc_info=exc)
+        _report(exc)
+        metrics.REQUESTS.labels("500").inc()
+        return PredictResponse(500, _error("internal error; it has been logged"), "application/json")
+
+    def answer(
+        self, prediction: Prediction, kind: str, records: list[dict[str, Any]], started: float
+    ) -> PredictResponse:
+        """The answer to scored records; counted and captured with this loop turn's others (:meth:`_settle`)."""
         for violation in prediction.errors:
             metrics.VIOLATIONS.labels(violation.kind, "error").inc()
         for violation in prediction.warnings:
@@ -140,6 +170,23 @@ class PredictService:
                 (u for u, ok in zip(prediction.uids, prediction.row_ok, strict=True) if ok), prediction.uids[0]
             )
         return PredictResponse(status, payload, content, first)
+
+    async def handle(
+        self, body_source: Callable[[], Awaitable[bytes]], content_type: str | None, accept: str | None
+    ) -> PredictResponse:
+        """The answer to one ``/predict`` request read through ``body_source``. Client mistakes are 4xx."""
+        started = self.begin()
+        try:
+            try:
+                body = await body_source()
+            except BaseException:
+                self.abandon()
+                raise
+            kind, records, future = self.submit(body, content_type, accept)
+            prediction = await future
+        except RequestError as exc:
+            return self.refuse(exc)
+        return self.answer(prediction, kind, records, started)
 
     def _settle(self) -> None:
         """Counts and captures this event-loop turn's answered requests in one go.
@@ -192,15 +239,14 @@ class BodyTooLargeError(RequestError):
         super().__init__(413, f"request body is larger than the limit of {limit} bytes; send fewer records")
 
 
-_CONTENT_TYPES = {kind: (b"content-type", kind.encode()) for kind in ("application/json", "text/csv")}
-
-
 class PredictEndpoint:
     """The lean ASGI path for ``POST /predict``; anything else goes to the FastAPI app."""
 
     def __init__(self, service: PredictService, fallback: ASGIApp) -> None:
         self.service = service
         self.fallback = fallback
+        # ``app.http_protocol`` serves ``POST /predict`` from this service without ASGI when it finds it here.
+        self.predict_service = service
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != "/predict" or scope["method"] != "POST":
@@ -237,17 +283,8 @@ class PredictEndpoint:
         try:
             answer = await self.service.handle(read_body, content_type, accept)
         except Exception as exc:  # a bug, not bad input: answer 500, log, report; never kill the worker
-            log.exception("unexpected error in /predict")
-            _report(exc)
-            metrics.REQUESTS.labels("500").inc()
-            answer = PredictResponse(500, _error("internal error; it has been logged"), "application/json")
-        content = answer.content_type
-        headers = [
-            _CONTENT_TYPES.get(content) or (b"content-type", content.encode()),
-            (b"content-length", str(len(answer.body)).encode()),
-            (b"x-request-id", (answer.request_id or uuid.uuid4().hex).encode()),
-        ]
-        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+            answer = self.service.fail(exc)
+        await send({"type": "http.response.start", "status": answer.status, "headers": answer.headers()})
         await send({"type": "http.response.body", "body": answer.body})
 
 
