@@ -44,6 +44,9 @@ TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 # UserGuide/aws-properties-ecs-taskdefinition-ephemeralstorage.html) and the part of it the capture spool may
 # fill. One place: the task definition's size and the app's CAPTURE_SPOOL_MAX_BYTES both derive from these.
 EPHEMERAL_STORAGE_GIB = 30
+# The ALB's connection idle timeout, and how much longer the app keeps an idle kept-alive connection open.
+ALB_IDLE_TIMEOUT_SECONDS = 60
+APP_KEEPALIVE_MARGIN_SECONDS = 5
 CAPTURE_SPOOL_BUDGET_GIB = 20  # the rest holds the image layers and temp files
 # Alarm when a sink's oldest unsent record is older than this (the app's /ready default is 300 s).
 CAPTURE_OLDEST_UNSENT_ALARM_SECONDS = 900
@@ -324,6 +327,10 @@ class ModelService(pulumi.ComponentResource):
             log_level="INFO",
             # The Service dimension of the app's EMF prediction metrics: the score-shift alarm reads it.
             prediction_metrics_service=self.metrics_service_name,
+            # Longer than the ALB's idle timeout, so the ALB, not the app, closes an idle connection: otherwise the
+            # ALB may send a request on a connection the app is closing and answer the client 502 (ELB User
+            # Guide, "Edit attributes for your Application Load Balancer", connection idle timeout).
+            http_keepalive_seconds=ALB_IDLE_TIMEOUT_SECONDS + APP_KEEPALIVE_MARGIN_SECONDS,
         ).to_env()
         if "whoami" in args.bootstrap_image:
             # Only for the bootstrap image, which listens on 80 unless told otherwise.
@@ -471,7 +478,7 @@ class ModelService(pulumi.ComponentResource):
                 subnets=args.private_subnet_ids if args.internal else args.public_subnet_ids,
                 drop_invalid_header_fields=True,
                 enable_deletion_protection=args.deletion_protection,
-                idle_timeout=60,
+                idle_timeout=ALB_IDLE_TIMEOUT_SECONDS,
                 # ELB User Guide, "Access logs for your Application Load Balancer" (bucket: foundation/hardening.py).
                 access_logs=aws.lb.LoadBalancerAccessLogsArgs(
                     bucket=args.access_logs_bucket, prefix=f"alb/{args.service}", enabled=True

@@ -384,3 +384,17 @@ def test_drift_job_reads_the_capture_policy_and_key_with_narrow_grants(stack_nam
     summary = json.loads(run.one("aws:batch/jobDefinition:JobDefinition", "jobs-summary").inputs["containerProperties"])
     assert "secrets" not in summary and "CAPTURE_SETTINGS_SOURCE" not in {e["name"] for e in summary["environment"]}
     assert "ssm:GetParameter" not in allowed_actions(role_policy(run, "jobs-summary-role"))
+
+
+def test_the_app_keeps_idle_connections_longer_than_the_load_balancer(stack: OfflineRun) -> None:
+    """ELB User Guide, "Edit attributes for your Application Load Balancer", connection idle timeout: the
+    application's idle timeout should be larger than the load balancer's, or the ALB may reuse a connection
+    the app is closing and answer the client 502. The app's default keep-alive (5 s) was below the ALB's 60 s.
+    """
+    for service in ("stage", "prod"):
+        alb = stack.one("aws:lb/loadBalancer:LoadBalancer", f"{service}-alb")
+        (container,) = json.loads(
+            stack.one("aws:ecs/taskDefinition:TaskDefinition", f"{service}-task").inputs["containerDefinitions"]
+        )
+        environment = {e["name"]: e["value"] for e in container["environment"]}
+        assert float(environment["HTTP_KEEPALIVE_SECONDS"]) > alb.inputs["idleTimeout"], service
