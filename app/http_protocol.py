@@ -121,6 +121,7 @@ class DirectPredict:
         "body",
         "content_type",
         "disconnected",
+        "finished",
         "keep_alive",
         "kind",
         "limit",
@@ -151,6 +152,7 @@ class DirectPredict:
         self.started = service.begin()
         self.reading = True
         self.message_done = False  # the whole request (body included) has been parsed
+        self.finished = False  # the connection has been handed on (next request, idle, or closed): once
 
     @property
     def message_event(self) -> DirectPredict:
@@ -174,7 +176,7 @@ class DirectPredict:
     def body_complete(self) -> None:
         self.message_done = True
         if self.response_complete:  # answered early (413): the connection is ready for the next request now
-            self.protocol.direct_response_complete(self.keep_alive)
+            self.finish()
             return
         self.reading = False
         try:
@@ -220,12 +222,16 @@ class DirectPredict:
         if self.disconnected or self.response_complete:
             return
         self.response_complete = True
-        protocol = self.protocol
-        protocol.write_response(answer, self.keep_alive)
+        self.protocol.write_response(answer, self.keep_alive)
         if self.message_done or not self.keep_alive:
-            protocol.direct_response_complete(self.keep_alive)
+            self.finish()
         # else: refused before its body was read (413); the rest of the body is read and dropped, and the
         # connection takes the next request only after it (body_complete), within the body deadline.
+
+    def finish(self) -> None:
+        if not self.finished:
+            self.finished = True
+            self.protocol.direct_response_complete(self)
 
 
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
@@ -249,6 +255,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         # every request goes through ASGI.
         self._predict: PredictService | None = getattr(self.app, "predict_service", None)
         self._date_headers: tuple[object, bytes] = (None, b"")
+        # The direct request not yet answered, told when the connection is lost (self.cycle may have moved on
+        # to a request pipelined behind it).
+        self._direct: DirectPredict | None = None
 
     def _arm(self, seconds: float, what: str) -> None:
         self.deadline_at = self.loop.time() + seconds
@@ -287,8 +296,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         self._sweep.discard(self)
-        if type(self.cycle) is DirectPredict:
-            self.cycle.lost()
+        if self._direct is not None:  # (not necessarily self.cycle: a pipelined request may stand there)
+            self._direct.lost()
+            self._direct = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -333,7 +343,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             elif name == b"content-length":
                 length = int(value) if value.isdigit() else -1
         keep_alive = self.parser.should_keep_alive() and self.parser.get_http_version() != "1.0"
-        self.cycle = cycle = DirectPredict(self, service, content_type, accept, keep_alive)
+        self.cycle = self._direct = cycle = DirectPredict(self, service, content_type, accept, keep_alive)
         if length > cycle.limit:  # refused before the body is sent (with Expect: 100-continue, never sent)
             cycle.too_large()
         elif self.expect_100_continue:
@@ -368,10 +378,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         parts += [b"\r\n", answer.body]
         self.transport.write(b"".join(parts))
 
-    def direct_response_complete(self, keep_alive: bool) -> None:
+    def direct_response_complete(self, request: DirectPredict) -> None:
         """uvicorn's ``on_response_complete`` for a direct answer; the idle deadline is the sweep's, not a timer."""
+        if self._direct is request:
+            self._direct = None
         self.server_state.total_requests += 1
-        if not keep_alive:
+        if not request.keep_alive:
             self.transport.close()
             return
         if self.transport.is_closing():
