@@ -95,27 +95,8 @@ def serve(config: AppConfig, model: LoadedModel) -> int:
 
     import uvicorn
 
-    from app.http_protocol import LimitedHttpToolsProtocol
-
     _Server = _server_class()  # noqa: N806 - a class
-    # One server stack for one worker and for many: the fast event loop and HTTP parser (h11 would add
-    # ~40 ms of delayed ACKs per response) and time for the capture sinks to flush on SIGTERM.
-    server_options: dict[str, Any] = {
-        "host": config.host,
-        "port": config.port,
-        "loop": "uvloop",
-        # httptools with the header-size and header/body deadlines uvicorn lacks (app/http_protocol.py).
-        "http": LimitedHttpToolsProtocol,
-        "timeout_keep_alive": config.http_keepalive_seconds,  # idle kept-alive connections are closed
-        # Beyond this many open connections (per worker) new requests get a 503 instead of exhausting file
-        # descriptors (https://www.uvicorn.org/settings/#resource-limits).
-        "limit_concurrency": config.http_max_connections,
-        "access_log": False,
-        "server_header": False,  # do not advertise the server software to clients (OWASP: fingerprinting)
-        "proxy_headers": False,
-        "log_level": config.log_level.lower(),
-        "timeout_graceful_shutdown": 20,
-    }
+    server_options = uvicorn_options(config)
     server_code = ExitCode.OK
     try:
         if config.workers == 1:
@@ -141,6 +122,34 @@ def serve(config: AppConfig, model: LoadedModel) -> int:
     if server_code != ExitCode.OK:
         log.error("exit %d (%s): the server did not start or stop cleanly", server_code, server_code.name)
     return server_code
+
+
+def uvicorn_options(config: AppConfig) -> dict[str, Any]:
+    """uvicorn's settings for this app, the same for one worker and for many.
+
+    The fast event loop and HTTP parser (h11 would add ~40 ms of delayed ACKs per response), time for the
+    capture sinks to flush on SIGTERM, and nothing that wraps the app: uvicorn wraps it in middleware for
+    ``proxy_headers`` or trace logging, and the protocol then no longer finds the service it serves
+    ``POST /predict`` from directly (``app.http_protocol``), so every request would take the slower ASGI path.
+    """
+    from app.http_protocol import LimitedHttpToolsProtocol
+
+    return {
+        "host": config.host,
+        "port": config.port,
+        "loop": "uvloop",
+        # httptools with the header-size and header/body deadlines uvicorn lacks (app/http_protocol.py).
+        "http": LimitedHttpToolsProtocol,
+        "timeout_keep_alive": config.http_keepalive_seconds,  # idle kept-alive connections are closed
+        # Beyond this many open connections (per worker) new requests get a 503 instead of exhausting file
+        # descriptors (https://www.uvicorn.org/settings/#resource-limits).
+        "limit_concurrency": config.http_max_connections,
+        "access_log": False,
+        "server_header": False,  # do not advertise the server software to clients (OWASP: fingerprinting)
+        "proxy_headers": False,
+        "log_level": config.log_level.lower(),
+        "timeout_graceful_shutdown": 20,
+    }
 
 
 def _server_class() -> type:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import socket
 from collections.abc import Callable, Iterator, Sequence
@@ -859,3 +860,34 @@ def test_real_expect_100_continue(served: AppProcess, trained: TrainedPackage) -
         [refused] = _read_answers(sock, 1)
     assert refused.status == 413 and refused.json() == {"error": TOO_LARGE}
     assert "Traceback" not in served.log()
+
+
+# --- the server as ``python -m app`` configures it ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("override", "direct"),
+    [({}, True), ({"proxy_headers": True}, False), ({"log_level": "trace"}, False)],
+    ids=["as-served", "proxy-headers-wrap-the-app", "trace-logging-wraps-the-app"],
+)
+def test_the_server_as_configured_keeps_the_direct_path(
+    trained: TrainedPackage, tmp_path: Any, override: dict[str, Any], direct: bool
+) -> None:
+    """``python -m app`` runs uvicorn with :func:`app.__main__.uvicorn_options`. An option that makes uvicorn
+    wrap the app in middleware hides the service from the protocol, and ``/predict`` silently falls back to the
+    slower ASGI path: the options as served must not, and the two known wrappers show that the check can fail."""
+    from app.__main__ import uvicorn_options
+    from app.config import AppConfig
+    from app.factory import create_app
+
+    config = AppConfig(model_dir=str(trained.path), spool_dir=str(tmp_path / "spool"))
+    loggers = [logging.getLogger(name) for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")]
+    levels = [logger.level for logger in loggers]
+    try:  # uvicorn's Config sets its loggers' levels: restored, so later tests in this process see no change
+        server = Config(create_app(config), **{**uvicorn_options(config), "log_config": None, **override})
+        server.load()
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+    assert server.http_protocol_class is LimitedHttpToolsProtocol
+    assert (getattr(server.loaded_app, "predict_service", None) is not None) is direct
