@@ -106,6 +106,8 @@ def start(kind: str, port: int, model_zip: Path, baseline: Path, workdir: Path) 
         env["BASELINE_MODEL"] = str(baseline)
         argv = [str(bin_dir / "gunicorn"), "-w", "2", "-b", f"{LOOPBACK}:{port}", "--log-level", "warning"]
         argv += ["bench.serving_baseline.flask_app:app"]
+    elif kind == "ceiling-direct":
+        argv = [sys.executable, "-m", "bench.serving_baseline.constant_direct", "--host", LOOPBACK, "--port", str(port)]
     else:
         argv = [str(bin_dir / "uvicorn"), "bench.serving_baseline.constant_app:app", "--host", LOOPBACK]
         argv += ["--port", str(port), "--workers", "2", "--loop", "uvloop", "--http", "httptools"]
@@ -152,13 +154,18 @@ def table(results: list[Result]) -> str:
         for r in results
     ]
     by = {(r.server, r.concurrency): r for r in results}
-    lines += ["", "| server | concurrency | vs baseline | vs ceiling | p99 ms |", "|---|---:|---:|---:|---:|"]
+    direct = any(r.server == "ceiling-direct" for r in results)
+    head = "| server | concurrency | vs baseline | vs ceiling |" + (" vs ceiling-direct |" if direct else "")
+    lines += ["", head + " p99 ms |", "|---|---:|---:|---:|" + ("---:|" if direct else "") + "---:|"]
     for server in ("app", "app-multiclass"):
         for c in sorted({r.concurrency for r in results}):
             app, base, ceiling = by.get((server, c)), by.get(("baseline", c)), by.get(("ceiling", c))
             if app and base and ceiling:
-                ratio = f"{app.rps / base.rps:.1f}x | {app.rps / ceiling.rps:.0%} | {app.p99_ms:.2f}"
-                lines.append(f"| {server} | {c} | {ratio} |")
+                ratio = f"{app.rps / base.rps:.1f}x | {app.rps / ceiling.rps:.0%} |"
+                if direct:
+                    floor = by.get(("ceiling-direct", c))
+                    ratio += f" {app.rps / floor.rps:.0%} |" if floor else " - |"
+                lines.append(f"| {server} | {c} | {ratio} {app.p99_ms:.2f} |")
     return "\n".join(lines)
 
 
@@ -170,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--servers",
         default="app,app-multiclass,baseline,ceiling",
-        help="comma list of app, app-multiclass, app-nocapture, baseline, ceiling",
+        help="comma list of app, app-multiclass, app-nocapture, baseline, ceiling, ceiling-direct",
     )
     parser.add_argument("--concurrency", default=",".join(map(str, CONCURRENCY)))
     parser.add_argument("--markdown", type=Path, help="also write the result tables here")

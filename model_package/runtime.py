@@ -142,7 +142,24 @@ class Predictions:
         }
 
     def records(self) -> list[dict[str, Any]]:
-        return [self.record(i) for i in range(len(self))]
+        """Every row as :meth:`record` gives it, converted from numpy once per batch instead of per cell.
+
+        Why: the app answers a merged batch with this; per-row numpy indexing and ``float`` per class cost
+        ~3.5 us a multiclass row, the multiclass app's largest extra over the binary one.
+        """
+        if self.values is not None:
+            return [{"value": value} for value in self.values.astype(float).tolist()]
+        assert self.probabilities is not None and self.label_index is not None
+        labels = self.task_spec.labels
+        predicted = [labels[i] for i in self.label_index.tolist()]
+        rows = self.probabilities.astype(float).tolist()
+        if self.task == "binary":
+            return [{"label": label, "probability": row[1]} for label, row in zip(predicted, rows, strict=True)]
+        names = [str(label) for label in labels]
+        return [
+            {"label": label, "probabilities": dict(zip(names, row, strict=True))}
+            for label, row in zip(predicted, rows, strict=True)
+        ]
 
     def comparable(self) -> np.ndarray:
         """What the parity check compares: the probability matrix, or the values."""

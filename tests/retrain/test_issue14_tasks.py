@@ -22,8 +22,8 @@ from jobs_common.metrics import task_metrics
 from jobs_common.reference import read_reference
 from model_package.archive import MANIFEST_NAME, open_package
 from model_package.errors import ManifestError, PackageError
-from model_package.manifest import Manifest
-from model_package.runtime import load_predictor
+from model_package.manifest import Manifest, TaskSpec
+from model_package.runtime import Predictions, load_predictor
 from retrain.__main__ import main
 from retrain.settings import Settings
 from retrain.synthetic import ID_COLUMN, MULTICLASS_TARGET, PLANS, REGRESSION_TARGET, TARGET, generate_task_frame
@@ -286,3 +286,31 @@ def test_manifest_refuses_inconsistent_task_metrics_and_roles(packages: dict[str
     for change, message in cases:
         with pytest.raises(ManifestError, match=message):
             Manifest.from_json(json.dumps({**raw, **change}))
+
+
+@pytest.mark.parametrize(
+    ("task", "probabilities", "values"),
+    [
+        (TaskSpec(type="binary", labels=("good", "bad"), positive_label="bad"), [[0.9, 0.1], [0.2, 0.8]], None),
+        (TaskSpec(type="multiclass", labels=(1, 2, 3), positive_label=None), [[0.2, 0.5, 0.3], [0.7, 0.2, 0.1]], None),
+        (TaskSpec(type="regression", labels=(), positive_label=None), None, [1.5, -2.25, 1e9]),
+    ],
+    ids=["binary", "multiclass", "regression"],
+)
+def test_all_rows_at_once_are_each_row_as_it_is_answered(task: TaskSpec, probabilities: Any, values: Any) -> None:
+    """``Predictions.records`` (what the app answers a batch with, converted once per batch) gives exactly what
+    ``record(i)`` gives row by row: the user's labels and their types, plain Python floats, the same numbers."""
+    predictions = Predictions(
+        task,
+        probabilities=None if probabilities is None else np.asarray(probabilities, dtype=np.float32),
+        values=None if values is None else np.asarray(values, dtype=np.float32),
+    )
+    expected = [predictions.record(i) for i in range(len(predictions))]
+    assert predictions.records() == expected
+    for got, want in zip(predictions.records(), expected, strict=True):
+        assert [type(v) for v in got.values()] == [type(v) for v in want.values()]
+        if "probabilities" in got:
+            assert list(got["probabilities"]) == [str(label) for label in task.labels]
+            assert all(type(p) is float for p in got["probabilities"].values())
+    empty = Predictions(task, probabilities=np.empty((0, len(task.labels))), values=np.empty(0))
+    assert empty.records() == []
