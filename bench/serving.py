@@ -4,7 +4,9 @@ All three serve the same trained model (the ceiling answers a constant) with 2 w
 127.0.0.1 and are driven by the same load generator, wrk, at concurrency 1, 16 and 64 with one JSON
 record per request. ``app-multiclass`` is the same app serving a 3-class package trained on the same
 features (issue #14): its answer carries a probability per label, and it is held to the binary targets.
-Prints requests/s, p50 and p99 for each, and the ratios app/baseline and app/ceiling;
+``ceiling-direct`` (optional) answers the constant through the app's own HTTP path, without ASGI, as the
+app serves ``/predict``. Prints requests/s, p50 and p99 for each, and the ratios app/baseline and app/ceiling
+(and app/ceiling-direct when it ran);
 ``--markdown PATH`` also writes the table. Not a test: the numbers depend on the machine.
 """
 
