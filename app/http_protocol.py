@@ -28,6 +28,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from app import metrics
 from app.core import RequestError
+from app.server import BodyTooLargeError, predict_headers
 
 if TYPE_CHECKING:
     from app.core import Prediction
@@ -162,8 +163,6 @@ class DirectPredict:
         """See :attr:`message_event`."""
 
     def too_large(self) -> None:
-        from app.server import BodyTooLargeError
-
         self.refuse(BodyTooLargeError(self.limit))
 
     def add_body(self, chunk: bytes) -> None:
@@ -333,15 +332,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             super().on_headers_complete()
 
     def _start_direct(self, service: PredictService) -> None:
-        content_type = accept = None
-        length = -1
-        for name, value in self.headers:  # names are lower-cased by uvicorn's on_header
-            if name == b"content-type":
-                content_type = value.decode("latin-1")
-            elif name == b"accept":
-                accept = value.decode("latin-1")
-            elif name == b"content-length":
-                length = int(value) if value.isdigit() else -1
+        content_type, accept, length = predict_headers(self.headers)  # lower-cased by uvicorn's on_header
         keep_alive = self.parser.should_keep_alive() and self.parser.get_http_version() != "1.0"
         self.cycle = self._direct = cycle = DirectPredict(self, service, content_type, accept, keep_alive)
         if length > cycle.limit:  # refused before the body is sent (with Expect: 100-continue, never sent)

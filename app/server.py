@@ -15,7 +15,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -234,6 +234,21 @@ def _error(message: str) -> bytes:
     return json.dumps({"error": message}).encode()
 
 
+def predict_headers(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str | None, str | None, int]:
+    """What ``/predict`` reads from the request headers (lower-case names, as both HTTP layers give them):
+    the content type, the Accept header, and the declared body length (-1: none, or not a number)."""
+    content_type = accept = None
+    length = -1
+    for name, value in headers:
+        if name == b"content-type":
+            content_type = value.decode("latin-1")
+        elif name == b"accept":
+            accept = value.decode("latin-1")
+        elif name == b"content-length":
+            length = int(value) if value.isdigit() else -1
+    return content_type, accept, length
+
+
 class BodyTooLargeError(RequestError):
     def __init__(self, limit: int) -> None:
         super().__init__(413, f"request body is larger than the limit of {limit} bytes; send fewer records")
@@ -252,15 +267,7 @@ class PredictEndpoint:
         if scope["type"] != "http" or scope["path"] != "/predict" or scope["method"] != "POST":
             await self.fallback(scope, receive, send)
             return
-        content_type = accept = None
-        length = -1
-        for name, value in scope["headers"]:
-            if name == b"content-type":
-                content_type = value.decode("latin-1")
-            elif name == b"accept":
-                accept = value.decode("latin-1")
-            elif name == b"content-length":
-                length = int(value) if value.isdigit() else -1
+        content_type, accept, length = predict_headers(scope["headers"])
         limit = self.service.max_body_bytes
 
         async def read_body() -> bytes:
