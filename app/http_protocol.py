@@ -234,7 +234,8 @@ class DirectPredict:
 
 
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
-    """Closes a connection whose headers grow too large or arrive too slowly, or whose body stalls."""
+    """Closes a connection whose headers grow too large or arrive too slowly, or whose body stalls, and
+    serves ``POST /predict`` itself (:class:`DirectPredict`)."""
 
     cycle: RequestResponseCycle | DirectPredict  # type: ignore[assignment]  # uvicorn's, or a direct request
 
