@@ -8,6 +8,10 @@ features (issue #14): its answer carries a probability per label, and it is held
 app serves ``/predict``. Prints requests/s, p50 and p99 for each, and the ratios app/baseline and app/ceiling
 (and app/ceiling-direct when it ran);
 ``--markdown PATH`` also writes the table. Not a test: the numbers depend on the machine.
+
+The p99 target is a time, not a ratio, and this machine's speed varies from day to day. So each run also
+says how fast the machine was against the one the targets were set on, and what the p99 would be at that
+speed (:func:`speed_context`). That reading is context only: the targets are judged as written.
 """
 
 from __future__ import annotations
@@ -30,6 +34,11 @@ from tests.support.servers import LOOPBACK, free_port, wait_until
 REPO = Path(__file__).resolve().parents[1]
 CONCURRENCY = (1, 16, 64)
 TARGETS = {"vs_baseline": 25.0, "vs_ceiling": 0.5, "p99_ms": 10.0}
+# The speed of the machine the targets were set on, as the ceiling measures it: issue #4 gives "a bare ASGI
+# app on uvicorn with httptools and uvloop about 40,000" requests/s, and the run that first met all three
+# targets (session 3, docs/bench-serving.md) measured the ceiling at 42,000 with a p99 of 5.6 ms.
+REFERENCE_CEILING_RPS = 40_000.0
+TARGET_CONCURRENCY = 64
 
 
 @dataclass
@@ -149,6 +158,50 @@ def run_wrk(wrk: str, port: int, script: Path, concurrency: int, duration: int) 
     return rps, p50, p99, errors
 
 
+def reference_p99(p99_ms: float, ceiling_rps: float) -> float:
+    """The p99 scaled to the reference machine's speed, gauged by the ceiling measured in the same run.
+
+    Why this scale: with every connection busy, mean latency is concurrency / throughput (Little's law), and
+    at a fixed code the throughput follows the machine's speed, which the ceiling measures. A machine
+    running the ceiling at 60 % of the reference shows every latency 1/0.6 times as long; one faster than
+    the reference is scaled up alike, so the reading cannot flatter a fast machine either.
+    """
+    return p99_ms * ceiling_rps / REFERENCE_CEILING_RPS
+
+
+def target_verdicts(results: list[Result]) -> dict[str, dict[str, tuple[bool, str]]]:
+    """Per app server, each target at concurrency 64: (met, the number behind it); servers missing one of
+    app, baseline or ceiling at that level are left out. The targets are read as written: the p99 at the
+    reference speed is context (:func:`speed_context`), not a verdict."""
+    by = {(r.server, r.concurrency): r for r in results}
+    verdicts: dict[str, dict[str, tuple[bool, str]]] = {}
+    for server in ("app", "app-multiclass"):
+        keys = [(name, TARGET_CONCURRENCY) for name in (server, "baseline", "ceiling")]
+        if not all(key in by for key in keys):
+            continue
+        app, base, ceiling = (by[key] for key in keys)
+        verdicts[server] = {
+            "vs baseline >= 25x": (app.rps / base.rps >= TARGETS["vs_baseline"], f"{app.rps / base.rps:.1f}x"),
+            "vs ceiling >= 50%": (app.rps / ceiling.rps >= TARGETS["vs_ceiling"], f"{app.rps / ceiling.rps:.0%}"),
+            "p99 < 10 ms": (app.p99_ms < TARGETS["p99_ms"], f"{app.p99_ms:.2f} ms"),
+        }
+    return verdicts
+
+
+def speed_context(results: list[Result], server: str) -> str | None:
+    """How fast this machine ran against the reference, and the server's p99 scaled to the reference speed."""
+    by = {(r.server, r.concurrency): r for r in results}
+    app, ceiling = by.get((server, TARGET_CONCURRENCY)), by.get(("ceiling", TARGET_CONCURRENCY))
+    if app is None or ceiling is None:
+        return None
+    speed = ceiling.rps / REFERENCE_CEILING_RPS
+    scaled = reference_p99(app.p99_ms, ceiling.rps)
+    return (
+        f"this machine ran the ceiling at {speed:.0%} of the reference speed ({ceiling.rps:,.0f} of "
+        f"{REFERENCE_CEILING_RPS:,.0f} req/s): {server}'s p99 at the reference speed would be {scaled:.2f} ms"
+    )
+
+
 def table(results: list[Result]) -> str:
     lines = ["| server | concurrency | requests/s | p50 ms | p99 ms | errors |", "|---|---:|---:|---:|---:|---:|"]
     lines += [
@@ -158,7 +211,8 @@ def table(results: list[Result]) -> str:
     by = {(r.server, r.concurrency): r for r in results}
     direct = any(r.server == "ceiling-direct" for r in results)
     head = "| server | concurrency | vs baseline | vs ceiling |" + (" vs ceiling-direct |" if direct else "")
-    lines += ["", head + " p99 ms |", "|---|---:|---:|---:|" + ("---:|" if direct else "") + "---:|"]
+    head += " p99 ms | p99 ms at the reference speed |"
+    lines += ["", head, "|---|---:|---:|---:|" + ("---:|" if direct else "") + "---:|---:|"]
     for server in ("app", "app-multiclass"):
         for c in sorted({r.concurrency for r in results}):
             app, base, ceiling = by.get((server, c)), by.get(("baseline", c)), by.get(("ceiling", c))
@@ -167,7 +221,8 @@ def table(results: list[Result]) -> str:
                 if direct:
                     floor = by.get(("ceiling-direct", c))
                     ratio += f" {app.rps / floor.rps:.0%} |" if floor else " - |"
-                lines.append(f"| {server} | {c} | {ratio} {app.p99_ms:.2f} |")
+                scaled = f"{reference_p99(app.p99_ms, ceiling.rps):.2f}" if c == TARGET_CONCURRENCY else "-"
+                lines.append(f"| {server} | {c} | {ratio} {app.p99_ms:.2f} | {scaled} |")
     return "\n".join(lines)
 
 
@@ -225,17 +280,11 @@ def main(argv: list[str] | None = None) -> int:
     report = table(results)
     print()
     print(report)
-    by = {(r.server, r.concurrency): r for r in results}
-    for server in ("app", "app-multiclass"):
-        if all(k in by for k in ((server, 64), ("baseline", 64), ("ceiling", 64))):
-            app, base, ceiling = by[(server, 64)], by[("baseline", 64)], by[("ceiling", 64)]
-            verdict = {
-                f"{server}/baseline >= 25x": app.rps / base.rps >= TARGETS["vs_baseline"],
-                f"{server}/ceiling >= 50%": app.rps / ceiling.rps >= TARGETS["vs_ceiling"],
-                f"{server} p99 < 10 ms": app.p99_ms < TARGETS["p99_ms"],
-            }
-            outcome = ", ".join(f"{k}: {'met' if v else 'MISSED'}" for k, v in verdict.items())
-            print(f"\nTargets at concurrency 64: {outcome}")
+    for server, verdict in target_verdicts(results).items():
+        print(f"\nTargets for {server} at concurrency {TARGET_CONCURRENCY}:")
+        for name, (met, number) in verdict.items():
+            print(f"  {name}: {'met' if met else 'MISSED'} ({number})")
+        print(f"  context: {speed_context(results, server)}")
     if args.markdown:
         args.markdown.write_text(report + "\n")
     return 0
