@@ -104,7 +104,7 @@ class AppProcess:
             raise RuntimeError(f"app exited with {self.process.returncode}:\n{self.log()}")
         try:
             with urllib.request.urlopen(f"{self.url}/ready", timeout=1) as response:
-                return response.status == 200
+                return bool(response.status == 200)
         except OSError:
             return False
 
