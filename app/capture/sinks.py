@@ -27,6 +27,9 @@ _COLUMNS_WITHOUT_IDS = tuple(column for column in SQL_COLUMNS if column != IDS)
 
 
 class Sink(Protocol):
+    """Where records go. A sink that stores JSON lines may also offer ``write_lines(records, lines)``: the
+    writer then hands a replayed spool segment over as the bytes on disk (``S3Sink.write_lines``)."""
+
     name: str
 
     def write(self, records: Sequence[dict[str, Any]]) -> None:
@@ -91,11 +94,17 @@ class S3Sink:
     def write(self, records: Sequence[dict[str, Any]]) -> None:
         if not records:
             return
-        body = b"".join([dumps(r) + b"\n" for r in records])
+        self.write_lines(records, b"".join([dumps(r) + b"\n" for r in records]))
+
+    def write_lines(self, records: Sequence[dict[str, Any]], lines: bytes) -> None:
+        """Store ``lines``, the records already encoded as JSON lines (a replayed spool segment), as the
+        batch's object: the key still comes from the first record, so a replay overwrites, never adds."""
+        if not records:
+            return
         self.client.put_object(
             Bucket=self.bucket,
             Key=s3_key(self.prefix, records, self.worker),
-            Body=body,
+            Body=lines,
             ContentType="application/x-ndjson",
         )
 

@@ -415,10 +415,11 @@ class SinkWorker:
         """True when the batch is done with (delivered or quarantined), False when the sink failed."""
         records = entry.records
         replay = records is None
+        lines: bytes | None = None  # a replayed segment's bytes, when every line is a record
         if records is None:
             assert entry.path is not None
             try:
-                records, bad = self.spool.read_checked(entry.path)
+                lines, records, bad = self.spool.read_segment(entry.path)
             except FileNotFoundError:
                 return True  # dropped by the overflow policy meanwhile
             except OSError as exc:
@@ -427,16 +428,24 @@ class SinkWorker:
                 self._quarantine_lines(entry.path.name, bad, "not a capture record (corrupt or truncated segment)")
         if not records:
             return True
-        done = self._send(records)
+        done = self._send(records, lines)
         if done and replay:
             self.replayed += len(records)
             metrics.CAPTURE_RECORDS.labels(self.sink.name, "replayed").inc(len(records))
         return done
 
-    def _send(self, records: Sequence[dict[str, Any]]) -> bool:
-        """Write; on a permanent rejection split the batch so only the bad records are set aside."""
+    def _send(self, records: Sequence[dict[str, Any]], lines: bytes | None = None) -> bool:
+        """Write; on a permanent rejection split the batch so only the bad records are set aside.
+
+        ``lines``: the records as JSON lines, already encoded (a replayed segment); a sink that stores JSON
+        lines (``write_lines``) sends them as they are instead of encoding every record again.
+        """
+        write_lines = getattr(self.sink, "write_lines", None) if lines is not None else None
         try:
-            self.sink.write(records)
+            if write_lines is not None:
+                write_lines(records, lines)
+            else:
+                self.sink.write(records)
         except Exception as exc:
             permanent = getattr(self.sink, "permanent", default_permanent)
             if not permanent(exc):
