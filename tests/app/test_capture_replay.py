@@ -50,6 +50,16 @@ class RecordingS3:
         return {}
 
 
+def _replay(directory: Path, records: int) -> tuple[SinkWorker, RecordingS3]:
+    """Start an S3 sink worker on a spool left by a predecessor; return it closed once it replayed."""
+    client = RecordingS3()
+    worker = SinkWorker(S3Sink("capture-bucket", PREFIX, WORKER, client=client), Spool(directory), **FAST)
+    worker.start()
+    wait_until(lambda: worker.replayed == records, 10, f"{records} records replayed")
+    worker.close()
+    return worker, client
+
+
 def test_decode_parses_lines_with_orjson_and_the_standard_library_only_what_orjson_refuses(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -86,11 +96,7 @@ def test_s3_replay_sends_the_segment_bytes_as_they_are(tmp_path: Path, monkeypat
         raise AssertionError("a replayed segment must not be encoded again")
 
     monkeypatch.setattr("app.capture.sinks.dumps", no_encoding)
-    client = RecordingS3()
-    worker = SinkWorker(S3Sink("capture-bucket", PREFIX, WORKER, client=client), Spool(tmp_path / "s3"), **FAST)
-    worker.start()
-    wait_until(lambda: worker.replayed == 50, 10, "the segment replayed")
-    worker.close()
+    worker, client = _replay(tmp_path / "s3", 50)
 
     [put] = client.puts
     assert put["Body"] == on_disk
@@ -104,11 +110,7 @@ def test_s3_replay_of_a_damaged_segment_sends_only_its_records(tmp_path: Path) -
     segment = Spool(tmp_path / "s3").append(records)
     assert segment is not None
     segment.write_bytes(segment.read_bytes() + b'{"uid": "half\n')  # a line that is not a record
-    client = RecordingS3()
-    worker = SinkWorker(S3Sink("capture-bucket", PREFIX, WORKER, client=client), Spool(tmp_path / "s3"), **FAST)
-    worker.start()
-    wait_until(lambda: worker.replayed == 3, 10, "the good records replayed")
-    worker.close()
+    worker, client = _replay(tmp_path / "s3", 3)
 
     [put] = client.puts
     assert [json.loads(line) for line in put["Body"].splitlines()] == records
