@@ -186,8 +186,11 @@ class Connection:
         self._check()
         assert reached, f"{what}: not reached in {STEPS} event-loop turns; written so far: {self.output()[:500]!r}"
 
-    def settle(self, turns: int = 50) -> None:
-        """Lets the loop run a few turns (pending callbacks, a batch) with nothing to wait for."""
+    def run_scheduled(self, turns: int = 50) -> None:
+        """Runs what is already scheduled, for a fixed number of loop turns (not a time), so that a test can
+        show something does NOT happen: no late write after a loss, no error in a callback. A state the test
+        expects to reach is waited for with :meth:`run_until` instead.
+        """
 
         async def spin() -> None:
             for _ in range(turns):
@@ -526,7 +529,7 @@ def test_a_body_that_never_completes_then_a_lost_connection(
     connection.send(data[: data.index(b"\r\n\r\n") + 10])
     assert service.batcher.reading == 1
     connection.lose()
-    connection.settle()
+    connection.run_scheduled()
     assert connection.transport.writes == [] and connection.transport.writes_after_loss == []
     assert service.batcher.reading == 0
     assert connection.protocol.deadline_at == math.inf
@@ -548,7 +551,7 @@ def test_a_connection_lost_while_its_prediction_is_pending(
 
     connection.call(send_then_lose)
     connection.run_until(lambda: not service.batcher._pending and service.batcher.batches == 1, "the batch ran")
-    connection.settle()
+    connection.run_scheduled()
     assert connection.transport.writes == [] and connection.transport.writes_after_loss == []
     assert service.batcher.reading == 0
     assert requests_ok() == before + 1
@@ -567,7 +570,8 @@ def test_a_connection_lost_while_a_prediction_is_pending_with_a_request_queued_b
         connection.protocol.connection_lost(None)
 
     connection.call(send_then_lose)
-    connection.settle()
+    connection.run_until(lambda: service.batcher.batches == 1, "the first request's batch ran")
+    connection.run_scheduled()  # the pipelined request and the scored answer: neither may write now
     assert service.batcher.batches == 1
     assert connection.transport.writes_after_loss == []
     assert connection.transport.writes == []
@@ -645,7 +649,7 @@ def test_a_cancelled_prediction_closes_the_connection_without_an_answer(
 
     connection.call(send_then_cancel)
     connection.run_until(lambda: connection.transport.closed, "the connection closed")
-    connection.settle()
+    connection.run_scheduled()
     assert connection.transport.writes == [] and service.batcher.reading == 0
 
 
@@ -755,7 +759,7 @@ def test_a_stalled_body_expires_without_an_answer_and_releases_the_reading(
     connection.call(protocol.expire)
     assert connection.transport.closed and connection.transport.writes == []
     connection.lose()
-    connection.settle()
+    connection.run_scheduled()
     assert service.batcher.reading == 0 and connection.transport.writes_after_loss == []
 
 
