@@ -92,8 +92,6 @@ class S3Sink:
         return False
 
     def write(self, records: Sequence[dict[str, Any]]) -> None:
-        if not records:
-            return
         self.write_lines(records, b"".join([dumps(r) + b"\n" for r in records]))
 
     def write_lines(self, records: Sequence[dict[str, Any]], lines: bytes) -> None:

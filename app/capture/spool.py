@@ -150,12 +150,8 @@ class Spool:
         return sorted(self.directory.glob(f"*{SEGMENT_SUFFIX}"))
 
     def read(self, segment: Path) -> list[dict[str, Any]]:
-        """The segment's records; lines that are not records are left out (see :meth:`read_checked`)."""
-        return self.read_checked(segment)[0]
-
-    def read_checked(self, segment: Path) -> tuple[list[dict[str, Any]], list[bytes]]:
-        """Records and bad lines of a segment; raises OSError when the file cannot be read."""
-        return self.read_segment(segment)[1:]
+        """The segment's records; lines that are not records are left out (see :meth:`read_segment`)."""
+        return self.read_segment(segment)[1]
 
     def read_segment(self, segment: Path) -> tuple[bytes | None, list[dict[str, Any]], list[bytes]]:
         """The segment's bytes when every line is a record (None otherwise), its records and its bad lines.
