@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import urlparse
@@ -27,8 +28,13 @@ _COLUMNS_WITHOUT_IDS = tuple(column for column in SQL_COLUMNS if column != IDS)
 
 
 class Sink(Protocol):
-    """Where records go. A sink that stores JSON lines may also offer ``write_lines(records, lines)``: the
-    writer then hands a replayed spool segment over as the bytes on disk (``S3Sink.write_lines``)."""
+    """Where records go. Two optional methods save the deliverer work it would do holding the GIL:
+
+    - ``write_lines(records, lines)``: a sink that stores JSON lines gets a replayed spool segment as the
+      bytes on disk (``S3Sink.write_lines``);
+    - ``prepare(records)`` and ``write_prepared(records, parts)``: the sink builds what it sends on the
+      request path, and gets the parts of a batch back, in order, to send (``SqlSink``).
+    """
 
     name: str
 
@@ -145,6 +151,15 @@ def capture_table(metadata: sa.MetaData) -> sa.Table:
     )
 
 
+@dataclass(frozen=True)
+class PreparedRows:
+    """Row values of some records for ``columns`` (``SqlSink.prepare``), and how many ids they could not hold."""
+
+    columns: tuple[str, ...]
+    values: list[Any]
+    ids_lost: int
+
+
 # Rows per INSERT statement: 90 rows x 11 columns = 990 bound values, under SQLite's historical limit of 999
 # (https://www.sqlite.org/limits.html#max_variable_number) and far under PostgreSQL's 65,535.
 ROWS_PER_STATEMENT = 90
@@ -162,6 +177,7 @@ class SqlSink:
         self.metadata = sa.MetaData()
         self.table = capture_table(self.metadata)
         self._created = False
+        self._sqlite = self.engine.dialect.name == "sqlite"
         self._statements: dict[int, str] = {}
         # What this sink inserts: every column, or all but ``ids`` when the table lacks it and this
         # connection may not add it (then each record with ids counts in app_capture_ids_not_stored_total).
@@ -259,14 +275,46 @@ class SqlSink:
             return
         LOG.warning("capture table %s: added the nullable column %r (%s)", CAPTURE_TABLE, IDS, statement)
 
+    def prepare(self, records: Sequence[dict[str, Any]]) -> PreparedRows:
+        """The batch's row values, built on the request path (``SinkWorker.submit``), not on the deliverer.
+
+        Why: the deliverer shares the GIL with the event loop. Building rows there (JSON text of the input
+        and output, the time, the tuple) was its largest piece of Python work, and the loop waited for the
+        GIL while it ran, for milliseconds when that thread was preempted on busy cores (docs/bench-serving.md,
+        session 9). On the loop it is a few microseconds a record, spread over the turns that answer them.
+        """
+        return self._rows(records)
+
+    def write_prepared(self, records: Sequence[dict[str, Any]], parts: Sequence[PreparedRows]) -> None:
+        """Store ``records`` from the rows ``prepare`` made for them (``parts``, in order)."""
+        if not records:
+            return
+        self._ensure_table()
+        if any(part.columns != self.columns for part in parts):  # prepared before the table was looked at
+            self.write(records)
+            return
+        values: list[Any] = []
+        for part in parts:
+            values += part.values
+        self._insert(values, sum(part.ids_lost for part in parts))
+
     def write(self, records: Sequence[dict[str, Any]]) -> None:
         if not records:
             return
+        self._ensure_table()
+        rows = self._rows(records)
+        self._insert(rows.values, rows.ids_lost)
+
+    def _ensure_table(self) -> None:
         if not self._created:
             self._prepare_table()
             self._created = True
-        sqlite = self.engine.dialect.name == "sqlite"
-        with_ids = IDS in self.columns
+
+    def _rows(self, records: Sequence[dict[str, Any]]) -> PreparedRows:
+        """One flat list of values for ``self.columns``, row after row; JSON columns as text."""
+        columns = self.columns
+        sqlite = self._sqlite
+        with_ids = IDS in columns
         dumps = dumps_text
         values: list[Any] = []
         last_text, when = "", None
@@ -292,6 +340,9 @@ class SqlSink:
             elif ids:
                 ids_lost += 1
             values += (output.get(PREDICTION), output.get(PROBABILITY))
+        return PreparedRows(columns, values, ids_lost)
+
+    def _insert(self, values: list[Any], ids_lost: int) -> None:
         width = len(self.columns)
         step = ROWS_PER_STATEMENT * width
         with self.engine.begin() as connection:

@@ -30,7 +30,11 @@ from app.json_codec import dumps
 SEGMENT_SUFFIX = ".jsonl"
 
 
-def encode(records: Iterable[dict[str, Any]]) -> tuple[bytes, list[dict[str, Any]], list[tuple[Any, str]]]:
+# JSON lines of the records that can be encoded, those records, and the ones that cannot (with why).
+Encoded = tuple[bytes, list[dict[str, Any]], list[tuple[Any, str]]]
+
+
+def encode(records: Iterable[dict[str, Any]]) -> Encoded:
     """JSON lines of the records that can be encoded, those records, and the ones that cannot (with why)."""
     lines: list[bytes] = []
     good: list[dict[str, Any]] = []

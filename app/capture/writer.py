@@ -26,7 +26,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ from typing import Any
 from app import capture_contract as contract
 from app import metrics
 from app.capture.sinks import Sink
-from app.capture.spool import Spool, encode, segment_records, segment_time
+from app.capture.spool import Encoded, Spool, encode, segment_records, segment_time
 
 log = logging.getLogger("app.capture")
 
@@ -51,6 +51,19 @@ class _Entry:
     count: int
     nbytes: int
     created: float  # wall-clock time of its oldest record
+    prepared: list[Any] | None = None  # the sink's parts for ``records`` (``Sink.prepare``), made on submit
+    lines: bytes | None = None  # ``records`` as spooled, for a sink that stores JSON lines (``write_lines``)
+
+
+@dataclass(slots=True)
+class _Submission:
+    """What one ``submit`` hands the spooler: the records, their JSON lines (encoded on the request path, once
+    for every sink), the records that cannot be encoded (with why), and the sink's prepared part."""
+
+    records: list[dict[str, Any]]
+    lines: bytes | None  # None: encoded by the spooler (a submission cut into several batches)
+    bad: list[tuple[Any, str]]
+    prepared: Any
 
 
 class _Throttled:
@@ -110,9 +123,11 @@ class SinkWorker:
         self.unhealthy_seconds = unhealthy_seconds
         self.service, self.emf_seconds = service, emf_seconds
         self._emf_write = emf_write or _stdout_line
+        self._prepare: Callable[[list[dict[str, Any]]], Any] | None = getattr(sink, "prepare", None)
+        self._keeps_lines = hasattr(sink, "write_lines")
         # A deque, not queue.Queue: append is atomic and wakes nobody. Waking a thread on every request made
         # the threads trade the GIL per request, which halved throughput.
-        self._queue: collections.deque[list[dict[str, Any]]] = collections.deque()
+        self._queue: collections.deque[_Submission] = collections.deque()
         self._wake = threading.Event()  # spooler: a full batch is queued, or stop
         self._arrived = threading.Event()  # deliverer: a new entry, or stop
         self._stop = threading.Event()
@@ -146,15 +161,36 @@ class SinkWorker:
 
     # -- request path --------------------------------------------------------------------------------------
 
-    def submit(self, records: list[dict[str, Any]]) -> None:
+    def submit(self, records: list[dict[str, Any]], encoded: Encoded | None = None) -> None:
+        """Hand records over; on the request path. ``encoded``: ``spool.encode(records)``, made once by
+        ``CaptureWriter`` for all its sinks.
+
+        The encoding and the sink's preparation happen here, not on the capture threads: those share the GIL
+        with the event loop, and the loop waited for it, for milliseconds when the thread holding it was
+        preempted on busy cores (docs/bench-serving.md, session 9). Here they cost a few microseconds a
+        record, spread over the turns that answer them.
+        """
         depth = len(self._queue)
         if depth >= self.queue_size:
             # The spooler lags far behind (a disk that hangs): write here rather than grow memory without bound.
             self._spool_batch(records, time.time())
             return
-        self._queue.append(records)
+        lines, good, bad = encoded if encoded is not None else encode(records)
+        self._queue.append(_Submission(good, lines, bad, self._prepared(good)))
         if depth + 1 == self.flush_records:  # enough for a full batch: no need to wait for the poll
             self._wake.set()
+
+    def _prepared(self, records: list[dict[str, Any]]) -> Any:
+        """The sink's part for ``records`` (``Sink.prepare``), made here on the request path so the deliverer
+        does not hold the GIL for it. None when the sink prepares nothing, and while the sink is failing: the
+        records then wait in memory (bounded by ``queue_size``) without a second copy."""
+        prepare = self._prepare
+        if prepare is None or self._failing_since:
+            return None
+        try:
+            return prepare(records)
+        except Exception:  # a record the sink cannot take: the deliverer meets the same error and quarantines it
+            return None
 
     # -- lifecycle -----------------------------------------------------------------------------------------
 
@@ -178,7 +214,7 @@ class SinkWorker:
         unsaved = 0
         if self._spooler.is_alive():  # stuck on a hung disk: its batch exists only in memory
             unsaved += self._buffered
-        leftovers = self._take()  # never started, or stuck
+        leftovers = [record for taken in self._take() for record in taken.records]  # never started, or stuck
         if leftovers:
             self._spool_batch(leftovers, time.time())
         with self._lock:
@@ -192,17 +228,17 @@ class SinkWorker:
         self.stop()
         return self.join(time.monotonic() + timeout)
 
-    def _take(self) -> list[dict[str, Any]]:
-        taken: list[dict[str, Any]] = []
+    def _take(self) -> list[_Submission]:
+        taken = []
         queue = self._queue
         while queue:
-            taken.extend(queue.popleft())
+            taken.append(queue.popleft())
         return taken
 
     # -- spooler thread ------------------------------------------------------------------------------------
 
     def _spool_loop(self) -> None:
-        buffer: list[dict[str, Any]] = []
+        buffer: list[_Submission] = []
         first_at = 0.0
         while True:
             try:
@@ -215,14 +251,16 @@ class SinkWorker:
                         first_at = time.monotonic()
                         self._buffer_since = time.time()
                     buffer.extend(taken)
-                    self._buffered = len(buffer)
+                    self._buffered += sum(len(submission.records) for submission in taken)
                 due = buffer and (
-                    stopping or len(buffer) >= self.flush_records or time.monotonic() - first_at >= self.flush_seconds
+                    stopping
+                    or self._buffered >= self.flush_records
+                    or time.monotonic() - first_at >= self.flush_seconds
                 )
                 if due:
                     since = self._buffer_since
-                    for start in range(0, len(buffer), self.flush_records):
-                        self._spool_batch(buffer[start : start + self.flush_records], since)
+                    for batch in _batches(buffer, self.flush_records):
+                        self._spool_batch(batch.records, since, batch.prepared, batch.lines, batch.bad)
                     buffer = []
                     self._buffered, self._buffer_since = 0, 0.0
                 elif self._disk_failing_since and time.monotonic() >= self._disk_retry_at:
@@ -234,9 +272,25 @@ class SinkWorker:
                 log.exception("capture %s spooler: unexpected error; continuing", self.sink.name)
                 time.sleep(self.poll_seconds)
 
-    def _spool_batch(self, records: list[dict[str, Any]], since: float) -> None:
-        """Write-ahead one batch; on a disk failure keep it in memory (bounded) for direct delivery."""
-        data, good, bad = encode(records)
+    def _spool_batch(
+        self,
+        records: list[dict[str, Any]],
+        since: float,
+        parts: list[Any] | None = None,
+        data: bytes | None = None,
+        bad: Sequence[tuple[Any, str]] = (),
+    ) -> None:
+        """Write-ahead one batch; on a disk failure keep it in memory (bounded) for direct delivery.
+
+        ``parts``: the sink's prepared parts of ``records``, in order (None: the deliverer builds them).
+        ``data``: ``records`` already encoded as JSON lines, and ``bad`` the records that could not be.
+        """
+        good = records
+        if data is None:
+            data, good, unencodable = encode(records)
+            if unencodable:
+                parts = None  # made for records of which some are set aside here
+                bad = [*bad, *unencodable]
         if bad:
             self._quarantine_records([r for r, _ in bad], bad[0][1], "spool")
         if not good:
@@ -248,7 +302,11 @@ class SinkWorker:
             path = self._write_segment(data, len(good))
         with self._lock:
             keep = path is None or self._held + len(good) <= self.queue_size
-            entry = _Entry(path, good if keep else None, len(good), len(data), since or time.time())
+            created = since or time.time()
+            entry = _Entry(path, good if keep else None, len(good), len(data), created)
+            if keep and not self._failing_since:  # during an outage the records wait without second copies
+                entry.prepared = parts
+                entry.lines = data if self._keeps_lines else None
             if keep:
                 self._held += entry.count
             self._entries.append(entry)
@@ -415,7 +473,7 @@ class SinkWorker:
         """True when the batch is done with (delivered or quarantined), False when the sink failed."""
         records = entry.records
         replay = records is None
-        lines: bytes | None = None  # a replayed segment's bytes, when every line is a record
+        lines = entry.lines  # the batch's JSON lines, or a replayed segment's bytes when every line is a record
         if records is None:
             assert entry.path is not None
             try:
@@ -428,21 +486,26 @@ class SinkWorker:
                 self._quarantine_lines(entry.path.name, bad, "not a capture record (corrupt or truncated segment)")
         if not records:
             return True
-        done = self._send(records, lines)
+        done = self._send(records, lines, entry.prepared)
         if done and replay:
             self.replayed += len(records)
             metrics.CAPTURE_RECORDS.labels(self.sink.name, "replayed").inc(len(records))
         return done
 
-    def _send(self, records: Sequence[dict[str, Any]], lines: bytes | None = None) -> bool:
+    def _send(
+        self, records: Sequence[dict[str, Any]], lines: bytes | None = None, prepared: list[Any] | None = None
+    ) -> bool:
         """Write; on a permanent rejection split the batch so only the bad records are set aside.
 
         ``lines``: the records as JSON lines, already encoded (a replayed segment); a sink that stores JSON
         lines (``write_lines``) sends them as they are instead of encoding every record again.
+        ``prepared``: the sink's parts made on submit (``Sink.prepare``), sent with ``write_prepared``.
         """
         write_lines = getattr(self.sink, "write_lines", None) if lines is not None else None
         try:
-            if write_lines is not None:
+            if prepared is not None:
+                self.sink.write_prepared(records, prepared)  # type: ignore[attr-defined]
+            elif write_lines is not None:
                 write_lines(records, lines)
             else:
                 self.sink.write(records)
@@ -548,7 +611,7 @@ class SinkWorker:
 
     def backlog(self) -> int:
         """Records not yet confirmed by the sink: queued, being batched, and waiting in the spool or memory."""
-        return sum(len(r) for r in list(self._queue)) + self._buffered + self._entry_records
+        return sum(len(s.records) for s in list(self._queue)) + self._buffered + self._entry_records
 
     def oldest_unsent_age(self, now: float | None = None) -> float:
         now = time.time() if now is None else now
@@ -587,6 +650,37 @@ class SinkWorker:
             delta = {k: v - self._emf_sent[k] for k, v in counts.items()}
             self._emf_sent = counts
             self._emf_write(emf_line(self.service, name, backlog=backlog, age=age, delta=delta, unhealthy=unhealthy))
+
+
+def _batches(submissions: Sequence[_Submission], limit: int) -> Iterator[_Submission]:
+    """Spool batches of at most ``limit`` records, cut between submissions so that each batch keeps its JSON
+    lines and the sink's parts (``prepared``: the list of parts, None when one of its submissions has none).
+    A submission beyond ``limit`` alone is cut by records, to be encoded again and prepared by the deliverer."""
+    batch = _Submission([], None, [], [])
+    lines: list[bytes] = []
+    for submission in submissions:
+        if batch.records and len(batch.records) + len(submission.records) > limit:
+            yield _joined(batch, lines)
+            batch, lines = _Submission([], None, [], []), []
+        if len(submission.records) > limit or submission.lines is None:
+            records, bad = submission.records, submission.bad
+            for start in range(0, len(records), limit):
+                yield _Submission(records[start : start + limit], None, bad if start == 0 else [], None)
+            continue
+        batch.records += submission.records
+        batch.bad += submission.bad
+        lines.append(submission.lines)
+        if submission.prepared is None:
+            batch.prepared = None
+        elif batch.prepared is not None:
+            batch.prepared.append(submission.prepared)
+    if batch.records or batch.bad:
+        yield _joined(batch, lines)
+
+
+def _joined(batch: _Submission, lines: list[bytes]) -> _Submission:
+    batch.lines = b"".join(lines)
+    return batch
 
 
 def emf_line(service: str, sink: str, *, backlog: int, age: float, delta: dict[str, int], unhealthy: bool) -> str:
@@ -638,8 +732,9 @@ class CaptureWriter:
     def submit(self, records: list[dict[str, Any]]) -> None:
         if not self.enabled:
             return
+        encoded = encode(records)  # once for every sink, on the request path (SinkWorker.submit says why)
         for worker in self.workers:
-            worker.submit(records)
+            worker.submit(records, encoded)
 
     def start(self) -> None:
         for worker in self.workers:
