@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STACK ?= dev
 
-.PHONY: typecheck preview plan plan-snapshots test system-packages e2e e2e-setup lint format demo bench-serving bench-drift bench-inference diagram review docs policy lock clean venv scan scan-venv iam-eval
+.PHONY: typecheck preview plan plan-snapshots test system-packages e2e e2e-setup lint format demo bench-serving bench-loop-stalls bench-drift bench-inference diagram review docs policy lock clean venv scan scan-venv iam-eval
 
 $(BIN)/.installed: requirements/dev.lock
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 is required, found {sys.version}"'
@@ -61,6 +61,9 @@ demo: venv
 
 bench-serving: venv
 	$(BIN)/python -m bench.serving
+
+bench-loop-stalls: venv
+	$(BIN)/python -m bench.loop_stalls
 
 bench-drift: venv
 	$(BIN)/python -m bench.drift

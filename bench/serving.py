@@ -146,7 +146,11 @@ def run_wrk(wrk: str, port: int, script: Path, concurrency: int, duration: int) 
     threads = min(concurrency, 2)
     argv = [wrk, f"-t{threads}", f"-c{concurrency}", f"-d{duration}s", "--latency", "-s", str(script)]
     out = subprocess.run([*argv, f"http://{LOOPBACK}:{port}/predict"], capture_output=True, text=True, check=True)
-    text = out.stdout
+    return parse_wrk(out.stdout)
+
+
+def parse_wrk(text: str) -> tuple[float, float, float, int]:
+    """Requests/s, p50 and p99 in ms, and errors (non-2xx answers and socket errors) from wrk ``--latency``."""
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"^\s+50%\s+(\S+)", text, re.M).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"^\s+99%\s+(\S+)", text, re.M).group(1))  # type: ignore[union-attr]
