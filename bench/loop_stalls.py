@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.serving import _wait_http, parse_wrk, prepare_model, start, stop
+from bench.serving import _wait_http, parse_wrk, prepare_model, start, stop, wrk_script
 from tests.support.servers import LOOPBACK, free_port
 
 CONCURRENCY = 64
@@ -119,10 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tmp)
         model_zip, baseline, record = prepare_model(workdir, 3000)
         body = json.dumps(record)
-        script = workdir / "post.lua"
-        script.write_text(
-            f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\nwrk.headers["Content-Type"] = "application/json"\n'
-        )
+        script = wrk_script(workdir, body)
         for round_ in range(args.rounds):
             for kind in args.servers.split(","):
                 port = free_port()

@@ -137,6 +137,15 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(10)
 
 
+def wrk_script(workdir: Path, body: str) -> Path:
+    """The wrk script that POSTs ``body`` (one JSON record) to ``/predict``."""
+    script = workdir / "post.lua"
+    script.write_text(
+        f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\nwrk.headers["Content-Type"] = "application/json"\n'
+    )
+    return script
+
+
 def _ms(text: str) -> float:
     number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
@@ -253,10 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tmp)
         model_zip, baseline, record = prepare_model(workdir, args.rows)
         body = json.dumps(record)
-        script = workdir / "post.lua"
-        script.write_text(
-            f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\nwrk.headers["Content-Type"] = "application/json"\n'
-        )
+        script = wrk_script(workdir, body)
         kinds = args.servers.split(",")
         processes: dict[str, tuple[int, subprocess.Popen[bytes]]] = {}
         try:
