@@ -170,12 +170,12 @@ class SinkWorker:
         preempted on busy cores (docs/bench-serving.md, session 9). Here they cost a few microseconds a
         record, spread over the turns that answer them.
         """
+        lines, good, bad = encoded if encoded is not None else encode(records)
         depth = len(self._queue)
         if depth >= self.queue_size:
             # The spooler lags far behind (a disk that hangs): write here rather than grow memory without bound.
-            self._spool_batch(records, time.time())
+            self._spool_batch(good, time.time(), None, lines, bad)
             return
-        lines, good, bad = encoded if encoded is not None else encode(records)
         self._queue.append(_Submission(good, lines, bad, self._prepared(good)))
         if depth + 1 == self.flush_records:  # enough for a full batch: no need to wait for the poll
             self._wake.set()
@@ -497,8 +497,8 @@ class SinkWorker:
     ) -> bool:
         """Write; on a permanent rejection split the batch so only the bad records are set aside.
 
-        ``lines``: the records as JSON lines, already encoded (a replayed segment); a sink that stores JSON
-        lines (``write_lines``) sends them as they are instead of encoding every record again.
+        ``lines``: the records as JSON lines, already encoded (the spooled batch, or a replayed segment); a sink
+        that stores JSON lines (``write_lines``) sends them as they are instead of encoding every record again.
         ``prepared``: the sink's parts made on submit (``Sink.prepare``), sent with ``write_prepared``.
         """
         write_lines = getattr(self.sink, "write_lines", None) if lines is not None else None
