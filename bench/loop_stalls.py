@@ -27,12 +27,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.serving import _wait_http, parse_wrk, prepare_model, start, stop, wrk_script
+from bench.serving import _wait_http, parse_wrk, prepare_model, run_wrk, start, stop, wrk_script
 from tests.support.servers import LOOPBACK, free_port
 
 CONCURRENCY = 64
@@ -126,9 +125,9 @@ def main(argv: list[str] | None = None) -> int:
                 server = start(kind, port, model_zip, baseline, workdir)
                 try:
                     _wait_http(port, server, body.encode())
-                    load = [wrk, "-t2", f"-c{CONCURRENCY}", f"-d{args.seconds + 6}s", "--latency", "-s", str(script)]
+                    run_wrk(wrk, port, script, CONCURRENCY, 2)  # warm-up: caches, lazy imports, the table
+                    load = [wrk, "-t2", f"-c{CONCURRENCY}", f"-d{args.seconds + 2}s", "--latency", "-s", str(script)]
                     loading = subprocess.Popen([*load, f"http://{LOOPBACK}:{port}/predict"], stdout=subprocess.PIPE)
-                    time.sleep(3)  # past wrk's connection set-up
                     data = workdir / f"{kind}.perf"
                     record_argv = [perf, "sched", "record", "-a", "-o", str(data), "--", "sleep", str(args.seconds)]
                     subprocess.run(record_argv, capture_output=True, check=True)
