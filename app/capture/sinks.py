@@ -30,8 +30,8 @@ _COLUMNS_WITHOUT_IDS = tuple(column for column in SQL_COLUMNS if column != IDS)
 class Sink(Protocol):
     """Where records go. Two optional methods save the deliverer work it would do holding the GIL:
 
-    - ``write_lines(records, lines)``: a sink that stores JSON lines gets a replayed spool segment as the
-      bytes on disk (``S3Sink.write_lines``);
+    - ``write_lines(records, lines)``: a sink that stores JSON lines gets its batches, live or replayed, as
+      the spool's bytes (``S3Sink.write_lines``);
     - ``prepare(records)`` and ``write_prepared(records, parts)``: the sink builds what it sends on the
       request path, and gets the parts of a batch back, in order, to send (``SqlSink``).
     """
@@ -282,36 +282,10 @@ class SqlSink:
         and output, the time, the tuple) was its largest piece of Python work, and the loop waited for the
         GIL while it ran, for milliseconds when that thread was preempted on busy cores (docs/bench-serving.md,
         session 9). On the loop it is a few microseconds a record, spread over the turns that answer them.
+
+        One flat list of values for ``self.columns``, row after row, JSON columns as text; the columns go with
+        it, since the deliverer may narrow them when it first looks at the table.
         """
-        return self._rows(records)
-
-    def write_prepared(self, records: Sequence[dict[str, Any]], parts: Sequence[PreparedRows]) -> None:
-        """Store ``records`` from the rows ``prepare`` made for them (``parts``, in order)."""
-        if not records:
-            return
-        self._ensure_table()
-        if any(part.columns != self.columns for part in parts):  # prepared before the table was looked at
-            self.write(records)
-            return
-        values: list[Any] = []
-        for part in parts:
-            values += part.values
-        self._insert(values, sum(part.ids_lost for part in parts))
-
-    def write(self, records: Sequence[dict[str, Any]]) -> None:
-        if not records:
-            return
-        self._ensure_table()
-        rows = self._rows(records)
-        self._insert(rows.values, rows.ids_lost)
-
-    def _ensure_table(self) -> None:
-        if not self._created:
-            self._prepare_table()
-            self._created = True
-
-    def _rows(self, records: Sequence[dict[str, Any]]) -> PreparedRows:
-        """One flat list of values for ``self.columns``, row after row; JSON columns as text."""
         columns = self.columns
         sqlite = self._sqlite
         with_ids = IDS in columns
@@ -341,6 +315,31 @@ class SqlSink:
                 ids_lost += 1
             values += (output.get(PREDICTION), output.get(PROBABILITY))
         return PreparedRows(columns, values, ids_lost)
+
+    def write_prepared(self, records: Sequence[dict[str, Any]], parts: Sequence[PreparedRows]) -> None:
+        """Store ``records`` from the rows ``prepare`` made for them (``parts``, in order)."""
+        if not records:
+            return
+        self._ensure_table()
+        if any(part.columns != self.columns for part in parts):  # prepared before the table was looked at
+            self.write(records)
+            return
+        values: list[Any] = []
+        for part in parts:
+            values += part.values
+        self._insert(values, sum(part.ids_lost for part in parts))
+
+    def write(self, records: Sequence[dict[str, Any]]) -> None:
+        if not records:
+            return
+        self._ensure_table()
+        rows = self.prepare(records)
+        self._insert(rows.values, rows.ids_lost)
+
+    def _ensure_table(self) -> None:
+        if not self._created:
+            self._prepare_table()
+            self._created = True
 
     def _insert(self, values: list[Any], ids_lost: int) -> None:
         width = len(self.columns)
