@@ -104,7 +104,6 @@ class PreparingSink:
         self.prepared: list[int] = []  # records per prepare call
         self.stored: list[str] = []
         self.ways: list[str] = []
-        self.failed = 0
 
     def prepare(self, records):
         if self.broken_prepare:
@@ -114,7 +113,6 @@ class PreparingSink:
 
     def write_prepared(self, records, parts) -> None:
         if self.down.is_set():
-            self.failed += 1
             raise ConnectionError("sink is down")
         uids = [uid for part in parts for uid in part]
         assert uids == [r["uid"] for r in records], "the prepared rows are the batch's records, in order"
@@ -123,7 +121,6 @@ class PreparingSink:
 
     def write(self, records) -> None:
         if self.down.is_set():
-            self.failed += 1
             raise ConnectionError("sink is down")
         self.stored += [r["uid"] for r in records]
         self.ways.append("records")
@@ -131,13 +128,18 @@ class PreparingSink:
 
 def test_batches_made_while_the_sink_fails_keep_no_prepared_rows(tmp_path: Path) -> None:
     """Memory: during an outage the records wait in memory (bounded); their prepared rows are not made."""
+    from app import metrics
+
     sink = PreparingSink()
     sink.down.set()
+    failures = metrics.CAPTURE_FAILURES.labels(sink.name)
+    before = failures._value.get()
     worker = SinkWorker(sink, Spool(tmp_path / "s"), **FAST)
     worker.start()
     first = _records(30)
     worker.submit(first)
-    wait_until(lambda: sink.failed, 10, "the first delivery to fail")
+    # The failure metric is counted once the worker has marked the sink failing (not when the sink raised).
+    wait_until(lambda: failures._value.get() > before, 10, "the first delivery to fail")
     second = _records(30)
     worker.submit(second)
     wait_until(lambda: worker.spooled == 60, 10, "both batches spooled")
