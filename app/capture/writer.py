@@ -51,19 +51,20 @@ class _Entry:
     count: int
     nbytes: int
     created: float  # wall-clock time of its oldest record
-    prepared: list[Any] | None = None  # the sink's parts for ``records`` (``Sink.prepare``), made on submit
+    parts: list[Any] | None = None  # the sink's prepared parts of ``records`` (``Sink.prepare``), in order
     lines: bytes | None = None  # ``records`` as spooled, for a sink that stores JSON lines (``write_lines``)
 
 
 @dataclass(slots=True)
 class _Submission:
     """What one ``submit`` hands the spooler: the records, their JSON lines (encoded on the request path, once
-    for every sink), the records that cannot be encoded (with why), and the sink's prepared part."""
+    for every sink), the records that cannot be encoded (with why), and the sink's prepared parts. The spooler
+    merges submissions into batches of the same shape (``_batches``)."""
 
     records: list[dict[str, Any]]
     lines: bytes | None  # None: encoded by the spooler (a submission cut into several batches)
     bad: list[tuple[Any, str]]
-    prepared: Any
+    parts: list[Any] | None  # ``Sink.prepare``'s results for ``records``, in order; None: the deliverer builds them
 
 
 class _Throttled:
@@ -174,9 +175,10 @@ class SinkWorker:
         depth = len(self._queue)
         if depth >= self.queue_size:
             # The spooler lags far behind (a disk that hangs): write here rather than grow memory without bound.
-            self._spool_batch(good, time.time(), None, lines, bad)
+            self._spool_batch(_Submission(good, lines, bad, None), time.time())
             return
-        self._queue.append(_Submission(good, lines, bad, self._prepared(good)))
+        part = self._prepared(good)
+        self._queue.append(_Submission(good, lines, bad, None if part is None else [part]))
         if depth + 1 == self.flush_records:  # enough for a full batch: no need to wait for the poll
             self._wake.set()
 
@@ -214,9 +216,9 @@ class SinkWorker:
         unsaved = 0
         if self._spooler.is_alive():  # stuck on a hung disk: its batch exists only in memory
             unsaved += self._buffered
-        leftovers = [record for taken in self._take() for record in taken.records]  # never started, or stuck
-        if leftovers:
-            self._spool_batch(leftovers, time.time())
+        leftovers = self._take()  # never started, or stuck: one batch, already encoded
+        for batch in _batches(leftovers, max(1, sum(len(taken.records) for taken in leftovers))):
+            self._spool_batch(batch, time.time())
         with self._lock:
             unsaved += sum(e.count for e in self._entries if e.path is None)
         self.unsaved = unsaved
@@ -260,7 +262,7 @@ class SinkWorker:
                 if due:
                     since = self._buffer_since
                     for batch in _batches(buffer, self.flush_records):
-                        self._spool_batch(batch.records, since, batch.prepared, batch.lines, batch.bad)
+                        self._spool_batch(batch, since)
                     buffer = []
                     self._buffered, self._buffer_since = 0, 0.0
                 elif self._disk_failing_since and time.monotonic() >= self._disk_retry_at:
@@ -272,22 +274,11 @@ class SinkWorker:
                 log.exception("capture %s spooler: unexpected error; continuing", self.sink.name)
                 time.sleep(self.poll_seconds)
 
-    def _spool_batch(
-        self,
-        records: list[dict[str, Any]],
-        since: float,
-        parts: list[Any] | None = None,
-        data: bytes | None = None,
-        bad: Sequence[tuple[Any, str]] = (),
-    ) -> None:
-        """Write-ahead one batch; on a disk failure keep it in memory (bounded) for direct delivery.
-
-        ``parts``: the sink's prepared parts of ``records``, in order (None: the deliverer builds them).
-        ``data``: ``records`` already encoded as JSON lines, and ``bad`` the records that could not be.
-        """
-        good = records
+    def _spool_batch(self, batch: _Submission, since: float) -> None:
+        """Write-ahead one batch; on a disk failure keep it in memory (bounded) for direct delivery."""
+        good, data, bad, parts = batch.records, batch.lines, batch.bad, batch.parts
         if data is None:
-            data, good, unencodable = encode(records)
+            data, good, unencodable = encode(good)
             if unencodable:
                 parts = None  # made for records of which some are set aside here
                 bad = [*bad, *unencodable]
@@ -305,7 +296,7 @@ class SinkWorker:
             created = since or time.time()
             entry = _Entry(path, good if keep else None, len(good), len(data), created)
             if keep and not self._failing_since:  # during an outage the records wait without second copies
-                entry.prepared = parts
+                entry.parts = parts
                 entry.lines = data if self._keeps_lines else None
             if keep:
                 self._held += entry.count
@@ -486,25 +477,25 @@ class SinkWorker:
                 self._quarantine_lines(entry.path.name, bad, "not a capture record (corrupt or truncated segment)")
         if not records:
             return True
-        done = self._send(records, lines, entry.prepared)
+        done = self._send(records, lines, entry.parts)
         if done and replay:
             self.replayed += len(records)
             metrics.CAPTURE_RECORDS.labels(self.sink.name, "replayed").inc(len(records))
         return done
 
     def _send(
-        self, records: Sequence[dict[str, Any]], lines: bytes | None = None, prepared: list[Any] | None = None
+        self, records: Sequence[dict[str, Any]], lines: bytes | None = None, parts: list[Any] | None = None
     ) -> bool:
         """Write; on a permanent rejection split the batch so only the bad records are set aside.
 
         ``lines``: the records as JSON lines, already encoded (the spooled batch, or a replayed segment); a sink
         that stores JSON lines (``write_lines``) sends them as they are instead of encoding every record again.
-        ``prepared``: the sink's parts made on submit (``Sink.prepare``), sent with ``write_prepared``.
+        ``parts``: the sink's parts made on submit (``Sink.prepare``), sent with ``write_prepared``.
         """
         write_lines = getattr(self.sink, "write_lines", None) if lines is not None else None
         try:
-            if prepared is not None:
-                self.sink.write_prepared(records, prepared)  # type: ignore[attr-defined]
+            if parts is not None:
+                self.sink.write_prepared(records, parts)  # type: ignore[attr-defined]
             elif write_lines is not None:
                 write_lines(records, lines)
             else:
@@ -654,7 +645,7 @@ class SinkWorker:
 
 def _batches(submissions: Sequence[_Submission], limit: int) -> Iterator[_Submission]:
     """Spool batches of at most ``limit`` records, cut between submissions so that each batch keeps its JSON
-    lines and the sink's parts (``prepared``: the list of parts, None when one of its submissions has none).
+    lines and the sink's parts (None when one of its submissions has none).
     A submission beyond ``limit`` alone is cut by records, to be encoded again and prepared by the deliverer."""
     batch = _Submission([], None, [], [])
     lines: list[bytes] = []
@@ -670,10 +661,10 @@ def _batches(submissions: Sequence[_Submission], limit: int) -> Iterator[_Submis
         batch.records += submission.records
         batch.bad += submission.bad
         lines.append(submission.lines)
-        if submission.prepared is None:
-            batch.prepared = None
-        elif batch.prepared is not None:
-            batch.prepared.append(submission.prepared)
+        if submission.parts is None:
+            batch.parts = None
+        elif batch.parts is not None:
+            batch.parts += submission.parts
     if batch.records or batch.bad:
         yield _joined(batch, lines)
 
