@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.capture.sql_process import check_url as check_db_url
 from contracts.environment import AppEnvironment
 from contracts.exit_codes import ExitCode
 
@@ -90,6 +91,11 @@ class AppConfig:
         s3_uri = read.capture_s3_uri
         if s3_uri is not None and (not s3_uri.startswith("s3://") or len(s3_uri) <= len("s3://")):
             raise ConfigError(f"CAPTURE_S3_URI={s3_uri!r}: expected s3://bucket[/prefix]")
+        if read.capture_db_url is not None:
+            try:
+                check_db_url(read.capture_db_url)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
         source = read.settings_source
         if source is not None and not source.startswith(("ssm:", "file:")):
             raise ConfigError(f"SETTINGS_SOURCE={source!r}: expected 'ssm:/parameter/name' or 'file:/path.json'")

@@ -13,10 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 from app import metrics
-from app.capture import CaptureWriter, S3Sink, SinkWorker, Spool, SqlSink, claim_slot
+from app.capture import CaptureWriter, S3Sink, SinkWorker, Spool, claim_slot
 from app.capture.privacy import CapturePolicyError, CapturePrivacy, key_from_env
 from app.capture.sinks import parse_s3_uri
+from app.capture.sql_process import CHILD_NICE, SqlProcessSink
 from app.config import AppConfig
 from app.core import LoadedModel, load_model
 from app.prediction_metrics import ScoreShift
@@ -65,9 +68,9 @@ def build_capture(config: AppConfig, *, s3_client: Any = None) -> tuple[CaptureW
         sinks.append(S3Sink(bucket, prefix, worker=worker_id, client=s3_client))
         log.info("capture to s3://%s/%s (worker %s)", bucket, prefix, worker_id)
     if config.db_url:
-        sql = SqlSink(config.db_url)
-        sinks.append(sql)
-        log.info("capture to %s", sql.engine.url.render_as_string(hide_password=True))
+        sinks.append(SqlProcessSink(config.db_url))
+        shown = sa.make_url(config.db_url).render_as_string(hide_password=True)
+        log.info("capture to %s (stored by a child process at nice %d)", shown, CHILD_NICE)
     if not sinks:
         log.warning("capture is off: neither CAPTURE_S3_URI nor CAPTURE_DB_URL is set")
     options: dict[str, Any] = {

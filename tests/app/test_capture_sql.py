@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from app.capture import SqlSink, capture_records
 from app.capture.sinks import ROWS_PER_STATEMENT, capture_table
+from app.capture.sql_process import SqlProcessSink
 from app.core import new_uids
 from app.json_codec import loads
 
@@ -140,10 +141,12 @@ def test_a_row_the_database_refuses_is_a_permanent_error(database_url: str) -> N
     assert not SqlSink.permanent(sa.exc.OperationalError("insert", {}, ConnectionError("server closed")))
 
 
+@pytest.mark.parametrize("sink_class", [SqlSink, SqlProcessSink], ids=["in-process", "child-process"])
 def test_a_poison_row_on_an_old_integer_table_is_quarantined_and_the_rest_delivered(
-    postgres_server, tmp_path: Path
+    postgres_server, tmp_path: Path, sink_class: type[SqlSink] | type[SqlProcessSink]
 ) -> None:
-    """A table created before the BIGINT change refuses a version >= 2**31: only that row is set aside."""
+    """A table created before the BIGINT change refuses a version >= 2**31: only that row is set aside,
+    also when the rows are stored by the child process the app uses (the refusal crosses the pipe)."""
     from app.capture import SinkWorker, Spool
     from tests.support.servers import wait_until
 
@@ -159,11 +162,13 @@ def test_a_poison_row_on_an_old_integer_table_is_quarantined_and_the_rest_delive
     url = f"{postgres_server.url}?options=-csearch_path%3D{schema}"
     records = _records(50)
     records[20]["model_version"] = 2**31
-    worker = SinkWorker(SqlSink(url), Spool(tmp_path / "sql"), flush_records=50, flush_seconds=0.05)
+    sink = sink_class(url)
+    worker = SinkWorker(sink, Spool(tmp_path / "sql"), flush_records=50, flush_seconds=0.05)
     worker.start()
     worker.submit(records)
     wait_until(lambda: worker.delivered + worker.quarantined == 50, 30, "every record delivered or quarantined")
     worker.close()
+    sink.close()
     assert worker.quarantined == 1
     assert {row.uid for row in _stored(url)} == {r["uid"] for i, r in enumerate(records) if i != 20}
     assert "out of range" in next((tmp_path / "sql-quarantine").iterdir()).read_text()
