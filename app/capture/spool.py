@@ -20,9 +20,9 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, overload
 
 from app import json_codec
 from app.json_codec import dumps
@@ -72,6 +72,46 @@ def decode(data: bytes) -> tuple[list[dict[str, Any]], list[bytes]]:
         else:
             bad.append(line)
     return records, bad
+
+
+class SpooledRecords(Sequence[dict[str, Any]]):
+    """A batch's records kept as its JSON lines, decoded only when a record is needed.
+
+    Why: a batch waiting for its sink was held as dicts, and dicts that live that long reach the cyclic GC's
+    older generations, whose collections then walk all of them on the event loop. While a sink lagged behind
+    under load, collections took up to 72 ms (docs/bench-serving.md, session 10). Bytes are one object the
+    GC never walks. The count is known without decoding, the first record (the S3 key) decodes one line, and
+    anything else (a batch split to find the record a sink refused) decodes them all.
+    """
+
+    __slots__ = ("lines", "_count", "_decoded")
+
+    def __init__(self, lines: bytes, count: int) -> None:
+        self.lines = lines
+        self._count = count
+        self._decoded: list[dict[str, Any]] | None = None
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if index == 0 and self._decoded is None and self._count:
+            first, _ = decode(self.lines[: self.lines.find(b"\n") + 1 or len(self.lines)])
+            if first:
+                return first[0]
+        return self.decoded()[index]
+
+    def decoded(self) -> list[dict[str, Any]]:
+        if self._decoded is None:
+            self._decoded, _ = decode(self.lines)
+            self._count = len(self._decoded)
+        return self._decoded
 
 
 def segment_records(segment: Path) -> int:

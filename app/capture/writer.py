@@ -34,7 +34,7 @@ from typing import Any
 from app import capture_contract as contract
 from app import metrics
 from app.capture.sinks import Sink
-from app.capture.spool import Encoded, Spool, encode, segment_records, segment_time
+from app.capture.spool import Encoded, Spool, SpooledRecords, encode, segment_records, segment_time
 
 log = logging.getLogger("app.capture")
 
@@ -47,7 +47,8 @@ class _Entry:
     """One batch waiting for its sink: on disk (``path``), in memory (``records``) or both."""
 
     path: Path | None  # None: memory only, the spool could not be written
-    records: list[dict[str, Any]] | None  # None: on disk only, read when its turn comes
+    # None: on disk only, read when its turn comes; for a sink that takes JSON lines, ``SpooledRecords``
+    records: Sequence[dict[str, Any]] | None
     count: int
     nbytes: int
     created: float  # wall-clock time of its oldest record
@@ -260,9 +261,7 @@ class SinkWorker:
                     or time.monotonic() - first_at >= self.flush_seconds
                 )
                 if due:
-                    since = self._buffer_since
-                    for batch in _batches(buffer, self.flush_records):
-                        self._spool_batch(batch, since)
+                    self._spool_buffer(buffer)
                     buffer = []
                     self._buffered, self._buffer_since = 0, 0.0
                 elif self._disk_failing_since and time.monotonic() >= self._disk_retry_at:
@@ -273,6 +272,13 @@ class SinkWorker:
             except Exception:  # a bug must not end capture: log it, keep the batch, go round again
                 log.exception("capture %s spooler: unexpected error; continuing", self.sink.name)
                 time.sleep(self.poll_seconds)
+
+    def _spool_buffer(self, buffer: list[_Submission]) -> None:
+        """Spool what the loop gathered, in batches; a method of its own so that no local of the spooler's loop
+        keeps the last batch's records alive after it was spooled (``SpooledRecords``)."""
+        since = self._buffer_since
+        for batch in _batches(buffer, self.flush_records):
+            self._spool_batch(batch, since)
 
     def _spool_batch(self, batch: _Submission, since: float) -> None:
         """Write-ahead one batch; on a disk failure keep it in memory (bounded) for direct delivery."""
@@ -294,10 +300,13 @@ class SinkWorker:
         with self._lock:
             keep = path is None or self._held + len(good) <= self.queue_size
             created = since or time.time()
-            entry = _Entry(path, good if keep else None, len(good), len(data), created)
-            if keep and not self._failing_since:  # during an outage the records wait without second copies
-                entry.parts = parts
-                entry.lines = data if self._keeps_lines else None
+            entry = _Entry(path, None, len(good), len(data), created)
+            if keep and self._keeps_lines:  # the bytes alone: a lagging sink must not keep dicts for the GC to walk
+                entry.records, entry.lines = SpooledRecords(data, len(good)), data
+            elif keep:
+                entry.records = good
+                if not self._failing_since:  # during an outage the records wait without a second copy
+                    entry.parts = parts
             if keep:
                 self._held += entry.count
             self._entries.append(entry)
@@ -347,8 +356,8 @@ class SinkWorker:
         for entry in pending:
             if entry.records is None:
                 continue
-            data, good, _bad = encode(entry.records)
-            path = self._write_segment(data, len(good))
+            data = entry.lines if entry.lines is not None else encode(entry.records)[0]
+            path = self._write_segment(data, entry.count)
             if path is None:
                 return
             with self._lock:
