@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,6 +136,46 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(10)
+
+
+def tree_cpu_ticks(roots: list[int]) -> int:
+    """CPU time (clock ticks, user + system) used so far by ``roots`` and all their descendants; Linux /proc."""
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        parents[int(entry.name)] = int(fields[1])  # ppid
+        ticks[int(entry.name)] = int(fields[11]) + int(fields[12])  # utime, stime
+    tree, grew = set(roots), True
+    while grew:
+        found = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= found
+        grew = bool(found)
+    return sum(ticks.get(pid, 0) for pid in tree)
+
+
+def wait_idle(roots: list[int], *, busy_ticks: int = 3, window: float = 0.5, timeout: float = 90.0) -> float:
+    """Wait until the servers' process trees use at most ``busy_ticks`` of CPU in ``window`` seconds; returns
+    the seconds waited (``timeout`` when they never went idle, which is printed).
+
+    Why: a server keeps working after its run (the app's capture catches up, its SQL process at nice 19
+    stores what it could not during the load), and that work must not land in the next server's window.
+    """
+    if not Path("/proc/self/stat").exists():
+        return 0.0
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        before = tree_cpu_ticks(roots)
+        time.sleep(window)  # the measuring window itself, not a stand-in for readiness
+        if tree_cpu_ticks(roots) - before <= busy_ticks:
+            return time.monotonic() - started
+    print(f"warning: the servers were still busy after {timeout:.0f} s; measuring anyway", flush=True)
+    return timeout
 
 
 def wrk_script(workdir: Path, body: str) -> Path:
@@ -278,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
                 runs: dict[str, list[tuple[float, float, float, int]]] = {kind: [] for kind in processes}
                 for _ in range(args.rounds):
                     for kind, (port, _process) in processes.items():
+                        wait_idle([process.pid for _port, process in processes.values()])
                         runs[kind].append(run_wrk(wrk, port, script, concurrency, args.duration))
                 for kind, measured in runs.items():
                     rps, p50, p99, errors = sorted(measured, key=lambda run: run[0])[len(measured) // 2]

@@ -6,9 +6,22 @@ is, and a wrong conclusion would be recorded in docs/bench-serving.md as a met o
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
-from bench.serving import REFERENCE_CEILING_RPS, Result, reference_p99, speed_context, table, target_verdicts
+from bench.serving import (
+    REFERENCE_CEILING_RPS,
+    Result,
+    reference_p99,
+    speed_context,
+    table,
+    target_verdicts,
+    tree_cpu_ticks,
+    wait_idle,
+)
 
 
 def _run(app_rps: float, app_p99: float, ceiling_rps: float, baseline_rps: float = 300.0) -> list[Result]:
@@ -68,3 +81,25 @@ def test_the_table_shows_the_reference_speed_p99_at_concurrency_64_only() -> Non
     assert "p99 ms at the reference speed" in table(results)
     assert rows[-2].endswith("| 5.00 | - |")  # concurrency 16: no target, no scaled reading
     assert rows[-1].endswith("| 14.00 | 8.40 |")
+
+
+def test_wait_idle_returns_only_once_a_server_tree_stopped_working(tmp_path: Path) -> None:
+    """The bench waits for the servers' leftover work (capture catching up) to end before the next window:
+    a child that burns CPU and then marks a file must have marked it when ``wait_idle`` returns."""
+    done = tmp_path / "done"
+    burner = (
+        "import sys, pathlib\n"
+        "for _ in range(40_000_000): pass\n"
+        f"pathlib.Path({str(done)!r}).write_text('x')\n"
+        "sys.stdin.read()\n"  # idle until the test closes the pipe
+    )
+    parent = subprocess.Popen([sys.executable, "-c", burner], stdin=subprocess.PIPE)
+    try:
+        waited = wait_idle([parent.pid], busy_ticks=0, window=0.5, timeout=120)
+        assert done.exists(), "wait_idle returned while the process was still burning CPU"
+        assert 0 < waited < 120
+        assert tree_cpu_ticks([parent.pid]) > 0
+    finally:
+        assert parent.stdin is not None
+        parent.stdin.close()
+        parent.wait(30)
