@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import urlparse
@@ -28,12 +27,10 @@ _COLUMNS_WITHOUT_IDS = tuple(column for column in SQL_COLUMNS if column != IDS)
 
 
 class Sink(Protocol):
-    """Where records go. Two optional methods save the deliverer work it would do holding the GIL:
-
-    - ``write_lines(records, lines)``: a sink that stores JSON lines gets its batches, live or replayed, as
-      the spool's bytes (``S3Sink.write_lines``);
-    - ``prepare(records)`` and ``write_prepared(records, parts)``: the sink builds what it sends on the
-      request path, and gets the parts of a batch back, in order, to send (``SqlSink``).
+    """Where records go. One optional method saves the deliverer work it would do holding the GIL:
+    ``write_lines(records, lines)``, for a sink that takes JSON lines: it gets its batches, live or replayed,
+    as the spool's bytes, and the writer holds a waiting batch as those bytes only (``S3Sink``, and
+    ``SqlProcessSink``, whose child process decodes them).
     """
 
     name: str
@@ -151,15 +148,6 @@ def capture_table(metadata: sa.MetaData) -> sa.Table:
     )
 
 
-@dataclass(frozen=True)
-class PreparedRows:
-    """Row values of some records for ``columns`` (``SqlSink.prepare``), and how many ids they could not hold."""
-
-    columns: tuple[str, ...]
-    values: list[Any]
-    ids_lost: int
-
-
 # Rows per INSERT statement: 90 rows x 11 columns = 990 bound values, under SQLite's historical limit of 999
 # (https://www.sqlite.org/limits.html#max_variable_number) and far under PostgreSQL's 65,535.
 ROWS_PER_STATEMENT = 90
@@ -275,17 +263,9 @@ class SqlSink:
             return
         LOG.warning("capture table %s: added the nullable column %r (%s)", CAPTURE_TABLE, IDS, statement)
 
-    def prepare(self, records: Sequence[dict[str, Any]]) -> PreparedRows:
-        """The batch's row values, built on the request path (``SinkWorker.submit``), not on the deliverer.
-
-        Why: the deliverer shares the GIL with the event loop. Building rows there (JSON text of the input
-        and output, the time, the tuple) was its largest piece of Python work, and the loop waited for the
-        GIL while it ran, for milliseconds when that thread was preempted on busy cores (docs/bench-serving.md,
-        session 9). On the loop it is a few microseconds a record, spread over the turns that answer them.
-
-        One flat list of values for ``self.columns``, row after row, JSON columns as text; the columns go with
-        it, since the deliverer may narrow them when it first looks at the table.
-        """
+    def _rows(self, records: Sequence[dict[str, Any]]) -> tuple[list[Any], int]:
+        """One flat list of values for ``self.columns``, row after row, JSON columns as text; and how many
+        records carry ids the table cannot hold (no ``ids`` column and no right to add it)."""
         columns = self.columns
         sqlite = self._sqlite
         with_ids = IDS in columns
@@ -314,27 +294,13 @@ class SqlSink:
             elif ids:
                 ids_lost += 1
             values += (output.get(PREDICTION), output.get(PROBABILITY))
-        return PreparedRows(columns, values, ids_lost)
-
-    def write_prepared(self, records: Sequence[dict[str, Any]], parts: Sequence[PreparedRows]) -> None:
-        """Store ``records`` from the rows ``prepare`` made for them (``parts``, in order)."""
-        if not records:
-            return
-        self._ensure_table()
-        if any(part.columns != self.columns for part in parts):  # prepared before the table was looked at
-            self.write(records)
-            return
-        values: list[Any] = []
-        for part in parts:
-            values += part.values
-        self._insert(values, sum(part.ids_lost for part in parts))
+        return values, ids_lost
 
     def write(self, records: Sequence[dict[str, Any]]) -> None:
         if not records:
             return
         self._ensure_table()
-        rows = self.prepare(records)
-        self._insert(rows.values, rows.ids_lost)
+        self._insert(*self._rows(records))
 
     def _ensure_table(self) -> None:
         if not self._created:

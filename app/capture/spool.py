@@ -84,7 +84,7 @@ class SpooledRecords(Sequence[dict[str, Any]]):
     anything else (a batch split to find the record a sink refused) decodes them all.
     """
 
-    __slots__ = ("lines", "_count", "_decoded")
+    __slots__ = ("_count", "_decoded", "lines")
 
     def __init__(self, lines: bytes, count: int) -> None:
         self.lines = lines

@@ -52,20 +52,18 @@ class _Entry:
     count: int
     nbytes: int
     created: float  # wall-clock time of its oldest record
-    parts: list[Any] | None = None  # the sink's prepared parts of ``records`` (``Sink.prepare``), in order
     lines: bytes | None = None  # ``records`` as spooled, for a sink that stores JSON lines (``write_lines``)
 
 
 @dataclass(slots=True)
 class _Submission:
     """What one ``submit`` hands the spooler: the records, their JSON lines (encoded on the request path, once
-    for every sink), the records that cannot be encoded (with why), and the sink's prepared parts. The spooler
-    merges submissions into batches of the same shape (``_batches``)."""
+    for every sink) and the records that cannot be encoded (with why). The spooler merges submissions into
+    batches of the same shape (``_batches``)."""
 
     records: list[dict[str, Any]]
     lines: bytes | None  # None: encoded by the spooler (a submission cut into several batches)
     bad: list[tuple[Any, str]]
-    parts: list[Any] | None  # ``Sink.prepare``'s results for ``records``, in order; None: the deliverer builds them
 
 
 class _Throttled:
@@ -125,7 +123,6 @@ class SinkWorker:
         self.unhealthy_seconds = unhealthy_seconds
         self.service, self.emf_seconds = service, emf_seconds
         self._emf_write = emf_write or _stdout_line
-        self._prepare: Callable[[list[dict[str, Any]]], Any] | None = getattr(sink, "prepare", None)
         self._keeps_lines = hasattr(sink, "write_lines")
         # A deque, not queue.Queue: append is atomic and wakes nobody. Waking a thread on every request made
         # the threads trade the GIL per request, which halved throughput.
@@ -167,33 +164,20 @@ class SinkWorker:
         """Hand records over; on the request path. ``encoded``: ``spool.encode(records)``, made once by
         ``CaptureWriter`` for all its sinks.
 
-        The encoding and the sink's preparation happen here, not on the capture threads: those share the GIL
-        with the event loop, and the loop waited for it, for milliseconds when the thread holding it was
-        preempted on busy cores (docs/bench-serving.md, session 9). Here they cost a few microseconds a
-        record, spread over the turns that answer them.
+        The encoding happens here, not on the capture threads: those share the GIL with the event loop, and
+        the loop waited for it, for milliseconds when the thread holding it was preempted on busy cores
+        (docs/bench-serving.md, session 9). Here it costs about a microsecond a record, spread over the turns
+        that answer them.
         """
         lines, good, bad = encoded if encoded is not None else encode(records)
         depth = len(self._queue)
         if depth >= self.queue_size:
             # The spooler lags far behind (a disk that hangs): write here rather than grow memory without bound.
-            self._spool_batch(_Submission(good, lines, bad, None), time.time())
+            self._spool_batch(_Submission(good, lines, bad), time.time())
             return
-        part = self._prepared(good)
-        self._queue.append(_Submission(good, lines, bad, None if part is None else [part]))
+        self._queue.append(_Submission(good, lines, bad))
         if depth + 1 == self.flush_records:  # enough for a full batch: no need to wait for the poll
             self._wake.set()
-
-    def _prepared(self, records: list[dict[str, Any]]) -> Any:
-        """The sink's part for ``records`` (``Sink.prepare``), made here on the request path so the deliverer
-        does not hold the GIL for it. None when the sink prepares nothing, and while the sink is failing: the
-        records then wait in memory (bounded by ``queue_size``) without a second copy."""
-        prepare = self._prepare
-        if prepare is None or self._failing_since:
-            return None
-        try:
-            return prepare(records)
-        except Exception:  # a record the sink cannot take: the deliverer meets the same error and quarantines it
-            return None
 
     # -- lifecycle -----------------------------------------------------------------------------------------
 
@@ -282,12 +266,10 @@ class SinkWorker:
 
     def _spool_batch(self, batch: _Submission, since: float) -> None:
         """Write-ahead one batch; on a disk failure keep it in memory (bounded) for direct delivery."""
-        good, data, bad, parts = batch.records, batch.lines, batch.bad, batch.parts
+        good, data, bad = batch.records, batch.lines, batch.bad
         if data is None:
             data, good, unencodable = encode(good)
-            if unencodable:
-                parts = None  # made for records of which some are set aside here
-                bad = [*bad, *unencodable]
+            bad = [*bad, *unencodable]
         if bad:
             self._quarantine_records([r for r, _ in bad], bad[0][1], "spool")
         if not good:
@@ -305,8 +287,6 @@ class SinkWorker:
                 entry.records, entry.lines = SpooledRecords(data, len(good)), data
             elif keep:
                 entry.records = good
-                if not self._failing_since:  # during an outage the records wait without a second copy
-                    entry.parts = parts
             if keep:
                 self._held += entry.count
             self._entries.append(entry)
@@ -486,26 +466,21 @@ class SinkWorker:
                 self._quarantine_lines(entry.path.name, bad, "not a capture record (corrupt or truncated segment)")
         if not records:
             return True
-        done = self._send(records, lines, entry.parts)
+        done = self._send(records, lines)
         if done and replay:
             self.replayed += len(records)
             metrics.CAPTURE_RECORDS.labels(self.sink.name, "replayed").inc(len(records))
         return done
 
-    def _send(
-        self, records: Sequence[dict[str, Any]], lines: bytes | None = None, parts: list[Any] | None = None
-    ) -> bool:
+    def _send(self, records: Sequence[dict[str, Any]], lines: bytes | None = None) -> bool:
         """Write; on a permanent rejection split the batch so only the bad records are set aside.
 
         ``lines``: the records as JSON lines, already encoded (the spooled batch, or a replayed segment); a sink
         that stores JSON lines (``write_lines``) sends them as they are instead of encoding every record again.
-        ``parts``: the sink's parts made on submit (``Sink.prepare``), sent with ``write_prepared``.
         """
         write_lines = getattr(self.sink, "write_lines", None) if lines is not None else None
         try:
-            if parts is not None:
-                self.sink.write_prepared(records, parts)  # type: ignore[attr-defined]
-            elif write_lines is not None:
+            if write_lines is not None:
                 write_lines(records, lines)
             else:
                 self.sink.write(records)
@@ -654,26 +629,21 @@ class SinkWorker:
 
 def _batches(submissions: Sequence[_Submission], limit: int) -> Iterator[_Submission]:
     """Spool batches of at most ``limit`` records, cut between submissions so that each batch keeps its JSON
-    lines and the sink's parts (None when one of its submissions has none).
-    A submission beyond ``limit`` alone is cut by records, to be encoded again and prepared by the deliverer."""
-    batch = _Submission([], None, [], [])
+    lines. A submission beyond ``limit`` alone is cut by records, to be encoded again by the spooler."""
+    batch = _Submission([], None, [])
     lines: list[bytes] = []
     for submission in submissions:
         if batch.records and len(batch.records) + len(submission.records) > limit:
             yield _joined(batch, lines)
-            batch, lines = _Submission([], None, [], []), []
+            batch, lines = _Submission([], None, []), []
         if len(submission.records) > limit or submission.lines is None:
             records, bad = submission.records, submission.bad
             for start in range(0, len(records), limit):
-                yield _Submission(records[start : start + limit], None, bad if start == 0 else [], None)
+                yield _Submission(records[start : start + limit], None, bad if start == 0 else [])
             continue
         batch.records += submission.records
         batch.bad += submission.bad
         lines.append(submission.lines)
-        if submission.parts is None:
-            batch.parts = None
-        elif batch.parts is not None:
-            batch.parts += submission.parts
     if batch.records or batch.bad:
         yield _joined(batch, lines)
 

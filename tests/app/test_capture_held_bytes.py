@@ -68,7 +68,7 @@ def _submit(worker: SinkWorker, count: int) -> set[str]:
 
 def _live_record_dicts(uids: set[str]) -> int:
     gc.collect()
-    return sum(1 for o in gc.get_objects() if type(o) is dict and o.get("uid") in uids)
+    return sum(1 for o in gc.get_objects() if type(o) is dict and isinstance(o.get("uid"), str) and o["uid"] in uids)
 
 
 def test_batches_waiting_for_a_lagging_lines_sink_hold_no_record_dicts(tmp_path: Path) -> None:
