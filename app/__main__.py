@@ -23,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.config import AppConfig, ConfigError, spool_dir_problem
+from app.config import LOG_FORMAT, AppConfig, ConfigError, spool_dir_problem
 from contracts.environment import AppEnvironment
 from contracts.exit_codes import ExitCode
 from model_package import PackageError
@@ -47,10 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = AppConfig.from_env()
     except ConfigError as exc:
-        logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        logging.basicConfig(level="INFO", format=LOG_FORMAT)
         log.critical("refusing to start: %s", exc)
         return exc.exit_code
-    logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level=config.log_level, format=LOG_FORMAT)
     args = parse_args(argv, config)
     if args.workers < 1 or not 0 < args.port < 65536:
         log.critical("refusing to start: --workers must be >= 1 and --port in 1..65535")

@@ -24,6 +24,9 @@ DEFAULT_SPOOL_DIR: str = AppEnvironment.model_fields["spool_dir"].default
 DEFAULT_SPOOL_MAX_BYTES: int = AppEnvironment.model_fields["capture_spool_max_bytes"].default
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"  # every process of the app logs alike
+
+
 class ConfigError(ValueError):
     """An environment variable has a value the app cannot use."""
 

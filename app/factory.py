@@ -20,7 +20,7 @@ from app.capture import CaptureWriter, S3Sink, SinkWorker, Spool, claim_slot
 from app.capture.privacy import CapturePolicyError, CapturePrivacy, key_from_env
 from app.capture.sinks import parse_s3_uri
 from app.capture.sql_process import CHILD_NICE, SqlProcessSink
-from app.config import AppConfig
+from app.config import LOG_FORMAT, AppConfig
 from app.core import LoadedModel, load_model
 from app.prediction_metrics import ScoreShift
 from app.runtime_settings import RuntimeSettings, SettingsError, SettingsRefresher, source_from_location
@@ -289,6 +289,6 @@ def die_with_parent() -> None:
 def create_app_from_env() -> ASGIApp:
     """uvicorn ``factory=True`` entry point (each worker process calls it)."""
     config = AppConfig.from_env()
-    logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level=config.log_level, format=LOG_FORMAT)
     die_with_parent()
     return create_app(config)

@@ -297,25 +297,32 @@ class SqlSink:
         return values, ids_lost
 
     def write(self, records: Sequence[dict[str, Any]]) -> None:
+        ids_lost = self.store(records)
+        if ids_lost:
+            metrics.CAPTURE_IDS_NOT_STORED.labels(self.name).inc(ids_lost)
+
+    def store(self, records: Sequence[dict[str, Any]]) -> int:
+        """``write`` without the metric: returns how many records' ids the table could not hold, for the
+        process that counts them (the SQL child process reports them to its worker, which serves /metrics)."""
         if not records:
-            return
+            return 0
         self._ensure_table()
-        self._insert(*self._rows(records))
+        values, ids_lost = self._rows(records)
+        self._insert(values)
+        return ids_lost
 
     def _ensure_table(self) -> None:
         if not self._created:
             self._prepare_table()
             self._created = True
 
-    def _insert(self, values: list[Any], ids_lost: int) -> None:
+    def _insert(self, values: list[Any]) -> None:
         width = len(self.columns)
         step = ROWS_PER_STATEMENT * width
         with self.engine.begin() as connection:
             for start in range(0, len(values), step):
                 chunk = values[start : start + step]
                 connection.exec_driver_sql(self._statement(len(chunk) // width), tuple(chunk))
-        if ids_lost:
-            metrics.CAPTURE_IDS_NOT_STORED.labels(self.name).inc(ids_lost)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -25,6 +25,7 @@ Failure semantics (``SinkWorker`` retries, splits and quarantines as for any sin
 
 from __future__ import annotations
 
+import logging
 import os
 import select
 import signal
@@ -39,6 +40,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from app import metrics
 from app.capture.spool import decode, encode
 
 OK, REJECTED, FAILED = 0, 1, 2
@@ -111,6 +113,8 @@ class SqlProcessSink:
             raise SqlRecordRejectedError(message)
         if status != OK:
             raise SqlProcessError(message)
+        if message:  # records whose ids the table could not hold (no ``ids`` column, no right to add it)
+            metrics.CAPTURE_IDS_NOT_STORED.labels(self.name).inc(int(message))
 
     def close(self) -> None:
         """End the child after its current batch (it exits on end of input); kill it if it does not."""
@@ -249,12 +253,12 @@ def serve(source: Any, answers: Any) -> None:
                 _reply(answers, REJECTED, f"{len(bad)} line(s) of the batch are not capture records")
                 continue
             try:
-                sink.write(records)
+                ids_lost = sink.store(records)
             except Exception as exc:  # every outcome goes back to the parent, which logs, counts and retries
                 status = REJECTED if sink.permanent(exc) else FAILED
                 _reply(answers, status, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
                 continue
-            _reply(answers, OK)
+            _reply(answers, OK, str(ids_lost) if ids_lost else "")
     finally:
         sink.close()
 
@@ -269,9 +273,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     # process group does not cut the worker's last delivery at shutdown short.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from app.config import LOG_FORMAT
+
     if args.nice:
         os.nice(args.nice)
-    serve(sys.stdin.buffer, sys.stdout.buffer)
+    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
+    # The answers get their own descriptor and fd 1 goes to stderr: anything a library prints cannot corrupt
+    # the protocol.
+    answers = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    serve(sys.stdin.buffer, answers)
     return 0
 
 

@@ -247,13 +247,9 @@ def test_a_table_from_before_ids_gets_the_column_and_keeps_its_rows(
     assert len(_read_back(database_url)) == 14
 
 
-def test_without_the_right_to_add_the_column_rows_are_stored_and_the_lost_ids_counted(
-    postgres_server, caplog: pytest.LogCaptureFixture
-) -> None:
-    """A capture role that may INSERT and SELECT but not ALTER: capture goes on, the ids are counted as not
-    stored, and an ERROR names the statement a DBA has to run."""
-    from app import metrics
-
+def _insert_only_role(postgres_server) -> tuple[str, str]:
+    """A table from before ``ids`` and a capture role that may INSERT and SELECT it but not ALTER it:
+    (the role's URL, the admin's URL), both on a schema of their own."""
     schema, role = f"ro_{uuid.uuid4().hex[:8]}", f"capture_{uuid.uuid4().hex[:8]}"
     admin_url = f"{postgres_server.url}?options=-csearch_path%3D{schema}"
     admin = sa.create_engine(postgres_server.url)
@@ -267,7 +263,17 @@ def test_without_the_right_to_add_the_column_rows_are_stored_and_the_lost_ids_co
     with admin.begin() as connection:
         connection.execute(sa.text(f"grant select, insert on prediction_capture to {role}"))
     admin.dispose()
-    url = admin_url.replace("postgres@", f"{role}@", 1)
+    return admin_url.replace("postgres@", f"{role}@", 1), admin_url
+
+
+def test_without_the_right_to_add_the_column_rows_are_stored_and_the_lost_ids_counted(
+    postgres_server, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A capture role that may INSERT and SELECT but not ALTER: capture goes on, the ids are counted as not
+    stored, and an ERROR names the statement a DBA has to run."""
+    from app import metrics
+
+    url, admin_url = _insert_only_role(postgres_server)
     before = metrics.CAPTURE_IDS_NOT_STORED.labels("sql")._value.get()
     records = _records_with_ids(10)
     with caplog.at_level("ERROR", logger="app.capture.sinks"):
@@ -277,3 +283,18 @@ def test_without_the_right_to_add_the_column_rows_are_stored_and_the_lost_ids_co
     assert metrics.CAPTURE_IDS_NOT_STORED.labels("sql")._value.get() - before == 5
     stored = _read_back(admin_url)
     assert len(stored) == 11 and not any("ids" in r for r in stored.values())
+
+
+def test_the_sql_child_process_reports_lost_ids_to_its_worker(postgres_server, capfd: pytest.CaptureFixture) -> None:
+    """The same through the child process the app uses: the count reaches the worker's metric (the one
+    /metrics serves), and the child's ERROR reaches the log on stderr."""
+    from app import metrics
+
+    url, admin_url = _insert_only_role(postgres_server)
+    before = metrics.CAPTURE_IDS_NOT_STORED.labels("sql")._value.get()
+    sink = SqlProcessSink(url, reply_timeout=30)
+    sink.write(_records_with_ids(10))
+    sink.close()
+    assert metrics.CAPTURE_IDS_NOT_STORED.labels("sql")._value.get() - before == 5
+    assert "ALTER TABLE prediction_capture ADD COLUMN ids JSON" in capfd.readouterr().err
+    assert len(_read_back(admin_url)) == 11
