@@ -48,7 +48,7 @@ CHILD_NICE = 19  # the lowest priority (setpriority(2)): storage takes only the 
 # Longer than anything the child may legitimately wait on: SQLite's lock timeout and PostgreSQL's
 # statement timeout are both 30 s (app/capture/sinks.py), a batch may run several statements.
 REPLY_TIMEOUT_SECONDS = 120.0
-CLOSE_TIMEOUT_SECONDS = 30.0
+CLOSE_TIMEOUT_SECONDS = 10.0  # short: a worker closes its sinks at shutdown after waiting for its threads
 SUPPORTED_BACKENDS = ("sqlite", "postgresql", "mysql", "mariadb")
 _HEADER = struct.Struct("<Q")
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding ``app``, for the child's imports
@@ -116,21 +116,28 @@ class SqlProcessSink:
         if message:  # records whose ids the table could not hold (no ``ids`` column, no right to add it)
             metrics.CAPTURE_IDS_NOT_STORED.labels(self.name).inc(int(message))
 
-    def close(self) -> None:
-        """End the child after its current batch (it exits on end of input); kill it if it does not."""
-        with self._lock:
+    def close(self, timeout: float = CLOSE_TIMEOUT_SECONDS) -> None:
+        """End the child after its current batch (it exits on end of input); kill it if that takes longer than
+        ``timeout``. A batch cut short this way stays in the spool for the next start."""
+        locked = self._lock.acquire(timeout=timeout)  # a batch in flight may hold it up to ``reply_timeout``
+        try:
             child, self._child = self._child, None
             if child is None:
                 return
+            if not locked:
+                child.kill()
             if child.stdin is not None:
                 child.stdin.close()
             try:
-                child.wait(CLOSE_TIMEOUT_SECONDS)
+                child.wait(timeout)
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
             if child.stdout is not None:
                 child.stdout.close()
+        finally:
+            if locked:
+                self._lock.release()
 
     # -- the exchange ---------------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -149,3 +150,33 @@ def test_the_child_outlives_a_sigterm_to_the_process_group_and_ends_with_its_inp
 def test_a_bad_url_stops_the_start_with_what_is_allowed(url: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(")):
         AppConfig.from_env({"CAPTURE_DB_URL": url})
+
+
+def test_close_does_not_wait_for_a_hung_batch(tmp_path: Path) -> None:
+    """At shutdown a batch stuck on a lock must not hold the stop for ``reply_timeout``: ``close`` kills the
+    child after its own timeout, and the stuck write fails as transient (the batch stays in the spool)."""
+    db = tmp_path / "capture.db"
+    sink = SqlProcessSink(f"sqlite:///{db}", reply_timeout=60)
+    sink.write(_records(1))
+    child = sink.pid
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("begin exclusive")
+    failures: list[BaseException] = []
+
+    def stuck_write() -> None:
+        try:
+            sink.write(_records(3))
+        except BaseException as exc:
+            failures.append(exc)
+
+    writer = threading.Thread(target=stuck_write)
+    writer.start()
+    wait_until(sink._lock.locked, 10, "the batch in flight")
+    sink.close(timeout=1)
+    writer.join(30)
+    holder.execute("rollback")
+    holder.close()
+    assert not writer.is_alive()
+    assert len(failures) == 1 and isinstance(failures[0], SqlProcessError)
+    assert child is not None and not Path(f"/proc/{child}").exists()
+    assert _count(db) == 1
