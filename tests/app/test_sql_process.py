@@ -75,20 +75,6 @@ def test_a_refused_record_is_permanent_and_a_database_that_is_down_is_not(tmp_pa
     down.close()
 
 
-def test_a_worker_sets_aside_only_the_refused_record(tmp_path: Path) -> None:
-    records = _records(40)
-    del records[7]["model_name"]
-    sink = SqlProcessSink(f"sqlite:///{tmp_path / 'capture.db'}", reply_timeout=5)
-    worker = SinkWorker(sink, Spool(tmp_path / "sql"), flush_records=40, flush_seconds=0.05)
-    worker.start()
-    worker.submit(records)
-    wait_until(lambda: worker.delivered + worker.quarantined == 40, 30, "every record delivered or quarantined")
-    worker.close()
-    sink.close()
-    assert (worker.delivered, worker.quarantined) == (39, 1)
-    assert _count(tmp_path / "capture.db") == 39
-
-
 def test_a_killed_child_is_replaced_and_no_record_is_lost(tmp_path: Path) -> None:
     sink = SqlProcessSink(f"sqlite:///{tmp_path / 'capture.db'}", reply_timeout=5)
     worker = SinkWorker(sink, Spool(tmp_path / "sql"), flush_records=50, flush_seconds=0.05, retry_initial=0.05)
