@@ -36,6 +36,10 @@ PLUMBING: dict[tuple[str, str], str] = {
     ("app/__main__.py", 'os.environ["PROMETHEUS_MULTIPROC_DIR"] ='): "prometheus_client's own variable",
     ("app/metrics.py", 'os.environ.get("PROMETHEUS_MULTIPROC_DIR")'): "prometheus_client's own variable",
     ("retrain/demo.py", "env = {**os.environ, **app_env}"): "the demo's child app inherits PATH and the venv",
+    ("app/capture/sql_process.py", "env = dict(os.environ)"): (
+        "the SQL child inherits its worker's environment (PATH, the venv, PROMETHEUS_MULTIPROC_DIR); only"
+        " PYTHONPATH is added, for its imports"
+    ),
 }
 
 
