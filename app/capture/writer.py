@@ -52,7 +52,6 @@ class _Entry:
     count: int
     nbytes: int
     created: float  # wall-clock time of its oldest record
-    lines: bytes | None = None  # ``records`` as spooled, for a sink that stores JSON lines (``write_lines``)
 
 
 @dataclass(slots=True)
@@ -284,7 +283,7 @@ class SinkWorker:
             created = since or time.time()
             entry = _Entry(path, None, len(good), len(data), created)
             if keep and self._keeps_lines:  # the bytes alone: a lagging sink must not keep dicts for the GC to walk
-                entry.records, entry.lines = SpooledRecords(data, len(good)), data
+                entry.records = SpooledRecords(data, len(good))
             elif keep:
                 entry.records = good
             if keep:
@@ -334,9 +333,10 @@ class SinkWorker:
         with self._lock:
             pending = [e for e in self._entries if e.path is None and e is not self._inflight]
         for entry in pending:
-            if entry.records is None:
+            records = entry.records
+            if records is None:
                 continue
-            data = entry.lines if entry.lines is not None else encode(entry.records)[0]
+            data = records.lines if isinstance(records, SpooledRecords) else encode(records)[0]
             path = self._write_segment(data, entry.count)
             if path is None:
                 return
@@ -453,7 +453,8 @@ class SinkWorker:
         """True when the batch is done with (delivered or quarantined), False when the sink failed."""
         records = entry.records
         replay = records is None
-        lines = entry.lines  # the batch's JSON lines, or a replayed segment's bytes when every line is a record
+        # the batch's JSON lines as spooled, or (below) a replayed segment's bytes when every line is a record
+        lines = records.lines if isinstance(records, SpooledRecords) else None
         if records is None:
             assert entry.path is not None
             try:
