@@ -1,7 +1,8 @@
 """Moves capture records from the request path to the sinks without ever making a request wait.
 
-The request path calls :meth:`CaptureWriter.submit`, which only appends a list to an in-memory queue per
-sink. Two daemon threads per sink then do the rest:
+The request path calls :meth:`CaptureWriter.submit`, which only appends the records' JSON lines to the
+open batch of each sink (the records themselves are never kept: see ``_Batch``). Two daemon threads per sink
+then do the rest:
 
 - the *spooler* batches records by size and time and writes every batch to the sink's spool on disk
   first (write-ahead, fsynced), so a record leaves memory within ``CAPTURE_FLUSH_SECONDS`` whatever the
@@ -26,7 +27,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,22 +48,29 @@ class _Entry:
     """One batch waiting for its sink: on disk (``path``), in memory (``records``) or both."""
 
     path: Path | None  # None: memory only, the spool could not be written
-    # None: on disk only, read when its turn comes; for a sink that takes JSON lines, ``SpooledRecords``
-    records: Sequence[dict[str, Any]] | None
+    records: SpooledRecords | None  # None: on disk only, read when its turn comes
     count: int
     nbytes: int
     created: float  # wall-clock time of its oldest record
 
 
 @dataclass(slots=True)
-class _Submission:
-    """What one ``submit`` hands the spooler: the records, their JSON lines (encoded on the request path, once
-    for every sink) and the records that cannot be encoded (with why). The spooler merges submissions into
-    batches of the same shape (``_batches``)."""
+class _Batch:
+    """Records on their way to the spool, held as the JSON lines ``submit`` was given (encoded on the request
+    path, once for every sink), never as the records themselves.
 
-    records: list[dict[str, Any]]
-    lines: bytes | None  # None: encoded by the spooler (a submission cut into several batches)
-    bad: list[tuple[Any, str]]
+    Why not the records: whoever drops the last reference to a dict frees it, holding the GIL. Kept here,
+    a batch of 1,000 records was freed by the spooler thread in one go, about a millisecond during which
+    the event loop waited for the GIL (docs/bench-serving.md, session 11). Dropped by ``submit``, each turn
+    frees its own records on the loop, a few microseconds at a time, and the spooler takes a batch in a few
+    steps whatever its size.
+    """
+
+    chunks: list[bytes]  # one per submission, so a batch is cut between submissions, never inside one
+    count: int
+    bad: list[tuple[Any, str]]  # records that cannot be encoded, with why: quarantined by the spooler
+    since: float  # wall-clock time of its oldest record
+    opened: float  # monotonic: due ``flush_seconds`` after this
 
 
 class _Throttled:
@@ -122,11 +130,14 @@ class SinkWorker:
         self.unhealthy_seconds = unhealthy_seconds
         self.service, self.emf_seconds = service, emf_seconds
         self._emf_write = emf_write or _stdout_line
-        self._keeps_lines = hasattr(sink, "write_lines")
-        # A deque, not queue.Queue: append is atomic and wakes nobody. Waking a thread on every request made
-        # the threads trade the GIL per request, which halved throughput.
-        self._queue: collections.deque[_Submission] = collections.deque()
-        self._wake = threading.Event()  # spooler: a full batch is queued, or stop
+        # Submissions fill the open batch; a full one is sealed for the spooler. Nobody is woken per request:
+        # waking a thread on every request made the threads trade the GIL per request, which halved throughput.
+        self._batch_lock = threading.Lock()  # guards the open and sealed batches and ``_queued``
+        self._open: _Batch | None = None
+        self._sealed: collections.deque[_Batch] = collections.deque()
+        self._queued = 0  # records in the open and sealed batches
+        self._spooling = 0  # records the spooler took and has not written yet
+        self._wake = threading.Event()  # spooler: a full batch is sealed, or stop
         self._arrived = threading.Event()  # deliverer: a new entry, or stop
         self._stop = threading.Event()
         self._stopping = False
@@ -135,8 +146,6 @@ class SinkWorker:
         self._inflight: _Entry | None = None
         self._held = 0  # records the entries keep in memory
         self._entry_records = 0
-        self._buffered = 0
-        self._buffer_since = 0.0
         self._spooler = threading.Thread(target=self._spool_loop, name=f"capture-{sink.name}-spool", daemon=True)
         self._deliverer = threading.Thread(target=self._deliver_loop, name=f"capture-{sink.name}", daemon=True)
         self._backoff = retry_initial
@@ -166,16 +175,38 @@ class SinkWorker:
         The encoding happens here, not on the capture threads: those share the GIL with the event loop, and
         the loop waited for it, for milliseconds when the thread holding it was preempted on busy cores
         (docs/bench-serving.md, session 9). Here it costs about a microsecond a record, spread over the turns
-        that answer them.
+        that answer them. Only the lines are kept (``_Batch`` says why).
         """
         lines, good, bad = encoded if encoded is not None else encode(records)
-        depth = len(self._queue)
-        if depth >= self.queue_size:
-            # The spooler lags far behind (a disk that hangs): write here rather than grow memory without bound.
-            self._spool_batch(_Submission(good, lines, bad), time.time())
+        count = len(good)
+        if not count and not bad:
             return
-        self._queue.append(_Submission(good, lines, bad))
-        if depth + 1 == self.flush_records:  # enough for a full batch: no need to wait for the poll
+        with self._batch_lock:
+            batch = self._open
+            if batch is not None and batch.count and batch.count + count > self.flush_records:
+                self._sealed.append(batch)  # cut between submissions, so each keeps its lines
+                batch = None
+            if batch is None:
+                batch = self._open = _Batch([], 0, [], time.time(), time.monotonic())
+            batch.chunks.append(lines)
+            batch.count += count
+            if bad:
+                batch.bad += bad
+            full = batch.count >= self.flush_records
+            if full:
+                self._sealed.append(batch)
+                self._open = None
+            self._queued += count
+            late = None
+            if self._queued > self.queue_size:  # the spooler lags far behind (a disk that hangs): write here
+                late = self._sealed.popleft() if self._sealed else self._open  # rather than grow memory unbounded
+                if late is self._open:
+                    self._open = None
+                assert late is not None
+                self._queued -= late.count
+        if late is not None:
+            self._spool_batch(late)
+        if full:  # no need to wait for the poll
             self._wake.set()
 
     # -- lifecycle -----------------------------------------------------------------------------------------
@@ -199,10 +230,8 @@ class SinkWorker:
                 thread.join(max(0.0, deadline - time.monotonic()))
         unsaved = 0
         if self._spooler.is_alive():  # stuck on a hung disk: its batch exists only in memory
-            unsaved += self._buffered
-        leftovers = self._take()  # never started, or stuck: one batch, already encoded
-        for batch in _batches(leftovers, max(1, sum(len(taken.records) for taken in leftovers))):
-            self._spool_batch(batch, time.time())
+            unsaved += self._spooling
+        self._spool_taken(self._take(everything=True))  # never started, or stuck
         with self._lock:
             unsaved += sum(e.count for e in self._entries if e.path is None)
         self.unsaved = unsaved
@@ -214,78 +243,81 @@ class SinkWorker:
         self.stop()
         return self.join(time.monotonic() + timeout)
 
-    def _take(self) -> list[_Submission]:
-        taken = []
-        queue = self._queue
-        while queue:
-            taken.append(queue.popleft())
+    def _take(self, everything: bool = False) -> list[_Batch]:
+        """The sealed batches, and the open one when it is due (or ``everything``); a few steps whatever the
+        batches hold."""
+        with self._batch_lock:
+            taken = list(self._sealed)
+            self._sealed.clear()
+            batch = self._open
+            if batch is not None and (everything or time.monotonic() - batch.opened >= self.flush_seconds):
+                taken.append(batch)
+                self._open = None
+            count = sum(batch.count for batch in taken)
+            self._queued -= count
+            self._spooling += count
         return taken
 
     # -- spooler thread ------------------------------------------------------------------------------------
 
     def _spool_loop(self) -> None:
-        buffer: list[_Submission] = []
-        first_at = 0.0
         while True:
             try:
                 self._wake.wait(self.poll_seconds)
                 self._wake.clear()
                 stopping = self._stopping
-                taken = self._take()
-                if taken:
-                    if not buffer:
-                        first_at = time.monotonic()
-                        self._buffer_since = time.time()
-                    buffer.extend(taken)
-                    self._buffered += sum(len(submission.records) for submission in taken)
-                due = buffer and (
-                    stopping
-                    or self._buffered >= self.flush_records
-                    or time.monotonic() - first_at >= self.flush_seconds
-                )
-                if due:
-                    self._spool_buffer(buffer)
-                    buffer = []
-                    self._buffered, self._buffer_since = 0, 0.0
-                elif self._disk_failing_since and time.monotonic() >= self._disk_retry_at:
+                taken = self._take(everything=stopping)
+                self._spool_taken(taken)
+                if not taken and self._disk_failing_since and time.monotonic() >= self._disk_retry_at:
                     self._persist_memory_only()
                 self._publish()
-                if stopping and not self._queue:
+                if stopping and not self._queued:
                     return
-            except Exception:  # a bug must not end capture: log it, keep the batch, go round again
+            except Exception:  # a bug must not end capture: log it, go round again
                 log.exception("capture %s spooler: unexpected error; continuing", self.sink.name)
                 time.sleep(self.poll_seconds)
 
-    def _spool_buffer(self, buffer: list[_Submission]) -> None:
-        """Spool what the loop gathered, in batches; a method of its own so that no local of the spooler's loop
-        keeps the last batch's records alive after it was spooled (``SpooledRecords``)."""
-        since = self._buffer_since
-        for batch in _batches(buffer, self.flush_records):
-            self._spool_batch(batch, since)
+    def _spool_taken(self, taken: list[_Batch]) -> None:
+        """Spool the batches taken; an unexpected error puts those not spooled yet back first in line."""
+        for index, batch in enumerate(taken):
+            try:
+                self._spool_batch(batch)
+            except Exception:
+                with self._batch_lock:
+                    self._sealed.extendleft(reversed(taken[index:]))
+                    back = sum(batch.count for batch in taken[index:])
+                    self._queued += back
+                    self._spooling -= back
+                raise
+            with self._batch_lock:
+                self._spooling -= batch.count
 
-    def _spool_batch(self, batch: _Submission, since: float) -> None:
-        """Write-ahead one batch; on a disk failure keep it in memory (bounded) for direct delivery."""
-        good, data, bad = batch.records, batch.lines, batch.bad
-        if data is None:
-            data, good, unencodable = encode(good)
-            bad = [*bad, *unencodable]
-        if bad:
-            self._quarantine_records([r for r, _ in bad], bad[0][1], "spool")
-        if not good:
+    def _spool_batch(self, batch: _Batch) -> None:
+        """Write-ahead one batch (cut by lines if one submission made it larger than ``flush_records``)."""
+        if batch.bad:
+            self._quarantine_records([record for record, _ in batch.bad], batch.bad[0][1], "spool")
+        if not batch.count:
             return
-        if self.spool_max_bytes and not self._make_room(len(data), len(good)):
+        data = batch.chunks[0] if len(batch.chunks) == 1 else b"".join(batch.chunks)
+        if batch.count <= self.flush_records:
+            self._spool_lines(data, batch.count, batch.since)
+            return
+        lines = data.splitlines(keepends=True)
+        for start in range(0, len(lines), self.flush_records):
+            part = lines[start : start + self.flush_records]
+            self._spool_lines(b"".join(part), len(part), batch.since)
+
+    def _spool_lines(self, data: bytes, count: int, since: float) -> None:
+        """Write-ahead ``count`` records' lines; on a disk failure keep them in memory (bounded) for direct
+        delivery."""
+        if self.spool_max_bytes and not self._make_room(len(data), count):
             return
         path: Path | None = None
         if not self._disk_failing_since or time.monotonic() >= self._disk_retry_at:
-            path = self._write_segment(data, len(good))
+            path = self._write_segment(data, count)
         with self._lock:
-            keep = path is None or self._held + len(good) <= self.queue_size
-            created = since or time.time()
-            entry = _Entry(path, None, len(good), len(data), created)
-            if keep and self._keeps_lines:  # the bytes alone: a lagging sink must not keep dicts for the GC to walk
-                entry.records = SpooledRecords(data, len(good))
-            elif keep:
-                entry.records = good
+            keep = path is None or self._held + count <= self.queue_size
+            entry = _Entry(path, SpooledRecords(data, count) if keep else None, count, len(data), since)
             if keep:
                 self._held += entry.count
             self._entries.append(entry)
@@ -333,10 +365,9 @@ class SinkWorker:
         with self._lock:
             pending = [e for e in self._entries if e.path is None and e is not self._inflight]
         for entry in pending:
-            records = entry.records
-            if records is None:
+            if entry.records is None:
                 continue
-            data = records.lines if isinstance(records, SpooledRecords) else encode(records)[0]
+            data = entry.records.lines
             path = self._write_segment(data, entry.count)
             if path is None:
                 return
@@ -451,10 +482,10 @@ class SinkWorker:
 
     def _deliver_entry(self, entry: _Entry) -> bool:
         """True when the batch is done with (delivered or quarantined), False when the sink failed."""
-        records = entry.records
+        records: Sequence[dict[str, Any]] | None = entry.records
         replay = records is None
         # the batch's JSON lines as spooled, or (below) a replayed segment's bytes when every line is a record
-        lines = records.lines if isinstance(records, SpooledRecords) else None
+        lines = entry.records.lines if entry.records is not None else None
         if records is None:
             assert entry.path is not None
             try:
@@ -484,7 +515,7 @@ class SinkWorker:
             if write_lines is not None:
                 write_lines(records, lines)
             else:
-                self.sink.write(records)
+                self.sink.write(records.decoded() if isinstance(records, SpooledRecords) else records)
         except Exception as exc:
             permanent = getattr(self.sink, "permanent", default_permanent)
             if not permanent(exc):
@@ -587,11 +618,13 @@ class SinkWorker:
 
     def backlog(self) -> int:
         """Records not yet confirmed by the sink: queued, being batched, and waiting in the spool or memory."""
-        return sum(len(s.records) for s in list(self._queue)) + self._buffered + self._entry_records
+        return self._queued + self._spooling + self._entry_records
 
     def oldest_unsent_age(self, now: float | None = None) -> float:
         now = time.time() if now is None else now
-        times = [self._buffer_since] if self._buffer_since else []
+        with self._batch_lock:
+            oldest = self._sealed[0] if self._sealed else self._open
+            times = [oldest.since] if oldest is not None else []
         with self._lock:
             if self._entries:
                 times.append(self._entries[0].created)
@@ -626,32 +659,6 @@ class SinkWorker:
             delta = {k: v - self._emf_sent[k] for k, v in counts.items()}
             self._emf_sent = counts
             self._emf_write(emf_line(self.service, name, backlog=backlog, age=age, delta=delta, unhealthy=unhealthy))
-
-
-def _batches(submissions: Sequence[_Submission], limit: int) -> Iterator[_Submission]:
-    """Spool batches of at most ``limit`` records, cut between submissions so that each batch keeps its JSON
-    lines. A submission beyond ``limit`` alone is cut by records, to be encoded again by the spooler."""
-    batch = _Submission([], None, [])
-    lines: list[bytes] = []
-    for submission in submissions:
-        if batch.records and len(batch.records) + len(submission.records) > limit:
-            yield _joined(batch, lines)
-            batch, lines = _Submission([], None, []), []
-        if len(submission.records) > limit or submission.lines is None:
-            records, bad = submission.records, submission.bad
-            for start in range(0, len(records), limit):
-                yield _Submission(records[start : start + limit], None, bad if start == 0 else [])
-            continue
-        batch.records += submission.records
-        batch.bad += submission.bad
-        lines.append(submission.lines)
-    if batch.records or batch.bad:
-        yield _joined(batch, lines)
-
-
-def _joined(batch: _Submission, lines: list[bytes]) -> _Submission:
-    batch.lines = b"".join(lines)
-    return batch
 
 
 def emf_line(service: str, sink: str, *, backlog: int, age: float, delta: dict[str, int], unhealthy: bool) -> str:

@@ -113,4 +113,4 @@ def test_a_submission_beyond_one_batch_is_cut_and_its_unencodable_record_set_asi
     _deliver(worker, [records])
     assert worker.quarantined == 1 and "basket" in next((tmp_path / "s-quarantine").iterdir()).read_text()
     assert sink.stored() == [r["uid"] for i, r in enumerate(records) if i != 3]
-    assert sink.ways == ["lines"] * 3, "cut into batches of at most 10, encoded again by the spooler"
+    assert sink.ways == ["lines"] * 3, "cut into batches of at most 10, by lines"

@@ -1,9 +1,11 @@
-"""A batch waiting for a sink that takes JSON lines is held as its bytes, not as records.
+"""Records handed to capture are held as their JSON lines from the moment they are submitted, not as dicts.
 
-Why (docs/bench-serving.md, session 10): held records are dicts that live long enough to reach the cyclic
-GC's older generations, and while a sink lagged behind under load their collections walked tens of
-thousands of them on the event loop (pauses up to 72 ms). The spooled bytes are one object the GC never
-walks; the sink gets them as they are, and records are decoded only where one is needed.
+Why (docs/bench-serving.md, sessions 10 and 11): held records are dicts that live long enough to reach the
+cyclic GC's older generations, and while a sink lagged behind under load their collections walked tens of
+thousands of them on the event loop (pauses up to 72 ms). And whoever drops the last reference to a batch of
+dicts frees them, holding the GIL: on the spooler thread that was a millisecond a batch of 1,000, during
+which the event loop waited. The bytes are one object the GC never walks and that is freed at once; the sink
+gets them as they are, and records are decoded only where one is needed.
 """
 
 from __future__ import annotations
@@ -108,3 +110,46 @@ def test_spooled_records_decode_only_what_is_asked() -> None:
     assert held._decoded is None  # the first record alone did not decode the batch
     assert held[1:] == records[1:] and list(held) == records
     assert len(SpooledRecords(b"", 0)) == 0 and not SpooledRecords(b"", 0)
+
+
+def test_records_waiting_to_be_spooled_are_held_as_bytes_not_dicts(tmp_path: Path) -> None:
+    """Queued for the next batch (not due for a minute): the writer keeps their lines and count, no dict."""
+    sink = GatedLinesSink()
+    sink.gate.set()
+    worker = SinkWorker(sink, Spool(tmp_path / "lines"), flush_records=1000, flush_seconds=60, poll_seconds=0.01)
+    worker.start()
+    uids = _submit(worker, 200)
+    assert worker.backlog() == 200
+    assert _live_record_dicts(uids) == 0
+    worker.close()
+    assert worker.delivered == 200
+    assert sorted(record["uid"] for lines in sink.stored for record in decode(lines)[0]) == sorted(uids)
+
+
+class GatedRecordsSink:
+    """Takes records only (no ``write_lines``); holds every write until the gate opens."""
+
+    name = "records"
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.stored: list[dict[str, Any]] = []
+
+    def write(self, records: Sequence[dict[str, Any]]) -> None:
+        self.gate.wait(30)
+        self.stored += records
+
+
+def test_batches_waiting_for_a_records_sink_hold_no_record_dicts(tmp_path: Path) -> None:
+    """A sink without ``write_lines`` gets its records decoded from the held bytes when its turn comes."""
+    sink = GatedRecordsSink()
+    worker = SinkWorker(sink, Spool(tmp_path / "records"), **FAST)
+    worker.start()
+    uids = _submit(worker, 200)
+    wait_until(lambda: worker.spooled == 200, 10, "every batch spooled while the sink holds the first one")
+    assert _live_record_dicts(uids) <= 20  # at most the batch the sink is holding, decoded for it
+    sink.gate.set()
+    wait_until(lambda: worker.delivered == 200, 10, "every batch delivered once the sink moves")
+    worker.close()
+    assert sorted(record["uid"] for record in sink.stored) == sorted(uids)
+    assert sink.stored[0]["output"] == {"label": 1, "probability": 0.5, "prediction": 1}

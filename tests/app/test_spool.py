@@ -77,9 +77,10 @@ def test_close_spools_what_a_dead_sink_cannot_take(tmp_path: Path) -> None:
 def test_full_queue_spills_to_the_spool_instead_of_dropping(tmp_path: Path) -> None:
     sink = FlakySink()
     worker = SinkWorker(sink, Spool(tmp_path), queue_size=10, flush_seconds=3600)
-    for start in range(0, 100, 5):  # thread not started: the queue fills after 10 submits
+    for start in range(0, 100, 5):  # thread not started: beyond 10 queued records, submit spools them itself
         worker.submit(_records(start, 5))
-    assert worker.spooled == 50
+        assert worker.backlog() - worker.spooled <= 10  # what waits for the spooler, in memory
+    assert worker.spooled >= 90 and worker.backlog() == 100
     worker.start()
     worker.close()
     assert sorted(sink.stored) == [f"{i:032x}" for i in range(100)]
@@ -90,3 +91,26 @@ def test_slots_are_exclusive_and_reusable(tmp_path: Path) -> None:
     assert (first.name, second.name) == ("slot-0", "slot-1")
     first.release()
     assert claim_slot(tmp_path).name == "slot-0"
+
+
+def test_an_unexpected_error_while_spooling_puts_the_batches_back_in_line(tmp_path: Path, caplog) -> None:
+    """A bug on the spooler thread is logged and the batches it had taken are spooled on its next round."""
+    sink = FlakySink()
+    worker = SinkWorker(sink, Spool(tmp_path), flush_records=5, flush_seconds=0.05, poll_seconds=0.01)
+    spool_lines = worker._spool_lines
+    failures = []
+
+    def fails_once(data: bytes, count: int, since: float) -> None:
+        if not failures:
+            failures.append(count)
+            raise RuntimeError("a bug")
+        spool_lines(data, count, since)
+
+    worker._spool_lines = fails_once  # type: ignore[method-assign]
+    for start in range(0, 20, 5):
+        worker.submit(_records(start, 5))
+    worker.start()
+    wait_until(lambda: len(sink.stored) == 20, 10, "every record delivered after the error")
+    worker.close()
+    assert failures == [5] and "spooler: unexpected error" in caplog.text
+    assert sorted(sink.stored) == [f"{i:032x}" for i in range(20)] and worker.backlog() == 0
