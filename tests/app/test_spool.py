@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import threading
 from pathlib import Path
+
+import pytest
 
 from app.capture import SinkWorker, Spool, claim_slot
 from tests.support.servers import wait_until
@@ -114,3 +118,28 @@ def test_an_unexpected_error_while_spooling_puts_the_batches_back_in_line(tmp_pa
     worker.close()
     assert failures == [5] and "spooler: unexpected error" in caplog.text
     assert sorted(sink.stored) == [f"{i:032x}" for i in range(20)] and worker.backlog() == 0
+
+
+def test_a_failed_segment_write_leaves_no_file_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.capture import spool as spool_module
+
+    spool = Spool(tmp_path)
+
+    def disk_full(fd: int, data: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(spool_module.os, "write", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        spool.write(b'{"uid":"a"}\n', 1)
+    assert list(tmp_path.iterdir()) == [] and (spool.segment_count, spool.bytes) == (0, 0)
+
+
+def test_short_writes_still_make_a_whole_segment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.capture import spool as spool_module
+
+    real_write = os.write
+    monkeypatch.setattr(spool_module.os, "write", lambda fd, data: real_write(fd, bytes(data)[:7]))
+    spool = Spool(tmp_path)
+    data = b"".join(b'{"uid":"%032x"}\n' % i for i in range(5))
+    segment = spool.write(data, 5)
+    assert segment.read_bytes() == data and [r["uid"] for r in spool.read(segment)] == [f"{i:032x}" for i in range(5)]
