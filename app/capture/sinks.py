@@ -27,10 +27,10 @@ _COLUMNS_WITHOUT_IDS = tuple(column for column in SQL_COLUMNS if column != IDS)
 
 
 class Sink(Protocol):
-    """Where records go. One optional method saves the deliverer work it would do holding the GIL:
-    ``write_lines(records, lines)``, for a sink that takes JSON lines: it gets its batches, live or replayed,
-    as the spool's bytes, and the writer holds a waiting batch as those bytes only (``S3Sink``, and
-    ``SqlProcessSink``, whose child process decodes them).
+    """Where records go. The writer holds every waiting batch as the spool's bytes only, and one optional
+    method saves the deliverer the work of decoding them, holding the GIL: ``write_lines(records, lines)``,
+    for a sink that takes JSON lines, gets its batches, live or replayed, as those bytes (``S3Sink``, and
+    ``SqlProcessSink``, whose child process decodes them). ``write`` gets the records decoded.
     """
 
     name: str
