@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from app.capture import SinkWorker, Spool, capture_records
 from app.capture.spool import SpooledRecords, decode
 from app.core import new_uids
@@ -47,6 +49,26 @@ class GatedLinesSink:
             raise ValueError(f"refused {self.refuse_uid}")
         self.stored.append(b"".join(b'{"uid":"%s"}\n' % r["uid"].encode() for r in records))
 
+    def uids(self) -> list[str]:
+        return [record["uid"] for lines in self.stored for record in decode(lines)[0]]
+
+
+class GatedRecordsSink:
+    """Takes records only (no ``write_lines``); holds every write until the gate opens."""
+
+    name = "records"
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.stored: list[dict[str, Any]] = []
+
+    def write(self, records: Sequence[dict[str, Any]]) -> None:
+        self.gate.wait(30)
+        self.stored += records
+
+    def uids(self) -> list[str]:
+        return [record["uid"] for record in self.stored]
+
 
 def _submit(worker: SinkWorker, count: int) -> set[str]:
     """Submit ``count`` records in batches of 20 and keep no reference to them here."""
@@ -73,20 +95,25 @@ def _live_record_dicts(uids: set[str]) -> int:
     return sum(1 for o in gc.get_objects() if type(o) is dict and isinstance(o.get("uid"), str) and o["uid"] in uids)
 
 
-def test_batches_waiting_for_a_lagging_lines_sink_hold_no_record_dicts(tmp_path: Path) -> None:
-    sink = GatedLinesSink()
-    worker = SinkWorker(sink, Spool(tmp_path / "gated"), **FAST)
+@pytest.mark.parametrize("takes", ["lines", "records"])
+def test_batches_waiting_for_a_lagging_sink_hold_no_record_dicts(tmp_path: Path, takes: str) -> None:
+    """A sink that takes JSON lines gets the held bytes; one without ``write_lines`` gets its records decoded
+    from them when its turn comes, so at most the batch it is holding exists as dicts."""
+    sink: GatedLinesSink | GatedRecordsSink = GatedLinesSink() if takes == "lines" else GatedRecordsSink()
+    worker = SinkWorker(sink, Spool(tmp_path / sink.name), **FAST)
     worker.start()
     uids = _submit(worker, 200)
     wait_until(lambda: worker.spooled == 200, 10, "every batch spooled while the sink holds the first one")
     assert worker.delivered == 0
-    assert _live_record_dicts(uids) == 0  # held as bytes only
+    assert _live_record_dicts(uids) <= (0 if takes == "lines" else FAST["flush_records"])
     sink.gate.set()
     wait_until(lambda: worker.delivered == 200, 10, "every batch delivered once the sink moves")
     worker.close()
-    stored = [record["uid"] for lines in sink.stored for record in decode(lines)[0]]
-    assert sorted(stored) == sorted(uids)
-    assert len(sink.first_uids) == len(sink.stored)  # the first record (S3's key) read from the bytes
+    assert sorted(sink.uids()) == sorted(uids)
+    if isinstance(sink, GatedLinesSink):
+        assert len(sink.first_uids) == len(sink.stored)  # the first record (S3's key) read from the bytes
+    else:
+        assert sink.stored[0]["output"] == {"label": 1, "probability": 0.5, "prediction": 1}
 
 
 def test_a_refused_record_in_held_bytes_is_found_and_only_it_set_aside(tmp_path: Path) -> None:
@@ -124,32 +151,3 @@ def test_records_waiting_to_be_spooled_are_held_as_bytes_not_dicts(tmp_path: Pat
     worker.close()
     assert worker.delivered == 200
     assert sorted(record["uid"] for lines in sink.stored for record in decode(lines)[0]) == sorted(uids)
-
-
-class GatedRecordsSink:
-    """Takes records only (no ``write_lines``); holds every write until the gate opens."""
-
-    name = "records"
-
-    def __init__(self) -> None:
-        self.gate = threading.Event()
-        self.stored: list[dict[str, Any]] = []
-
-    def write(self, records: Sequence[dict[str, Any]]) -> None:
-        self.gate.wait(30)
-        self.stored += records
-
-
-def test_batches_waiting_for_a_records_sink_hold_no_record_dicts(tmp_path: Path) -> None:
-    """A sink without ``write_lines`` gets its records decoded from the held bytes when its turn comes."""
-    sink = GatedRecordsSink()
-    worker = SinkWorker(sink, Spool(tmp_path / "records"), **FAST)
-    worker.start()
-    uids = _submit(worker, 200)
-    wait_until(lambda: worker.spooled == 200, 10, "every batch spooled while the sink holds the first one")
-    assert _live_record_dicts(uids) <= 20  # at most the batch the sink is holding, decoded for it
-    sink.gate.set()
-    wait_until(lambda: worker.delivered == 200, 10, "every batch delivered once the sink moves")
-    worker.close()
-    assert sorted(record["uid"] for record in sink.stored) == sorted(uids)
-    assert sink.stored[0]["output"] == {"label": 1, "probability": 0.5, "prediction": 1}
