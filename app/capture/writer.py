@@ -198,11 +198,11 @@ class SinkWorker:
                 self._open = None
             self._queued += count
             late = None
-            if self._queued > self.queue_size:  # the spooler lags far behind (a disk that hangs): write here
-                late = self._sealed.popleft() if self._sealed else self._open  # rather than grow memory unbounded
-                if late is self._open:
-                    self._open = None
-                assert late is not None
+            if self._queued > self.queue_size:  # the spooler lags far behind (a disk that hangs): write the
+                if self._sealed:  # oldest batch here rather than grow memory without bound
+                    late = self._sealed.popleft()
+                else:
+                    late, self._open = batch, None
                 self._queued -= late.count
         if late is not None:
             self._spool_batch(late)
@@ -283,9 +283,10 @@ class SinkWorker:
             try:
                 self._spool_batch(batch)
             except Exception:
+                left = taken[index:]
                 with self._batch_lock:
-                    self._sealed.extendleft(reversed(taken[index:]))
-                    back = sum(batch.count for batch in taken[index:])
+                    self._sealed.extendleft(reversed(left))
+                    back = sum(waiting.count for waiting in left)
                     self._queued += back
                     self._spooling -= back
                 raise
